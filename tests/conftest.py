@@ -1,0 +1,36 @@
+"""Shared fixtures: real data location, a real backend process, key files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+def data_path(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with the reason."""
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (it lives in ../shared/data beside the "
+                    "checkout on developer machines and in CI)")
+    return path
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    from shared.protocol.keys import ensure_key_file
+
+    path, _ = ensure_key_file(tmp_path / "keys" / "hmac.key")
+    return path
+
+
+@pytest.fixture
+def backend(key_file: Path):
+    """A real ``facecast serve`` child process on a free loopback port."""
+    from backend.server.launcher import BackendProcess
+
+    with BackendProcess(key_file=key_file, extra_args=["--client-timeout", "2"]) as proc:
+        yield proc
