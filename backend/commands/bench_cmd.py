@@ -1,0 +1,24 @@
+"""``facecast bench``: benchmarks that print the numbers the README reports."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure speed and quality; prints a table")
+    bs = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    proto = bs.add_parser("protocol", help="protocol vs raw ZeroMQ throughput and latency")
+    proto.add_argument("--frames", type=int, default=400, help="frames per stream")
+    proto.add_argument("--size", type=int, default=512, help="frame side (RGBA float16)")
+    proto.add_argument("--credit", type=int, default=16, help="credit window (frames)")
+    proto.add_argument("--repeats", type=int, default=3, help="runs of each; best is kept")
+    proto.set_defaults(func=_protocol)
+
+
+def _protocol(args: argparse.Namespace) -> int:
+    from backend.bench.protocol_bench import run_protocol_bench
+
+    run_protocol_bench(frames=args.frames, size=args.size, credit=args.credit,
+                       repeats=args.repeats)
+    return 0

@@ -1,0 +1,39 @@
+"""``info``: what this backend is and can do (device, versions, job kinds)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+from shared import __version__
+from shared.protocol import MAJOR_VERSION, MINOR_VERSION
+
+from . import registry
+from .base import Job, JobContext
+
+_STARTED = time.time()
+
+
+def device_info() -> dict[str, Any]:
+    """Torch version and the compute device jobs will use."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return {"torch": None, "device": "cpu"}
+    cuda = torch.cuda.is_available()
+    return {"torch": torch.__version__, "device": "cuda" if cuda else "cpu",
+            "gpu": torch.cuda.get_device_name(0) if cuda else None,
+            "cpu_threads": torch.get_num_threads()}
+
+
+@registry.register
+class InfoJob(Job):
+    kind = "info"
+    description = "Describe the backend: versions, device, job kinds"
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        return {"facecast": __version__, "protocol": [MAJOR_VERSION, MINOR_VERSION],
+                "python": platform.python_version(), "platform": platform.platform(),
+                "uptime_s": time.time() - _STARTED, "jobs": registry.kinds(),
+                **device_info()}
