@@ -1,0 +1,217 @@
+"""Version-tolerant wrappers over Blender APIs that changed between 4.2 LTS and 5.x.
+
+Why: Facecast supports Blender 4.2 LTS through 5.x from one code base, and users cite
+"no breakage on Blender upgrades" as a top request. Every API that moved is reached
+through this module, which picks the right spelling by *feature detection* (hasattr),
+never by version number, so point releases that back-port or drop an alias still work.
+
+What changed (from the Python API change logs and release notes):
+
+* Sequencer: 4.2/4.3 use ``SequenceEditor.sequences`` / ``sequences_all``; 4.4 renamed
+  them ``strips`` / ``strips_all`` (old names kept as deprecated aliases in 4.4/4.5);
+  5.0 removed the old names. ``new_image`` / ``new_sound`` kept their arguments.
+* Sequencer scene: 5.0 added ``context.sequencer_scene`` (the VSE can show a scene other
+  than the active one); before 5.0 the VSE always shows ``context.scene``.
+* Actions: 4.2/4.3 keep F-curves directly on ``Action.fcurves`` and key the ID type
+  with ``Action.id_root``. 4.4 introduced slotted actions (slots + layers + keyframe
+  strips + channelbags) and ``AnimData.action_slot``; 4.4/4.5 still offer
+  ``Action.fcurves`` as a legacy proxy for the first slot; 5.0 removed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import bpy
+import numpy as np
+
+# --------------------------------------------------------------------------------------
+# Sequencer
+
+
+def ensure_sequence_editor(scene: bpy.types.Scene) -> bpy.types.SequenceEditor:
+    """Return the scene's sequence editor, creating it when the scene has none yet."""
+    if scene.sequence_editor is None:
+        scene.sequence_editor_create()
+    return scene.sequence_editor
+
+
+def sequencer_strips(scene: bpy.types.Scene) -> Any:
+    """Top-level strips collection (``strips`` in 4.4+, ``sequences`` before)."""
+    editor = ensure_sequence_editor(scene)
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def sequencer_strips_all(scene: bpy.types.Scene) -> Any:
+    """All strips including those inside meta strips (``strips_all`` / ``sequences_all``)."""
+    editor = ensure_sequence_editor(scene)
+    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+def sequencer_scene(context: bpy.types.Context) -> bpy.types.Scene | None:
+    """The scene the sequencer shows: ``context.sequencer_scene`` (5.0+) or ``context.scene``.
+
+    In 5.0 a workspace may have no sequencer scene yet (None); we then fall back to the
+    active scene, which is also what 4.x always used, so the user still gets a result.
+    """
+    scene = getattr(context, "sequencer_scene", None)
+    return scene if scene is not None else context.scene
+
+
+def new_image_strip(
+    scene: bpy.types.Scene,
+    name: str,
+    filepath: str,
+    channel: int,
+    frame_start: int,
+    fit_method: str = "ORIGINAL",
+) -> Any:
+    """Add an image strip (one frame of ``filepath``; append more via ``strip.elements``)."""
+    return sequencer_strips(scene).new_image(
+        name=name,
+        filepath=filepath,
+        channel=channel,
+        frame_start=frame_start,
+        fit_method=fit_method,
+    )
+
+
+def new_sound_strip(
+    scene: bpy.types.Scene, name: str, filepath: str, channel: int, frame_start: int
+) -> Any:
+    """Add a sound strip for ``filepath`` starting at ``frame_start``."""
+    return sequencer_strips(scene).new_sound(
+        name=name, filepath=filepath, channel=channel, frame_start=frame_start
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Actions and F-curves
+
+
+def has_slotted_actions() -> bool:
+    """True on Blender 4.4+, where actions have slots, layers and channelbags."""
+    return hasattr(bpy.types, "ActionSlot")
+
+
+def ensure_slot(action: bpy.types.Action, id_data: bpy.types.ID) -> Any | None:
+    """Return the slot of ``action`` meant for ``id_data``, creating it if needed.
+
+    Returns None on 4.2/4.3, which have no slots. The slot is named after the ID so
+    Blender's own auto-assignment (which matches slot names) agrees with ours.
+    """
+    if not has_slotted_actions():
+        return None
+    for slot in action.slots:
+        if slot.target_id_type == id_data.id_type and slot.name_display == id_data.name:
+            return slot
+    return action.slots.new(id_type=id_data.id_type, name=id_data.name)
+
+
+def ensure_channelbag(action: bpy.types.Action, slot: Any) -> Any:
+    """Return the channelbag holding ``slot``'s F-curves, creating layer/strip if needed.
+
+    Blender 4.4-5.0 support a single layer with a single keyframe strip, so we reuse
+    the first ones when present instead of stacking new layers.
+    """
+    if len(action.layers) == 0:
+        action.layers.new("Layer")
+    layer = action.layers[0]
+    if len(layer.strips) == 0:
+        layer.strips.new(type="KEYFRAME")
+    return layer.strips[0].channelbag(slot, ensure=True)
+
+
+def fcurves_for(action: bpy.types.Action, id_data: bpy.types.ID) -> Any:
+    """The F-curve collection in ``action`` that animates ``id_data``.
+
+    4.4+: the channelbag of the ID's slot. 4.2/4.3: ``action.fcurves``, after setting
+    ``id_root`` so Blender only offers the action for this kind of ID. Either way the
+    result supports ``.new(data_path, index=...)``, ``.find(...)`` and iteration.
+    """
+    slot = ensure_slot(action, id_data)
+    if slot is not None:
+        return ensure_channelbag(action, slot).fcurves
+    if getattr(action, "id_root", None) in (None, "", "UNSPECIFIED") or len(action.fcurves) == 0:
+        action.id_root = id_data.id_type
+    return action.fcurves
+
+
+def assign_action(id_data: bpy.types.ID, action: bpy.types.Action) -> bpy.types.Action | None:
+    """Make ``id_data`` play ``action`` (and its slot on 4.4+); return the action it had.
+
+    The previous action gets a fake user so it survives saving even with no other
+    users: we must never make an animator's existing work disappear.
+    """
+    anim = id_data.animation_data or id_data.animation_data_create()
+    previous = anim.action
+    if previous is not None and previous != action and previous.users <= 1:
+        previous.use_fake_user = True
+    anim.action = action
+    slot = ensure_slot(action, id_data)
+    if slot is not None and anim.action_slot != slot:
+        anim.action_slot = slot
+    return previous
+
+
+def _enum_value(struct: type, prop: str, identifier: str) -> int:
+    return struct.bl_rna.properties[prop].enum_items[identifier].value
+
+
+def write_fcurve(
+    fcurves: Any,
+    data_path: str,
+    frames: Sequence[float] | np.ndarray,
+    values: Sequence[float] | np.ndarray,
+    index: int = 0,
+    interpolation: str = "LINEAR",
+    group: str = "",
+    replace: bool = False,
+) -> bpy.types.FCurve:
+    """Write one F-curve with bulk ``foreach_set`` (fast for thousands of keys).
+
+    Per-frame ARKit weights are dense samples, so LINEAR is the default interpolation:
+    Bezier with auto handles would overshoot between neighbouring frames. An existing
+    curve with keys is only overwritten when ``replace`` is True, so a caller cannot
+    silently destroy an animator's keys.
+    """
+    frames = np.asarray(frames, dtype=np.float32).ravel()
+    values = np.asarray(values, dtype=np.float32).ravel()
+    if frames.shape != values.shape:
+        raise ValueError(f"{data_path}: {frames.size} frames but {values.size} values")
+    if not np.all(np.isfinite(frames)) or not np.all(np.isfinite(values)):
+        raise ValueError(f"{data_path}: frames and values must be finite numbers")
+    if frames.size > 1 and np.any(np.diff(frames) <= 0):
+        raise ValueError(f"{data_path}: frames must be strictly increasing")
+
+    fcurve = fcurves.find(data_path, index=index)
+    if fcurve is not None and len(fcurve.keyframe_points) and not replace:
+        raise ValueError(f"{data_path}[{index}] already has keys; pass replace=True to overwrite")
+    if fcurve is None:
+        fcurve = fcurves.new(data_path, index=index, **_group_kwarg(fcurves, group))
+    else:
+        fcurve.keyframe_points.clear()
+
+    n = frames.size
+    points = fcurve.keyframe_points
+    points.add(n)
+    co = np.empty(2 * n, dtype=np.float32)
+    co[0::2], co[1::2] = frames, values
+    points.foreach_set("co", co)
+    # Handles on the points themselves keep BEZIER/auto-clamped evaluation sane too.
+    points.foreach_set("handle_left", co)
+    points.foreach_set("handle_right", co)
+    interp = _enum_value(bpy.types.Keyframe, "interpolation", interpolation)
+    points.foreach_set("interpolation", np.full(n, interp, dtype=np.int32))
+    fcurve.update()
+    return fcurve
+
+
+def _group_kwarg(fcurves: Any, group: str) -> dict[str, str]:
+    """F-curve group argument: ``group_name`` on channelbags, ``action_group`` on 4.2/4.3."""
+    if not group:
+        return {}
+    params = fcurves.bl_rna.functions["new"].parameters
+    name = "group_name" if "group_name" in params else "action_group"
+    return {name: group}
