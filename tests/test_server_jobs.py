@@ -177,3 +177,20 @@ def test_backend_not_running_is_a_clear_error(key_file) -> None:
     with pytest.raises(FacecastError, match="no backend answered") as info:
         BlockingClient(address, key=load_key(key_file), timeout_s=1)
     assert "facecast serve" in info.value.message
+
+
+def test_sigterm_ends_running_jobs_with_a_final_error(key_file) -> None:
+    with BackendProcess(key_file=key_file) as backend:
+        client = Client(backend.endpoint, key=load_key(key_file))
+        client.connect()
+        job = client.submit("stream_test", {"n_frames": 100_000, "delay_s": 0.01})
+        assert wait_for(lambda: any(e.kind == MsgType.FRAME for e in client.poll(20)))
+        backend.proc.terminate()
+        events: list = []
+        assert wait_for(lambda: (events.extend(client.poll(20)), any(e.final for e in events))[1])
+        final = [e for e in events if e.final]
+        assert final[0].job == job and final[0].kind == MsgType.ERROR
+        assert "shut down" in final[0].body["message"] and final[0].body["retryable"]
+        assert backend.proc.wait(5) == 0
+        assert "backend stopped" in backend.log_tail()
+        client.close()

@@ -125,17 +125,12 @@ class Server:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        # Tell clients first (a shutdown is not their cancel), then stop the workers.
         for rec in list(self.jobs.values()):
+            self._final(rec, MsgType.ERROR, error_body(
+                ErrorCode.UNAVAILABLE, "the backend shut down during this job — start it "
+                "again and retry", retryable=True))
             rec.ctx.cancel()
-        deadline = time.monotonic() + 2.0
-        while any(not r.final_sent for r in self.jobs.values()) and time.monotonic() < deadline:
-            time.sleep(0.02)
-            self._send_outbox()
-        for rec in list(self.jobs.values()):
-            if not rec.final_sent:
-                self._final(rec, MsgType.ERROR, error_body(
-                    ErrorCode.UNAVAILABLE, "the backend shut down during this job",
-                    retryable=True))
         self.executor.shutdown(wait=False)
         self.outbox.close()
         self.wake.close(linger=0)
