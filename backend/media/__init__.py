@@ -1,0 +1,1 @@
+"""Writing finished media: MP4 with sound, atomically."""
