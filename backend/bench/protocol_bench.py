@@ -17,6 +17,7 @@ from pathlib import Path
 import zmq
 
 from shared.protocol import BlockingClient, MsgType, load_key
+from shared.protocol.signing import MAC_NAMES, default_mac
 
 from ..server.launcher import BackendProcess
 
@@ -83,7 +84,8 @@ def run_protocol_bench(frames: int = 400, size: int = 512, credit: int = 16,
           f"({mb:.2f} MB each), credit {credit}, best of {repeats}, TCP loopback")
     print("| path | frames/s | MB/s |\n|---|---|---|")
     print(f"| raw pyzmq PUSH/PULL | {raw:.0f} | {raw * mb:.0f} |")
-    print(f"| facecast protocol (HMAC-SHA256, credit) | {proto:.0f} | {proto * mb:.0f} |")
+    print(f"| facecast protocol ({MAC_NAMES[default_mac()]}, credit) | {proto:.0f} | "
+          f"{proto * mb:.0f} |")
     print(f"ratio protocol/raw: {ratio:.1%}  (target >= 90%)")
     print(f"job round trip (SUBMIT -> ACCEPTED -> DONE): median {p50:.2f} ms, p99 {p99:.2f} ms")
     return {"raw_fps": raw, "protocol_fps": proto, "ratio": ratio, "rtt_p50_ms": p50,
