@@ -34,3 +34,15 @@ def backend(key_file: Path):
 
     with BackendProcess(key_file=key_file, extra_args=["--client-timeout", "2"]) as proc:
         yield proc
+
+
+@pytest.fixture
+def zeroed_clip(tmp_path: Path) -> Path:
+    """d12.mp4 with its header intact and every coded picture zeroed: it opens, nothing
+    decodes — the 'corrupt video' case."""
+    data = bytearray(data_path("clips", "d12.mp4").read_bytes())
+    moov = data.find(b"moov")
+    data[64:moov - 8] = bytes(moov - 8 - 64)
+    bad = tmp_path / "zeroed.mp4"
+    bad.write_bytes(bytes(data))
+    return bad
