@@ -9,13 +9,14 @@ ABI(s) it names and Blender changed Python between releases:
 
 * ``facecast-<version>-cp311.zip``  for Blender 4.2 - 5.0 (Python 3.11),
 * ``facecast-<version>-cp313.zip``  for Blender 5.1+   (Python 3.13; pyzmq ships
-  ``cp312-abi3`` wheels, msgpack has no abi3 build so its ``cp313`` wheels are used).
+  ``cp312-abi3`` wheels, msgpack and blake3 have no abi3 build so their ``cp313``
+  wheels are used).
 
 Each zip holds the add-on modules from ``blender_addon/`` at its root (Blender installs
 an extension as a package named after its id, so the code becomes ``bl_ext.<repo>.facecast``),
 the repo's ``shared/`` package vendored as ``facecast/shared/`` (so add-on code writes
 ``from .shared.blendshapes import ...`` and never touches ``sys.path``), the pyzmq and
-msgpack wheels for four platforms under ``wheels/``, and a generated
+msgpack and blake3 wheels for four platforms under ``wheels/``, and a generated
 ``blender_manifest.toml``.
 
 Every zip is then checked with Blender's own validator (``blender_ext.py validate``,
@@ -47,16 +48,26 @@ MANIFEST_NAME = "blender_manifest.toml"
 # Pinned so every build bundles the same bytes; keep in step with pyproject's floor.
 PYZMQ_VERSION = "27.3.0"
 MSGPACK_VERSION = "1.2.4"
-BUNDLED = (("pyzmq", PYZMQ_VERSION), ("msgpack", MSGPACK_VERSION))
+# blake3: shared/protocol/signing.py prefers BLAKE3-keyed MACs (~3.5x faster than HMAC on
+# frame streams) and falls back to HMAC without it, so bundling it makes renders stream
+# at full speed inside Blender; it ships cp311 and cp313 wheels for all four platforms.
+BLAKE3_VERSION = "1.0.11"
+BUNDLED = (
+    ("pyzmq", PYZMQ_VERSION),
+    ("msgpack", MSGPACK_VERSION),
+    ("blake3", BLAKE3_VERSION),
+)
 
-# Blender platform name -> pip ``--platform`` tag. The tags are the *newest* a wheel may
-# need: pip also accepts older manylinux / macOS tags and universal2 for these, and the
-# floors match what official Blender 4.2+ builds run on (glibc 2.28, macOS 11).
-PLATFORMS: dict[str, str] = {
-    "linux-x64": "manylinux_2_28_x86_64",
-    "windows-x64": "win_amd64",
-    "macos-arm64": "macosx_11_0_arm64",
-    "macos-x64": "macosx_11_0_x86_64",
+# Blender platform name -> pip ``--platform`` tags. The first tag is the *newest* a wheel
+# may need, matching what official Blender 4.2+ builds run on (glibc 2.28, macOS 11).
+# pip expands a macOS tag to older macOS versions and universal2 by itself, but NOT a
+# ``manylinux_2_28`` tag to older glibc floors, so the older manylinux tags that wheels
+# such as blake3's (``manylinux_2_17`` / ``manylinux2014``) carry are listed explicitly.
+PLATFORMS: dict[str, tuple[str, ...]] = {
+    "linux-x64": ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
+    "windows-x64": ("win_amd64",),
+    "macos-arm64": ("macosx_11_0_arm64",),
+    "macos-x64": ("macosx_11_0_x86_64",),
 }
 
 # Modules the add-on may never pull in: torch is the backend's job (hundreds of MB and
@@ -159,7 +170,7 @@ def _matching_wheels(directory: Path, package: str, version: str) -> list[Path]:
 
 
 def _pip_download(
-    dest: Path, target: Target, platform_tag: str, offline: Path | None
+    dest: Path, target: Target, platform_tags: Sequence[str], offline: Path | None
 ) -> subprocess.CompletedProcess[str]:
     """Ask pip for this target's pinned wheels on one platform.
 
@@ -176,7 +187,8 @@ def _pip_download(
     cmd = [
         *(sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet"),
         *("--only-binary=:all:", "--no-deps", "--implementation", "cp"),
-        *("--platform", platform_tag, "--python-version", target.python_version),
+        *(arg for tag in platform_tags for arg in ("--platform", tag)),
+        *("--python-version", target.python_version),
         *("--abi", target.abi, "-d", str(dest)),
         *sources,
         *(f"{name}=={version}" for name, version in BUNDLED),
@@ -192,12 +204,12 @@ def fetch_wheels(target: Target, cache: Path, offline: Path | None) -> dict[str,
     touches the network. With ``offline`` the network is never used at all.
     """
     result: dict[str, list[Path]] = {}
-    for blender_platform, platform_tag in PLATFORMS.items():
+    for blender_platform, platform_tags in PLATFORMS.items():
         dest = cache / target.tag / blender_platform
         dest.mkdir(parents=True, exist_ok=True)
         have = [w for name, ver in BUNDLED for w in _matching_wheels(dest, name, ver)]
         if len(have) < len(BUNDLED):
-            proc = _pip_download(dest, target, platform_tag, offline)
+            proc = _pip_download(dest, target, platform_tags, offline)
             if proc.returncode != 0:
                 hint = (
                     f"Put the wheels in {offline}."
@@ -206,7 +218,7 @@ def fetch_wheels(target: Target, cache: Path, offline: Path | None) -> dict[str,
                 )
                 raise BuildError(
                     f"could not get {', '.join(f'{n}=={v}' for n, v in BUNDLED)} wheels for "
-                    f"{target.tag}/{blender_platform} ({platform_tag}): "
+                    f"{target.tag}/{blender_platform} ({', '.join(platform_tags)}): "
                     f"{proc.stderr.strip()[-800:]}\n{hint}"
                 )
         wheels = []

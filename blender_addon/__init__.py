@@ -13,7 +13,13 @@ from __future__ import annotations
 from types import ModuleType
 
 # Registration order matters: preferences first (other modules read them), UI last.
-_SUBMODULES = ("preferences", "rig_operators")
+_SUBMODULES = (
+    "preferences",
+    "rig_operators",
+    "facecast_properties",
+    "facecast_operators",
+    "facecast_panel",
+)
 
 
 def _submodules() -> list[ModuleType]:

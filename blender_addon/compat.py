@@ -215,3 +215,43 @@ def _group_kwarg(fcurves: Any, group: str) -> dict[str, str]:
     params = fcurves.bl_rna.functions["new"].parameters
     name = "group_name" if "group_name" in params else "action_group"
     return {name: group}
+
+
+def assigned_fcurves(id_data: bpy.types.ID) -> list[bpy.types.FCurve]:
+    """The F-curves that currently animate ``id_data`` (read-only; creates nothing).
+
+    4.4+: the channelbag of the assigned action's assigned slot (5.0 has no
+    ``Action.fcurves``); 4.2/4.3: ``action.fcurves``. Empty when nothing is assigned.
+    Used to *sample* animation by evaluating curves instead of stepping the scene's
+    frame, which would re-evaluate the whole depsgraph once per frame.
+    """
+    anim = getattr(id_data, "animation_data", None)
+    action = anim.action if anim is not None else None
+    if action is None:
+        return []
+    if not has_slotted_actions():
+        return list(action.fcurves)
+    slot = anim.action_slot
+    if slot is None:
+        return []
+    for layer in action.layers:
+        for strip in layer.strips:
+            bag = strip.channelbag(slot)
+            if bag is not None:
+                return list(bag.fcurves)
+    return []
+
+
+def find_assigned_fcurve(id_data: bpy.types.ID, data_path: str,
+                         index: int = 0) -> bpy.types.FCurve | None:
+    """The F-curve animating ``data_path[index]`` of ``id_data``, if any."""
+    for fcurve in assigned_fcurves(id_data):
+        if fcurve.data_path == data_path and fcurve.array_index == index:
+            return fcurve
+    return None
+
+
+def evaluate_fcurve(fcurve: bpy.types.FCurve, frames: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``fcurve`` evaluated at each frame (float32), honouring muted curves as absent."""
+    return np.fromiter((fcurve.evaluate(float(f)) for f in frames), dtype=np.float32,
+                       count=len(frames))

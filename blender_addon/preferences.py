@@ -1,8 +1,9 @@
 """Add-on preferences: where the backend lives and how long to wait for it.
 
 Stored in Blender's user preferences (not the .blend) because they describe this
-machine's setup, not a project. Spawning the local backend is implemented elsewhere;
-this module only holds the settings and shows them.
+machine's setup, not a project. Spawning the local backend lives in ``backend_link``
+(``LocalBackend``, driven through ``runtime``); this module holds the settings and shows
+the backend's running/stopped/error state with Start/Stop buttons.
 
 No ``from __future__ import annotations`` here: Blender reads the property
 annotations of registered classes as live objects, not strings.
@@ -90,8 +91,9 @@ class FacecastPreferences(bpy.types.AddonPreferences):
     backend_executable: StringProperty(
         name="Backend Executable",
         description=(
-            "The facecast command (or a wrapper script) used to start the local backend; "
-            "empty uses 'facecast' found on PATH"
+            "The facecast command (or a wrapper script, or a Python interpreter that has "
+            "the backend installed: it runs 'python -m backend.cli serve') used to start "
+            "the local backend; empty uses 'facecast' found on PATH"
         ),
         subtype="FILE_PATH",
         default="",
@@ -108,6 +110,15 @@ class FacecastPreferences(bpy.types.AddonPreferences):
         col.prop(self, "connect_timeout")
         col.prop(self, "job_timeout")
 
+        if not bpy.app.online_access:
+            from .backend_link import is_local_address
+
+            if not is_local_address(self.backend_address):
+                box = col.box()
+                box.alert = True
+                box.label(text="Online access is disabled: only a backend on this machine "
+                          "can be used", icon="ERROR")
+
         col = layout.column(heading="Local Backend")
         col.prop(self, "start_local_backend")
         sub = col.column()
@@ -121,6 +132,9 @@ class FacecastPreferences(bpy.types.AddonPreferences):
             sub.label(text="That file does not exist or is not executable", icon="ERROR")
         else:
             sub.label(text=f"'{BACKEND_COMMAND}' not found on PATH; set it above", icon="ERROR")
+        from .facecast_panel import draw_backend_status
+
+        draw_backend_status(layout.box())
 
 
 _CLASSES = (FacecastPreferences,)

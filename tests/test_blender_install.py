@@ -74,7 +74,7 @@ def test_install_enable_and_demo_rig(zips: dict[str, Path], tmp_path: Path) -> N
     assert r["prefs"]["backend_address"] == "tcp://127.0.0.1:5557"
     assert r["prefs"]["connect_timeout"] > 0 and r["prefs"]["job_timeout"] > 0
     # Blender unpacked this platform's bundled wheels into the extensions' site-packages.
-    assert {"zmq", "msgpack"} <= set(r["site_packages"])
+    assert {"zmq", "msgpack", "blake3"} <= set(r["site_packages"])
     assert r["shared_version"] == build_addon.read_version()
 
     assert r["create"] == ["FINISHED"]

@@ -1,0 +1,161 @@
+"""The Facecast sidebar panel, in the 3D View (animators) and the Sequencer (editors).
+
+One draw function serves both editors; the panel classes for each space are made by
+:func:`_panel_classes` so the two can never drift apart. Errors are drawn in the panel
+in red, because the console is where nobody looks.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import bpy
+
+from . import runtime
+from .shared.emotions import EMOTIONS
+
+_STATE_ICONS = {"connected": "CHECKMARK", "running": "CHECKMARK", "starting": "TIME",
+                "connecting": "TIME", "stopped": "RADIOBUT_OFF", "error": "ERROR"}
+
+
+def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE", width: int = 48,
+             alert: bool = False) -> None:
+    col = layout.column(align=True)
+    col.alert = alert
+    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
+def draw_backend_status(layout: bpy.types.UILayout) -> None:
+    """Running/stopped/error line plus Start/Stop/Connect (shared with the preferences)."""
+    state, text = runtime.backend_status()
+    row = layout.row(align=True)
+    row.alert = state == "error"
+    row.label(text=f"Backend: {state}", icon=_STATE_ICONS.get(state, "NONE"))
+    if runtime.SESSION.local.proc is not None:
+        row.operator("facecast.stop_backend", text="", icon="PAUSE")
+    else:
+        row.operator("facecast.start_backend", text="", icon="PLAY")
+    row.operator("facecast.connect", text="", icon="FILE_REFRESH")
+    if state == "error" and text:
+        _wrapped(layout, text, alert=True)
+
+
+def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    scene = context.scene
+    s = scene.facecast
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+
+    draw_backend_status(layout.box())
+
+    col = layout.column()
+    col.prop(s, "audio_source", expand=True)
+    if s.audio_source == "STRIP":
+        col.prop(s, "sound_strip", icon="SOUND")
+    else:
+        col.prop(s, "audio_file")
+        col.prop(s, "audio_start_frame")
+    col.prop(s, "scene_range_only")
+    col.prop(s, "target")
+    col.prop(s, "subject", icon="USER")
+
+    box = layout.box()
+    box.label(text="Shape-Key Mapping", icon="SHAPEKEY_DATA")
+    row = box.row()
+    row.template_list("FACECAST_UL_overrides", "", s, "mapping_overrides", s,
+                      "mapping_index", rows=2)
+    sub = row.column(align=True)
+    sub.operator("facecast.mapping_add", text="", icon="ADD")
+    sub.operator("facecast.mapping_remove", text="", icon="REMOVE")
+    box.operator("facecast.check_mapping", icon="VIEWZOOM")
+    if s.mapping_report:
+        _wrapped(box, s.mapping_report, icon="INFO")
+
+    box = layout.box()
+    box.label(text="Emotions (animatable)", icon="KEYINGSET")
+    col = box.column(align=True)
+    col.use_property_decorate = True  # the keyframe dots: key them right here
+    for name in EMOTIONS:
+        col.prop(s, name, slider=True)
+    col.separator()
+    col.prop(s, "intensity", slider=True)
+    box.operator("facecast.key_emotion", icon="KEY_HLT")
+
+    box = layout.box()
+    box.label(text="Options", icon="PREFERENCES")
+    col = box.column()
+    col.prop(s, "seed")
+    col.prop(s, "variation", slider=True)
+    col.prop(s, "head_motion")
+    col.prop(s, "blinks")
+    col.prop(s, "head_target")
+    col.prop(s, "landmark_empties")
+    col.prop(s, "replace_existing")
+    col.prop(s, "render_source")
+
+    col = layout.column(align=True)
+    col.scale_y = 1.3
+    busy = runtime.SESSION.busy
+    row = col.row(align=True)
+    row.enabled = not busy
+    row.operator("facecast.generate", icon="SHAPEKEY_DATA")
+    row = col.row(align=True)
+    row.enabled = not busy
+    row.operator("facecast.render_to_sequencer", icon="SEQUENCE")
+
+    if s.job_kind or busy:
+        box = layout.box()
+        label = f"{s.job_kind.title()}: {s.status}" if s.job_kind else s.status
+        if hasattr(box, "progress"):  # UILayout.progress exists from Blender 4.0
+            box.progress(factor=s.progress, type="BAR", text=f"{s.progress * 100:.0f}%")
+        else:
+            box.label(text=f"{s.progress * 100:.0f}%")
+        _wrapped(box, label)
+        if busy:
+            box.operator("facecast.cancel", icon="CANCEL")
+    if s.last_error:
+        _wrapped(layout.box(), s.last_error, icon="ERROR", alert=True)
+
+
+class FACECAST_UL_overrides(bpy.types.UIList):
+    """ARKit name -> shape key rows; an empty shape key leaves that channel unmapped."""
+
+    def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout,
+                  data: object, item: object, icon: int, active_data: object,
+                  active_propname: str, index: int = 0, flt_flag: int = 0) -> None:
+        row = layout.row(align=True)
+        row.prop(item, "arkit", text="", emboss=True)
+        row.label(icon="FORWARD")
+        row.prop(item, "shape_key", text="", emboss=True)
+
+
+def _panel_classes() -> tuple[type, ...]:
+    classes = []
+    for space, suffix in (("VIEW_3D", "view3d"), ("SEQUENCE_EDITOR", "sequencer")):
+        attrs = {
+            "bl_idname": f"FACECAST_PT_{suffix}",
+            "bl_label": "Facecast",
+            "bl_space_type": space,
+            "bl_region_type": "UI",
+            "bl_category": "Facecast",
+            "__doc__": "Speech + emotion keys -> face animation and NeRF frames",
+            "draw": lambda self, context: draw_panel(self.layout, context),
+            "poll": classmethod(lambda cls, context: context.scene is not None and
+                                hasattr(context.scene, "facecast")),
+        }
+        classes.append(type(f"FACECAST_PT_{suffix}", (bpy.types.Panel,), attrs))
+    return tuple(classes)
+
+
+_CLASSES = (FACECAST_UL_overrides, *_panel_classes())
+
+
+def register() -> None:
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(_CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,177 @@
+"""Per-scene Facecast settings (``scene.facecast``): inputs, emotion sliders, job state.
+
+Why on the scene: the emotion sliders must be keyframable on the timeline and in the
+graph editor like any other property, and a scene is what owns the dialogue's timeline
+(its sound strips, frame rate and range). Each emotion is its own animatable float
+(``scene.facecast.happy`` ...), so an animator keys "angry 0.7 at frame 40" with the
+I key or the "Key Emotion Here" button, and Generate samples those curves per frame.
+
+No ``from __future__ import annotations``: Blender reads these annotations as live
+property definitions.
+"""
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from . import compat, runtime
+from .shared.blendshapes import ARKIT_BLENDSHAPES
+from .shared.emotions import EMOTIONS
+
+EMOTION_DESCRIPTIONS = {
+    "neutral": "Resting face; weight of no particular emotion",
+    "happy": "Smile: lip corners and cheeks raised (AU6+AU12)",
+    "sad": "Inner brows raised, lip corners lowered (AU1+AU4+AU15)",
+    "angry": "Brows lowered, lids tightened, lips pressed (AU4+AU5+AU7+AU23)",
+    "surprised": "Brows raised, eyes wide, jaw dropped (AU1+AU2+AU5+AU26)",
+    "fearful": "Brows raised and drawn together, lips stretched (AU1+AU2+AU4+AU5+AU20)",
+    "disgusted": "Nose wrinkled, upper lip raised (AU9+AU10)",
+    "contempt": "One lip corner tightened and raised (AU14, one side)",
+}
+
+
+def _arkit_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
+                  edit_text: str) -> list[str]:
+    text = edit_text.lower()
+    return [n for n in ARKIT_BLENDSHAPES if text in n.lower()]
+
+
+def _shape_key_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
+                      edit_text: str) -> list[str]:
+    settings = getattr(context.scene, "facecast", None)
+    obj = settings.target if settings else None
+    keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
+    if keys is None:
+        return []
+    text = edit_text.lower()
+    return [k.name for k in keys.key_blocks[1:] if text in k.name.lower()]
+
+
+def _sound_strip_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
+                        edit_text: str) -> list[str]:
+    scene = context.scene
+    if scene.sequence_editor is None:
+        return []
+    text = edit_text.lower()
+    return sorted(s.name for s in compat.sequencer_strips_all(scene)
+                  if s.type == "SOUND" and text in s.name.lower())
+
+
+def _subject_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
+                    edit_text: str) -> list[str]:
+    # Filled from the backend's `info` answer when connected; any typed name still works.
+    text = edit_text.lower()
+    return [s for s in runtime.SESSION.subjects if text in s.lower()]
+
+
+def _is_face_mesh(self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
+    return obj.type == "MESH" and obj.data.shape_keys is not None
+
+
+class FacecastMappingOverride(bpy.types.PropertyGroup):
+    """One override: which shape key drives an ARKit channel (empty = leave unmapped)."""
+
+    arkit: StringProperty(name="ARKit Name", description="ARKit blendshape to override",
+                          search=_arkit_search)
+    shape_key: StringProperty(
+        name="Shape Key",
+        description="Shape key of the target that this ARKit channel drives; empty means "
+                    "the channel drives nothing",
+        search=_shape_key_search)
+
+
+class FacecastSettings(bpy.types.PropertyGroup):
+    """Everything the Facecast panel shows for one scene."""
+
+    # -- inputs --
+    audio_source: EnumProperty(
+        name="Audio Source",
+        items=[("STRIP", "Sound Strip", "Use a sound strip of the sequencer: its position "
+                "on the timeline sets where the lip sync lands"),
+               ("FILE", "File", "Use an audio file that starts at a chosen frame")],
+        default="STRIP")
+    sound_strip: StringProperty(name="Sound Strip", description="Sound strip with the dialogue",
+                                search=_sound_strip_search)
+    audio_file: StringProperty(name="Audio File", subtype="FILE_PATH",
+                               description="Dialogue recording (WAV, FLAC, MP3, ...)")
+    audio_start_frame: IntProperty(name="Start Frame", default=1,
+                                   description="Scene frame where the audio file starts")
+    scene_range_only: BoolProperty(
+        name="Scene Range Only", default=False,
+        description="Animate only the part of the audio inside the scene's frame range")
+    subject: StringProperty(
+        name="Subject", search=_subject_search,
+        description="Captured person to render (listed from the backend once connected)")
+    target: PointerProperty(name="Face", type=bpy.types.Object, poll=_is_face_mesh,
+                            description="Mesh whose shape keys receive the animation")
+
+    # -- shape-key mapping --
+    mapping_overrides: CollectionProperty(type=FacecastMappingOverride)
+    mapping_index: IntProperty(name="Override", default=0)
+    mapping_report: StringProperty(name="Mapping Report", default="")
+
+    # -- emotions: animatable, one per emotion (annotations added below) --
+    intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=1.0,
+                             description="Scales the whole emotion mix (key it to fade in/out)",
+                             options={"ANIMATABLE"}, subtype="FACTOR")
+
+    # -- options --
+    seed: IntProperty(name="Seed", default=0, min=0,
+                      description="Same seed + same inputs = same performance")
+    variation: FloatProperty(name="Variation", default=0.5, min=0.0, max=1.0,
+                             subtype="FACTOR",
+                             description="How much the performance varies from the mean")
+    head_motion: FloatProperty(name="Head Motion", default=1.0, min=0.0, soft_max=2.0,
+                               description="Amplitude of generated head motion (0 = still)")
+    blinks: BoolProperty(name="Blinks", default=True, description="Generate eye blinks")
+    landmark_empties: BoolProperty(
+        name="Landmark Empties", default=False,
+        description="Also create one animated empty per 3D face landmark (slow for long shots)")
+    head_target: PointerProperty(name="Head Pose To", type=bpy.types.Object,
+                                 description="Object that receives the generated head motion "
+                                             "(empty: no head motion is written)")
+    replace_existing: BoolProperty(
+        name="Replace Existing Keys", default=False,
+        description="Write into the shape keys' current action, replacing keys on the mapped "
+                    "shape keys. Off: a new action is made and the old one is kept")
+    render_source: EnumProperty(
+        name="Conditioning",
+        items=[("SHAPE_KEYS", "Shape Keys", "The target's shape-key animation as it is now, "
+                "including the animator's edits"),
+               ("GENERATED", "Generated", "The last generated animation, unedited, with its "
+                "3D landmarks")],
+        default="SHAPE_KEYS")
+
+    # -- job state (written by the step function) --
+    job_kind: StringProperty(name="Job", default="")
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: StringProperty(name="Status", default="")
+    last_error: StringProperty(name="Last Error", default="")
+
+
+for _name in EMOTIONS:
+    FacecastSettings.__annotations__[_name] = FloatProperty(
+        name=_name.title(), default=1.0 if _name == "neutral" else 0.0, min=0.0, max=1.0,
+        subtype="FACTOR", options={"ANIMATABLE"}, description=EMOTION_DESCRIPTIONS[_name])
+
+
+_CLASSES = (FacecastMappingOverride, FacecastSettings)
+
+
+def register() -> None:
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.facecast = PointerProperty(type=FacecastSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.facecast
+    for cls in reversed(_CLASSES):
+        bpy.utils.unregister_class(cls)

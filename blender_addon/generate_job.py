@@ -1,0 +1,222 @@
+"""Generate animation, minus Blender: frame-range maths, the ``animate`` request, and a
+handler that collects the job's events into arrays.
+
+Kept free of bpy so the timing rules (the part most likely to be subtly wrong, e.g. at
+29.97 fps) are plain functions, and so the add-on's step function and the tests share
+one implementation. The bpy side (reading properties, writing F-curves) lives in
+``generate_apply.py``.
+
+The ``animate`` job contract (backend/jobs/animate.py):
+input arrays ``[pcm float32[N], emotion_weights float32[T, 8], intensity float32[T]]``,
+params ``fps`` (exact fraction text, e.g. "30000/1001", from fps / fps_base),
+``sample_rate``, ``first_frame`` (scene frame of row 0), ``n_frames`` (T),
+``start_offset`` (seconds into ``pcm`` where ``first_frame`` begins) plus the user's
+options (seed, variation, head_motion, blinks, landmarks). Output: one RESULT per chunk,
+body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS`` order
+(``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .shared.blendshapes import ARKIT_BLENDSHAPES
+from .shared.emotions import EMOTIONS
+from .shared.errors import InputError
+from .shared.protocol import Event, MsgType
+
+ANIMATE_KIND = "animate"
+ANIMATE_RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights",
+                         "emotion_intensity", "landmarks")
+
+
+@dataclass(frozen=True)
+class FrameSpan:
+    """Scene frames ``first .. first + count - 1`` and where ``first`` sits in the audio."""
+
+    first: int
+    count: int
+    audio_offset_s: float  # seconds into the audio file at the start of frame ``first``
+
+    @property
+    def last(self) -> int:
+        return self.first + self.count - 1
+
+    def frames(self) -> np.ndarray:
+        return np.arange(self.first, self.first + self.count, dtype=np.int64)
+
+
+def fps_fraction(fps: int, fps_base: float) -> Fraction:
+    """The exact rate: Blender stores 29.97 as 30 / 1.001, which is 30000/1001.
+
+    Sent as text so the backend's frame timing is exact at NTSC rates; a float would
+    drift by a frame over a long line.
+    """
+    return Fraction(int(fps)) / Fraction(float(fps_base)).limit_denominator(100000)
+
+
+def scene_fps(fps: int, fps_base: float) -> float:
+    """Blender's real frame rate: ``render.fps / render.fps_base`` (29.97 = 30 / 1.001)."""
+    if fps <= 0 or not fps_base > 0:
+        raise InputError(f"The scene frame rate {fps}/{fps_base} is not positive",
+                         "set Output Properties > Frame Rate to a positive value")
+    return fps / fps_base
+
+
+def audio_span(audio_start: float, duration_s: float, fps: float,
+               visible: tuple[int, int] | None = None,
+               scene_range: tuple[int, int] | None = None) -> FrameSpan:
+    """Frames to animate for audio that starts playing at frame ``audio_start``.
+
+    Every frame the sound covers even partly is included (``ceil``), so the last
+    syllable gets a mouth shape. ``visible`` is a sound strip's trimmed
+    ``[frame_final_start, frame_final_end)``; ``scene_range`` (inclusive) clips to the
+    scene's frame range when the user asked for that.
+    """
+    if duration_s <= 0:
+        raise InputError("The audio has no duration", "choose a recording with sound in it")
+    start = math.ceil(audio_start - 1e-9)
+    end = math.ceil(audio_start + duration_s * fps - 1e-9)  # exclusive
+    if visible is not None:
+        start, end = max(start, visible[0]), min(end, visible[1])
+    if scene_range is not None:
+        start, end = max(start, scene_range[0]), min(end, scene_range[1] + 1)
+    if end <= start:
+        raise InputError("The audio does not overlap the frames to animate",
+                         "move the sound strip into the scene's frame range, or turn off "
+                         "'Scene Range Only'")
+    return FrameSpan(start, end - start, (start - audio_start) / fps)
+
+
+@dataclass
+class GenerateRequest:
+    """Everything the ``animate`` job needs, as plain numbers and arrays."""
+
+    pcm: np.ndarray
+    sample_rate: int
+    fps: float
+    span: FrameSpan
+    weights: np.ndarray  # [T, 8]
+    intensity: np.ndarray  # [T]
+    options: dict = field(default_factory=dict)
+    fps_text: str = ""  # exact "num/den" form of ``fps`` when known
+
+    def slice_audio(self) -> tuple[np.ndarray, float]:
+        """The PCM from the span's start (whole samples) and the sub-sample remainder.
+
+        Sending only the span keeps a 3-second line cut from a long recording cheap; the
+        remainder keeps frame alignment exact instead of rounding to a sample.
+        """
+        first = math.floor(self.span.audio_offset_s * self.sample_rate)
+        first = max(0, first)
+        seconds = self.span.count / self.fps
+        stop = math.ceil((self.span.audio_offset_s + seconds) * self.sample_rate) + 1
+        remainder = self.span.audio_offset_s - first / self.sample_rate
+        return np.ascontiguousarray(self.pcm[first:stop], dtype=np.float32), remainder
+
+    def params(self) -> dict:
+        _, remainder = self.slice_audio()
+        fps = self.fps_text or repr(float(self.fps))
+        return {"fps": fps, "sample_rate": int(self.sample_rate),
+                "first_frame": int(self.span.first), "n_frames": int(self.span.count),
+                "start_offset": float(remainder), **self.options}
+
+    def arrays(self) -> list[np.ndarray]:
+        pcm, _ = self.slice_audio()
+        t = self.span.count
+        weights = np.ascontiguousarray(self.weights, dtype=np.float32)
+        intensity = np.ascontiguousarray(self.intensity, dtype=np.float32)
+        if weights.shape != (t, len(EMOTIONS)) or intensity.shape != (t,):
+            raise InputError(f"Emotion samples have shapes {weights.shape}/{intensity.shape}"
+                             f", expected ({t}, {len(EMOTIONS)})/({t},)",
+                             "this is a bug in the add-on; please report it")
+        return [pcm, weights, intensity]
+
+
+def name_outputs(body: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Map the DONE/RESULT arrays to names: the body's ``arrays`` list, else by shape."""
+    names = body.get("arrays") or body.get("names")
+    if not isinstance(names, list) and "chunk" in body and \
+            len(arrays) in (len(ANIMATE_RESULT_ARRAYS) - 1, len(ANIMATE_RESULT_ARRAYS)):
+        names = list(ANIMATE_RESULT_ARRAYS[:len(arrays)])
+    if isinstance(names, list) and len(names) == len(arrays):
+        return {str(n): np.asarray(a) for n, a in zip(names, arrays, strict=True)}
+    out: dict[str, np.ndarray] = {}
+    for a in arrays:
+        if a.ndim == 2 and a.shape[1] == len(ARKIT_BLENDSHAPES):
+            out.setdefault("blendshapes", a)
+        elif a.ndim == 3 and a.shape[1:] == (4, 4):
+            out.setdefault("head_pose", a)
+        elif a.ndim == 3 and a.shape[2] == 3:
+            out.setdefault("landmarks", a)
+    return out
+
+
+class GenerateTask:
+    """Collects one ``animate`` job's events; the step function reads its fields.
+
+    ``state`` goes ``running`` -> ``done`` | ``error`` | ``cancelled`` exactly once.
+    Partial RESULT arrays (chunked long audio) are concatenated along time in the order
+    they arrive, and the DONE arrays, if any, are appended the same way.
+    """
+
+    def __init__(self, request: GenerateRequest, kind: str = ANIMATE_KIND) -> None:
+        self.request = request
+        self.kind = kind
+        self.job = ""
+        self.state = "running"
+        self.progress = 0.0
+        self.message = "waiting for the backend"
+        self.error = ""
+        self.done_body: dict = {}
+        self._parts: dict[str, list[tuple[int, np.ndarray]]] = {}
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == MsgType.ACCEPTED:
+            self.message = "queued" if event.body.get("queued") else "animating"
+        elif event.kind == MsgType.PROGRESS:
+            self.progress = float(event.body.get("fraction", self.progress))
+            self.message = str(event.body.get("message") or "animating")
+        elif event.kind in (MsgType.RESULT, MsgType.DONE, MsgType.FRAME):
+            start = int(event.body.get("start", len(self._parts.get("blendshapes", []))))
+            for name, arr in name_outputs(event.body, list(event.arrays)).items():
+                # copy out of the zmq frame; keep the chunk's start to order the parts
+                self._parts.setdefault(name, []).append((start, np.array(arr)))
+            if event.kind == MsgType.RESULT:
+                self.message = f"received {self.frames_received()} frames"
+            if event.kind == MsgType.DONE:
+                self.done_body = dict(event.body)
+                self.state, self.progress, self.message = "done", 1.0, "done"
+        elif event.kind == MsgType.CANCELLED:
+            self.state, self.message = "cancelled", "cancelled"
+        elif event.kind == MsgType.ERROR:
+            self.state = "error"
+            body = event.body or {}
+            self.error = str(body.get("message") or "the backend reported an error")
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The arrays received so far, joined along time."""
+        return {n: np.concatenate([a for _, a in sorted(parts, key=lambda p: p[0])], axis=0)
+                for n, parts in self._parts.items() if parts}
+
+    def frames_received(self) -> int:
+        return sum(len(a) for _, a in self._parts.get("blendshapes", []))
+
+    def blendshapes(self) -> np.ndarray:
+        """``[T, 52]`` float32 weights in [0, 1], checked against the request's span."""
+        got = self.outputs().get("blendshapes")
+        t = self.request.span.count
+        if got is None:
+            raise InputError("The backend's answer has no blendshapes",
+                             "update the backend; its animate job is too old")
+        got = np.asarray(got, dtype=np.float32)
+        if got.shape != (t, len(ARKIT_BLENDSHAPES)):
+            raise InputError(f"The backend sent blendshapes of shape {got.shape}, expected "
+                             f"({t}, {len(ARKIT_BLENDSHAPES)})", "update the backend")
+        if not np.all(np.isfinite(got)):
+            raise InputError("The backend sent NaN blendshape weights", "report this bug")
+        return np.clip(got, 0.0, 1.0)
