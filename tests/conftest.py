@@ -46,3 +46,19 @@ def zeroed_clip(tmp_path: Path) -> Path:
     bad = tmp_path / "zeroed.mp4"
     bad.write_bytes(bytes(data))
     return bad
+
+
+@pytest.fixture(scope="session")
+def addon_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Both extension zips, built once per test session: {"cp311": path, "cp313": path}."""
+    import build_addon
+
+    out = tmp_path_factory.mktemp("dist")
+    try:
+        built = build_addon.build(out, cache=REPO / "build" / "wheels")
+    except build_addon.BuildError as exc:
+        if "could not get" in str(exc):
+            pytest.skip(f"PyPI unreachable and no cached wheels, cannot build the add-on "
+                        f"zips: {exc}")
+        raise
+    return {p.name.rsplit("-", 1)[-1].removesuffix(".zip"): p for p in built}

@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "blender_scripts" / "facecast_flow.py"
 sys.path.insert(0, str(ROOT))
 
-import build_addon  # noqa: E402
 
 pytestmark = [
     pytest.mark.blender,
@@ -34,17 +33,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cp311_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    try:
-        (built,) = build_addon.build(out, cache=ROOT / "build" / "wheels",
-                                     targets=[build_addon.TARGETS[0]])
-    except build_addon.BuildError as exc:
-        if "could not get" in str(exc):
-            pytest.skip(f"PyPI unreachable and no cached wheels, cannot build the zip: {exc}")
-        raise
-    return built
+@pytest.fixture
+def cp311_zip(addon_zips: dict[str, Path]) -> Path:
+    return addon_zips["cp311"]
 
 
 def _free_port() -> int:

@@ -29,18 +29,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("dist")
-    try:
-        built = build_addon.build(out, cache=ROOT / "build" / "wheels")
-    except build_addon.BuildError as exc:
-        if "could not get" in str(exc):
-            pytest.skip(f"PyPI unreachable and no cached wheels, cannot build the zip: {exc}")
-        raise
-    return {p.name.rsplit("-", 1)[-1].removesuffix(".zip"): p for p in built}
-
-
 def run_blender(script: str, *args: str, home: Path) -> dict:
     """Run ``script`` in a fresh bpy process with its own user dirs; return its JSON."""
     env = dict(os.environ)
@@ -66,8 +54,8 @@ def run_blender(script: str, *args: str, home: Path) -> dict:
     return result
 
 
-def test_install_enable_and_demo_rig(zips: dict[str, Path], tmp_path: Path) -> None:
-    r = run_blender("install_and_rig.py", str(zips["cp311"]), home=tmp_path)
+def test_install_enable_and_demo_rig(addon_zips: dict[str, Path], tmp_path: Path) -> None:
+    r = run_blender("install_and_rig.py", str(addon_zips["cp311"]), home=tmp_path)
     assert r["install"] == ["FINISHED"]
     assert r["enabled"] and r["addon_utils_loaded"]
     assert r["prefs_class"] == "FacecastPreferences"
@@ -89,16 +77,17 @@ def test_install_enable_and_demo_rig(zips: dict[str, Path], tmp_path: Path) -> N
     assert r["disabled"] and r["op_gone"]
 
 
-def test_cp313_zip_refused_by_blender_5_0(zips: dict[str, Path], tmp_path: Path) -> None:
+def test_cp313_zip_refused_by_blender_5_0(addon_zips: dict[str, Path], tmp_path: Path) -> None:
     """blender_version_min gates the 5.1+ zip: 5.0's Python could not load its wheels."""
-    r = run_blender("install_and_rig.py", str(zips["cp313"]), "--expect-refusal", home=tmp_path)
+    r = run_blender("install_and_rig.py", str(addon_zips["cp313"]), "--expect-refusal",
+                    home=tmp_path)
     assert r["enabled"] is False
 
 
-def test_compat_fcurves_and_sequencer(zips: dict[str, Path], tmp_path: Path) -> None:
+def test_compat_fcurves_and_sequencer(addon_zips: dict[str, Path], tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    r = run_blender("compat_check.py", str(zips["cp311"]), str(work), home=tmp_path / "home")
+    r = run_blender("compat_check.py", str(addon_zips["cp311"]), str(work), home=tmp_path / "home")
     assert r["n_keys"] == 100 and r["frames_ok"] and r["values_ok"]
     assert r["interp"] == ["LINEAR"] and r["linear_mid_ok"]
     assert r["group"] == "Facecast"

@@ -42,34 +42,22 @@ def _python_ok(wheel: str, target: build_addon.Target) -> bool:
     return abi_tag == "abi3" and int(python_tag[3:]) <= int(want[3:])
 
 
-@pytest.fixture(scope="module")
-def zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("dist")
-    try:
-        built = build_addon.build(out, cache=ROOT / "build" / "wheels")
-    except build_addon.BuildError as exc:
-        if "could not get" in str(exc):
-            pytest.skip(f"PyPI unreachable and no cached wheels, cannot bundle pyzmq: {exc}")
-        raise
-    return {p.name.rsplit("-", 1)[-1].removesuffix(".zip"): p for p in built}
-
-
 def _manifest(zip_path: Path) -> dict:
     with zipfile.ZipFile(zip_path) as zf:
         return tomllib.loads(zf.read("blender_manifest.toml").decode("utf-8"))
 
 
-def test_builds_two_zips(zips: dict[str, Path]) -> None:
-    assert set(zips) == {"cp311", "cp313"}
+def test_builds_two_zips(addon_zips: dict[str, Path]) -> None:
+    assert set(addon_zips) == {"cp311", "cp313"}
     version = build_addon.read_version()
-    for tag, path in zips.items():
+    for tag, path in addon_zips.items():
         assert path.name == f"facecast-{version}-{tag}.zip"
         assert zipfile.is_zipfile(path)
 
 
 @pytest.mark.parametrize("tag", ["cp311", "cp313"])
-def test_manifest_fields(zips: dict[str, Path], tag: str) -> None:
-    m = _manifest(zips[tag])
+def test_manifest_fields(addon_zips: dict[str, Path], tag: str) -> None:
+    m = _manifest(addon_zips[tag])
     assert m["schema_version"] == "1.0.0"
     assert m["id"] == "facecast"
     assert m["type"] == "add-on"
@@ -90,10 +78,10 @@ def test_manifest_fields(zips: dict[str, Path], tag: str) -> None:
 
 
 @pytest.mark.parametrize("tag", ["cp311", "cp313"])
-def test_wheels_for_every_platform(zips: dict[str, Path], tag: str) -> None:
+def test_wheels_for_every_platform(addon_zips: dict[str, Path], tag: str) -> None:
     target = next(t for t in build_addon.TARGETS if t.tag == tag)
-    m = _manifest(zips[tag])
-    with zipfile.ZipFile(zips[tag]) as zf:
+    m = _manifest(addon_zips[tag])
+    with zipfile.ZipFile(addon_zips[tag]) as zf:
         names = set(zf.namelist())
     wheels = [w.removeprefix("./") for w in m["wheels"]]
     assert all(w in names for w in wheels), "manifest lists a wheel the zip lacks"
@@ -110,8 +98,8 @@ def test_wheels_for_every_platform(zips: dict[str, Path], tag: str) -> None:
 
 
 @pytest.mark.parametrize("tag", ["cp311", "cp313"])
-def test_code_layout(zips: dict[str, Path], tag: str) -> None:
-    with zipfile.ZipFile(zips[tag]) as zf:
+def test_code_layout(addon_zips: dict[str, Path], tag: str) -> None:
+    with zipfile.ZipFile(addon_zips[tag]) as zf:
         names = zf.namelist()
         for required in (
             "__init__.py",
@@ -146,22 +134,23 @@ def test_code_layout(zips: dict[str, Path], tag: str) -> None:
                         assert top != "bpy", f"{name} imports bpy"
 
 
-def test_blender_validator_accepts_zips(zips: dict[str, Path]) -> None:
+def test_blender_validator_accepts_zips(addon_zips: dict[str, Path]) -> None:
     validator = build_addon.find_blender_ext()
     if validator is None:
         pytest.skip("bpy not installed: Blender's extension validator is unavailable")
-    for path in zips.values():
+    for path in addon_zips.values():
         out = build_addon.blender_validate(path, validator)
         assert "Success" in out
 
 
-def test_blender_validator_rejects_bad_manifest(zips: dict[str, Path], tmp_path: Path) -> None:
+def test_blender_validator_rejects_bad_manifest(addon_zips: dict[str, Path],
+                                                tmp_path: Path) -> None:
     """Proves the validation step has teeth: a trailing period in the tagline must fail."""
     validator = build_addon.find_blender_ext()
     if validator is None:
         pytest.skip("bpy not installed: Blender's extension validator is unavailable")
     bad = tmp_path / "bad.zip"
-    with zipfile.ZipFile(zips["cp311"]) as src, zipfile.ZipFile(bad, "w") as dst:
+    with zipfile.ZipFile(addon_zips["cp311"]) as src, zipfile.ZipFile(bad, "w") as dst:
         for item in src.infolist():
             data = src.read(item)
             if item.filename == "blender_manifest.toml":
