@@ -2,9 +2,9 @@
 
 Why: the demo shows the generated animation next to the NeRF render, on any machine —
 headless, no GPU, no OpenGL. The canonical mesh (898 triangles) is small enough that a
-painter's-algorithm fill per triangle runs at well over 30 frames/s at 256². The mouth
-is a hole in that mesh, so a dark cavity is drawn behind it from the inner-lip contour;
-the eye whites and irises are drawn over it inside the lid contours.
+painter's-algorithm fill per triangle runs at well over 30 frames/s at 256². The mesh
+spans the mouth and eye openings, so the mouth cavity, eye whites and irises are drawn
+over it inside the inner-lip and lid contours, which collapse when lips or lids close.
 """
 
 from __future__ import annotations
@@ -82,7 +82,6 @@ class FacePreview:
         img = np.empty((self.size, self.size, 3))
         img[:] = BACKGROUND
         px = self._project(pts)
-        self._fill(img, px[self.inner_lip], CAVITY)
         tri = pts[self.tris]
         normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
@@ -94,6 +93,7 @@ class FacePreview:
                 continue
             base = LIPS if self.lip_tri[i] else SKIN
             self._fill_triangle(img, px[self.tris[i]], base * shade[i])
+        self._fill(img, px[self.inner_lip], CAVITY)
         for eye, iris in zip(self.eyes, self.irises, strict=True):
             self._draw_eye(img, px[eye], px[iris])
         return (np.clip(img, 0, 1) * 255).astype(np.uint8)
