@@ -15,9 +15,16 @@ from collections.abc import Sequence
 from shared import __version__
 from shared.errors import FacecastError
 
-from .commands import bench_cmd, info_cmd, keys_cmd, serve_cmd
+from .commands import (
+    bench_cmd,
+    info_cmd,
+    keys_cmd,
+    render_cmd,
+    serve_cmd,
+    subject_cmd,
+)
 
-COMMANDS = (serve_cmd, info_cmd, keys_cmd, bench_cmd)
+COMMANDS = (serve_cmd, info_cmd, keys_cmd, bench_cmd, subject_cmd, render_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     proto.add_argument("--credit", type=int, default=16, help="credit window (frames)")
     proto.add_argument("--repeats", type=int, default=3, help="runs of each; best is kept")
     proto.set_defaults(func=_protocol)
+    render = bs.add_parser("render", help="subject PSNR/SSIM, fps, memory, obedience")
+    render.add_argument("subject", nargs="?", default="default", help="subject name/folder")
+    render.add_argument("--frames", type=int, default=10, help="frames timed per size")
+    render.add_argument("--device", default=None, choices=("cpu", "cuda"),
+                        help="cpu skips the GPU rows")
+    render.set_defaults(func=_render)
 
 
 def _protocol(args: argparse.Namespace) -> int:
@@ -21,4 +27,11 @@ def _protocol(args: argparse.Namespace) -> int:
 
     run_protocol_bench(frames=args.frames, size=args.size, credit=args.credit,
                        repeats=args.repeats)
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from backend.bench.render_bench import run_render_bench
+
+    run_render_bench(args.subject, frames=args.frames, device=args.device)
     return 0

@@ -1,0 +1,113 @@
+"""``facecast bench render``: fidelity, speed, memory and conditioning obedience.
+
+* Held-out PSNR/SSIM (full frame composited over the plate, and the face box), from the
+  subject's prepared data (``cache/data.npz``; subjects shipped without it report the
+  numbers stored in their manifest).
+* Frames/s at 256^2 on CPU (and at 512^2 on CUDA when present), steady state after one
+  warm-up frame, plus peak memory (RSS high-water mark; CUDA max allocated).
+* Obedience: the held-out conditioning is rendered at the source camera, the renders are
+  re-tracked with the shared tracker, and their mouth opening is correlated with the
+  conditioning's (Pearson r; 1 = the mouth does what it is told).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import numpy as np
+import torch
+
+from shared.camera import BlenderCamera, camera_views
+from shared.landmarks import mouth_opening
+
+from ..nerf.pipeline import HEAD_DEFAULT, check_conditioning, render_sequence
+from ..nerf.view import composite, render_view
+from ..subject.prepare import SubjectData
+from ..subject.store import load_subject
+from ..subject.train import evaluate
+
+
+def bench_camera(size: int) -> tuple[BlenderCamera, np.ndarray]:
+    """A 50 mm camera 0.9 m in front of a head at the origin (face looks down -Y)."""
+    cam = BlenderCamera(lens=50.0, resolution_x=size, resolution_y=size)
+    mw = np.array([[1.0, 0, 0, 0], [0, 0, -1, -0.9], [0, 1, 0, -0.05], [0, 0, 0, 1]])
+    return cam, mw
+
+
+def _fps(subject, size: int, n: int, device: str, fp16: bool) -> float:
+    lm = np.asarray(subject.manifest["conditioning"]["landmark_mean"], np.float32)
+    cond = check_conditioning(np.repeat(lm[None], n + 1, 0), None, HEAD_DEFAULT)
+    cam, mw = bench_camera(size)
+    views = camera_views(cam, mw, n + 1)
+    it = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16)
+    next(it)  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in it:
+        pass
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t)
+
+
+def obedience(subject, data: SubjectData, frames: list[int]) -> float:
+    from ..tracking.face_tracker import track_faces
+
+    dev = next(subject.model.parameters()).device
+    tok = torch.from_numpy(data.tokens).float().to(dev)
+    h, w = data.frames.shape[1:3]
+    renders = []
+    for f in frames:
+        with torch.no_grad():
+            key, val = subject.model.tokens(tok[f:f + 1], None)
+        rgba, _ = render_view(subject.model, subject.grid, data.k, w, h, data.poses[f],
+                              key, val)
+        img = composite(rgba, data.plate)
+        renders.append((img * 255 + 0.5).clip(0, 255).astype(np.uint8))
+    tracks = track_faces(np.stack(renders), static=True, progress=False)
+    got = mouth_opening(tracks.landmarks)
+    want = mouth_opening(data.landmarks[frames])
+    ok = np.isfinite(got) & np.isfinite(want)
+    if ok.sum() < 3 or np.std(want[ok]) < 1e-6 or np.std(got[ok]) < 1e-6:
+        return float("nan")
+    return float(np.corrcoef(got[ok], want[ok])[0, 1])
+
+
+def run_render_bench(subject_ref: str, frames: int = 10, device: str | None = None) -> dict:
+    rows: list[tuple[str, str]] = []
+    subject = load_subject(subject_ref, "cpu")
+    ev = subject.manifest.get("evaluation", {})
+    cache = subject.folder / "cache" / "data.npz"
+    if cache.is_file():
+        data = SubjectData.load(cache)
+        held = list(range(data.n_train, len(data.frames)))
+        ev = evaluate(subject.model, subject.grid, data, held[:: max(1, len(held) // 12)],
+                      torch.device("cpu"))
+        pick = list(range(data.n_train, len(data.frames)))
+        r = obedience(subject, data, pick[:: max(1, len(pick) // 24)])
+        rows.append(("mouth obedience r (re-tracked)", f"{r:.3f}"))
+    else:
+        rows.append(("note", "no cache/data.npz: fidelity from the manifest"))
+    rows[:0] = [("held-out PSNR full / face", f"{ev.get('psnr')} / {ev.get('psnr_face')} dB"),
+                ("held-out SSIM full / face", f"{ev.get('ssim')} / {ev.get('ssim_face')}"),
+                ("training", f"{subject.manifest['training']['steps']} steps, "
+                 f"{subject.manifest['training']['seconds']} s on "
+                 f"{subject.manifest['training']['device']}")]
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rows.append((f"CPU fps at 256^2 ({torch.get_num_threads()} threads)",
+                 f"{_fps(subject, 256, frames, 'cpu', False):.2f}"))
+    rows.append(("peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+                 " MiB"))
+    if torch.cuda.is_available() and device != "cpu":
+        gpu = load_subject(subject_ref, "cuda")
+        torch.cuda.reset_peak_memory_stats()
+        rows.append(("CUDA fps at 512^2 (fp16)", f"{_fps(gpu, 512, frames, 'cuda', True):.2f}"))
+        rows.append(("CUDA peak memory",
+                     f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"))
+    width = max(len(k) for k, _ in rows)
+    print(f"render bench: subject {subject.manifest['name']}")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    return dict(rows)

@@ -1,0 +1,49 @@
+"""Render whole images: one camera + one head pose + one frame's conditioning.
+
+Shared by evaluation, ``facecast render``, the server's render job and the benchmark, so
+all of them produce bit-identical frames for the same inputs (deterministic: no jitter,
+fixed chunking, no random state).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .geometry import pixel_rays
+from .model import FaceNeRF
+from .occupancy import OccupancyGrid
+from .render import SampleOptions, render_rays
+
+
+def render_view(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: int,
+                height: int, head_to_camera: np.ndarray, key: torch.Tensor,
+                val: torch.Tensor, opts: SampleOptions | None = None,
+                ray_chunk: int = 1 << 16, fp16: bool = False
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """-> (rgba float32 [H, W, 4] premultiplied colour + alpha, depth float32 [H, W]
+    planar metres from the camera, 0 where alpha is 0). ``key``/``val`` hold ONE frame."""
+    opts = opts or SampleOptions()
+    dev = key.device
+    origins, dirs = pixel_rays(k, width, height, head_to_camera)
+    o_all = torch.from_numpy(origins).to(dev)
+    d_all = torch.from_numpy(dirs).to(dev)
+    rgb = torch.zeros(len(o_all), 3, device=dev)
+    alpha = torch.zeros(len(o_all), device=dev)
+    depth = torch.zeros(len(o_all), device=dev)
+    use_amp = fp16 and dev.type == "cuda"
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+        for i in range(0, len(o_all), ray_chunk):
+            o, d = o_all[i:i + ray_chunk], d_all[i:i + ray_chunk]
+            fid = torch.zeros(len(o), dtype=torch.long, device=dev)
+            out = render_rays(model, grid, o, d, fid, key, val, opts)
+            rgb[i:i + ray_chunk] = out["rgb"].float()
+            alpha[i:i + ray_chunk] = out["alpha"].float()
+            depth[i:i + ray_chunk] = out["depth"].float()
+    rgba = torch.cat([rgb, alpha[:, None]], dim=1).clamp(0, 1).view(height, width, 4)
+    return rgba.cpu().numpy(), depth.view(height, width).cpu().numpy()
+
+
+def composite(rgba: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    """Premultiplied RGBA over a uint8 plate -> float RGB in [0, 1]."""
+    return rgba[..., :3] + (1.0 - rgba[..., 3:]) * plate.astype(np.float32) / 255.0

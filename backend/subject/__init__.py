@@ -1,0 +1,2 @@
+"""Subjects: a captured person, built from a video (``build``), stored as a folder with a
+versioned ``manifest.json`` + model weights, loaded for rendering (``store``)."""

@@ -1,0 +1,145 @@
+"""``facecast subject build``: clip -> trained subject folder (see ``store`` for layout).
+
+Steps: prepare (decode, track, pose, matte, plate, split; cached in ``cache/data.npz`` so
+``--resume`` never re-tracks), carve the occupancy grid, train under the step/time
+budget with a progress bar and checkpoints, evaluate on the held-out tail, export fp16
+weights and write the manifest last (a folder with a manifest is always complete).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.errors import InputError
+from shared.landmarks import N_LANDMARKS, mouth_opening
+
+from ..nerf.geometry import BOX_HI, BOX_LO, FADE
+from ..nerf.model import FaceNeRF, ModelConfig
+from ..nerf.occupancy import OccupancyGrid
+from ..nerf.tokens import token_ids
+from ..tracking.cache import file_hash
+from .prepare import FOV_DEG, HOLDOUT, SubjectData, prepare
+from .store import MANIFEST_FORMAT, MANIFEST_VERSION, export_model, write_json_atomic
+from .train import TrainConfig, Trainer, carve_grid, evaluate
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA GPU is available",
+                         "use --device cpu (slower) or run on a machine with a GPU")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {name!r}", "use cpu or cuda")
+    return torch.device(name)
+
+
+def _mouth_stats(landmarks: np.ndarray) -> dict:
+    m = mouth_opening(landmarks)
+    m = m[np.isfinite(m)]
+    return {"min": float(m.min()), "max": float(m.max()), "mean": float(m.mean()),
+            "p05": float(np.percentile(m, 5)), "p95": float(np.percentile(m, 95))}
+
+
+def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
+                  train: TrainConfig | None = None, model_cfg: ModelConfig | None = None,
+                  device: str = "cpu", resume: bool = False, max_frames: int | None = None,
+                  eval_frames: int = 12, progress: bool = True,
+                  on_progress: Callable[[int, float, float], None] | None = None) -> dict:
+    """Build (or resume) a subject in ``out``; returns the manifest."""
+    t0 = time.perf_counter()
+    train = train or TrainConfig()
+    dev = pick_device(device)
+    if res < 32 or res > 2048:
+        raise InputError(f"--res {res} is out of range", "use 64..1024 (256 is a good start)")
+    clip = Path(clip)
+    out = Path(out)
+    cache = out / "cache" / "data.npz"
+    ckpt = out / "checkpoints" / "last.pt"
+    if resume and cache.is_file():
+        data = SubjectData.load(cache)
+    else:
+        if not resume and (out / "manifest.json").exists():
+            raise InputError(f"subject folder {out} already exists",
+                             "pass --resume to continue it, or choose another --name/--out")
+        data = prepare(clip, res=res, max_frames=max_frames)
+        data.save(cache)
+    prep_s = time.perf_counter() - t0
+    torch.manual_seed(train.seed)
+    cfg = model_cfg or ModelConfig()
+    model = FaceNeRF(cfg).to(dev)
+    model.token_mean.copy_(torch.from_numpy(data.tokens[: data.n_train].mean(0)))
+    grid = OccupancyGrid(model.box_lo, model.box_hi, 64)
+    trainer = Trainer(model, grid, data, train, dev)
+    if resume and ckpt.is_file():
+        trainer.load(ckpt)
+        log.info("resumed at step %d (%.0f s done)", trainer.step, trainer.elapsed)
+    else:
+        carve_grid(grid, data)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=train.steps, initial=trainer.step, desc=f"training {name}",
+                   unit="step", dynamic_ncols=True)
+
+    def tick(step: int, loss: float, p: float) -> None:
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.4f}", psnr=f"{p:.1f}")
+        if on_progress:
+            on_progress(step, loss, p)
+
+    record = trainer.run(ckpt, on_progress=tick)
+    if bar is not None:
+        bar.close()
+    n = len(data.frames)
+    held = list(range(data.n_train, n))
+    pick = np.linspace(0, len(held) - 1, min(eval_frames, len(held))).round().astype(int)
+    evaluation = evaluate(model, grid, data, [held[i] for i in pick], dev)
+    export_model(out / "model.pt", model, grid)
+    from PIL import Image
+
+    Image.fromarray(data.plate).save(out / "background.png")
+    h, w = data.frames.shape[1:3]
+    fps = Fraction(int(data.fps[0]), int(data.fps[1]))
+    manifest = {
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": {"clip": clip.name, "sha256": file_hash(clip) if clip.is_file() else None,
+                   "fps": [fps.numerator, fps.denominator], "fps_float": float(fps),
+                   "frames_used": n, "frame_index_range": [int(data.frame_index[0]),
+                                                           int(data.frame_index[-1])]},
+        "camera": {"k": data.k.tolist(), "width": w, "height": h, "fov_deg": FOV_DEG,
+                   "convention": "pixels top-left origin, y down; camera looks down -Z, "
+                                 "+Y up (Blender)"},
+        "canonical_space": {"frame": "shared.landmarks canonical head frame",
+                            "units": "metres", "axes": "+X subject's left, +Y up, "
+                            "+Z out of the face", "box_lo": list(BOX_LO),
+                            "box_hi": list(BOX_HI), "fade_m": FADE,
+                            "contents": "head, hair, neck and shoulders (a bust, rigid "
+                                        "with the head); outside is transparent"},
+        "model": cfg.to_dict(), "occupancy_res": grid.res,
+        "conditioning": {
+            "landmarks": True, "blendshapes": bool(cfg.use_blendshapes),
+            "token_ids": token_ids().tolist(), "n_landmarks": N_LANDMARKS,
+            "landmark_mean": np.round(data.landmarks[: data.n_train].mean(0), 5).tolist(),
+            "landmark_std_m": float(data.landmarks[: data.n_train].std(0).mean()),
+            "mouth_opening": _mouth_stats(data.landmarks[: data.n_train])},
+        "split": {"train": data.n_train, "heldout": n - data.n_train, "holdout": HOLDOUT,
+                  "rule": "last 10% of usable frames"},
+        "training": {**record, "device": dev.type, "res": res, "prepare_seconds":
+                     round(prep_s, 1), "torch": torch.__version__},
+        "evaluation": evaluation,
+    }
+    write_json_atomic(out / "manifest.json", manifest)
+    return manifest

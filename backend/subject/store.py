@@ -1,0 +1,131 @@
+"""Where subjects live, their manifest, and loading one for rendering.
+
+A subject is a folder::
+
+    NAME/manifest.json      versioned description (this module's MANIFEST_VERSION)
+    NAME/model.pt           weights (fp16) + occupancy grid + config: all rendering needs
+    NAME/background.png     the source clip's background plate (for compositing tests)
+    NAME/cache/data.npz     prepared training data      (not needed to render)
+    NAME/checkpoints/       full-precision training state for --resume (not needed)
+
+A subject reference is a folder path, or a name looked up in ``$FACECAST_SUBJECTS``,
+``~/.local/share/facecast/subjects`` and the repository's ``assets/subjects`` (where the
+default demo subject ships).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.errors import InputError
+
+from ..nerf.model import FaceNeRF, ModelConfig
+from ..nerf.occupancy import OccupancyGrid
+
+MANIFEST_FORMAT = "facecast.subject"
+MANIFEST_VERSION = 1
+REPO_ASSETS = Path(__file__).resolve().parents[2] / "assets" / "subjects"
+
+
+def subject_roots() -> list[Path]:
+    roots = []
+    if os.environ.get("FACECAST_SUBJECTS"):
+        roots.append(Path(os.environ["FACECAST_SUBJECTS"]).expanduser())
+    roots += [Path.home() / ".local" / "share" / "facecast" / "subjects", REPO_ASSETS]
+    return roots
+
+
+def default_subject_dir(name: str) -> Path:
+    return subject_roots()[0] / name
+
+
+def resolve_subject(ref: str | Path) -> Path:
+    """A subject folder from a path or a name; InputError naming what exists otherwise."""
+    p = Path(ref).expanduser()
+    if (p / "manifest.json").is_file():
+        return p
+    for root in subject_roots():
+        if (root / str(ref) / "manifest.json").is_file():
+            return root / str(ref)
+    known = sorted({d.name for r in subject_roots() if r.is_dir() for d in r.iterdir()
+                    if (d / "manifest.json").is_file()})
+    raise InputError(f"unknown subject {str(ref)!r}",
+                     "build it with `facecast subject build CLIP --name NAME` or use one of: "
+                     + (", ".join(known) if known else "(none installed)"))
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def save_torch_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_manifest(folder: Path) -> dict:
+    try:
+        m = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"subject manifest in {folder} is unreadable: {exc}",
+                         "rebuild the subject with `facecast subject build`") from exc
+    if m.get("format") != MANIFEST_FORMAT:
+        raise InputError(f"{folder} is not a Facecast subject", "pass a subject folder")
+    if m.get("version") != MANIFEST_VERSION:
+        raise InputError(f"subject manifest version {m.get('version')} is not supported",
+                         f"rebuild the subject (this Facecast reads version "
+                         f"{MANIFEST_VERSION})")
+    return m
+
+
+def export_model(path: Path, model: FaceNeRF, grid: OccupancyGrid) -> None:
+    """The shipped weights: fp16 tensors (half the size, no visible loss) + grid."""
+    state = {k: (v.half() if v.is_floating_point() else v)
+             for k, v in model.state_dict().items()}
+    save_torch_atomic(path, {"config": model.cfg.to_dict(), "state": state,
+                             "grid": grid.state()})
+
+
+@dataclass
+class Subject:
+    folder: Path
+    manifest: dict
+    model: FaceNeRF
+    grid: OccupancyGrid
+
+    @property
+    def uses_blendshapes(self) -> bool:
+        return bool(self.model.cfg.use_blendshapes)
+
+
+def load_subject(ref: str | Path, device: str | torch.device = "cpu") -> Subject:
+    folder = resolve_subject(ref)
+    manifest = read_manifest(folder)
+    try:
+        blob = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise InputError(f"subject weights in {folder} are missing or damaged: {exc}",
+                         "rebuild the subject (or finish training: --resume)") from exc
+    model = FaceNeRF(ModelConfig(**blob["config"]))
+    model.load_state_dict({k: v.float() for k, v in blob["state"].items()})
+    model.eval().to(device)
+    grid = OccupancyGrid.from_state(blob["grid"], model.box_lo, model.box_hi).to(device)
+    return Subject(folder, manifest, model, grid)
