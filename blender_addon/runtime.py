@@ -287,7 +287,7 @@ def render_inputs(scene: bpy.types.Scene) -> dict:
     cam_dict = camera_dict_from_blender(camera, scene)
     static_cam = bool(np.allclose(cam_m, cam_m[:1]))
     cam_dict["matrix_world"] = (cam_m[0] if static_cam else cam_m).tolist()
-    arrays["head_matrix"] = head_m.astype(np.float32)
+    arrays["head_pose"] = head_m.astype(np.float32)  # head object -> Blender world
     return {"frames": frames, "arrays": arrays, "camera": cam_dict, "target": obj.name,
             "subject": settings.subject.strip(), "static_cam": static_cam}
 
@@ -329,7 +329,7 @@ def start_render(scene: bpy.types.Scene) -> RenderTask | None:
     arrays = [np.ascontiguousarray(inputs["arrays"][n][missing_idx]) for n in names]
     params = {"subject": subject, "camera": cam, "frames": [int(f) for f in missing],
               "first_frame": int(missing[0]), "n_frames": int(missing.size),
-              "arrays": names, "fps": scene_fps(scene.render.fps, scene.render.fps_base)}
+              "array_names": names, "fps": scene_fps(scene.render.fps, scene.render.fps_base)}
     task.requested = [int(f) for f in missing]
     _submit(task, RENDER_KIND, params, arrays, credit=4)
     SESSION.task = task

@@ -121,6 +121,7 @@ def test_generate_and_render_plumbing(cp311_zip: Path, tmp_path: Path) -> None:
     assert r["render_error"] == ""
     assert r["render_params"][0]["frames"] == list(range(1, 49))
     assert r["render_arrays"][0] == [[48, 52], [48, 4, 4]]
+    assert r["render_params"][0]["array_names"] == ["blendshapes", "head_pose"]
     assert r["files"] == [f"{f:06d}.png" for f in range(1, 49)] and r["tmp_files"] == []
     assert Path(r["folder"]).parent.name == "facecast_frames"
     assert str(tmp_path / "tmp") in r["folder"]

@@ -211,7 +211,8 @@ def scenario_plumbing(pkg):
     # Render with stream_test frames standing in for the NeRF.
     def fake_render(params, arrays):
         result.setdefault("render_params", []).append(
-            {k: params[k] for k in ("frames", "first_frame", "n_frames", "arrays", "subject")})
+            {k: params[k] for k in ("frames", "first_frame", "n_frames", "array_names",
+                                    "subject")})
         result.setdefault("render_arrays", []).append([list(a.shape) for a in arrays])
         return ("stream_test", {"n_frames": params["n_frames"], "shape": [48, 64, 4]}, [])
 
