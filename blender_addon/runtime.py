@@ -44,6 +44,7 @@ from .render_job import (
 from .shared.camera import camera_dict_from_blender
 from .shared.emotions import validate_emotion_arrays
 from .shared.errors import FacecastError, InputError
+from .shared.landmarks import pose_to_blender_axes, to_blender_axes
 from .shared.protocol import MsgType
 
 STEP_INTERVAL_S = 0.05
@@ -459,11 +460,15 @@ def apply_generate(scene: bpy.types.Scene | None, task: GenerateTask) -> str:
     head = bpy.data.objects.get(ctx["head"]) if ctx["head"] else None
     pose = outputs.get("head_pose")
     if head is not None and pose is not None and len(pose) == len(frames):
-        scene_io.write_transform_animation(head, pose, frames, ctx["replace"])
+        # The motion model's poses and landmarks are in the head frame (+Y up): turn
+        # them into Blender's Z-up axes before they touch objects.
+        scene_io.write_transform_animation(head, pose_to_blender_axes(pose), frames,
+                                           ctx["replace"])
         notes.append(f"head motion on '{head.name}'")
     landmarks = outputs.get("landmarks")
     if ctx["empties"] and landmarks is not None and len(landmarks) == len(frames):
-        scene_io.write_landmark_empties(obj, np.asarray(landmarks, np.float32), frames)
+        scene_io.write_landmark_empties(obj, to_blender_axes(landmarks).astype(np.float32),
+                                        frames)
         notes.append(f"{landmarks.shape[1]} landmark empties")
     SESSION.generated[obj.name] = {
         "frames": task.request.span.frames(), "blendshapes": blendshapes,

@@ -126,6 +126,17 @@ def to_blender_axes(points: np.ndarray) -> np.ndarray:
     return np.stack([p[..., 0], -p[..., 2], p[..., 1]], axis=-1)
 
 
+#: The change of basis ``to_blender_axes`` applies, as a 4x4 matrix.
+HEAD_TO_BLENDER = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
+
+
+def pose_to_blender_axes(poses: np.ndarray) -> np.ndarray:
+    """Head-frame transforms ``[..., 4, 4]`` -> the same motions expressed in Blender's
+    axes, so that ``pose_to_blender_axes(P) @ to_blender_axes(p) == to_blender_axes(P @ p)``.
+    A yaw about the head's +Y becomes a turn about Blender's +Z, not a roll."""
+    return HEAD_TO_BLENDER @ np.asarray(poses, dtype=np.float64) @ HEAD_TO_BLENDER.T
+
+
 # --- metrics -------------------------------------------------------------------------
 
 def _check(landmarks: np.ndarray) -> np.ndarray:

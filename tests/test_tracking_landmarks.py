@@ -114,3 +114,19 @@ def test_blender_axes_face_looks_along_minus_y():
     assert np.argmin(b[:468, 1]) in (1, 4)  # nose tip is the most -Y point
     assert b[L.FOREHEAD, 2] > b[L.CHIN, 2]  # up is +Z
     assert b[L.LEFT_EYE_OUTER, 0] > 0  # subject's left stays +X
+
+
+def test_head_frame_poses_convert_to_blender_axes_consistently() -> None:
+    yaw = np.radians(20)
+    pose = np.eye(4)
+    pose[:3, :3] = [[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]]
+    pose[:3, 3] = [0.01, 0.02, 0.03]
+    converted = L.pose_to_blender_axes(pose)
+    # A turn about the head's up axis (+Y) is a turn about Blender's up axis (+Z).
+    np.testing.assert_allclose(converted[:3, :3] @ [0, 0, 1], [0, 0, 1], atol=1e-12)
+    assert abs(converted[2, 3] - 0.02) < 1e-12  # head "up" offset becomes Blender Z
+    points = L.canonical_face().vertices[:10]
+    moved = (pose[:3, :3] @ points.T).T + pose[:3, 3]
+    np.testing.assert_allclose(
+        (converted[:3, :3] @ L.to_blender_axes(points).T).T + converted[:3, 3],
+        L.to_blender_axes(moved), atol=1e-12)
