@@ -16,15 +16,18 @@ from shared import __version__
 from shared.errors import FacecastError
 
 from .commands import (
+    animate_cmd,
     bench_cmd,
     info_cmd,
     keys_cmd,
+    motion_cmd,
     render_cmd,
     serve_cmd,
     subject_cmd,
 )
 
-COMMANDS = (serve_cmd, info_cmd, keys_cmd, bench_cmd, subject_cmd, render_cmd)
+COMMANDS = (serve_cmd, info_cmd, keys_cmd, bench_cmd, animate_cmd, motion_cmd, subject_cmd,
+            render_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

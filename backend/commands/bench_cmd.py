@@ -14,6 +14,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     proto.add_argument("--credit", type=int, default=16, help="credit window (frames)")
     proto.add_argument("--repeats", type=int, default=3, help="runs of each; best is kept")
     proto.set_defaults(func=_protocol)
+    motion = bs.add_parser("motion", help="lip sync, FACS signs, identity, blinks, speed")
+    motion.add_argument("--weights", default=None, help="motion weights (default: shipped)")
+    motion.set_defaults(func=_motion)
     render = bs.add_parser("render", help="subject PSNR/SSIM, fps, memory, obedience")
     render.add_argument("subject", nargs="?", default="default", help="subject name/folder")
     render.add_argument("--frames", type=int, default=10, help="frames timed per size")
@@ -27,6 +30,13 @@ def _protocol(args: argparse.Namespace) -> int:
 
     run_protocol_bench(frames=args.frames, size=args.size, credit=args.credit,
                        repeats=args.repeats)
+    return 0
+
+
+def _motion(args: argparse.Namespace) -> int:
+    from backend.bench.motion_bench import run_motion_bench
+
+    run_motion_bench(args.weights)
     return 0
 
 

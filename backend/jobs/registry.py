@@ -28,4 +28,4 @@ def kinds() -> dict[str, str]:
 
 def _load_builtin() -> None:
     # Imported here so that importing the registry never pulls in torch-heavy jobs early.
-    from . import info, render, stream_test  # noqa: F401
+    from . import animate, info, render, stream_test  # noqa: F401

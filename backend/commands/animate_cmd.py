@@ -1,0 +1,105 @@
+"""``facecast animate speech.wav --fps 24 --emotion "0:neutral,40:angry@0.7" -o anim.npz``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import InputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("animate", help="voice + emotion keys -> blendshapes, landmarks, "
+                       "head pose, blinks (.npz or .json)")
+    p.add_argument("audio", help="speech file (wav, flac, ogg, mp3, ...)")
+    p.add_argument("--fps", default="24", help="frame rate: 24, 25, 29.97, 30000/1001, ...")
+    p.add_argument("--emotion", default=None,
+                   help='keyed track, e.g. "0:neutral,40:angry@0.7,90:happy+surprised@0.5", '
+                   'a .json track file, or "auto" (a prosody guess); default neutral')
+    p.add_argument("-o", "--output", required=True, help="output .npz or .json")
+    p.add_argument("--seed", type=int, default=0, help="seed for style, blinks, head motion")
+    p.add_argument("--variation", type=float, default=0.0,
+                   help="performance variation (0 = deterministic mean, 1 = natural)")
+    p.add_argument("--head-motion", type=float, default=1.0,
+                   help="head motion amount (0 = still, 1 = natural)")
+    p.add_argument("--blinks", action=argparse.BooleanOptionalAction, default=True,
+                   help="generate blinks (default on)")
+    p.add_argument("--first-frame", type=int, default=0, help="scene frame of the first frame")
+    p.add_argument("--start-offset", default="0",
+                   help="audio seconds at the start of the first frame (may be negative)")
+    p.add_argument("--frames", type=int, default=None, help="number of frames (default: "
+                   "to the end of the audio)")
+    p.add_argument("--weights", default=None, help="motion weights (default: shipped)")
+    p.set_defaults(func=run)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write through a temp file in the same folder, then rename: never a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_json(anim) -> dict:
+    """The JSON layout: same fields as the .npz, nested lists, landmarks rounded to 0.01 mm."""
+    a = anim.to_arrays()
+    return {"fps": str(a["fps"]), "first_frame": int(a["first_frame"]),
+            "n_frames": anim.n_frames,
+            "blendshape_names": list(anim.names), "emotion_names": list(a["emotion_names"]),
+            "frame_numbers": a["frame_numbers"].tolist(),
+            "frame_times": np.round(a["frame_times"], 6).tolist(),
+            "blendshapes": np.round(a["blendshapes"], 5).tolist(),
+            "landmarks": np.round(a["landmarks"], 5).tolist(),
+            "head_pose": np.round(a["head_pose"], 6).tolist(),
+            "blink": np.round(a["blink"], 4).tolist(),
+            "emotion_weights": np.round(a["emotion_weights"], 4).tolist(),
+            "emotion_intensity": np.round(a["emotion_intensity"], 4).tolist()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from backend.audio import load_audio
+    from backend.motion.animate import animate
+    from backend.motion.model import load_model
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".npz", ".json"):
+        raise InputError(f"output {out.name!r} must end in .npz or .json",
+                         "write e.g. -o anim.npz or -o anim.json")
+    audio = load_audio(args.audio)
+    model = load_model(args.weights)
+    bar = tqdm(total=100, desc="animate", unit="%", file=sys.stderr,
+               disable=not sys.stderr.isatty())
+    done = [0]
+
+    def progress(fraction: float) -> None:
+        step = round(fraction * 100) - done[0]
+        if step > 0:
+            bar.update(step)
+            done[0] += step
+
+    anim = animate(audio, args.fps, args.emotion, first_frame=args.first_frame,
+                   start_offset=args.start_offset, n_frames=args.frames, seed=args.seed,
+                   variation=args.variation, head_motion_amount=args.head_motion,
+                   blinks=args.blinks, model=model, progress=progress)
+    bar.close()
+    if out.suffix.lower() == ".npz":
+        _write_atomic(out, lambda f: np.savez_compressed(f, **anim.to_arrays()))
+    else:
+        _write_atomic(out, lambda f: f.write(json.dumps(to_json(anim)).encode()))
+    print(f"wrote {out}: {anim.n_frames} frames at {anim.to_arrays()['fps']} fps "
+          f"(frames {anim.first_frame}..{anim.first_frame + anim.n_frames - 1})")
+    return 0

@@ -1,0 +1,59 @@
+"""``facecast motion``: prepare the training data and train the motion model."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("motion", help="train the motion model (audio + emotion -> face)")
+    ms = p.add_subparsers(dest="motion", required=True, metavar="WHAT")
+    prep = ms.add_parser("prepare", help="track and solve the real clips; print a summary")
+    prep.add_argument("--data", help="folder of clips (default ../shared/data/clips)")
+    prep.set_defaults(func=_prepare)
+    tr = ms.add_parser("train", help="train on the real clips + FACS priors")
+    tr.add_argument("--out", required=True, help="output folder (checkpoint.pt, motion.pt)")
+    tr.add_argument("--epochs", type=int, default=40, help="epochs (default 40)")
+    tr.add_argument("--steps-per-epoch", type=int, default=20, help="batches per epoch")
+    tr.add_argument("--seed", type=int, default=0, help="random seed")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    tr.add_argument("--data", help="folder of clips (default ../shared/data/clips)")
+    tr.add_argument("--clips", default=None, help="comma-separated clip names")
+    tr.set_defaults(func=_train)
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    from backend.motion.data import SPEECH_CLIPS
+
+    return tuple(n.strip() for n in text.split(",") if n.strip()) if text else SPEECH_CLIPS
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from backend.motion.data import load_clips
+
+    for c in load_clips(data_dir=args.data, progress=True):
+        print(f"{c.name}: {c.n_frames} frames at {c.fps} fps, train {c.split}, held out "
+              f"{c.n_frames - c.split}, speech {100 * c.vad.mean():.0f}%, mean jawOpen "
+              f"{np.nanmean(c.blendshapes[:, 17]):.2f}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from backend.motion.data import load_clips
+    from backend.motion.train import TrainConfig, train
+
+    if args.epochs < 1 or args.steps_per_epoch < 1:
+        from shared.errors import InputError
+
+        raise InputError("--epochs and --steps-per-epoch must be at least 1",
+                         "pass positive numbers")
+    clips = load_clips(_names(args.clips), data_dir=args.data, progress=True)
+    cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed)
+    command = "facecast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    model = train(clips, args.out, cfg, resume=args.resume, command=command)
+    print(f"wrote {args.out}/motion.pt; last epoch: {model.meta.get('final')}")
+    return 0

@@ -1,0 +1,109 @@
+"""``animate`` job: PCM + fps + emotion -> per-frame blendshapes, landmarks, head pose.
+
+Input arrays: ``[pcm float32[N]]`` or ``[pcm, emotion_weights float32[T, 8],
+emotion_intensity float32[T]]``. Params: ``fps`` (number or "30000/1001"),
+``sample_rate``, ``first_frame``, ``start_offset`` (seconds, number or fraction string),
+``n_frames`` (default: to the end of the audio; required with emotion arrays, which must
+cover exactly that many frames), ``emotion`` (a track string, or "auto"), ``seed``,
+``variation``, ``head_motion``, ``blinks``, ``landmarks`` (send landmarks, default true).
+
+Results stream as one RESULT per chunk, body ``{"chunk": i, "start": frame offset,
+"n_frames": n}`` with arrays ``[blendshapes[n, 52], head_pose[n, 4, 4], blink[n],
+emotion_weights[n, 8], emotion_intensity[n], landmarks[n, 478, 3]?]``, so a long line
+never builds one huge message and the add-on keeps what arrived if the backend dies.
+DONE carries the timing metadata and the array names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shared.blendshapes import ARKIT_BLENDSHAPES
+from shared.emotions import EMOTIONS
+from shared.errors import InputError
+
+from . import registry
+from .base import Job, JobContext
+
+RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights", "emotion_intensity",
+                 "landmarks")
+CHUNK_FRAMES = 512
+_MODEL = None
+
+
+def _model():
+    """Load the default motion model once per server process (1 MB, ~50 ms)."""
+    global _MODEL
+    if _MODEL is None:
+        from backend.motion.model import load_model
+
+        _MODEL = load_model()
+    return _MODEL
+
+
+def _opt_int(p: dict, name: str, default: int | None) -> int | None:
+    value = p.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{name}={value!r} is not a whole number", f"send {name} as an integer")
+    return value
+
+
+@registry.register
+class AnimateJob(Job):
+    kind = "animate"
+    description = "Voice + emotion -> ARKit-52 blendshapes, landmarks, head pose, blinks"
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        from backend.audio import load_audio
+        from backend.motion.animate import fps_text, iter_animation
+
+        p = ctx.params
+        arrays = ctx.arrays
+        if len(arrays) not in (1, 3):
+            raise InputError(f"animate got {len(arrays)} input arrays",
+                             "send [pcm] or [pcm, emotion_weights[T, 8], intensity[T]]")
+        pcm = np.asarray(arrays[0])
+        if pcm.ndim != 1 or pcm.dtype != np.float32:
+            raise InputError(f"pcm must be 1-D float32, got {pcm.dtype} {pcm.shape}",
+                             "send mono float32 samples")
+        rate = _opt_int(p, "sample_rate", None)
+        if rate is None:
+            raise InputError("animate needs params.sample_rate", "send the PCM's rate in Hz")
+        audio = load_audio((pcm, rate))
+        n_frames = _opt_int(p, "n_frames", None)
+        emotion: Any = p.get("emotion")
+        if len(arrays) == 3:
+            emotion = (arrays[1], arrays[2])
+            n_frames = int(np.asarray(arrays[1]).shape[0]) if n_frames is None else n_frames
+        elif emotion is not None and not isinstance(emotion, str):
+            raise InputError("params.emotion must be a track string",
+                             'send e.g. "0:neutral,40:angry@0.7" or per-frame arrays')
+        send_landmarks = bool(p.get("landmarks", True))
+        first_frame = _opt_int(p, "first_frame", 0)
+        n_sent = 0
+        fps_out = None
+        for i, chunk in enumerate(iter_animation(
+                audio, p.get("fps", 24), emotion, first_frame=first_frame,
+                start_offset=p.get("start_offset", 0), n_frames=n_frames,
+                seed=_opt_int(p, "seed", 0), variation=p.get("variation", 0.0),
+                head_motion_amount=p.get("head_motion", 1.0),
+                blinks=bool(p.get("blinks", True)), model=_model(),
+                chunk_frames=CHUNK_FRAMES,
+                progress=lambda f: ctx.progress(f, "animating"))):
+            ctx.check_cancelled()
+            out = [chunk.blendshapes, chunk.head_pose, chunk.blink, chunk.emotion_weights,
+                   chunk.emotion_intensity]
+            if send_landmarks:
+                out.append(chunk.landmarks)
+            ctx.result({"chunk": i, "start": n_sent, "n_frames": chunk.n_frames},
+                       [np.ascontiguousarray(a, dtype=np.float32) for a in out])
+            n_sent += chunk.n_frames
+            fps_out = chunk.fps
+        return {"n_frames": n_sent, "fps": fps_text(fps_out) if fps_out else None,
+                "first_frame": first_frame, "blendshape_names": list(ARKIT_BLENDSHAPES),
+                "emotion_names": list(EMOTIONS),
+                "arrays": list(RESULT_ARRAYS if send_landmarks else RESULT_ARRAYS[:-1])}

@@ -1,0 +1,263 @@
+"""``animate``: audio + fps + emotion -> per-frame blendshapes, landmarks, head pose, blinks.
+
+The one implementation behind ``facecast animate`` and the server's ``animate`` job.
+Audio features are computed once per hop (small); frames are then processed in chunks of
+``chunk_frames`` with ``CONTEXT`` frames of audio context on each side, so the temporal
+convolutions see the same neighbourhood as in one long pass and 10 minutes of audio run
+in bounded working memory. Randomness (VAE style, blinks, head motion) is keyed to the
+global frame index / time and the seed, so chunking never changes the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from backend.audio import Audio, compute_audio_features, compute_frame_features, parse_fps
+from backend.audio.timing import FrameClock
+from shared.blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
+from shared.emotions import (
+    EMOTIONS,
+    EmotionKey,
+    load_emotion_track,
+    sample_emotion_track,
+    validate_emotion_arrays,
+)
+from shared.errors import InputError
+from shared.face_basis import MOUTH_CHANNELS, channel_index, landmarks_from_blendshapes
+
+from .blinks import BlinkGenerator, rate_multiplier
+from .emotion import estimate_emotion_from_prosody
+from .features import model_inputs
+from .head import head_motion
+from .model import MotionModel, load_model
+from .speech import LATENT_DIM, LATENT_FRAMES, expand_latent
+
+CONTEXT = 32  # frames of audio context each side of a chunk (> the models' reach)
+DEFAULT_CHUNK = 1024
+SILENCE_RAMP_FRAMES = 2
+MIN_SPEECH_FRACTION = 0.1
+MOUTH_IDS = channel_index(MOUTH_CHANNELS)
+BLINK_IDS = [BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"]]
+EmotionInput = str | Sequence[EmotionKey] | tuple[np.ndarray, np.ndarray] | None
+
+
+@dataclass
+class Animation:
+    """Per-frame results; every array has the same first dimension T."""
+
+    blendshapes: np.ndarray  # [T, 52] float32, ARKIT_BLENDSHAPES order
+    landmarks: np.ndarray  # [T, 478, 3] float32, face space, metres
+    head_pose: np.ndarray  # [T, 4, 4] float32, face space -> rig head rest frame
+    blink: np.ndarray  # [T] float32 lid closure from the blink generator
+    emotion_weights: np.ndarray  # [T, 8] float32 (used, after "auto" if asked)
+    emotion_intensity: np.ndarray  # [T] float32
+    frame_numbers: np.ndarray  # [T] int64
+    frame_times: np.ndarray  # [T] float64, audio seconds at each frame centre
+    fps: Fraction
+    first_frame: int
+    names: tuple[str, ...] = ARKIT_BLENDSHAPES
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.blendshapes.shape[0])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything as named numpy arrays (the .npz layout)."""
+        return {"blendshapes": self.blendshapes, "blendshape_names": np.array(self.names),
+                "landmarks": self.landmarks, "head_pose": self.head_pose,
+                "blink": self.blink, "emotion_weights": self.emotion_weights,
+                "emotion_intensity": self.emotion_intensity, "emotion_names":
+                np.array(EMOTIONS), "frame_numbers": self.frame_numbers,
+                "frame_times": self.frame_times, "fps": np.array(fps_text(self.fps)),
+                "first_frame": np.array(self.first_frame)}
+
+
+def fps_text(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator}" if fps.denominator != 1 else str(fps.numerator)
+
+
+def _concat(parts: list[Animation], meta: dict) -> Animation:
+    first = parts[0]
+    cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in (
+        "blendshapes", "landmarks", "head_pose", "blink", "emotion_weights",
+        "emotion_intensity", "frame_numbers", "frame_times")}
+    return Animation(**cat, fps=first.fps, first_frame=first.first_frame, meta=meta)
+
+
+def _check_float(value: object, name: str, lo: float, hi: float) -> float:
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}",
+                         f"pass a number between {lo:g} and {hi:g}") from None
+    if not np.isfinite(x) or not lo <= x <= hi:
+        raise InputError(f"{name} is {value!r}, outside [{lo:g}, {hi:g}]",
+                         f"pass a number between {lo:g} and {hi:g}")
+    return x
+
+
+class _EmotionSource:
+    """Serves per-frame emotion (weights, intensity) for any frame block."""
+
+    def __init__(self, emotion: EmotionInput, first_frame: int, total: int) -> None:
+        self.first = first_frame
+        self.auto = isinstance(emotion, str) and emotion.strip().lower() == "auto"
+        self.keys: list[EmotionKey] | None = None
+        self.arrays: tuple[np.ndarray, np.ndarray] | None = None
+        if emotion is None or self.auto:
+            self.keys = [EmotionKey(0, {"neutral": 1.0}, 1.0)]
+        elif isinstance(emotion, tuple) and len(emotion) == 2 and not isinstance(
+                emotion[0], EmotionKey):
+            self.arrays = validate_emotion_arrays(emotion[0], emotion[1], total)
+        elif isinstance(emotion, str):
+            self.keys = load_emotion_track(emotion)
+        else:
+            self.keys = list(emotion)  # type: ignore[arg-type]
+
+    def block(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames start..start+count-1; frames outside given arrays hold the nearest."""
+        if self.arrays is not None:
+            i = np.clip(np.arange(start, start + count) - self.first, 0,
+                        len(self.arrays[0]) - 1)
+            return self.arrays[0][i], self.arrays[1][i]
+        return sample_emotion_track(self.keys or [], start, count)
+
+
+def _silence_gate(vad: np.ndarray, any_speech: bool) -> np.ndarray:
+    """1 where speech, ramping to 0 over a few frames in pauses (mouth closes)."""
+    if not any_speech:
+        return np.ones(len(vad), np.float32)  # no detectable pauses: trust the model
+    from scipy.ndimage import uniform_filter1d
+
+    g = vad.astype(np.float32)
+    k = 2 * SILENCE_RAMP_FRAMES + 1
+    from scipy.ndimage import maximum_filter1d
+
+    g = maximum_filter1d(g, SILENCE_RAMP_FRAMES, mode="nearest")  # open just before speech
+    return np.clip(uniform_filter1d(g, k, mode="nearest"), 0.0, 1.0)
+
+
+def _latents(seed: int, variation: float, block_lo: int, block_hi: int) -> torch.Tensor:
+    """Per-block latents for global blocks [lo, hi): seeded per block, chunk-invariant."""
+    z = np.zeros((max(block_hi - block_lo, 1), LATENT_DIM), np.float32)
+    if variation > 0:
+        for j, b in enumerate(range(block_lo, block_hi)):
+            rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5EED, b & 0xFFFFFFFF])
+            z[j] = rng.standard_normal(LATENT_DIM)
+        z *= variation
+    return torch.from_numpy(z)[None]
+
+
+def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
+                   first_frame: int = 0, start_offset: object = 0,
+                   n_frames: int | None = None, seed: int = 0, variation: float = 0.0,
+                   head_motion_amount: float = 1.0, blinks: bool = True,
+                   neutral: np.ndarray | None = None, model: MotionModel | None = None,
+                   chunk_frames: int = DEFAULT_CHUNK,
+                   progress: Callable[[float], None] | None = None) -> Iterator[Animation]:
+    """Yield the animation chunk by chunk (see ``animate`` for the arguments)."""
+    fps_exact = parse_fps(fps)
+    variation = _check_float(variation, "variation", 0.0, 3.0)
+    head_amt = _check_float(head_motion_amount, "head motion", 0.0, 5.0)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise InputError(f"seed must be a whole number, got {seed!r}", "pass e.g. --seed 0")
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
+        raise InputError(f"chunk_frames must be a positive integer, got {chunk_frames!r}",
+                         "use e.g. 1024")
+    clock = FrameClock.create(fps_exact, audio.sample_rate, first_frame, start_offset)
+    total = clock.n_frames_for(audio.n_samples) if n_frames is None else n_frames
+    if isinstance(total, bool) or not isinstance(total, int | np.integer) or total < 0:
+        raise InputError(f"n_frames must be a whole number >= 0, got {n_frames!r}",
+                         "pass the number of frames to animate")
+    if total == 0:
+        raise InputError("the audio is shorter than one frame at this frame rate and offset",
+                         "check --start-offset and that the audio has sound")
+    emo = _EmotionSource(emotion, clock.first_frame, int(total))
+    model = model or load_model()
+    feats_all = compute_audio_features(audio)
+    # Close the mouth in pauses only when voice activity found a speech/pause structure; a
+    # music bed or very quiet take gives (almost) no activity, and then the model decides.
+    any_speech = bool(feats_all.vad.mean() >= MIN_SPEECH_FRACTION)
+    blinker = BlinkGenerator(seed)
+    stats = model.meta.get("head_stats", {})
+    rot_std = stats.get("rot_std_deg", (3.0, 3.5, 1.8))
+    trans_std = stats.get("trans_std_m", (0.004, 0.003, 0.004))
+    offset = Fraction(clock.start_offset)
+    for start in range(0, int(total), chunk_frames):
+        count = min(chunk_frames, int(total) - start)
+        lo = start - CONTEXT  # symmetric context; frames before the audio read as silence
+        ctx_count = count + 2 * CONTEXT
+        f0 = clock.first_frame + lo
+        feats = compute_frame_features(audio, fps_exact, first_frame=f0,
+                                       n_frames=ctx_count,
+                                       start_offset=offset + Fraction(lo) / fps_exact,
+                                       features=feats_all)
+        mel, pros = model_inputs(feats)
+        inner = slice(CONTEXT, CONTEXT + count)
+        # Emotion over the padded range too: the LDM mixes over time and must see the same
+        # neighbourhood whatever the chunking.
+        weights, intensity = emo.block(f0, ctx_count)
+        if emo.auto:
+            weights, intensity = estimate_emotion_from_prosody(pros, float(fps_exact))
+        with torch.inference_mode():
+            h = model.speech.encode_audio(torch.from_numpy(mel)[None],
+                                          torch.from_numpy(pros)[None])
+            b_lo = lo // LATENT_FRAMES - 1
+            b_hi = (lo + ctx_count) // LATENT_FRAMES + 2
+            z = expand_latent(_latents(seed, variation, b_lo, b_hi), ctx_count,
+                              offset=lo - b_lo * LATENT_FRAMES)
+            mouth = model.speech.decode(h, z)[0].numpy()
+            gate = _silence_gate(feats.vad, any_speech)
+            speech = np.zeros((ctx_count, 52), np.float32)
+            speech[:, MOUTH_IDS] = mouth * gate[:, None]
+            # Intensity 0 or pure neutral means "no expression": the speech face exactly
+            # (and a neutral chunk skips the LDM).
+            strength = (weights[:, 1:] * intensity[:, None]).max(axis=1, initial=0.0)
+            mix = np.clip(strength / 0.05, 0.0, 1.0)[:, None]
+            if mix.any():
+                sp = torch.from_numpy(speech)[None]
+                emb = model.bank(torch.from_numpy(weights)[None],
+                                 torch.from_numpy(intensity)[None])
+                out = (sp + model.ldm(sp, emb)).clamp(0, 1)[0].numpy()
+                out = speech + (out - speech) * mix
+            else:
+                out = speech.copy()
+        out, weights, intensity = out[inner], weights[inner], intensity[inner]
+        times = feats.frame_times[inner]
+        blink = (blinker.sample(times, rate_multiplier(weights, intensity)) if blinks
+                 else np.zeros(count, np.float32))
+        out[:, BLINK_IDS] = np.maximum(out[:, BLINK_IDS], blink[:, None])
+        out = out.astype(np.float32)
+        poses = head_motion(times, seed, head_amt, rot_std, trans_std)
+        yield Animation(
+            blendshapes=out, landmarks=landmarks_from_blendshapes(out, neutral),
+            head_pose=poses, blink=blink, emotion_weights=weights.astype(np.float32),
+            emotion_intensity=intensity.astype(np.float32),
+            frame_numbers=feats.frame_numbers[inner], frame_times=times, fps=fps_exact,
+            first_frame=clock.first_frame)
+        if progress is not None:
+            progress((start + count) / total)
+
+
+def animate(audio: Audio, fps: object, emotion: EmotionInput = None, **kwargs) -> Animation:
+    """Animate ``audio`` at ``fps``.
+
+    ``emotion``: a track string/JSON/path (``shared.emotions``), a list of EmotionKey,
+    per-frame arrays ``(weights[T, 8], intensity[T])``, ``"auto"`` (estimated from the
+    voice, see ``emotion.estimate_emotion_from_prosody``) or None (neutral).
+    Keywords: ``first_frame``, ``start_offset`` (audio seconds at the start of
+    first_frame), ``n_frames`` (default: to the end of the audio), ``seed``,
+    ``variation`` (0 = deterministic mean performance), ``head_motion_amount``
+    (0 = still), ``blinks``, ``neutral`` (a subject's [478, 3] face; default canonical),
+    ``model``, ``chunk_frames``, ``progress``.
+    """
+    parts = list(iter_animation(audio, fps, emotion, **kwargs))
+    meta = {"seed": kwargs.get("seed", 0), "variation": kwargs.get("variation", 0.0),
+            "chunks": len(parts)}
+    return _concat(parts, meta)

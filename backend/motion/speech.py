@@ -1,0 +1,117 @@
+"""Audio -> mouth blendshapes: a small conditional VAE over time (RealTalk's stage 1).
+
+Why a VAE: the same line can be spoken with many mouth motions; a latent ``z`` per
+``LATENT_FRAMES`` block carries that style, so ``variation > 0`` gives natural takes and
+``variation = 0`` (``z`` = prior mean) gives the deterministic average performance.
+
+Encoder: each frame's mel window is summarised by 1-D convolutions over its 33 hops (the
+±160 ms around the frame, which covers coarticulation), joined with prosody, then mixed
+over time by dilated non-causal residual convolutions (±14 frames). The posterior
+q(z | audio, target) sees the target motion only in training; the decoder maps
+(audio features, z) to the 27 jaw/mouth channels through a sigmoid, so outputs stay in
+[0, 1] without clipping.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from shared.face_basis import MOUTH_CHANNELS
+
+from .features import N_PROSODY
+
+LATENT_DIM = 8
+LATENT_FRAMES = 16  # one z per 16 frames, interpolated between block centres
+N_MOUTH = len(MOUTH_CHANNELS)
+
+
+class TemporalBlock(nn.Module):
+    """Residual dilated 1-D conv over time (input/output [B, C, T]), same length."""
+
+    def __init__(self, ch: int, dilation: int, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(ch, ch, 5, padding=2 * dilation, dilation=dilation)
+        self.conv2 = nn.Conv1d(ch, ch, 1)
+        self.norm = nn.LayerNorm(ch)  # per frame: a chunk's result must not depend on
+        self.drop = nn.Dropout(dropout)  # what else is in the chunk (as GroupNorm would)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return x + self.conv2(self.drop(F.gelu(self.conv1(h))))
+
+
+class MelEncoder(nn.Module):
+    """Mel window [N, W, 80] -> per-frame vector [N, out]."""
+
+    def __init__(self, out: int, n_mels: int = 80, ch: int = 48) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_mels, ch, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(ch, ch, 3, stride=2, padding=1)
+        self.proj = nn.Linear(2 * ch, out)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.conv1(mel.transpose(1, 2)))
+        x = F.gelu(self.conv2(x))
+        return self.proj(torch.cat([x.mean(-1), x.amax(-1)], dim=-1))
+
+
+def expand_latent(z_blocks: torch.Tensor, n_frames: int, offset: int = 0) -> torch.Tensor:
+    """Per-block latents [B, K, D] -> per-frame [B, T, D] by linear interpolation between
+    block centres, so style changes smoothly (no step every 16 frames). ``offset`` is the
+    global frame index of the first frame, so chunked inference matches one long pass."""
+    k = z_blocks.shape[1]
+    t = (torch.arange(n_frames, dtype=torch.float32, device=z_blocks.device) + offset
+         - (LATENT_FRAMES - 1) / 2) / LATENT_FRAMES
+    t = t.clamp(0, k - 1)
+    lo = t.floor().long().clamp(max=k - 1)
+    hi = (lo + 1).clamp(max=k - 1)
+    a = (t - lo.float())[None, :, None]
+    return z_blocks[:, lo] * (1 - a) + z_blocks[:, hi] * a
+
+
+class SpeechVAE(nn.Module):
+    """Mel windows + prosody -> mouth channel weights [B, T, 27] in [0, 1]."""
+
+    def __init__(self, hidden: int = 64) -> None:
+        super().__init__()
+        self.mel = MelEncoder(hidden)
+        self.inp = nn.Linear(hidden + N_PROSODY, hidden)
+        self.enc = nn.Sequential(*[TemporalBlock(hidden, d) for d in (1, 2, 4)])
+        self.post = nn.Conv1d(hidden + N_MOUTH, 2 * LATENT_DIM, 5, padding=2)
+        self.dec_in = nn.Conv1d(hidden + LATENT_DIM, hidden, 1)
+        self.dec = nn.Sequential(*[TemporalBlock(hidden, d) for d in (1, 2)])
+        self.out = nn.Conv1d(hidden, N_MOUTH, 1)
+
+    def encode_audio(self, mel: torch.Tensor, prosody: torch.Tensor) -> torch.Tensor:
+        """[B, T, W, 80], [B, T, 4] -> audio features [B, hidden, T]."""
+        b, t = mel.shape[:2]
+        m = self.mel(mel.reshape(b * t, *mel.shape[2:])).reshape(b, t, -1)
+        h = self.inp(torch.cat([m, prosody], dim=-1)).transpose(1, 2)
+        return self.enc(h)
+
+    def posterior(self, h: torch.Tensor, target: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block posteriors (mean, logvar) [B, K, D] from audio features and the target."""
+        stats = self.post(torch.cat([h, target.transpose(1, 2)], dim=1))  # [B, 2D, T]
+        b, _, t = stats.shape
+        k = -(-t // LATENT_FRAMES)
+        stats = F.pad(stats, (0, k * LATENT_FRAMES - t), mode="replicate")
+        stats = stats.reshape(b, 2 * LATENT_DIM, k, LATENT_FRAMES).mean(-1).transpose(1, 2)
+        mean, logvar = stats.chunk(2, dim=-1)
+        return mean, logvar.clamp(-8, 4)
+
+    def decode(self, h: torch.Tensor, z_frames: torch.Tensor) -> torch.Tensor:
+        x = self.dec_in(torch.cat([h, z_frames.transpose(1, 2)], dim=1))
+        return torch.sigmoid(self.out(self.dec(x))).transpose(1, 2)
+
+    def forward(self, mel: torch.Tensor, prosody: torch.Tensor, target: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: (prediction [B, T, 27], KL per block averaged)."""
+        h = self.encode_audio(mel, prosody)
+        mean, logvar = self.posterior(h, target)
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+        pred = self.decode(h, expand_latent(z, h.shape[-1]))
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
+        return pred, kl

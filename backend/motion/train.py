@@ -1,0 +1,281 @@
+"""Training: real speech motion for the VAE, FACS-prior emotions for the LDM and bank.
+
+What each part learns from (say it plainly, the data is small):
+
+* Speech VAE: the first 80 % of the five real speech clips (~1.8 min at 25/30 fps): their
+  own audio -> their solved jaw/mouth weights. Loudness is augmented (±10 dB) because the
+  clips are mastered very differently.
+* Emotion classifier: FACS emotion prototypes (``shared.facs``) at random intensities and
+  mixes, plus noise. Then frozen.
+* LDM + emotion bank: synthetic pairs built on the real speech motion of the same windows:
+  input = real speech weights + a random emotion track (1-2 emotions, random weights and
+  intensity, sometimes a keyed transition), target = speech + the FACS expression of that
+  track. Losses: weights L1, the frozen classifier must recognise the conditioned emotion
+  (discrimination loss), and the bank's VQ/KL regulariser.
+
+An "epoch" is ``steps_per_epoch`` batches of random 64-frame windows. Checkpoints (model,
+optimiser, RNG, epoch) are written atomically every epoch; ``resume`` continues from one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from shared.emotions import EMOTIONS
+from shared.face_basis import MOUTH_CHANNELS, basis, channel_index
+from shared.facs import emotion_blendshapes
+from shared.landmarks import canonical_face
+
+from .data import ClipData, head_motion_stats
+from .model import MotionModel
+
+WINDOW = 64
+BATCH = 12
+LDM_WINDOWS, LDM_FRAMES = 6, 32  # the LDM's synthetic task needs fewer frames per step
+MOUTH_IDS = channel_index(MOUTH_CHANNELS)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    steps_per_epoch: int = 20
+    seed: int = 0
+    lr: float = 2e-3
+    kl_weight: float = 0.02
+    disc_weight: float = 0.03
+    window: int = WINDOW
+    batch: int = BATCH
+    history: list[dict] = field(default_factory=list)
+
+
+def _lip_basis() -> torch.Tensor:
+    """Mouth channels -> lip/jaw landmark displacements (cm), for a geometric loss."""
+    cf = canonical_face()
+    ids = np.concatenate([cf.groups["lips_outer"], cf.groups["lips_inner"], [152]])
+    return torch.from_numpy((basis()[MOUTH_IDS][:, ids] * 100).reshape(len(MOUTH_IDS), -1)
+                            .copy())
+
+
+class WindowSampler:
+    """Random training windows across clips, weighted by clip length."""
+
+    def __init__(self, clips: list[ClipData], window: int, rng: np.random.Generator) -> None:
+        self.clips = [c for c in clips if c.n_frames >= 8]
+        if not self.clips:
+            raise ValueError("no training frames")
+        self.window = window
+        self.rng = rng
+        sizes = np.array([c.n_frames for c in self.clips], float)
+        self.p = sizes / sizes.sum()
+
+    def batch(self, n: int) -> dict[str, torch.Tensor]:
+        mel, pros, tgt = [], [], []
+        w = min(self.window, min(c.n_frames for c in self.clips))
+        for _ in range(n):
+            c = self.clips[self.rng.choice(len(self.clips), p=self.p)]
+            s = self.rng.integers(0, c.n_frames - w + 1)
+            gain = self.rng.uniform(-0.5, 0.5)  # ±10 dB in normalised mel/energy units
+            m = c.mel[s:s + w] + gain
+            # SpecAugment-style masks: one band of mel channels hidden per window, so the
+            # model cannot lean on one speaker's (or one music bed's) spectral detail.
+            lo = self.rng.integers(0, m.shape[-1] - 12)
+            m = m.copy()
+            m[..., lo:lo + self.rng.integers(4, 12)] = m.min()
+            mel.append(m)
+            p = c.prosody[s:s + w].copy()
+            p[:, 0] += gain
+            pros.append(p)
+            tgt.append(np.nan_to_num(c.blendshapes[s:s + w]))
+        return {"mel": torch.from_numpy(np.stack(mel)), "prosody": torch.from_numpy(
+            np.stack(pros)), "target": torch.from_numpy(np.stack(tgt))}
+
+
+def random_emotion_tracks(rng: np.random.Generator, n: int, t: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Random per-frame (weights [n, t, 8], intensity [n, t]) covering pure emotions,
+    mixes, low intensities and keyed transitions."""
+    k = len(EMOTIONS)
+    weights = np.zeros((n, t, k), np.float32)
+    intensity = np.zeros((n, t), np.float32)
+    for i in range(n):
+        def key() -> tuple[np.ndarray, float]:
+            w = np.zeros(k, np.float32)
+            first = rng.integers(0, k)
+            w[first] = rng.uniform(0.5, 1.0)
+            if rng.random() < 0.35:
+                w[rng.integers(0, k)] += rng.uniform(0.2, 0.8)
+            return np.clip(w, 0, 1), float(rng.uniform(0.0, 1.0) ** 0.7)
+        a, sa = key()
+        if rng.random() < 0.3:
+            b, sb = key()
+            u = np.clip((np.arange(t) - rng.integers(0, t)) / max(1, rng.integers(4, 24)), 0, 1)
+            u = (u * u * (3 - 2 * u))[:, None]
+            weights[i] = a * (1 - u) + b * u
+            intensity[i] = sa * (1 - u[:, 0]) + sb * u[:, 0]
+        else:
+            weights[i] = a
+            intensity[i] = sa
+    return weights, intensity
+
+
+def facs_targets(speech: np.ndarray, weights: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    """The synthetic emotional face: speech weights + FACS expression, clipped to [0, 1]."""
+    n, t, _ = weights.shape
+    expr = emotion_blendshapes(weights.reshape(n * t, -1), intensity.reshape(-1))
+    return np.clip(speech + expr.reshape(n, t, -1), 0.0, 1.0).astype(np.float32)
+
+
+def _class_targets(weights: torch.Tensor, intensity: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    strength = weights * intensity[..., None]
+    strength[..., 0] = 0.0  # neutral is the absence of expression, judged separately
+    top2 = strength.topk(2, dim=-1).values
+    label = strength.argmax(-1)
+    mask = (top2[..., 0] >= 0.3) & (top2[..., 0] >= 1.5 * top2[..., 1])  # a clear winner
+    return label, mask
+
+
+def pretrain_classifier(model: MotionModel, rng: np.random.Generator, steps: int = 300
+                        ) -> float:
+    """Fit the emotion classifier on FACS prototypes (+noise); returns final accuracy."""
+    opt = torch.optim.Adam(model.classifier.parameters(), lr=3e-3)
+    acc = 0.0
+    for _ in range(steps):
+        n = 256
+        label = rng.integers(0, len(EMOTIONS), n)
+        w = np.zeros((n, len(EMOTIONS)), np.float32)
+        w[np.arange(n), label] = 1.0
+        s = rng.uniform(0.05, 1.0, n).astype(np.float32)
+        x = emotion_blendshapes(w, s) + rng.normal(0, 0.03, (n, 52)).astype(np.float32)
+        label = np.where(s < 0.1, 0, label)  # a trace of expression reads as neutral
+        logits = model.classifier(torch.from_numpy(x))
+        loss = F.cross_entropy(logits, torch.from_numpy(label))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        acc = float((logits.argmax(-1).numpy() == label).mean())
+    for p in model.classifier.parameters():
+        p.requires_grad_(False)
+    return acc
+
+
+def speech_step(model: MotionModel, batch: dict, lip_basis: torch.Tensor, cfg: TrainConfig
+                ) -> dict[str, float]:
+    target = batch["target"][..., MOUTH_IDS]
+    pred, kl = model.speech(batch["mel"], batch["prosody"], target)
+    l1 = F.l1_loss(pred, target)
+    geo = F.mse_loss(pred @ lip_basis, target @ lip_basis)
+    vel = F.l1_loss(pred.diff(dim=1), target.diff(dim=1))
+    loss = l1 + 0.5 * geo + 0.5 * vel + cfg.kl_weight * kl
+    return {"loss": loss, "speech_l1": l1.item(), "geo": geo.item(), "kl": kl.item()}
+
+
+def ldm_step(model: MotionModel, batch: dict, rng: np.random.Generator, cfg: TrainConfig
+             ) -> dict[str, float]:
+    real = batch["target"][:LDM_WINDOWS, :LDM_FRAMES].numpy()
+    speech = np.zeros(real.shape, np.float32)
+    speech[..., MOUTH_IDS] = real[..., MOUTH_IDS]
+    n, t, _ = speech.shape
+    w, s = random_emotion_tracks(rng, n, t)
+    target = torch.from_numpy(facs_targets(speech, w, s))
+    sp, wt, st = torch.from_numpy(speech), torch.from_numpy(w), torch.from_numpy(s)
+    emb = model.bank(wt, st, sample=True)
+    raw = sp + model.ldm(sp, emb)
+    # The loss sees the unclamped face: a clamp has no gradient outside [0, 1], which would
+    # leave a channel stuck below 0 (invisible) or above 1 (wrong) forever.
+    l1 = F.l1_loss(raw, target)
+    out = raw.clamp(0, 1)
+    label, mask = _class_targets(wt, st)
+    logits = model.classifier(out - sp)
+    disc = (F.cross_entropy(logits[mask], label[mask]) if mask.any()
+            else torch.zeros(()))
+    reg = model.bank.regulariser()
+    loss = l1 + cfg.disc_weight * disc + 0.1 * reg
+    return {"loss": loss, "ldm_l1": l1.item(), "disc": disc.item()}
+
+
+def _rng_state(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def train(clips: list[ClipData], out_dir: str | Path, cfg: TrainConfig, *,
+          resume: bool = False, progress: bool = True, command: str = "") -> MotionModel:
+    """Train (or resume) a motion model on the *training parts* of ``clips``.
+
+    Writes ``out_dir/checkpoint.pt`` every epoch and ``out_dir/motion.pt`` (weights only)
+    at the end. Returns the model.
+    """
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # One thread: the model is small, and on a shared 2-core machine two spinning OpenMP
+    # threads slow each step down many times over when another process wants a core.
+    torch.set_num_threads(1)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    train_parts = [c.part(held_out=False) for c in clips]
+    model = MotionModel()
+    model.meta.update({"head_stats": head_motion_stats(clips),
+                       "trained_on": [c.name for c in clips], "command": command,
+                       "seed": cfg.seed})
+    params = [p for n, p in model.named_parameters() if not n.startswith("classifier")]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
+    start = 0
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.is_file():
+        blob = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(blob["state"])
+        opt.load_state_dict(blob["opt"])
+        start = int(blob["epoch"])
+        rng.bit_generator.state = json.loads(blob["rng"])
+        torch.set_rng_state(blob["torch_rng"])
+        cfg.history = json.loads(blob["history"])
+        for p in model.classifier.parameters():
+            p.requires_grad_(False)
+    else:
+        model.meta["classifier_acc"] = pretrain_classifier(model, rng)
+    sampler = WindowSampler(train_parts, cfg.window, rng)
+    lip_basis = _lip_basis()
+    total = cfg.epochs * cfg.steps_per_epoch
+    done = start * cfg.steps_per_epoch  # a resumed run continues the cosine where it was
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: float(
+        0.5 * (1 + np.cos(np.pi * min((step + done) / max(total, 1), 1.0)))))
+    bar = tqdm(total=total, initial=start * cfg.steps_per_epoch, desc="motion train",
+               disable=not progress, file=sys.stderr, unit="step")
+    t0 = time.time()
+    model.train()
+    for epoch in range(start, cfg.epochs):
+        sums: dict[str, float] = {}
+        for _ in range(cfg.steps_per_epoch):
+            batch = sampler.batch(cfg.batch)
+            a = speech_step(model, batch, lip_basis, cfg)
+            b = ldm_step(model, batch, rng, cfg)
+            opt.zero_grad()
+            (a.pop("loss") + b.pop("loss")).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            for k, v in {**a, **b}.items():
+                sums[k] = sums.get(k, 0.0) + v / cfg.steps_per_epoch
+            bar.update(1)
+            bar.set_postfix(speech=f"{a['speech_l1']:.3f}", ldm=f"{b['ldm_l1']:.3f}")
+        cfg.history.append({"epoch": epoch + 1, **{k: round(v, 5) for k, v in sums.items()}})
+        model.save(ckpt, {"opt": opt.state_dict(), "epoch": epoch + 1, "rng": _rng_state(rng),
+                          "torch_rng": torch.get_rng_state(),
+                          "history": json.dumps(cfg.history)})
+    bar.close()
+    model.eval()
+    model.meta.update({"epochs": cfg.epochs, "steps_per_epoch": cfg.steps_per_epoch,
+                       "train_seconds_last_run": round(time.time() - t0, 1),
+                       "final": cfg.history[-1] if cfg.history else {}})
+    model.save(out / "motion.pt")
+    return model
