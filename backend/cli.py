@@ -18,6 +18,7 @@ from shared.errors import FacecastError
 from .commands import (
     animate_cmd,
     bench_cmd,
+    demo_cmd,
     info_cmd,
     keys_cmd,
     motion_cmd,
@@ -26,8 +27,8 @@ from .commands import (
     subject_cmd,
 )
 
-COMMANDS = (serve_cmd, info_cmd, keys_cmd, bench_cmd, animate_cmd, motion_cmd, subject_cmd,
-            render_cmd)
+COMMANDS = (demo_cmd, serve_cmd, info_cmd, keys_cmd, animate_cmd, motion_cmd, subject_cmd,
+            render_cmd, bench_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

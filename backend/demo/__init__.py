@@ -1,0 +1,1 @@
+"""``facecast demo``: the whole product on the shipped defaults, in one command."""

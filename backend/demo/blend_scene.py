@@ -1,0 +1,80 @@
+"""Build the demo's .blend in a bpy process, using the add-on's own code.
+
+Run as ``python -m backend.demo.blend_scene ARGS`` (a child process: Blender keeps
+global state). The add-on is staged exactly as its zip lays it out (``shared/``
+vendored, relative imports), so the rig, the shape-key F-curves, the head motion and
+the sequencer strips are made by the same functions the add-on's buttons use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--animation", type=Path, required=True)
+    p.add_argument("--audio", type=Path, required=True)
+    p.add_argument("--frames", type=Path, required=True, help="folder of NNNNNN.png")
+    p.add_argument("--camera", type=Path, required=True)
+    p.add_argument("--fps", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+
+    import bpy
+
+    import build_addon
+
+    staging = Path(tempfile.mkdtemp(prefix="facecast-addon-"))
+    build_addon.stage_sources(staging / "facecast_addon")
+    sys.path.insert(0, str(staging))
+    from facecast_addon import compat, demo_rig, scene_io
+    from facecast_addon.shared.camera import camera_from_dict
+    from facecast_addon.shared.landmarks import pose_to_blender_axes
+
+    anim = np.load(args.animation)
+    blendshapes = anim["blendshapes"].astype(np.float32)
+    n = len(blendshapes)
+    frames = np.arange(1, n + 1, dtype=np.float32)
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = args.fps, 1.0
+    scene.frame_start, scene.frame_end = 1, n
+
+    rig = demo_rig.create_demo_rig(scene.collection)
+    mapping = scene_io.target_mapping(rig, {})
+    scene_io.write_shape_key_animation(rig, blendshapes, frames, mapping, replace=False)
+    scene_io.write_transform_animation(rig, pose_to_blender_axes(anim["head_pose"]), frames,
+                                       replace=False)
+
+    cam_settings, matrix = camera_from_dict(json.loads(args.camera.read_text()))
+    cam_data = bpy.data.cameras.new("Facecast Camera")
+    cam_data.lens, cam_data.sensor_width = cam_settings.lens, cam_settings.sensor_width
+    cam_data.sensor_height, cam_data.sensor_fit = (cam_settings.sensor_height,
+                                                   cam_settings.sensor_fit)
+    cam_data.clip_start = cam_settings.clip_start
+    camera = bpy.data.objects.new("Facecast Camera", cam_data)
+    camera.matrix_world = [list(row) for row in np.asarray(matrix).T]  # bpy is column-major
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    scene.render.resolution_x, scene.render.resolution_y = cam_settings.image_size
+
+    compat.ensure_sequence_editor(scene)
+    sound = compat.new_sound_strip(scene, "Facecast speech", str(args.audio), 1, 1)
+    on_disk = sorted(int(f.stem) for f in args.frames.glob("[0-9]*.png"))
+    scene_io.place_image_strip(scene, "Facecast NeRF", args.frames, on_disk, above=sound)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(args.out.resolve()))
+    print(json.dumps({"blend": str(args.out), "frames": n, "shape_keys": len(mapping.mapping)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The demo pipeline: speech -> backend -> animate -> render -> MP4, .blend and report.
+
+Everything goes through the product's real paths: a real ``facecast serve`` child, the
+signed protocol, the ``animate`` and ``render`` jobs, and the add-on's own code for the
+.blend. Each step is timed for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from shared.errors import FacecastError
+from shared.protocol import BlockingClient, MsgType, load_key
+from shared.protocol.keys import ensure_key_file
+
+from ..audio import load_audio
+from ..media.face_preview import FacePreview
+from ..media.mp4 import write_mp4
+from ..server.launcher import BackendProcess
+from ..subject.store import read_manifest, resolve_subject
+from .defaults import DEFAULT_LINE, QUICK_LINE, default_emotion_track, front_camera
+
+SAMPLE_RATE = 16000
+BACKGROUND = np.array([38, 40, 48], np.float32)
+
+
+@dataclass
+class DemoOptions:
+    out: Path
+    quick: bool = False
+    audio: Path | None = None
+    text: str | None = None
+    emotion: str | None = None
+    subject: str = "default"
+    fps: int = 25
+    size: int | None = None
+    device: str = "auto"
+    blend: bool = True
+    seed: int = 0
+
+    @property
+    def render_size(self) -> int:
+        return self.size or (128 if self.quick else 256)
+
+
+@dataclass
+class DemoReport:
+    steps: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, object] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        yield
+        self.steps[name] = round(time.perf_counter() - t, 2)
+
+
+def run_demo(opts: DemoOptions) -> DemoReport:
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    report = DemoReport()
+    t0 = time.perf_counter()
+    subject_dir = resolve_subject(opts.subject)
+    manifest = read_manifest(subject_dir)
+
+    with report.step("speech"):
+        audio_path = _speech(opts, out)
+    audio = load_audio(audio_path, sample_rate=SAMPLE_RATE)
+    n_frames = int(np.ceil(audio.duration * opts.fps))
+    emotion = opts.emotion or default_emotion_track(n_frames)
+    report.facts.update({"audio_seconds": round(audio.duration, 2), "fps": opts.fps,
+                         "frames": n_frames, "emotion_track": emotion,
+                         "subject": str(subject_dir), "render_size": opts.render_size})
+
+    keys_dir = out / ".facecast"
+    key_file, _ = ensure_key_file(keys_dir / "hmac.key")
+    started = time.perf_counter()
+    with BackendProcess(key_file=key_file, log_file=out / "backend.log") as backend:
+        report.steps["backend start"] = round(time.perf_counter() - started, 2)
+        with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=30) as client:
+            info = client.call("info").body
+            report.facts["device"] = info.get("gpu") or info.get("device")
+            report.facts["torch"] = info.get("torch")
+            with report.step("animate"):
+                anim = _animate(client, audio.samples, opts, emotion, n_frames)
+            np.savez_compressed(out / "animation.npz", **anim)
+            report.outputs["animation"] = "animation.npz"
+            camera = front_camera(manifest, opts.render_size)
+            (out / "camera.json").write_text(json.dumps(camera, indent=1))
+            with report.step("render"):
+                frames = _render(client, opts, anim, camera, out / "frames")
+    report.facts["render_fps"] = round(n_frames / max(report.steps["render"], 1e-6), 2)
+
+    with report.step("video"):
+        _video(out / "facecast_demo.mp4", frames, anim, opts.fps, audio.samples)
+    report.outputs["video"] = "facecast_demo.mp4"
+    if opts.blend:
+        with report.step("blend"):
+            blend = _blend(out, audio_path, opts.fps)
+        if blend:
+            report.outputs["blend"] = blend.name
+    report.steps["total"] = round(time.perf_counter() - t0, 2)
+    _write_report(out, report)
+    return report
+
+
+def _speech(opts: DemoOptions, out: Path) -> Path:
+    """The line to animate, as a 16 kHz WAV in the output folder."""
+    if opts.audio is not None:
+        clip = load_audio(opts.audio, sample_rate=SAMPLE_RATE)
+        samples, rate = clip.samples, clip.sample_rate
+    else:
+        from ..speech import synthesize
+
+        speech = synthesize(opts.text or (QUICK_LINE if opts.quick else DEFAULT_LINE))
+        clip = load_audio((speech.samples, speech.sample_rate), sample_rate=SAMPLE_RATE)
+        samples, rate = clip.samples, clip.sample_rate
+    path = out / "speech.wav"
+    sf.write(path, samples, rate, subtype="PCM_16")
+    return path
+
+
+def _animate(client: BlockingClient, pcm: np.ndarray, opts: DemoOptions, emotion: str,
+             n_frames: int) -> dict[str, np.ndarray]:
+    params = {"fps": str(opts.fps), "sample_rate": SAMPLE_RATE, "emotion": emotion,
+              "n_frames": n_frames, "seed": opts.seed}
+    chunks: list[tuple[int, dict[str, np.ndarray]]] = []
+    bar = tqdm(total=n_frames, desc="animate", unit="frame", leave=False)
+    client.call("animate", params, [np.asarray(pcm, np.float32)],
+                on_event=lambda e: _collect(e, chunks, bar))
+    bar.close()
+    if not chunks:
+        raise FacecastError("the animate job returned no frames", "see backend.log")
+    merged: dict[str, np.ndarray] = {}
+    for key in chunks[0][1]:
+        merged[key] = np.concatenate([c[key] for _, c in sorted(chunks, key=lambda x: x[0])])
+    merged["fps"] = np.array(str(opts.fps))
+    return merged
+
+
+def _collect(event, chunks: list, bar: tqdm) -> None:
+    if event.kind != MsgType.RESULT:
+        return
+    body = event.body
+    arrays = dict(zip(body.get("arrays") or _default_names(len(event.arrays)),
+                      event.arrays, strict=False))
+    chunks.append((int(body.get("start", 0)), {k: np.array(v) for k, v in arrays.items()}))
+    bar.update(int(body.get("n_frames", len(event.arrays[0]))))
+
+
+def _default_names(n: int) -> list[str]:
+    from ..jobs.animate import RESULT_ARRAYS
+
+    return list(RESULT_ARRAYS[:n])
+
+
+def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarray],
+            camera: dict, folder: Path) -> list[np.ndarray]:
+    """Stream RGBA frames; each is kept in memory for the video and written as PNG."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    from shared.landmarks import pose_to_blender_axes
+
+    head = pose_to_blender_axes(anim["head_pose"]).astype(np.float32)
+    names = ["blendshapes", "head_pose"]
+    arrays = [np.ascontiguousarray(anim["blendshapes"], np.float32), head]
+    params = {"subject": opts.subject, "camera": camera, "array_names": names,
+              "device": opts.device}
+    n = len(anim["blendshapes"])
+    frames: list[np.ndarray | None] = [None] * n
+    bar = tqdm(total=n, desc="render", unit="frame", leave=False)
+
+    def on_event(event) -> None:
+        if event.kind == MsgType.FRAME:
+            i = int(event.body["index"])
+            rgba = np.array(event.arrays[0])
+            frames[i] = rgba
+            name = f"{i + 1:06d}.png"  # scene frame numbers, as the add-on names them
+            tmp = folder / f".{name}.tmp"
+            Image.fromarray(rgba, "RGBA").save(tmp, format="PNG")
+            tmp.replace(folder / name)
+            bar.update(1)
+
+    client.call("render", params, arrays, on_event=on_event, credit=8)
+    bar.close()
+    missing = [i for i, f in enumerate(frames) if f is None]
+    if missing:
+        raise FacecastError(f"{len(missing)} frames did not arrive", "see backend.log")
+    return frames  # type: ignore[return-value]
+
+
+def _video(path: Path, frames: list[np.ndarray], anim: dict[str, np.ndarray], fps: int,
+           pcm: np.ndarray) -> None:
+    """NeRF render (over a flat background) beside the animated landmark mesh."""
+    size = frames[0].shape[0]
+    preview = FacePreview(size)
+
+    def composed() -> Iterator[np.ndarray]:
+        for rgba, lm in zip(frames, anim["landmarks"], strict=True):
+            a = rgba[..., 3:].astype(np.float32) / 255.0
+            nerf = rgba[..., :3].astype(np.float32) * a + BACKGROUND * (1 - a)
+            yield np.concatenate([nerf.astype(np.uint8), preview.render(lm)], axis=1)
+
+    write_mp4(path, tqdm(composed(), total=len(frames), desc="video", unit="frame",
+                         leave=False), Fraction(fps), pcm, SAMPLE_RATE)
+
+
+def _blend(out: Path, audio_path: Path, fps: int) -> Path | None:
+    """Build the .blend in a bpy child process; None (and a note) without bpy."""
+    import importlib.util
+
+    if importlib.util.find_spec("bpy") is None:
+        print("facecast demo: bpy is not installed, so no .blend is written "
+              "(pip install bpy==5.0.1)", file=sys.stderr)
+        return None
+    path = out / "facecast_demo.blend"
+    cmd = [sys.executable, "-m", "backend.demo.blend_scene", "--animation",
+           str(out / "animation.npz"), "--audio", str(audio_path), "--frames",
+           str(out / "frames"), "--camera", str(out / "camera.json"), "--fps", str(fps),
+           "--out", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[2])
+    if done.returncode != 0 or not path.is_file():
+        raise FacecastError(f"building the .blend failed: {done.stderr[-1500:]}",
+                            "run with --no-blend to skip it, and report the error")
+    return path
+
+
+def _write_report(out: Path, report: DemoReport) -> None:
+    data = {"steps_seconds": report.steps, **report.facts, "outputs": report.outputs,
+            "python": platform.python_version(), "machine": platform.machine()}
+    (out / "report.json").write_text(json.dumps(data, indent=2))
+    lines = ["# Facecast demo report", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report.steps.items()]
+    lines += ["", *(f"- **{k}**: {v}" for k, v in report.facts.items()), "",
+              "Outputs: " + ", ".join(f"`{v}`" for v in report.outputs.values())]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
