@@ -29,13 +29,15 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path) -> None:
     from backend.motion.model import MotionModel
 
     before = speech_error(MotionModel().eval(), clip)
-    cfg = TrainConfig(epochs=2, steps_per_epoch=6, batch=4, lr=3e-3)
+    cfg = TrainConfig(epochs=2, steps_per_epoch=6, batch=4, lr=3e-3, synth_clips=4,
+                      real_copies=1)
     model = train([clip], tmp_path, cfg, progress=False)
     after = speech_error(model, clip)
     assert after < 0.8 * before, (before, after)
     assert (tmp_path / "motion.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()
     assert len(cfg.history) == 2
-    more = TrainConfig(epochs=3, steps_per_epoch=6, batch=4, lr=3e-3)
+    more = TrainConfig(epochs=3, steps_per_epoch=6, batch=4, lr=3e-3, synth_clips=4,
+                       real_copies=1)
     train([clip], tmp_path, more, resume=True, progress=False)
     assert [h["epoch"] for h in more.history] == [1, 2, 3]
     assert more.history[:2] == cfg.history

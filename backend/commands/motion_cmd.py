@@ -17,6 +17,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--out", required=True, help="output folder (checkpoint.pt, motion.pt)")
     tr.add_argument("--epochs", type=int, default=40, help="epochs (default 40)")
     tr.add_argument("--steps-per-epoch", type=int, default=20, help="batches per epoch")
+    tr.add_argument("--batch", type=int, default=12, help="windows per batch (default 12)")
+    tr.add_argument("--synth-clips", type=int, default=0,
+                    help="espeak-ng clips with viseme targets (default 0 = real only; "
+                         "e.g. 300)")
+    tr.add_argument("--synth-ratio", type=float, default=0.5,
+                    help="share of each speech batch that is synthetic (default 0.5)")
+    tr.add_argument("--real-copies", type=int, default=0,
+                    help="degraded-audio copies of each real clip (default 0; e.g. 3)")
+    tr.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
     tr.add_argument("--seed", type=int, default=0, help="random seed")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     tr.add_argument("--data", help="folder of clips (default ../shared/data/clips)")
@@ -46,13 +55,18 @@ def _train(args: argparse.Namespace) -> int:
     from backend.motion.data import load_clips
     from backend.motion.train import TrainConfig, train
 
-    if args.epochs < 1 or args.steps_per_epoch < 1:
+    if (args.epochs < 1 or args.steps_per_epoch < 1 or args.batch < 1 or args.synth_clips < 0
+            or args.real_copies < 0 or not 0.0 <= args.synth_ratio <= 0.9
+            or args.weight_decay < 0):
         from shared.errors import InputError
 
-        raise InputError("--epochs and --steps-per-epoch must be at least 1",
-                         "pass positive numbers")
+        raise InputError("a training option is out of range",
+                         "--epochs/--steps-per-epoch/--batch >= 1, --synth-clips/--real-copies/"
+                         "--weight-decay >= 0, --synth-ratio in [0, 0.9]")
     clips = load_clips(_names(args.clips), data_dir=args.data, progress=True)
-    cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed)
+    cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
+                      batch=args.batch, synth_clips=args.synth_clips, synth_ratio=args.synth_ratio,
+                      real_copies=args.real_copies, weight_decay=args.weight_decay)
     command = "facecast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     model = train(clips, args.out, cfg, resume=args.resume, command=command)
     print(f"wrote {args.out}/motion.pt; last epoch: {model.meta.get('final')}")

@@ -158,3 +158,33 @@ def head_motion_stats(clips: list[ClipData]) -> dict[str, list[float]]:
         trans.append(p[:, :3, 3] - p[:, :3, 3].mean(axis=0))
     return {"rot_std_deg": np.concatenate(rots).std(axis=0).round(3).tolist(),
             "trans_std_m": np.concatenate(trans).std(axis=0).round(5).tolist()}
+
+
+def augmented_copies(clip: ClipData, rng: np.random.Generator, n_copies: int,
+                     data_dir: str | Path | None = None) -> list[ClipData]:
+    """``n_copies`` versions of ``clip`` whose audio features come from a degraded copy
+    of its sound track (``augment.augment_audio``: reverb, music bed, noise, gain).
+
+    Why: each real clip was recorded one way, so the VAE learned those rooms and mics;
+    the same mouth motion under other acoustics teaches it the speech instead. The motion
+    targets are shared, not copied; the audio length is kept, so frames stay aligned.
+    """
+    from backend.audio import Audio, compute_audio_features, compute_frame_features
+    from backend.video.decode import read_audio_track
+
+    from .augment import augment_audio
+    from .features import model_inputs
+
+    if n_copies <= 0:
+        return []
+    pcm, rate = read_audio_track(clip_path(clip.name, data_dir))
+    out = []
+    for _ in range(n_copies):
+        audio = Audio(np.ascontiguousarray(augment_audio(pcm, rate, rng)), rate, clip.name)
+        feats = compute_frame_features(audio, clip.fps, first_frame=0, n_frames=clip.n_frames,
+                                       context_hops=clip.mel.shape[1] // 2,
+                                       features=compute_audio_features(audio))
+        mel, pros = model_inputs(feats)
+        out.append(ClipData(clip.name, clip.fps, clip.face_landmarks, clip.neutral,
+                            clip.blendshapes, clip.head_poses, mel, pros, feats.vad.copy()))
+    return out
