@@ -163,3 +163,18 @@ def test_generate_with_real_animate_job(cp311_zip: Path, tmp_path: Path) -> None
     happy = sum(smile[20:40]) / 20
     later = sum(smile[70:200]) / 130
     assert happy > later + 0.05, (happy, later)
+
+
+def test_render_to_sequencer_with_real_render_job(cp311_zip: Path, tmp_path: Path) -> None:
+    r = run_flow(cp311_zip, "render_real", tmp_path, timeout_s=10.0)
+    if r.get("skip"):
+        pytest.skip(r["skip"])
+    assert r["last_error"] == "", r["last_error"]
+    assert [f for f in r["files"] if not f.startswith("depth")] == \
+        [f"{f:06d}.png" for f in range(1, 5)]
+    ((channel, start, end, blend, n),) = r["strip"]
+    assert (start, end, n, blend) == (1, 5, 4, "ALPHA_OVER")
+    assert channel > r["sound_channel"]
+    assert r["png_size"] == [64, 48] and r["png_channels"] == 4
+    assert r["alpha_max"] > 0.5, "the subject is not in the frame"
+    assert r["alpha_mean"] < 0.95, "alpha must let the plate through around the head"

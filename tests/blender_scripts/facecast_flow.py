@@ -327,8 +327,49 @@ def scenario_generate_real(pkg):
     runtime.shutdown()
 
 
+def scenario_render_real(pkg):
+    """The real render job on the shipped demo subject: RGBA frames into a VSE strip."""
+    scene, face = build_scene()
+    scene.frame_start, scene.frame_end = 1, 4
+    cam = scene.camera
+    cam.location = (0.0, -0.75, 0.0)
+    keys = face.data.shape_keys
+    jaw = keys.key_blocks["jawOpen"]
+    for frame, value in ((1, 0.0), (4, 1.0)):
+        jaw.value = value
+        jaw.keyframe_insert("value", frame=frame)
+    runtime = start_backend(pkg)
+    s = scene.facecast
+    s.subject = "default"
+    s.render_source = "SHAPE_KEYS"
+    assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
+    t0 = time.monotonic()
+    runtime.drive(300.0)
+    result["render_s"] = round(time.monotonic() - t0, 2)
+    result["status"], result["last_error"] = s.status, s.last_error
+    if "unknown subject" in s.last_error:
+        result["skip"] = f"no default subject installed: {s.last_error}"
+        runtime.shutdown()
+        return
+    folder = runtime.SESSION.ctx["folder"]
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".png"))
+    result["files"] = files
+    strips = [st for st in pkg.compat.sequencer_strips(scene) if st.type == "IMAGE"]
+    result["strip"] = [[st.channel, int(st.frame_final_start), int(st.frame_final_end),
+                        st.blend_type, len(st.elements)] for st in strips]
+    result["sound_channel"] = pkg.compat.sequencer_strips(scene)["voice"].channel
+    rgba = [f for f in files if not f.startswith("depth")]
+    im = bpy.data.images.load(os.path.join(folder, rgba[0]))
+    px = np.empty(len(im.pixels), np.float32)
+    im.pixels.foreach_get(px)
+    result["png_size"], result["png_channels"] = list(im.size), im.channels
+    result["alpha_mean"] = float(px[3::4].mean())
+    result["alpha_max"] = float(px[3::4].max())
+    runtime.shutdown()
+
+
 SCENARIOS = {"ui": scenario_ui, "plumbing": scenario_plumbing, "kill": scenario_kill,
-             "generate_real": scenario_generate_real}
+             "generate_real": scenario_generate_real, "render_real": scenario_render_real}
 
 try:
     package = setup_addon()
