@@ -29,6 +29,7 @@ class RenderJob(Job):
         import torch
 
         from backend.nerf.pipeline import check_conditioning, render_sequence
+        from backend.subject.retarget import retarget
         from backend.subject.store import load_subject
         from shared.camera import camera_from_dict, camera_views
 
@@ -40,10 +41,10 @@ class RenderJob(Job):
                              f"{len(ctx.arrays)} arrays sent",
                              f"name each array once, in order, from {_NAMES}")
         arrays = dict(zip(names, ctx.arrays, strict=True))
-        cond = check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"),
-                                  arrays.get("head_pose"))
+        # Validate what the client sent (errors name its arrays) before any heavy work.
+        check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"),
+                           arrays.get("head_pose"))
         cam, mw = camera_from_dict(p.get("camera"))
-        views = camera_views(cam, mw, len(cond))
         device = p.get("device", "auto")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -53,6 +54,10 @@ class RenderJob(Job):
         if "subject" not in p:
             raise InputError("no subject given", "pass params.subject (name or folder)")
         subject = load_subject(p["subject"], device)
+        arrays = retarget(arrays, subject.manifest)  # the animation on this subject's face
+        cond = check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"),
+                                  arrays.get("head_pose"))
+        views = camera_views(cam, mw, len(cond))
         n = len(cond)
         for i, rgba, depth in render_sequence(subject.model, subject.grid, views, cond,
                                               fp16=bool(p.get("fp16", True))):

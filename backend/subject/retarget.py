@@ -1,0 +1,38 @@
+"""Put an animation on a subject's own face before rendering it.
+
+The motion model and a rig speak ARKit blendshape weights; the NeRF is conditioned on
+landmarks of the face it was trained on. Building those landmarks from the subject's own
+neutral face (``neutral + basis @ w``) keeps the subject's identity — face shape and
+proportions come from the capture, only the expression comes from the animation. Without
+this, the canonical face's proportions would be imposed on every subject.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.face_basis import landmarks_from_blendshapes
+from shared.landmarks import N_LANDMARKS
+
+
+def subject_neutral(manifest: dict) -> np.ndarray | None:
+    """The subject's mean face-space landmarks ``[478, 3]`` (metres) from its manifest."""
+    mean = manifest.get("conditioning", {}).get("landmark_mean")
+    if mean is None:
+        return None
+    neutral = np.asarray(mean, np.float32)
+    return neutral if neutral.shape == (N_LANDMARKS, 3) else None
+
+
+def retarget(arrays: dict[str, np.ndarray], manifest: dict) -> dict[str, np.ndarray]:
+    """Conditioning for rendering ``manifest``'s subject.
+
+    With blendshapes, landmarks are rebuilt on the subject's neutral (any landmarks sent
+    alongside carry another face's identity and are replaced). Landmarks sent alone are
+    taken as the subject's own (e.g. tracked from its footage) and kept.
+    """
+    out = dict(arrays)
+    neutral = subject_neutral(manifest)
+    if "blendshapes" in arrays and neutral is not None:
+        out["landmarks"] = landmarks_from_blendshapes(arrays["blendshapes"], neutral)
+    return out
