@@ -24,6 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .job_events import apply_lifecycle
 from .shared.blendshapes import ARKIT_BLENDSHAPES
 from .shared.emotions import EMOTIONS
 from .shared.errors import InputError
@@ -176,12 +177,9 @@ class GenerateTask:
         self._parts: dict[str, list[tuple[int, np.ndarray]]] = {}
 
     def on_event(self, event: Event) -> None:
-        if event.kind == MsgType.ACCEPTED:
-            self.message = "queued" if event.body.get("queued") else "animating"
-        elif event.kind == MsgType.PROGRESS:
-            self.progress = float(event.body.get("fraction", self.progress))
-            self.message = str(event.body.get("message") or "animating")
-        elif event.kind in (MsgType.RESULT, MsgType.DONE, MsgType.FRAME):
+        if apply_lifecycle(self, event, "animating"):
+            return
+        if event.kind in (MsgType.RESULT, MsgType.DONE, MsgType.FRAME):
             start = int(event.body.get("start", len(self._parts.get("blendshapes", []))))
             for name, arr in name_outputs(event.body, list(event.arrays)).items():
                 # copy out of the zmq frame; keep the chunk's start to order the parts
@@ -191,12 +189,6 @@ class GenerateTask:
             if event.kind == MsgType.DONE:
                 self.done_body = dict(event.body)
                 self.state, self.progress, self.message = "done", 1.0, "done"
-        elif event.kind == MsgType.CANCELLED:
-            self.state, self.message = "cancelled", "cancelled"
-        elif event.kind == MsgType.ERROR:
-            self.state = "error"
-            body = event.body or {}
-            self.error = str(body.get("message") or "the backend reported an error")
 
     def outputs(self) -> dict[str, np.ndarray]:
         """The arrays received so far, joined along time."""

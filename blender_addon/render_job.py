@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .job_events import apply_lifecycle
 from .shared.errors import InputError
 from .shared.protocol import Event, MsgType
 
@@ -178,20 +179,12 @@ class RenderTask:
         return self.first_frame + index
 
     def on_event(self, event: Event) -> None:
-        if event.kind == MsgType.ACCEPTED:
-            self.message = "queued" if event.body.get("queued") else "rendering"
-        elif event.kind == MsgType.PROGRESS:
-            self.message = str(event.body.get("message") or "rendering")
-        elif event.kind == MsgType.FRAME:
+        if apply_lifecycle(self, event, "rendering", track_progress=False):
+            return
+        if event.kind == MsgType.FRAME:
             self._write(event)
         elif event.kind == MsgType.DONE:
             self.state, self.progress, self.message = "done", 1.0, "done"
-        elif event.kind == MsgType.CANCELLED:
-            self.state, self.message = "cancelled", "cancelled"
-        elif event.kind == MsgType.ERROR:
-            self.state = "error"
-            body = event.body or {}
-            self.error = str(body.get("message") or "the backend reported an error")
 
     def _write(self, event: Event) -> None:
         if self.write_failed or not event.arrays:

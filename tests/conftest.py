@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -62,3 +67,21 @@ def addon_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                         f"zips: {exc}")
         raise
     return {p.name.rsplit("-", 1)[-1].removesuffix(".zip"): p for p in built}
+
+
+@pytest.fixture(scope="session")
+def staged_addon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The add-on package laid out exactly as in its zip (``shared/`` vendored), imported
+    under a unique name, so its bpy-free modules can be tested without Blender."""
+    import build_addon
+
+    root = tmp_path_factory.mktemp("stage")
+    name = f"facecast_stage_{uuid.uuid4().hex[:8]}"
+    build_addon.stage_sources(root / name)
+    sys.path.insert(0, str(root))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(root))
+        for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[mod]

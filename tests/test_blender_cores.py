@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib
 import struct
-import sys
-import uuid
 import zlib
 from pathlib import Path
 from types import ModuleType
@@ -14,27 +12,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import build_addon  # noqa: E402
-
 
 @pytest.fixture(scope="module")
-def pkg(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    root = tmp_path_factory.mktemp("stage")
-    name = f"facecast_stage_{uuid.uuid4().hex[:8]}"
-    build_addon.stage_sources(root / name)
-    sys.path.insert(0, str(root))
-    try:
-        mod = importlib.import_module(name)
-        for sub in ("generate_job", "render_job", "backend_link", "audio_io"):
-            importlib.import_module(f"{name}.{sub}")
-        yield mod
-    finally:
-        sys.path.remove(str(root))
-        for m in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
-            del sys.modules[m]
+def pkg(staged_addon: ModuleType) -> ModuleType:
+    for sub in ("generate_job", "render_job", "backend_link", "audio_io"):
+        importlib.import_module(f"{staged_addon.__name__}.{sub}")
+    return staged_addon
 
 
 def test_audio_span_ntsc_and_clipping(pkg: ModuleType) -> None:

@@ -8,33 +8,17 @@ inside Blender.
 from __future__ import annotations
 
 import importlib
-import sys
-import uuid
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import build_addon  # noqa: E402
-from shared.blendshapes import ARKIT_BLENDSHAPES  # noqa: E402
+from shared.blendshapes import ARKIT_BLENDSHAPES
 
 
 @pytest.fixture(scope="module")
-def demo_mesh(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    root = tmp_path_factory.mktemp("stage")
-    pkg = f"facecast_stage_{uuid.uuid4().hex[:8]}"
-    build_addon.stage_sources(root / pkg)
-    sys.path.insert(0, str(root))
-    try:
-        yield importlib.import_module(f"{pkg}.demo_mesh")
-    finally:
-        sys.path.remove(str(root))
-        for name in [m for m in sys.modules if m == pkg or m.startswith(pkg + ".")]:
-            del sys.modules[name]
+def demo_mesh(staged_addon: ModuleType) -> ModuleType:
+    return importlib.import_module(f"{staged_addon.__name__}.demo_mesh")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from tests.conftest import data_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "blender_scripts" / "facecast_flow.py"
-sys.path.insert(0, str(ROOT))
 
 
 pytestmark = [

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
+import build_addon
+from shared.blendshapes import ARKIT_BLENDSHAPES
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "tests" / "blender_scripts"
-sys.path.insert(0, str(ROOT))
-
-import build_addon  # noqa: E402
-from shared.blendshapes import ARKIT_BLENDSHAPES  # noqa: E402
 
 pytestmark = [
     pytest.mark.blender,

@@ -7,17 +7,15 @@ so these tests skip with a clear reason when PyPI is unreachable and nothing is 
 from __future__ import annotations
 
 import ast
-import sys
 import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # build_addon.py is a script at the repo root, not a package
+import build_addon
 
-import build_addon  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PLATFORM_WHEEL_MARKERS = {
     # Blender platform -> substrings of a wheel's platform tag that serve it.
