@@ -189,7 +189,7 @@ def write_fcurve(
     if fcurve is not None and len(fcurve.keyframe_points) and not replace:
         raise ValueError(f"{data_path}[{index}] already has keys; pass replace=True to overwrite")
     if fcurve is None:
-        fcurve = fcurves.new(data_path, index=index, **_group_kwarg(fcurves, group))
+        fcurve = _new_fcurve(fcurves, data_path, index, group)
     else:
         fcurve.keyframe_points.clear()
 
@@ -208,13 +208,23 @@ def write_fcurve(
     return fcurve
 
 
-def _group_kwarg(fcurves: Any, group: str) -> dict[str, str]:
-    """F-curve group argument: ``group_name`` on channelbags, ``action_group`` on 4.2/4.3."""
-    if not group:
-        return {}
+def _new_fcurve(fcurves: Any, data_path: str, index: int, group: str) -> bpy.types.FCurve:
+    """A new F-curve in ``group``, whichever way this Blender takes the group.
+
+    5.0 channelbags take ``group_name``, 4.2/4.3 ``action.fcurves`` take ``action_group``;
+    4.4/4.5 channelbags take neither, so the group is made on the channelbag (the
+    collection's owner) and assigned afterwards.
+    """
     params = fcurves.bl_rna.functions["new"].parameters
-    name = "group_name" if "group_name" in params else "action_group"
-    return {name: group}
+    for name in ("group_name", "action_group"):
+        if group and name in params:
+            return fcurves.new(data_path, index=index, **{name: group})
+    fcurve = fcurves.new(data_path, index=index)
+    owner = getattr(fcurves, "data", None)
+    groups = getattr(owner, "groups", None)
+    if group and groups is not None:
+        fcurve.group = groups.get(group) or groups.new(group)
+    return fcurve
 
 
 def assigned_fcurves(id_data: bpy.types.ID) -> list[bpy.types.FCurve]:

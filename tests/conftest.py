@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -85,3 +86,17 @@ def staged_addon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleTyp
         sys.path.remove(str(root))
         for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
             del sys.modules[mod]
+
+
+def _blender_pythons() -> list[str]:
+    """This venv's bpy, plus any interpreters with another bpy (e.g. 4.5 LTS) listed in
+    ``FACECAST_BLENDER_PYTHONS`` (os.pathsep-separated; CI sets it)."""
+    extra = os.environ.get("FACECAST_BLENDER_PYTHONS", "")
+    return [sys.executable, *(p for p in extra.split(os.pathsep) if p)]
+
+
+@pytest.fixture(params=_blender_pythons(),
+                ids=lambda p: "venv-bpy" if p == sys.executable else f"bpy@{p}")
+def blender_python(request: pytest.FixtureRequest) -> str:
+    """The interpreter a Blender test runs its bpy script with (one test per version)."""
+    return request.param

@@ -43,7 +43,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2.0) -> dict:
+def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2.0,
+             python: str = sys.executable) -> dict:
     """Run one scenario in a fresh bpy process; return its JSON result."""
     wav = data_path("speech", "eng.wav")
     from shared.protocol.keys import ensure_key_file
@@ -61,7 +62,7 @@ def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2
                TMPDIR=str(tmp_path / "tmp"))  # unsaved .blend: frames go under TMPDIR
     (tmp_path / "tmp").mkdir()
     out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(zip_path), scenario,
+    proc = subprocess.run([python, str(SCRIPT), str(zip_path), scenario,
                            str(cfg_path), str(out)], env=env, capture_output=True, text=True,
                           timeout=600, check=False)
     assert out.exists(), f"{scenario} produced no result (rc={proc.returncode}):\n" \
@@ -71,8 +72,9 @@ def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2
     return result
 
 
-def test_panel_properties_and_emotion_sampling(cp311_zip: Path, tmp_path: Path) -> None:
-    r = run_flow(cp311_zip, "ui", tmp_path)
+def test_panel_properties_and_emotion_sampling(cp311_zip: Path, tmp_path: Path,
+        blender_python: str) -> None:
+    r = run_flow(cp311_zip, "ui", tmp_path, python=blender_python)
     assert r["panel_spaces"] == ["SEQUENCE_EDITOR", "VIEW_3D"]
     assert {"generate", "render_to_sequencer", "cancel", "key_emotion", "check_mapping",
             "start_backend", "stop_backend", "connect"} <= set(r["operators"])
@@ -103,8 +105,9 @@ def test_panel_properties_and_emotion_sampling(cp311_zip: Path, tmp_path: Path) 
         assert "online access is disabled" in r["remote_error"]
 
 
-def test_generate_and_render_plumbing(cp311_zip: Path, tmp_path: Path) -> None:
-    r = run_flow(cp311_zip, "plumbing", tmp_path)
+def test_generate_and_render_plumbing(cp311_zip: Path, tmp_path: Path,
+        blender_python: str) -> None:
+    r = run_flow(cp311_zip, "plumbing", tmp_path, python=blender_python)
     assert r["backend_state"] == "connected"
     # Generate: the request the animate job gets, then 52 curves in a NEW action.
     p = r["animate_params"]
@@ -136,8 +139,9 @@ def test_generate_and_render_plumbing(cp311_zip: Path, tmp_path: Path) -> None:
     assert r["backend_after_shutdown"] == "stopped"
 
 
-def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path) -> None:
-    r = run_flow(cp311_zip, "kill", tmp_path, timeout_s=2.0)
+def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path,
+        blender_python: str) -> None:
+    r = run_flow(cp311_zip, "kill", tmp_path, timeout_s=2.0, python=blender_python)
     assert r["state"] == "error"
     assert "stopped answering" in r["last_error"] and "kept" in r["last_error"]
     assert r["error_after_s"] < 10
@@ -147,8 +151,9 @@ def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path)
     assert r["backend_status"][0] == "error" and "exited" in r["backend_status"][1]
 
 
-def test_generate_with_real_animate_job(cp311_zip: Path, tmp_path: Path) -> None:
-    r = run_flow(cp311_zip, "generate_real", tmp_path, timeout_s=10.0)
+def test_generate_with_real_animate_job(cp311_zip: Path, tmp_path: Path,
+        blender_python: str) -> None:
+    r = run_flow(cp311_zip, "generate_real", tmp_path, timeout_s=10.0, python=blender_python)
     if r.get("skip"):
         pytest.skip(r["skip"])
     assert r["last_error"] == "", r["last_error"]
@@ -164,8 +169,9 @@ def test_generate_with_real_animate_job(cp311_zip: Path, tmp_path: Path) -> None
     assert happy > later + 0.05, (happy, later)
 
 
-def test_render_to_sequencer_with_real_render_job(cp311_zip: Path, tmp_path: Path) -> None:
-    r = run_flow(cp311_zip, "render_real", tmp_path, timeout_s=10.0)
+def test_render_to_sequencer_with_real_render_job(cp311_zip: Path, tmp_path: Path,
+        blender_python: str) -> None:
+    r = run_flow(cp311_zip, "render_real", tmp_path, timeout_s=10.0, python=blender_python)
     if r.get("skip"):
         pytest.skip(r["skip"])
     assert r["last_error"] == "", r["last_error"]

@@ -28,7 +28,7 @@ pytestmark = [
 ]
 
 
-def run_blender(script: str, *args: str, home: Path) -> dict:
+def run_blender(script: str, *args: str, home: Path, python: str = sys.executable) -> dict:
     """Run ``script`` in a fresh bpy process with its own user dirs; return its JSON."""
     env = dict(os.environ)
     env.update(
@@ -39,7 +39,7 @@ def run_blender(script: str, *args: str, home: Path) -> dict:
     )
     out = home / "result.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *args, str(out)],
+        [python, str(SCRIPTS / script), *args, str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -53,8 +53,10 @@ def run_blender(script: str, *args: str, home: Path) -> dict:
     return result
 
 
-def test_install_enable_and_demo_rig(addon_zips: dict[str, Path], tmp_path: Path) -> None:
-    r = run_blender("install_and_rig.py", str(addon_zips["cp311"]), home=tmp_path)
+def test_install_enable_and_demo_rig(addon_zips: dict[str, Path], tmp_path: Path,
+                                    blender_python: str) -> None:
+    r = run_blender("install_and_rig.py", str(addon_zips["cp311"]), home=tmp_path,
+                    python=blender_python)
     assert r["install"] == ["FINISHED"]
     assert r["enabled"] and r["addon_utils_loaded"]
     assert r["prefs_class"] == "FacecastPreferences"
@@ -76,17 +78,20 @@ def test_install_enable_and_demo_rig(addon_zips: dict[str, Path], tmp_path: Path
     assert r["disabled"] and r["op_gone"]
 
 
-def test_cp313_zip_refused_by_blender_5_0(addon_zips: dict[str, Path], tmp_path: Path) -> None:
-    """blender_version_min gates the 5.1+ zip: 5.0's Python could not load its wheels."""
+def test_cp313_zip_refused_before_blender_5_1(addon_zips: dict[str, Path], tmp_path: Path,
+                                              blender_python: str) -> None:
+    """blender_version_min gates the 5.1+ zip: Python 3.11 could not load its wheels."""
     r = run_blender("install_and_rig.py", str(addon_zips["cp313"]), "--expect-refusal",
-                    home=tmp_path)
+                    home=tmp_path, python=blender_python)
     assert r["enabled"] is False
 
 
-def test_compat_fcurves_and_sequencer(addon_zips: dict[str, Path], tmp_path: Path) -> None:
+def test_compat_fcurves_and_sequencer(addon_zips: dict[str, Path], tmp_path: Path,
+                                      blender_python: str) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    r = run_blender("compat_check.py", str(addon_zips["cp311"]), str(work), home=tmp_path / "home")
+    r = run_blender("compat_check.py", str(addon_zips["cp311"]), str(work),
+                    home=tmp_path / "home", python=blender_python)
     assert r["n_keys"] == 100 and r["frames_ok"] and r["values_ok"]
     assert r["interp"] == ["LINEAR"] and r["linear_mid_ok"]
     assert r["group"] == "Facecast"
