@@ -16,6 +16,7 @@ from backend.nerf.model import ModelConfig
 from backend.nerf.pipeline import HEAD_DEFAULT
 from backend.subject.build import build_subject
 from backend.subject.prepare import SubjectData, prepare
+from backend.subject.store import MANIFEST_VERSION
 from backend.subject.train import TrainConfig
 from shared.camera import BlenderCamera, camera_to_dict
 from shared.errors import InputError
@@ -47,7 +48,7 @@ def test_trains_above_plate_baseline(tiny) -> None:
     assert got > baseline + 2.0, (got, baseline)
     assert got > 18.0
     assert manifest["split"]["heldout"] == 3 and manifest["split"]["train"] == 27
-    assert manifest["version"] == 1 and manifest["conditioning"]["landmarks"]
+    assert manifest["version"] == MANIFEST_VERSION and manifest["conditioning"]["landmarks"]
     assert (out / "checkpoints" / "last.pt").is_file()
 
 

@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-frames", type=int, default=None, help="use the first N frames")
     b.add_argument("--plane-res", type=int, default=256, help="tri-plane resolution")
     b.add_argument("--plane-channels", type=int, default=16, help="tri-plane channels")
+    b.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice); use 1 when the "
+                        "machine is shared: oversubscribed OpenMP threads spin and crawl")
     b.set_defaults(func=_build)
 
 
@@ -32,6 +35,10 @@ def _build(args: argparse.Namespace) -> int:
     from backend.subject.store import default_subject_dir
     from backend.subject.train import TrainConfig
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     out = args.out or default_subject_dir(args.name)
     m = build_subject(args.clip, out, name=args.name, res=args.res,
                       train=TrainConfig(steps=args.steps, minutes=args.minutes),

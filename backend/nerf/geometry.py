@@ -10,7 +10,10 @@ head. Hair, ears, neck and the top of the shoulders are inside; the box is cut
 below the shoulders, with density faded to zero over its lowest ``FADE`` metres so the cut
 is soft. Everything outside it (background, the rest of the body) is the background
 plate during training and transparent at render time, so a render is an RGBA layer to
-composite over any plate or CG. The talking-head clips we learn from hold the torso
+composite over any plate or CG. Inside the box, space that no training frame showed (below
+the source frame's bottom edge, beside a tight close-up) is carved out of the occupancy
+grid, so from a wider Blender camera the bust simply ends where the source frame ended
+instead of showing untrained fog. The talking-head clips we learn from hold the torso
 almost still relative to the head; where it does move apart, the shoulders blur a little
 rather than tear, and the face (what matters) stays sharp.
 """

@@ -134,8 +134,8 @@ def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
     tok = torch.from_numpy(cond.landmarks[:, token_ids()]).float().to(dev)
     bs = None if cond.blendshapes is None else torch.from_numpy(cond.blendshapes).to(dev)
     for i, view in enumerate(views):
-        with torch.no_grad():
-            key, val = model.tokens(tok[i:i + 1], None if bs is None else bs[i:i + 1])
+        with torch.inference_mode():
+            vol = model.condition(tok[i:i + 1], None if bs is None else bs[i:i + 1], grid)
         rgba, depth = render_view(model, grid, view.k, view.width, view.height, poses[i],
-                                  key, val, opts, fp16=fp16)
+                                  vol, opts, fp16=fp16)
         yield (i, *to_outputs(rgba, depth))

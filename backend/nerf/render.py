@@ -1,20 +1,25 @@
-"""Volume rendering with occupancy-guided band sampling.
+"""Volume rendering with occupancy-guided band sampling and early ray termination.
 
-Each ray is intersected with the head box, marched with ``n_steps`` cheap grid lookups,
-and the network is evaluated only at occupied samples inside a band of ``band`` steps
-starting at the first occupied one (see ``occupancy``). Landmark attention, the costly
-part of the network, is evaluated once per ``attn_group`` consecutive band samples of a
-ray (~1 cm of depth) and shared by them: deformation and appearance codes vary smoothly
-along a ray through the surface, and this cuts attention cost 4x (``attn_group=1``
-gives exact per-sample attention). Colour, alpha and depth are the
-usual emission-absorption integrals; depth is the expected PLANAR depth (distance along
-the camera's -Z axis, metres) because ray directions are scaled to camera z = -1
-(``geometry.pixel_rays``), normalised by alpha so a half-transparent hair strand still
-gets the depth of the hair, not half of it.
+Each ray is intersected with the tight box around the occupied cells, marched with
+``n_steps`` cheap grid lookups, and the network is evaluated only at occupied samples
+inside a band of ``band`` steps starting at the first occupied one (see ``occupancy``).
+The band is walked in blocks of ``step_block`` steps; after each block, rays whose
+transmittance fell below ``early_stop`` stop (the face is opaque: most rays are done a
+few samples past its surface). Training uses one block (``step_block >= band``) so the
+whole band gets gradients.
+
+Landmark attention is not evaluated here: ``FaceNeRF.condition`` evaluates it once per
+frame on the attention lattice, and every sample interpolates that volume.
+
+Colour, alpha and depth are the usual emission-absorption integrals; depth is the
+expected PLANAR depth (distance along the camera's -Z axis, metres) because ray
+directions are scaled to camera z = -1 (``geometry.pixel_rays``), normalised by alpha so
+a half-transparent hair strand still gets the depth of the hair, not half of it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -23,32 +28,104 @@ from .geometry import ray_box
 from .model import FaceNeRF
 from .occupancy import OccupancyGrid
 
+COARSE = 4  # marching steps per coarse occupancy test
+
 
 @dataclass(frozen=True)
 class SampleOptions:
-    n_steps: int = 128  # grid lookups per ray across the box
-    band: int = 16  # network evaluations per ray, at most
-    chunk: int = 131072  # samples per network call (memory bound)
+    # Steps and band are what subjects are trained with (``train.TRAIN_MARCH``): the band
+    # is a depth budget the field learns to put its surface in, so rendering must use
+    # the same one (a shorter band renders the fog in front of the face, not the face).
+    n_steps: int = 96  # grid lookups per ray across the occupied box
+    band: int = 24  # network evaluations per ray, at most
+    chunk: int = 262144  # samples per network call (memory bound)
     jitter: bool = False  # stratified offsets (training only)
-    attn_group: int = 4  # consecutive band samples of a ray sharing one attention query
+    step_block: int = 4  # band steps per pass between early-termination checks
+    early_stop: float = 1e-3  # a ray stops once its transmittance is below this
+
+
+def _march(grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor, nr: torch.Tensor,
+           fr: torch.Tensor, opts: SampleOptions, generator: torch.Generator | None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step depths t [R, M] and occupancy [R, M] (integer grid lookups only).
+
+    Two levels: blocks of ``COARSE`` steps are first tested at their centre against the
+    occupancy dilated by enough cells to cover the whole block, and only the steps of
+    blocks that pass are looked up one by one. Exact (the dilation is conservative), and
+    it skips the empty air in front of and around the subject, most of each ray.
+    """
+    dev, m = o.device, opts.n_steps
+    if opts.jitter:
+        u = torch.rand(len(o), m, device=dev, generator=generator)
+    else:
+        u = torch.full((len(o), m), 0.5, device=dev)
+    t = nr[:, None] + (fr - nr)[:, None] * ((torch.arange(m, device=dev) + u) / m)
+    k = COARSE
+    if len(o) == 0 or m % k:
+        return t, grid.ray_lookup(o, d, t)
+    step = float(((fr - nr) / m * d.norm(dim=-1)).max())
+    cell = float(((grid.hi - grid.lo) / grid.res).min())
+    cells = math.ceil((k / 2 + 0.5) * step / cell)  # block half-length + rounding slack
+    if cells > 3:  # steps too long for the coarse level to pay off
+        return t, grid.ray_lookup(o, d, t)
+    centre = nr[:, None] + (fr - nr)[:, None] * (
+        (torch.arange(m // k, device=dev) * k + k / 2) / m)
+    coarse = grid.ray_lookup(o, d, centre, grid.dilated(cells))
+    rb, kb = coarse.nonzero(as_tuple=True)
+    steps = kb[:, None] * k + torch.arange(k, device=dev)[None]  # [B, K]
+    occ = torch.zeros(len(o), m, dtype=torch.bool, device=dev)
+    if len(rb):
+        fine = grid.ray_lookup(o[rb], d[rb], t[rb[:, None], steps])
+        occ[rb[:, None], steps] = fine
+    return t, occ
+
+
+def _field(model: FaceNeRF, x: torch.Tensor, frame: torch.Tensor, volume: torch.Tensor,
+           chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Field at points x [S, 3] of frames ``frame`` [S] -> sigma [S], rgb [S, 3],
+    offset^2 sum (scalar). Points are grouped by frame: one lattice volume each."""
+    if len(x) == 0:
+        return x.new_zeros(0), x.new_zeros(0, 3), x.new_zeros(())
+    if volume.shape[0] == 1:
+        groups = [(0, None)]
+    else:
+        groups = [(f, (frame == f).nonzero()[:, 0]) for f in torch.unique(frame).tolist()]
+    sig_parts, rgb_parts, idx_parts = [], [], []
+    off_sq = x.new_zeros(())
+    for f, sel in groups:
+        xs = x if sel is None else x[sel]
+        for c in range(0, len(xs), chunk):
+            s, rgb, off = model(xs[None, c:c + chunk], volume[f:f + 1])
+            sig_parts.append(s[0])
+            rgb_parts.append(rgb[0])
+            off_sq = off_sq + (off.float() ** 2).sum()
+        if sel is not None:
+            idx_parts.append(sel)
+    sigma, rgb = torch.cat(sig_parts), torch.cat(rgb_parts)
+    if idx_parts:  # back to the caller's order
+        order = torch.cat(idx_parts)
+        sigma = sigma.new_zeros(len(x)).index_put((order,), sigma)
+        rgb = rgb.new_zeros(len(x), 3).index_put((order,), rgb)
+    return sigma, rgb, off_sq
 
 
 def render_rays(model: FaceNeRF, grid: OccupancyGrid, origins: torch.Tensor,
-                dirs: torch.Tensor, frame_ids: torch.Tensor, key: torch.Tensor,
-                val: torch.Tensor, opts: SampleOptions,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Render rays of several frames. ``frame_ids`` [N] index ``key``/``val`` rows.
+                dirs: torch.Tensor, frame_ids: torch.Tensor, volume: torch.Tensor,
+                opts: SampleOptions, generator: torch.Generator | None = None
+                ) -> dict[str, torch.Tensor]:
+    """Render rays of several frames. ``frame_ids`` [N] index ``volume`` rows
+    (``FaceNeRF.condition``).
 
     Returns rgb [N, 3] (premultiplied by alpha), alpha [N], depth [N] (0 where empty),
     ``offset_sq`` (mean squared deformation, metres^2, for regularisation) and
     ``n_samples`` (network evaluations, for the benchmark).
     """
-    n = origins.shape[0]
-    dev = origins.device
+    n, dev = origins.shape[0], origins.device
     rgb_out = torch.zeros(n, 3, device=dev)
     alpha_out = torch.zeros(n, device=dev)
     depth_out = torch.zeros(n, device=dev)
-    near, far, hit = ray_box(origins, dirs, model.box_lo, model.box_hi)
+    lo, hi = grid.bounds()
+    near, far, hit = ray_box(origins, dirs, lo, hi)
     rays = hit.nonzero()[:, 0]
     zero = torch.zeros((), device=dev)
     if rays.numel() == 0:
@@ -57,52 +134,49 @@ def render_rays(model: FaceNeRF, grid: OccupancyGrid, origins: torch.Tensor,
     o, d, fid = origins[rays], dirs[rays], frame_ids[rays]
     nr, fr = near[rays], far[rays]
     m = opts.n_steps
-    if opts.jitter:
-        u = torch.rand(len(rays), m, device=dev, generator=generator)
-    else:
-        u = torch.full((len(rays), m), 0.5, device=dev)
-    steps = (torch.arange(m, device=dev, dtype=torch.float32)[None] + u) / m
-    t = nr[:, None] + (fr - nr)[:, None] * steps  # [R, M]
-    pts = o[:, None] + t[..., None] * d[:, None]
-    occ = grid.lookup(pts)
+    t, occ = _march(grid, o, d, nr, fr, opts, generator)
     first = torch.argmax(occ.int(), dim=1)
-    idx = torch.arange(m, device=dev)[None]
-    keep = occ & (idx >= first[:, None]) & (idx < first[:, None] + opts.band)
-    ri, si = keep.nonzero(as_tuple=True)
-    sigma = torch.zeros(len(rays), m, device=dev)
-    colours = torch.zeros(len(ri), 3, device=dev)
-    off_sq = zero
-    sample_frames = fid[ri]
-    for f in torch.unique(sample_frames).tolist():
-        sel = (sample_frames == f).nonzero()[:, 0]
-        for c in range(0, len(sel), opts.chunk):
-            part = sel[c:c + opts.chunk]
-            x = pts[ri[part], si[part]][None]
-            anchors = members = None
-            if opts.attn_group > 1:
-                # Samples are row-major sorted (ray, step): consecutive groups of
-                # ``attn_group`` steps on one ray share the attention of their first one.
-                gid = ri[part] * m + (si[part] - first[ri[part]]) // opts.attn_group
-                _, members = torch.unique_consecutive(gid, return_inverse=True)
-                starts = torch.ones_like(gid, dtype=torch.bool)
-                starts[1:] = gid[1:] != gid[:-1]
-                anchors = starts.nonzero()[:, 0]
-            s, rgb, off = model(x, key[f:f + 1], val[f:f + 1], anchors, members)
-            sigma = sigma.index_put((ri[part], si[part]), s[0].float())
-            colours = colours.index_put((part,), rgb[0].float())
-            off_sq = off_sq + (off.float() ** 2).sum() / max(1, len(ri))
-    delta_cm = ((fr - nr) / m * d.norm(dim=-1) * 100.0)[:, None]
-    alpha = 1.0 - torch.exp(-sigma * delta_cm)
-    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1.0 - alpha + 1e-10],
-                                    dim=1), dim=1)[:, :-1]
-    w = alpha * trans
-    acc = w.sum(dim=1)
-    w_sel = w[ri, si]
-    rgb = torch.zeros(len(rays), 3, device=dev).index_add(0, ri, w_sel[:, None] * colours)
-    depth = (w * t).sum(dim=1) / acc.clamp_min(1e-6)
-    depth = torch.where(acc > 1e-4, depth, torch.zeros_like(depth))
+    any_occ = occ.any(dim=1)
+    delta_cm = (fr - nr) / m * d.norm(dim=-1) * 100.0
+    r = len(rays)
+    trans = torch.ones(r, device=dev)
+    rgb = torch.zeros(r, 3, device=dev)
+    acc = torch.zeros(r, device=dev)
+    wt = torch.zeros(r, device=dev)
+    off_sq, n_eval = zero, 0
+    alive = any_occ.nonzero()[:, 0]
+    block = max(1, min(opts.step_block, opts.band))
+    for b0 in range(0, opts.band, block):
+        if alive.numel() == 0:
+            break
+        blk = min(block, opts.band - b0)
+        steps = first[alive, None] + b0 + torch.arange(blk, device=dev)[None]  # [A, blk]
+        valid = steps < m
+        steps = steps.clamp(max=m - 1)
+        keep = occ[alive[:, None], steps] & valid
+        ai, j = keep.nonzero(as_tuple=True)
+        ray = alive[ai]
+        ts = t[ray, steps[ai, j]]
+        x = o[ray] + ts[:, None] * d[ray]
+        s_val, c_val, osq = _field(model, x, fid[ray], volume, opts.chunk)
+        off_sq = off_sq + osq
+        n_eval += len(ai)
+        a = len(alive)
+        sigma = torch.zeros(a, blk, device=dev).index_put((ai, j), s_val.float())
+        colour = torch.zeros(a, blk, 3, device=dev).index_put((ai, j), c_val.float())
+        tblk = t[alive[:, None], steps]
+        alpha = 1.0 - torch.exp(-sigma * delta_cm[alive, None])
+        local = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]),
+                                         1.0 - alpha + 1e-10], dim=1), dim=1)
+        w = trans[alive, None] * alpha * local[:, :-1]
+        rgb = rgb.index_add(0, alive, (w[..., None] * colour).sum(1))
+        acc = acc.index_add(0, alive, w.sum(1))
+        wt = wt.index_add(0, alive, (w * tblk).sum(1))
+        trans = trans.index_put((alive,), trans[alive] * local[:, -1])
+        alive = alive[trans[alive].detach() > opts.early_stop]
+    depth = torch.where(acc > 1e-4, wt / acc.clamp_min(1e-6), torch.zeros_like(acc))
     rgb_out = rgb_out.index_put((rays,), rgb)
     alpha_out = alpha_out.index_put((rays,), acc)
     depth_out = depth_out.index_put((rays,), depth)
-    return {"rgb": rgb_out, "alpha": alpha_out, "depth": depth_out, "offset_sq": off_sq,
-            "n_samples": torch.tensor(float(len(ri)))}
+    return {"rgb": rgb_out, "alpha": alpha_out, "depth": depth_out,
+            "offset_sq": off_sq / max(1, n_eval), "n_samples": torch.tensor(float(n_eval))}

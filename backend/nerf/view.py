@@ -17,14 +17,15 @@ from .render import SampleOptions, render_rays
 
 
 def render_view(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: int,
-                height: int, head_to_camera: np.ndarray, key: torch.Tensor,
-                val: torch.Tensor, opts: SampleOptions | None = None,
+                height: int, head_to_camera: np.ndarray, volume: torch.Tensor,
+                opts: SampleOptions | None = None,
                 ray_chunk: int = 1 << 16, fp16: bool = False
                 ) -> tuple[np.ndarray, np.ndarray]:
     """-> (rgba float32 [H, W, 4] premultiplied colour + alpha, depth float32 [H, W]
-    planar metres from the camera, 0 where alpha is 0). ``key``/``val`` hold ONE frame."""
+    planar metres from the camera, 0 where alpha is 0). ``volume`` is ONE frame's
+    ``FaceNeRF.condition``."""
     opts = opts or SampleOptions()
-    dev = key.device
+    dev = volume.device
     origins, dirs = pixel_rays(k, width, height, head_to_camera)
     o_all = torch.from_numpy(origins).to(dev)
     d_all = torch.from_numpy(dirs).to(dev)
@@ -32,11 +33,11 @@ def render_view(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: int,
     alpha = torch.zeros(len(o_all), device=dev)
     depth = torch.zeros(len(o_all), device=dev)
     use_amp = fp16 and dev.type == "cuda"
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
         for i in range(0, len(o_all), ray_chunk):
             o, d = o_all[i:i + ray_chunk], d_all[i:i + ray_chunk]
             fid = torch.zeros(len(o), dtype=torch.long, device=dev)
-            out = render_rays(model, grid, o, d, fid, key, val, opts)
+            out = render_rays(model, grid, o, d, fid, volume, opts)
             rgb[i:i + ray_chunk] = out["rgb"].float()
             alpha[i:i + ray_chunk] = out["alpha"].float()
             depth[i:i + ray_chunk] = out["depth"].float()

@@ -106,6 +106,11 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
     held = list(range(data.n_train, n))
     pick = np.linspace(0, len(held) - 1, min(eval_frames, len(held))).round().astype(int)
     evaluation = evaluate(model, grid, data, [held[i] for i in pick], dev)
+    # Held-out evaluation pack (a few MB): lets `facecast bench render` measure fidelity
+    # and obedience of a shipped subject that has no training cache.
+    n_pack = min(24, len(held))
+    pack = np.linspace(0, len(held) - 1, n_pack).round().astype(int) if n_pack else []
+    data.subset([held[i] for i in pack]).save(out / "heldout.npz")
     export_model(out / "model.pt", model, grid)
     from PIL import Image
 

@@ -58,6 +58,15 @@ class SubjectData:
         np.savez_compressed(tmp, **{f.name: getattr(self, f.name) for f in fields(self)})
         tmp.replace(path)
 
+    def subset(self, idx: list[int]) -> SubjectData:
+        """Only frames ``idx``, all marked held-out (n_train = 0): the small evaluation
+        pack a shipped subject carries instead of its full training cache."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("frames", "mattes", "poses", "landmarks", "pixels", "frame_index"):
+            kw[name] = kw[name][idx]
+        kw["n_train"] = 0
+        return SubjectData(**kw)
+
     @classmethod
     def load(cls, path: Path) -> SubjectData:
         with np.load(path, allow_pickle=False) as d:

@@ -5,12 +5,14 @@ A subject is a folder::
     NAME/manifest.json      versioned description (this module's MANIFEST_VERSION)
     NAME/model.pt           weights (fp16) + occupancy grid + config: all rendering needs
     NAME/background.png     the source clip's background plate (for compositing tests)
+    NAME/heldout.npz        up to 24 held-out frames + conditioning (for the benchmark)
     NAME/cache/data.npz     prepared training data      (not needed to render)
     NAME/checkpoints/       full-precision training state for --resume (not needed)
 
-A subject reference is a folder path, or a name looked up in ``$FACECAST_SUBJECTS``,
-``~/.local/share/facecast/subjects`` and the repository's ``assets/subjects`` (where the
-default demo subject ships).
+A subject reference is a folder path, or a name looked up in ``$FACECAST_SUBJECTS`` and
+``~/.local/share/facecast/subjects``, then among the built-in subjects: ``default``, the
+demo subject, ships INSIDE this package (``backend/subject/default/``: manifest, fp16
+weights, background plate; a few MB) so a fresh install renders without any download.
 """
 
 from __future__ import annotations
@@ -30,15 +32,15 @@ from ..nerf.model import FaceNeRF, ModelConfig
 from ..nerf.occupancy import OccupancyGrid
 
 MANIFEST_FORMAT = "facecast.subject"
-MANIFEST_VERSION = 1
-REPO_ASSETS = Path(__file__).resolve().parents[2] / "assets" / "subjects"
+MANIFEST_VERSION = 2  # 2: attention lattice + 1-layer MLP + hull; v1 weights cannot load
+BUILTIN_SUBJECTS = {"default": Path(__file__).resolve().parent / "default"}
 
 
 def subject_roots() -> list[Path]:
     roots = []
     if os.environ.get("FACECAST_SUBJECTS"):
         roots.append(Path(os.environ["FACECAST_SUBJECTS"]).expanduser())
-    roots += [Path.home() / ".local" / "share" / "facecast" / "subjects", REPO_ASSETS]
+    roots.append(Path.home() / ".local" / "share" / "facecast" / "subjects")
     return roots
 
 
@@ -54,8 +56,12 @@ def resolve_subject(ref: str | Path) -> Path:
     for root in subject_roots():
         if (root / str(ref) / "manifest.json").is_file():
             return root / str(ref)
+    builtin = BUILTIN_SUBJECTS.get(str(ref))
+    if builtin is not None and (builtin / "manifest.json").is_file():
+        return builtin
     known = sorted({d.name for r in subject_roots() if r.is_dir() for d in r.iterdir()
-                    if (d / "manifest.json").is_file()})
+                    if (d / "manifest.json").is_file()}
+                   | {n for n, d in BUILTIN_SUBJECTS.items() if (d / "manifest.json").is_file()})
     raise InputError(f"unknown subject {str(ref)!r}",
                      "build it with `facecast subject build CLIP --name NAME` or use one of: "
                      + (", ".join(known) if known else "(none installed)"))
