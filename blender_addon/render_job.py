@@ -9,7 +9,8 @@ a crash never leaves a half-written PNG that the sequencer would show as garbage
 The ``render`` job contract (backend/jobs/render.py): params ``subject``, ``camera``
 (``shared/camera.py``'s dict), ``first_frame``, ``n_frames`` and ``frames`` (the scene
 frames still missing on disk) and ``array_names``; arrays in that (sorted) order:
-``blendshapes[T, 52]``, ``head_pose[T, 4, 4]`` (head object -> Blender world) and
+``blendshapes[T, 52]``, ``head_pose[T, 4, 4]`` (canonical head frame -> Blender world:
+the face object's matrix_world times ``HEAD_TO_BLENDER``) and
 ``landmarks[T, N, 3]`` when the animation came from Generate. Each FRAME's body
 names its ``frame`` (scene frame) or ``index`` (row of the request); its arrays are
 RGBA (``uint8`` or float in [0, 1], ``[H, W, 4]``) and optionally depth ``[H, W]``.

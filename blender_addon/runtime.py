@@ -44,7 +44,7 @@ from .render_job import (
 from .shared.camera import camera_dict_from_blender
 from .shared.emotions import validate_emotion_arrays
 from .shared.errors import FacecastError, InputError
-from .shared.landmarks import pose_to_blender_axes, to_blender_axes
+from .shared.landmarks import HEAD_TO_BLENDER, pose_to_blender_axes, to_blender_axes
 from .shared.protocol import MsgType
 
 STEP_INTERVAL_S = 0.05
@@ -288,7 +288,9 @@ def render_inputs(scene: bpy.types.Scene) -> dict:
     cam_dict = camera_dict_from_blender(camera, scene)
     static_cam = bool(np.allclose(cam_m, cam_m[:1]))
     cam_dict["matrix_world"] = (cam_m[0] if static_cam else cam_m).tolist()
-    arrays["head_pose"] = head_m.astype(np.float32)  # head object -> Blender world
+    # The render job wants canonical head frame (+Y up) -> world: through the face
+    # object's local Blender axes (Z up), then its world matrix.
+    arrays["head_pose"] = (head_m @ HEAD_TO_BLENDER).astype(np.float32)
     return {"frames": frames, "arrays": arrays, "camera": cam_dict, "target": obj.name,
             "subject": settings.subject.strip(), "static_cam": static_cam}
 

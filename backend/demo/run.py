@@ -174,9 +174,11 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    from shared.landmarks import pose_to_blender_axes
+    from shared.landmarks import HEAD_TO_BLENDER
 
-    head = pose_to_blender_axes(anim["head_pose"]).astype(np.float32)
+    # The render job's head_pose maps the canonical head frame to the Blender world: the
+    # motion (in the head frame) first, then the head frame's axes into Blender's.
+    head = (HEAD_TO_BLENDER @ anim["head_pose"]).astype(np.float32)
     names = ["blendshapes", "head_pose"]
     arrays = [np.ascontiguousarray(anim["blendshapes"], np.float32), head]
     params = {"subject": opts.subject, "camera": camera, "array_names": names,

@@ -2,7 +2,9 @@
 
 Params: ``subject`` (name or folder), ``camera`` (the cam.json dict), ``array_names``
 naming the input arrays in order (any of ``landmarks`` [T,478,3], ``blendshapes``
-[T,52], ``head_pose`` [T,4,4]), optional ``device`` ("cpu"/"cuda"/"auto"),
+[T,52], ``head_pose`` [T,4,4] mapping the canonical head frame (+Y up, +Z out of the
+face) to the Blender world; default ``HEAD_TO_BLENDER``: head at the origin facing -Y),
+optional ``device`` ("cpu"/"cuda"/"auto"),
 ``fp16``. Each frame goes out with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4],
 depth uint16 mm [H,W]])``, which blocks until the client grants credit, so a slow
 client never makes the backend buffer a whole sequence.
