@@ -139,7 +139,7 @@ def _animate(client: BlockingClient, pcm: np.ndarray, opts: DemoOptions, emotion
     params = {"fps": str(opts.fps), "sample_rate": SAMPLE_RATE, "emotion": emotion,
               "n_frames": n_frames, "seed": opts.seed}
     chunks: list[tuple[int, dict[str, np.ndarray]]] = []
-    bar = tqdm(total=n_frames, desc="animate", unit="frame", leave=False)
+    bar = tqdm(total=n_frames, desc="animate", unit="frame", leave=False, disable=None)
     client.call("animate", params, [np.asarray(pcm, np.float32)],
                 on_event=lambda e: _collect(e, chunks, bar))
     bar.close()
@@ -185,7 +185,7 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
               "device": opts.device}
     n = len(anim["blendshapes"])
     frames: list[np.ndarray | None] = [None] * n
-    bar = tqdm(total=n, desc="render", unit="frame", leave=False)
+    bar = tqdm(total=n, desc="render", unit="frame", leave=False, disable=None)
 
     def on_event(event) -> None:
         if event.kind == MsgType.FRAME:
@@ -219,7 +219,7 @@ def _video(path: Path, frames: list[np.ndarray], anim: dict[str, np.ndarray], fp
             yield np.concatenate([nerf.astype(np.uint8), preview.render(lm)], axis=1)
 
     write_mp4(path, tqdm(composed(), total=len(frames), desc="video", unit="frame",
-                         leave=False), Fraction(fps), pcm, SAMPLE_RATE)
+                         leave=False, disable=None), Fraction(fps), pcm, SAMPLE_RATE)
 
 
 def _blend(out: Path, audio_path: Path, fps: int) -> Path | None:
