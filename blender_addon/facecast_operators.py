@@ -206,12 +206,10 @@ _CLASSES = (
 )
 
 
-def register() -> None:
-    for cls in _CLASSES:
-        bpy.utils.register_class(cls)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(_CLASSES)
+register = _register_classes
 
 
 def unregister() -> None:
     runtime.shutdown()
-    for cls in reversed(_CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

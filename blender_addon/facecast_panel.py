@@ -151,11 +151,4 @@ def _panel_classes() -> tuple[type, ...]:
 _CLASSES = (FACECAST_UL_overrides, *_panel_classes())
 
 
-def register() -> None:
-    for cls in _CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(_CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(_CLASSES)

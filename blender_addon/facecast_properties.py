@@ -165,13 +165,14 @@ for _name in EMOTIONS:
 _CLASSES = (FacecastMappingOverride, FacecastSettings)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(_CLASSES)
+
+
 def register() -> None:
-    for cls in _CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.facecast = PointerProperty(type=FacecastSettings)
 
 
 def unregister() -> None:
     del bpy.types.Scene.facecast
-    for cls in reversed(_CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -140,11 +140,4 @@ class FacecastPreferences(bpy.types.AddonPreferences):
 _CLASSES = (FacecastPreferences,)
 
 
-def register() -> None:
-    for cls in _CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(_CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(_CLASSES)

@@ -41,13 +41,14 @@ def _draw_add_menu(self: bpy.types.Menu, context: bpy.types.Context) -> None:
 _CLASSES = (FACECAST_OT_create_demo_rig,)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(_CLASSES)
+
+
 def register() -> None:
-    for cls in _CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.VIEW3D_MT_mesh_add.append(_draw_add_menu)
 
 
 def unregister() -> None:
     bpy.types.VIEW3D_MT_mesh_add.remove(_draw_add_menu)
-    for cls in reversed(_CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()
