@@ -154,8 +154,6 @@ def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path,
 def test_generate_with_real_animate_job(cp311_zip: Path, tmp_path: Path,
         blender_python: str) -> None:
     r = run_flow(cp311_zip, "generate_real", tmp_path, timeout_s=10.0, python=blender_python)
-    if r.get("skip"):
-        pytest.skip(r["skip"])
     assert r["last_error"] == "", r["last_error"]
     frames = r["frames"]
     assert frames[0] == 1 and frames[1] >= 1400  # 60 s at 24 fps
@@ -172,8 +170,6 @@ def test_generate_with_real_animate_job(cp311_zip: Path, tmp_path: Path,
 def test_render_to_sequencer_with_real_render_job(cp311_zip: Path, tmp_path: Path,
         blender_python: str) -> None:
     r = run_flow(cp311_zip, "render_real", tmp_path, timeout_s=10.0, python=blender_python)
-    if r.get("skip"):
-        pytest.skip(r["skip"])
     assert r["last_error"] == "", r["last_error"]
     assert [f for f in r["files"] if not f.startswith("depth")] == \
         [f"{f:06d}.png" for f in range(1, 5)]
