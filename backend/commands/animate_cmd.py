@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from backend.atomic_file import write_atomic
 from shared.errors import InputError
 
 
@@ -37,19 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "to the end of the audio)")
     p.add_argument("--weights", default=None, help="motion weights (default: shipped)")
     p.set_defaults(func=run)
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_json(anim) -> dict:
@@ -97,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
                    blinks=args.blinks, model=model, progress=progress)
     bar.close()
     if out.suffix.lower() == ".npz":
-        _write_atomic(out, lambda f: np.savez_compressed(f, **anim.to_arrays()))
+        write_atomic(out, lambda f: np.savez_compressed(f, **anim.to_arrays()))
     else:
-        _write_atomic(out, lambda f: f.write(json.dumps(to_json(anim)).encode()))
+        write_atomic(out, lambda f: f.write(json.dumps(to_json(anim)).encode()))
     print(f"wrote {out}: {anim.n_frames} frames at {anim.to_arrays()['fps']} fps "
           f"(frames {anim.first_frame}..{anim.first_frame + anim.n_frames - 1})")
     return 0

@@ -8,12 +8,11 @@ temporary name and renamed, so a reader never sees half a frame.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from backend.atomic_file import write_atomic
 from shared.errors import InputError
 
 
@@ -34,14 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def write_png_atomic(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: Image.fromarray(array).save(f, format="PNG"))
 
 
 def load_motion(path: Path) -> dict:

@@ -171,7 +171,7 @@ def _default_names(n: int) -> list[str]:
 def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarray],
             camera: dict, folder: Path) -> list[np.ndarray]:
     """Stream RGBA frames; each is kept in memory for the video and written as PNG."""
-    from PIL import Image
+    from ..commands.render_cmd import write_png_atomic
 
     folder.mkdir(parents=True, exist_ok=True)
     from shared.landmarks import HEAD_TO_BLENDER
@@ -192,10 +192,8 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
             i = int(event.body["index"])
             rgba = np.array(event.arrays[0])
             frames[i] = rgba
-            name = f"{i + 1:06d}.png"  # scene frame numbers, as the add-on names them
-            tmp = folder / f".{name}.tmp"
-            Image.fromarray(rgba, "RGBA").save(tmp, format="PNG")
-            tmp.replace(folder / name)
+            # Named by scene frame number, as the add-on names them.
+            write_png_atomic(folder / f"{i + 1:06d}.png", rgba)
             bar.update(1)
 
     client.call("render", params, arrays, on_event=on_event, credit=8)

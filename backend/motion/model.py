@@ -14,6 +14,7 @@ from torch import nn
 
 from shared.errors import InputError
 
+from ..atomic_file import write_atomic
 from .emotion import EmotionBank
 from .ldm import EmotionClassifier, LandmarkDeformationModel
 from .speech import SpeechVAE
@@ -35,11 +36,8 @@ class MotionModel(nn.Module):
 
     def save(self, path: str | Path, extra: dict | None = None) -> None:
         """Atomic write (temp file + rename): an interrupted save never corrupts weights."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"meta": self.meta, "state": self.state_dict(), **(extra or {})}, tmp)
-        tmp.replace(path)
+        blob = {"meta": self.meta, "state": self.state_dict(), **(extra or {})}
+        write_atomic(path, lambda f: torch.save(blob, f))
 
 
 def load_model(path: str | Path | None = None, device: str | torch.device = "cpu"

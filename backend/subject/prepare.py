@@ -20,6 +20,7 @@ import numpy as np
 
 from shared.errors import InputError
 
+from ..atomic_file import write_atomic
 from ..nerf.geometry import BOX_HI, BOX_LO
 from ..nerf.tokens import token_ids
 from ..tracking.cache import track_clip
@@ -53,10 +54,8 @@ class SubjectData:
         return self.landmarks[:, token_ids()]
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **{f.name: getattr(self, f.name) for f in fields(self)})
-        tmp.replace(path)
+        write_atomic(path, lambda f: np.savez_compressed(
+            f, **{fl.name: getattr(self, fl.name) for fl in fields(self)}))
 
     def subset(self, idx: list[int]) -> SubjectData:
         """Only frames ``idx``, all marked held-out (n_train = 0): the small evaluation

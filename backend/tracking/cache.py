@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from shared.errors import InputError
 
+from ..atomic_file import write_atomic
 from ..video.decode import iter_frames, probe_video
 from .face_tracker import Tracks, track_faces, tracker_version
 from .head_pose import HeadPoses, estimate_intrinsics, fit_head_pose
@@ -84,20 +84,12 @@ def _key(content_hash: str, tracker: str, options: dict) -> str:
 
 
 def _save(path: Path, clip: ClipTracks) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f, landmarks=clip.tracks.landmarks, found=clip.tracks.found,
-                image_size=np.array(clip.tracks.image_size), frame_index=clip.frame_index,
-                fps=np.array([clip.fps.numerator, clip.fps.denominator]),
-                duration=np.array(clip.duration), source_size=np.array(clip.source_size),
-                content_hash=np.array(clip.content_hash), tracker=np.array(clip.tracker))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: np.savez_compressed(
+        f, landmarks=clip.tracks.landmarks, found=clip.tracks.found,
+        image_size=np.array(clip.tracks.image_size), frame_index=clip.frame_index,
+        fps=np.array([clip.fps.numerator, clip.fps.denominator]),
+        duration=np.array(clip.duration), source_size=np.array(clip.source_size),
+        content_hash=np.array(clip.content_hash), tracker=np.array(clip.tracker)))
 
 
 def _load(path: Path) -> ClipTracks | None:
