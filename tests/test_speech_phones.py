@@ -1,0 +1,76 @@
+"""pocketsphinx phone recognition: timings good enough to drive mouth shapes.
+
+The reference is espeak-ng, whose phone times are exact: a sentence it speaks is
+recognised, and the mouth curve from the recognised phones must follow the curve from
+espeak's own phones. Then real speech from ../shared/data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.motion.phone_speech import MOUTH_IDS, prepare_speech
+from backend.motion.visemes import PHONES, viseme_class, viseme_track
+from backend.speech.espeak import synthesize
+from backend.speech.phone_recognition import ARPABET_TO_ESPEAK, PAUSE, recognise_phones
+from shared.face_basis import MOUTH_CHANNELS
+
+from .conftest import data_path
+
+JAW = MOUTH_CHANNELS.index("jawOpen")
+
+
+def _espeak(text: str) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    from backend.audio.loading import resample
+
+    clip = synthesize(text, "en-us", 150)
+    pcm = resample(clip.samples, clip.sample_rate, 16000).astype(np.float32)
+    lead = np.zeros(8000, np.float32)  # 0.5 s of silence first, as in a recording
+    phones = [(e.phoneme, 0.5 + e.time) for e in clip.phonemes]
+    return np.concatenate([lead, pcm, lead]), phones
+
+
+def test_every_arpabet_phone_has_a_mouth_shape() -> None:
+    for arpabet, mnemonic in ARPABET_TO_ESPEAK.items():
+        assert viseme_class(mnemonic) in {*PHONES.values(), "mid"}, arpabet
+        assert viseme_class(mnemonic) != "rest", arpabet
+    assert viseme_class(PAUSE) == "rest"
+
+
+def test_recognised_phones_drive_the_mouth_like_the_true_phones() -> None:
+    samples, truth = _espeak("Bob opened a big paper map, and mama laughed about it.")
+    got = recognise_phones(samples)
+    times = [t for _, t in got]
+    assert times == sorted(times) and len(got) >= 15, got
+    assert got[0][0] == PAUSE and times[0] == 0.0  # the leading silence
+    assert {"b", "p", "m"} & {p for p, _ in got}, got  # some bilabial is heard
+    duration = len(samples) / 16000
+    frames = np.arange(0, duration, 1 / 30)
+    want = viseme_track(truth, duration, frames)[:, JAW]
+    have = viseme_track(got, duration, frames)[:, JAW]
+    r = float(np.corrcoef(want, have)[0, 1])
+    assert r > 0.6, r
+
+
+def test_silence_gives_no_phones_and_rates_are_checked() -> None:
+    got = recognise_phones(np.zeros(16000, np.float32))
+    assert all(p == PAUSE for p, _ in got)
+    assert recognise_phones(np.zeros(0, np.float32)) == []
+    with pytest.raises(ValueError, match="16000"):
+        recognise_phones(np.zeros(100, np.float32), 44100)
+
+
+def test_real_speech_recording_becomes_split_mouth_targets() -> None:
+    path = data_path("speech", "sun.wav")
+    clip = prepare_speech("sun", data_dir=path.parent)
+    assert clip.mel.shape[0] == clip.prosody.shape[0] == clip.n_frames == len(clip.vad)
+    assert 0.75 < clip.split / clip.n_frames < 0.85  # the last fifth is held out
+    train, held = clip.part(held_out=False), clip.part(held_out=True)
+    assert train.n_frames + held.n_frames == clip.n_frames
+    other = np.setdiff1d(np.arange(52), MOUTH_IDS)
+    assert not clip.blendshapes[:, other].any()  # only mouth channels are targets
+    jaw = clip.blendshapes[:, MOUTH_IDS[JAW]]
+    # The jaw opens where there is speech and rests where there is none.
+    assert jaw[clip.vad].mean() > 2.0 * jaw[~clip.vad].mean() + 1e-3
+    assert jaw.max() > 0.3
