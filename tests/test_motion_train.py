@@ -41,3 +41,26 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path) -> None:
     train([clip], tmp_path, more, resume=True, progress=False)
     assert [h["epoch"] for h in more.history] == [1, 2, 3]
     assert more.history[:2] == cfg.history
+
+
+def test_music_clips_teach_a_resting_mouth_and_phone_speech_joins(tmp_path) -> None:
+    """d12's sound track is music (no voice activity): with the speech-share gate it is
+    either dropped or kept as a negative with a resting mouth; a phone-labelled real
+    recording joins the speech data."""
+    from backend.motion.train import build_speech_data, speech_share
+
+    clip = prepare_clip(data_path("clips", "d12.mp4"))
+    data_path("speech", "sun.wav")
+    assert speech_share(clip) < 0.1
+    assert np.nanmax(clip.blendshapes[:, MOUTH_IDS]) > 0.2  # the face does move
+    dropped, _ = build_speech_data([clip], TrainConfig(min_speech_share=0.3))
+    assert dropped == []
+    kept, _ = build_speech_data([clip], TrainConfig(min_speech_share=0.3, nonspeech_rest=True,
+                                                    phone_speech=("sun",)))
+    assert [c.name for c in kept] == ["d12", "sun"]
+    assert not kept[0].blendshapes[:, MOUTH_IDS].any()  # music: the mouth rests
+    other = np.setdiff1d(np.arange(52), MOUTH_IDS)
+    np.testing.assert_array_equal(kept[0].blendshapes[:, other],
+                                  clip.part(held_out=False).blendshapes[:, other])
+    assert kept[1].n_frames == kept[1].split > 0  # the recording's training part only
+    assert kept[1].blendshapes[:, MOUTH_IDS].max() > 0.3

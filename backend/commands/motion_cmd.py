@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     prep.set_defaults(func=_prepare)
     tr = ms.add_parser("train", help="train on the real clips + FACS priors")
     tr.add_argument("--out", required=True, help="output folder (checkpoint.pt, motion.pt)")
-    tr.add_argument("--epochs", type=int, default=40, help="epochs (default 40)")
+    tr.add_argument("--epochs", type=int, default=80, help="epochs (default 80)")
     tr.add_argument("--steps-per-epoch", type=int, default=20, help="batches per epoch")
     tr.add_argument("--batch", type=int, default=12, help="windows per batch (default 12)")
     tr.add_argument("--synth-clips", type=int, default=0,
@@ -25,6 +25,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="share of each speech batch that is synthetic (default 0.5)")
     tr.add_argument("--real-copies", type=int, default=0,
                     help="degraded-audio copies of each real clip (default 0; e.g. 3)")
+    tr.add_argument("--min-speech-share", type=float, default=0.3,
+                    help="a clip whose sound is speech for less than this share of its "
+                         "training part (music, silence) does not teach lip sync "
+                         "(default 0.3; 0 = every clip)")
+    tr.add_argument("--drop-non-speech", action="store_true",
+                    help="leave such clips out instead of training their sound with a "
+                         "resting mouth (the default keeps them: music must not move lips)")
+    tr.add_argument("--phone-speech", default="eng,sun",
+                    help="comma-separated recordings in ../shared/data/speech trained with "
+                         "pocketsphinx phones -> viseme targets (default eng,sun; '' = none)")
     tr.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
     tr.add_argument("--seed", type=int, default=0, help="random seed")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -57,16 +67,21 @@ def _train(args: argparse.Namespace) -> int:
 
     if (args.epochs < 1 or args.steps_per_epoch < 1 or args.batch < 1 or args.synth_clips < 0
             or args.real_copies < 0 or not 0.0 <= args.synth_ratio <= 0.9
-            or args.weight_decay < 0):
+            or args.weight_decay < 0 or not 0.0 <= args.min_speech_share <= 1.0):
         from shared.errors import InputError
 
         raise InputError("a training option is out of range",
                          "--epochs/--steps-per-epoch/--batch >= 1, --synth-clips/--real-copies/"
-                         "--weight-decay >= 0, --synth-ratio in [0, 0.9]")
+                         "--weight-decay >= 0, --synth-ratio in [0, 0.9], "
+                         "--min-speech-share in [0, 1]")
     clips = load_clips(_names(args.clips), data_dir=args.data, progress=True)
     cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
                       batch=args.batch, synth_clips=args.synth_clips, synth_ratio=args.synth_ratio,
-                      real_copies=args.real_copies, weight_decay=args.weight_decay)
+                      real_copies=args.real_copies, weight_decay=args.weight_decay,
+                      min_speech_share=args.min_speech_share,
+                      nonspeech_rest=not args.drop_non_speech,
+                      phone_speech=tuple(n.strip() for n in args.phone_speech.split(",")
+                                         if n.strip()))
     command = "facecast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     model = train(clips, args.out, cfg, resume=args.resume, command=command)
     print(f"wrote {args.out}/motion.pt; last epoch: {model.meta.get('final')}")

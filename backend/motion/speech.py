@@ -25,6 +25,7 @@ from .features import N_PROSODY
 LATENT_DIM = 8
 LATENT_FRAMES = 16  # one z per 16 frames, interpolated between block centres
 N_MOUTH = len(MOUTH_CHANNELS)
+LOGIT_RANGE = 6.0  # sigmoid(-6) = 0.0025: closed enough; beyond it gradients fade
 
 
 class TemporalBlock(nn.Module):
@@ -102,16 +103,26 @@ class SpeechVAE(nn.Module):
         mean, logvar = stats.chunk(2, dim=-1)
         return mean, logvar.clamp(-8, 4)
 
-    def decode(self, h: torch.Tensor, z_frames: torch.Tensor) -> torch.Tensor:
+    def decode_logits(self, h: torch.Tensor, z_frames: torch.Tensor) -> torch.Tensor:
+        """Pre-sigmoid mouth channels [B, T, 27]."""
         x = self.dec_in(torch.cat([h, z_frames.transpose(1, 2)], dim=1))
-        return torch.sigmoid(self.out(self.dec(x))).transpose(1, 2)
+        return self.out(self.dec(x)).transpose(1, 2)
+
+    def decode(self, h: torch.Tensor, z_frames: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(h, z_frames))
 
     def forward(self, mel: torch.Tensor, prosody: torch.Tensor, target: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass: (prediction [B, T, 27], KL per block averaged)."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: (prediction [B, T, 27], KL per block averaged, logit excess).
+
+        The excess (mean squared logit beyond +-``LOGIT_RANGE``) must be penalised: with
+        many closed-mouth targets the logits drift far negative, the sigmoid saturates,
+        its gradient vanishes and the mouth never opens again (seen in an 80-epoch run).
+        """
         h = self.encode_audio(mel, prosody)
         mean, logvar = self.posterior(h, target)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-        pred = self.decode(h, expand_latent(z, h.shape[-1]))
+        logits = self.decode_logits(h, expand_latent(z, h.shape[-1]))
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        return pred, kl
+        excess = F.relu(logits.abs() - LOGIT_RANGE).pow(2).mean()
+        return torch.sigmoid(logits), kl, excess

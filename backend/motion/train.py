@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,15 @@ class TrainConfig:
     synth_clips: int = 0  # espeak-ng clips (1-3 sentences each); 0 = real data only
     synth_ratio: float = 0.5  # share of each speech batch drawn from them
     real_copies: int = 0  # degraded-audio copies of each real clip (0 = none)
+    # A clip teaches audio -> mouth only if its own sound is speech: voice activity over
+    # at least this share of its training part (d12/d14 carry music, d9 near silence).
+    min_speech_share: float = 0.0
+    # ... and such a clip's sound (music, room tone) is then kept as a negative: its audio
+    # with a resting mouth, so music under a scene does not move the lips.
+    nonspeech_rest: bool = False
+    # Real recordings without video, with pocketsphinx phones -> viseme targets
+    # (``phone_speech``): names in ../shared/data/speech; () = none.
+    phone_speech: tuple[str, ...] = ()
     weight_decay: float = 1e-2
     history: list[dict] = field(default_factory=list)
 
@@ -179,12 +188,13 @@ def pretrain_classifier(model: MotionModel, rng: np.random.Generator, steps: int
 def speech_step(model: MotionModel, batch: dict, lip_basis: torch.Tensor, cfg: TrainConfig
                 ) -> dict[str, float]:
     target = batch["target"][..., MOUTH_IDS]
-    pred, kl = model.speech(batch["mel"], batch["prosody"], target)
+    pred, kl, excess = model.speech(batch["mel"], batch["prosody"], target)
     l1 = F.l1_loss(pred, target)
     geo = F.mse_loss(pred @ lip_basis, target @ lip_basis)
     vel = F.l1_loss(pred.diff(dim=1), target.diff(dim=1))
-    loss = l1 + 0.5 * geo + 0.5 * vel + cfg.kl_weight * kl
-    return {"loss": loss, "speech_l1": l1.item(), "geo": geo.item(), "kl": kl.item()}
+    loss = l1 + 0.5 * geo + 0.5 * vel + cfg.kl_weight * kl + 0.1 * excess
+    return {"loss": loss, "speech_l1": l1.item(), "geo": geo.item(), "kl": kl.item(),
+            "logit_excess": excess.item()}
 
 
 def ldm_step(model: MotionModel, batch: dict, rng: np.random.Generator, cfg: TrainConfig
@@ -211,23 +221,42 @@ def ldm_step(model: MotionModel, batch: dict, rng: np.random.Generator, cfg: Tra
     return {"loss": loss, "ldm_l1": l1.item(), "disc": disc.item()}
 
 
+def speech_share(clip: ClipData) -> float:
+    """Voice-activity share of a clip's training part: how much of its sound is speech."""
+    return float(clip.vad[: clip.split].mean()) if clip.split else 0.0
+
+
+def _at_rest(clip: ClipData) -> ClipData:
+    """The clip with every mouth channel at rest (its other channels kept)."""
+    weights = clip.blendshapes.copy()
+    weights[:, MOUTH_IDS] = 0.0
+    return replace(clip, blendshapes=weights)
+
+
 def build_speech_data(clips: list[ClipData], cfg: TrainConfig, progress: bool = False
-                      ) -> tuple[list[ClipData], list]:
-    """(real training parts incl. degraded-audio copies, synthetic clips).
+                      ) -> tuple[list, list]:
+    """(real training parts: speaking clips incl. degraded-audio copies and phone-labelled
+    recordings; synthetic clips).
 
     Deterministic for ``cfg.seed`` with their own generators, so a resumed run rebuilds
     exactly the data it started with.
     """
     from .data import augmented_copies
+    from .phone_speech import load_speech
     from .synthetic import make_synthetic_set
 
     rng = np.random.default_rng([cfg.seed, 0xA06])
-    real = []
+    real: list = []
     for c in clips:
+        if speech_share(c) < cfg.min_speech_share:
+            if cfg.nonspeech_rest:
+                real.append(_at_rest(c))
+            continue
         real.append(c)
         if cfg.real_copies > 0:
             real += augmented_copies(c, rng, cfg.real_copies)
     real = [c.part(held_out=False) for c in real]
+    real += [c.part(held_out=False) for c in load_speech(cfg.phone_speech)]
     synth = (make_synthetic_set(cfg.synth_clips, cfg.seed, progress=progress)
              if cfg.synth_clips > 0 and cfg.synth_ratio > 0 else [])
     return real, synth
@@ -264,12 +293,15 @@ def train(clips: list[ClipData], out_dir: str | Path, cfg: TrainConfig, *,
         print("building speech data (augmented real copies, synthetic espeak clips) ...",
               file=sys.stderr, flush=True)
     train_parts, synth = build_speech_data(clips, cfg, progress)
+    speaking = sorted({c.name for c in train_parts})
     model = MotionModel()
     model.meta.update({"head_stats": head_motion_stats(clips),
-                       "trained_on": [c.name for c in clips], "command": command,
+                       "trained_on": [c.name for c in clips],
+                       "speech_trained_on": speaking, "command": command,
                        "seed": cfg.seed, "synth_clips": len(synth),
                        "synth_ratio": cfg.synth_ratio if synth else 0.0,
-                       "real_copies": cfg.real_copies})
+                       "real_copies": cfg.real_copies,
+                       "min_speech_share": cfg.min_speech_share})
     params = [p for n, p in model.named_parameters() if not n.startswith("classifier")]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start = 0
