@@ -76,6 +76,40 @@ def obedience(subject, data: SubjectData, frames: list[int]) -> float:
     return float(np.corrcoef(got[ok], want[ok])[0, 1])
 
 
+JAW_SWEEP = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
+
+
+def jaw_sweep(subject, data: SubjectData, frame: int) -> tuple[list[float], float]:
+    """The product path end to end: ARKit jawOpen commands (0 ... 0.75, nothing else)
+    retargeted onto the subject's neutral, rendered at a held-out frame's camera and
+    re-tracked. Returns (tracked mouth opening per command, Pearson r command vs tracked):
+    a field that obeys opens the rendered mouth in step with the command."""
+    from shared.blendshapes import ARKIT_BLENDSHAPES
+
+    from ..nerf.tokens import token_ids
+    from ..subject.retarget import retarget
+    from ..tracking.face_tracker import track_faces
+
+    weights = np.zeros((len(JAW_SWEEP), len(ARKIT_BLENDSHAPES)), np.float32)
+    weights[:, ARKIT_BLENDSHAPES.index("jawOpen")] = JAW_SWEEP
+    lm = retarget({"blendshapes": weights}, subject.manifest)["landmarks"]
+    dev = next(subject.model.parameters()).device
+    tok = torch.from_numpy(lm[:, token_ids()]).float().to(dev)
+    h, w = data.frames.shape[1:3]
+    renders = []
+    for i in range(len(JAW_SWEEP)):
+        with torch.inference_mode():
+            vol = subject.model.condition(tok[i:i + 1], None, subject.grid)
+        rgba, _ = render_view(subject.model, subject.grid, data.k, w, h, data.poses[frame], vol)
+        img = composite(rgba, data.plate)
+        renders.append((img * 255 + 0.5).clip(0, 255).astype(np.uint8))
+    got = mouth_opening(track_faces(np.stack(renders), static=True, progress=False).landmarks)
+    ok = np.isfinite(got)
+    r = (float(np.corrcoef(np.asarray(JAW_SWEEP)[ok], got[ok])[0, 1])
+         if ok.sum() >= 3 and np.std(got[ok]) > 1e-6 else float("nan"))
+    return [round(float(g), 4) for g in got], r
+
+
 def run_render_bench(subject_ref: str, frames: int = 10, device: str | None = None) -> dict:
     rows: list[tuple[str, str]] = []
     subject = load_subject(subject_ref, "cpu")
@@ -91,6 +125,9 @@ def run_render_bench(subject_ref: str, frames: int = 10, device: str | None = No
         pick = list(range(data.n_train, len(data.frames)))
         r = obedience(subject, data, pick[:: max(1, len(pick) // 24)])
         rows.append(("mouth obedience r (re-tracked)", f"{r:.3f}"))
+        opening, r_jaw = jaw_sweep(subject, data, held[0])
+        rows.append((f"jawOpen {JAW_SWEEP[0]}..{JAW_SWEEP[-1]} -> tracked opening",
+                     f"{' '.join(f'{o:.3f}' for o in opening)}  (r {r_jaw:.3f})"))
     else:
         rows.append(("note", "no cache/data.npz or heldout.npz: fidelity from the manifest"))
     rows[:0] = [("held-out PSNR full / face", f"{ev.get('psnr')} / {ev.get('psnr_face')} dB"),
