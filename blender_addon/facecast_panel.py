@@ -88,6 +88,7 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(s, "seed")
     col.prop(s, "variation", slider=True)
     col.prop(s, "head_motion")
+    col.prop(s, "articulation", slider=True)
     col.prop(s, "blinks")
     col.prop(s, "head_target")
     col.prop(s, "landmark_empties")

@@ -130,6 +130,10 @@ class FacecastSettings(bpy.types.PropertyGroup):
                              description="How much the performance varies from the mean")
     head_motion: FloatProperty(name="Head Motion", default=1.0, min=0.0, soft_max=2.0,
                                description="Amplitude of generated head motion (0 = still)")
+    articulation: FloatProperty(name="Articulation", default=1.0, min=0.0, max=3.0,
+                                soft_max=2.0,
+                                description="How much speech moves the mouth (1 = as "
+                                            "trained, more for a clearer, wider delivery)")
     blinks: BoolProperty(name="Blinks", default=True, description="Generate eye blinks")
     landmark_empties: BoolProperty(
         name="Landmark Empties", default=False,

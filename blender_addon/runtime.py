@@ -240,7 +240,8 @@ def start_generate(scene: bpy.types.Scene) -> GenerateTask:
     weights, intensity = scene_io.sample_emotions(scene, span.frames())
     weights, intensity = validate_emotion_arrays(weights, intensity, span.count)
     options = {"seed": int(settings.seed), "variation": float(settings.variation),
-               "head_motion": float(settings.head_motion), "blinks": bool(settings.blinks),
+               "head_motion": float(settings.head_motion),
+               "articulation": float(settings.articulation), "blinks": bool(settings.blinks),
                "landmarks": bool(settings.landmark_empties)
                or settings.render_source == "GENERATED"}
     exact = fps_fraction(scene.render.fps, scene.render.fps_base)

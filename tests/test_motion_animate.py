@@ -124,6 +124,18 @@ def test_emotion_keeps_identity(model) -> None:
         assert abs(inter_ocular(lm).mean() / inter_ocular(neutral).mean() - 1) < 0.02, emo
 
 
+def test_articulation_scales_the_speaking_mouth(model) -> None:
+    openings = [mouth_opening(run(model, articulation=a).landmarks) for a in (0.0, 1.0, 2.0)]
+    closed, normal, wide = openings
+    assert np.allclose(closed, closed[0], atol=1e-6)  # 0: speech no longer moves the mouth
+    assert normal.max() > closed.max() + 0.01
+    rest = closed[0]  # openings above the closed mouth: about proportional to the dial
+    assert (wide - rest).mean() > 1.5 * (normal - rest).mean() > 0.0
+    for bad in (-0.5, 4.0, float("nan"), "wide"):
+        with pytest.raises(InputError, match="articulation"):
+            run(model, articulation=bad)
+
+
 def test_blinks_can_be_switched_off(model) -> None:
     anim = animate(speechlike(8.0), 30, None, model=model, blinks=False)
     assert np.all(anim.blink == 0)

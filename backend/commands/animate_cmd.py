@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="performance variation (0 = deterministic mean, 1 = natural)")
     p.add_argument("--head-motion", type=float, default=1.0,
                    help="head motion amount (0 = still, 1 = natural)")
+    p.add_argument("--articulation", type=float, default=1.0,
+                   help="how much speech moves the mouth (0 = closed, 1 = as trained, "
+                        "1.5 = wider)")
     p.add_argument("--blinks", action=argparse.BooleanOptionalAction, default=True,
                    help="generate blinks (default on)")
     p.add_argument("--first-frame", type=int, default=0, help="scene frame of the first frame")
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     anim = animate(audio, args.fps, args.emotion, first_frame=args.first_frame,
                    start_offset=args.start_offset, n_frames=args.frames, seed=args.seed,
                    variation=args.variation, head_motion_amount=args.head_motion,
+                   articulation=args.articulation,
                    blinks=args.blinks, model=model, progress=progress)
     bar.close()
     if out.suffix.lower() == ".npz":

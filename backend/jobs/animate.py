@@ -5,7 +5,8 @@ emotion_intensity float32[T]]``. Params: ``fps`` (number or "30000/1001"),
 ``sample_rate``, ``first_frame``, ``start_offset`` (seconds, number or fraction string),
 ``n_frames`` (default: to the end of the audio; required with emotion arrays, which must
 cover exactly that many frames), ``emotion`` (a track string, or "auto"), ``seed``,
-``variation``, ``head_motion``, ``blinks``, ``landmarks`` (send landmarks, default true).
+``variation``, ``head_motion``, ``articulation``, ``blinks``, ``landmarks`` (send
+landmarks, default true).
 
 Results stream as one RESULT per chunk, body ``{"chunk": i, "start": frame offset,
 "n_frames": n}`` with arrays ``[blendshapes[n, 52], head_pose[n, 4, 4], blink[n],
@@ -91,6 +92,7 @@ class AnimateJob(Job):
                 start_offset=p.get("start_offset", 0), n_frames=n_frames,
                 seed=_opt_int(p, "seed", 0), variation=p.get("variation", 0.0),
                 head_motion_amount=p.get("head_motion", 1.0),
+                articulation=p.get("articulation", 1.0),
                 blinks=bool(p.get("blinks", True)), model=_model(),
                 chunk_frames=CHUNK_FRAMES,
                 progress=lambda f: ctx.progress(f, "animating"))):

@@ -158,6 +158,7 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
                    first_frame: int = 0, start_offset: object = 0,
                    n_frames: int | None = None, seed: int = 0, variation: float = 0.0,
                    head_motion_amount: float = 1.0, blinks: bool = True,
+                   articulation: float = 1.0,
                    neutral: np.ndarray | None = None, model: MotionModel | None = None,
                    chunk_frames: int = DEFAULT_CHUNK,
                    progress: Callable[[float], None] | None = None) -> Iterator[Animation]:
@@ -165,6 +166,7 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
     fps_exact = parse_fps(fps)
     variation = _check_float(variation, "variation", 0.0, 3.0)
     head_amt = _check_float(head_motion_amount, "head motion", 0.0, 5.0)
+    articulation = _check_float(articulation, "articulation", 0.0, 3.0)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise InputError(f"seed must be a whole number, got {seed!r}", "pass e.g. --seed 0")
     if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
@@ -213,6 +215,8 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
             z = expand_latent(_latents(seed, variation, b_lo, b_hi), ctx_count,
                               offset=lo - b_lo * LATENT_FRAMES)
             mouth = model.speech.decode(h, z)[0].numpy()
+            if articulation != 1.0:  # the animator's "how much the mouth moves" dial
+                mouth = np.clip(mouth * articulation, 0.0, 1.0)
             gate = _silence_gate(feats.vad, any_speech)
             speech = np.zeros((ctx_count, 52), np.float32)
             speech[:, MOUTH_IDS] = mouth * gate[:, None]
@@ -254,10 +258,12 @@ def animate(audio: Audio, fps: object, emotion: EmotionInput = None, **kwargs) -
     Keywords: ``first_frame``, ``start_offset`` (audio seconds at the start of
     first_frame), ``n_frames`` (default: to the end of the audio), ``seed``,
     ``variation`` (0 = deterministic mean performance), ``head_motion_amount``
-    (0 = still), ``blinks``, ``neutral`` (a subject's [478, 3] face; default canonical),
+    (0 = still), ``blinks``, ``articulation`` (scales speech mouth motion: 0 = closed,
+    1 = as trained, 2 = twice as wide), ``neutral`` (a subject's [478, 3] face; default canonical),
     ``model``, ``chunk_frames``, ``progress``.
     """
     parts = list(iter_animation(audio, fps, emotion, **kwargs))
     meta = {"seed": kwargs.get("seed", 0), "variation": kwargs.get("variation", 0.0),
+            "articulation": kwargs.get("articulation", 1.0),
             "chunks": len(parts)}
     return _concat(parts, meta)
