@@ -2,11 +2,13 @@
 
 What each part learns from (say it plainly, the data is small):
 
-* Speech VAE: the first 80 % of the five real speech clips (~1.8 min at 25/30 fps): their
-  own audio -> their solved jaw/mouth weights, each also with ``real_copies`` degraded
-  sound tracks (``augment``: reverb, music bed, noise, gain); plus ``synth_clips``
-  espeak-ng clips with viseme targets (``synthetic``), a ``synth_ratio`` share of every
-  batch. Why: the real clips alone are memorised (held-out lip sync r ~0.2).
+* Speech VAE: the first 80 % of the real clips whose own sound is a voice (voice
+  activity >= ``min_speech_share``: d6, d11) -> their solved jaw/mouth weights; the
+  sound of the other clips (music, near silence) with a resting mouth
+  (``nonspeech_rest``); the first 80 % of real speech recordings with phone-derived
+  viseme targets (``phone_speech``, pocketsphinx). Optionally degraded copies
+  (``real_copies``) and espeak-ng clips (``synth_clips``, a ``synth_ratio`` share of
+  every batch). ``facecast motion train``'s defaults are the shipped recipe.
 * Emotion classifier: FACS emotion prototypes (``shared.facs``) at random intensities and
   mixes, plus noise. Then frozen.
 * LDM + emotion bank: synthetic pairs built on the real speech motion of the same windows:
