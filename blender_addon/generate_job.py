@@ -11,8 +11,8 @@ input arrays ``[pcm float32[N], emotion_weights float32[T, 8], intensity float32
 params ``fps`` (exact fraction text, e.g. "30000/1001", from fps / fps_base),
 ``sample_rate``, ``first_frame`` (scene frame of row 0), ``n_frames`` (T),
 ``start_offset`` (seconds into ``pcm`` where ``first_frame`` begins) plus the user's
-options (seed, variation, head_motion, blinks, landmarks). Output: one RESULT per chunk,
-body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS`` order
+options (seed, variation, head_motion, articulation, blinks, landmarks). Output: one
+RESULT per chunk, body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS`` order
 (``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list.
 """
 
