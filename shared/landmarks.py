@@ -247,3 +247,21 @@ def inner_brow_height(landmarks: np.ndarray) -> np.ndarray:
     """
     return _height(_check(landmarks), RIGHT_BROW_INNER + LEFT_BROW_INNER,
                    (RIGHT_EYE_INNER, LEFT_EYE_INNER))
+
+
+def estimate_neutral(face_landmarks: np.ndarray) -> np.ndarray:
+    """The speaker's neutral face: per-point median over calm frames.
+
+    Calm = mouth among the most closed fifth (between words) and eyes not blinking. The
+    median, not the mean, so a few expressive frames cannot shift it; per person, because
+    face proportions differ between people and a canonical neutral would read identity
+    as expression. Used for the motion data (blendshapes are solved against it) and for
+    subjects (animation is retargeted onto it: the MEAN face of an expressive performer
+    has a half-open mouth).
+    """
+    mo = mouth_opening(face_landmarks)
+    eo = eye_opening(face_landmarks)
+    calm = (mo <= np.nanpercentile(mo, 20)) & (eo >= np.nanpercentile(eo, 30))
+    if calm.sum() < 3:
+        calm = np.isfinite(mo)
+    return np.median(face_landmarks[calm], axis=0).astype(np.float32)

@@ -36,3 +36,15 @@ def test_landmarks_alone_are_kept_and_missing_neutral_is_harmless() -> None:
     assert subject_neutral({}) is None
     w = np.zeros((1, 52), np.float32)
     assert "landmarks" not in retarget({"blendshapes": w}, {})
+
+
+def test_the_calm_neutral_is_preferred_over_the_mean_face() -> None:
+    """An expressive performer's mean face has an open mouth; retargeting must start from
+    the calm-frame neutral when the manifest has one."""
+    calm = canonical_face().vertices.astype(np.float32)
+    mean = calm + 0.01
+    manifest = {"conditioning": {"landmark_mean": mean.tolist(),
+                                 "landmark_neutral": calm.tolist()}}
+    np.testing.assert_allclose(subject_neutral(manifest), calm, atol=1e-6)
+    del manifest["conditioning"]["landmark_neutral"]
+    np.testing.assert_allclose(subject_neutral(manifest), mean, atol=1e-6)

@@ -23,7 +23,7 @@ import numpy as np
 
 from shared.errors import InputError
 from shared.face_basis import solve_blendshapes
-from shared.landmarks import eye_opening, mouth_opening
+from shared.landmarks import estimate_neutral
 
 SPEECH_CLIPS: tuple[str, ...] = ("d6", "d9", "d11", "d12", "d14")
 HOLDOUT = 0.2  # the last fifth of each clip is for evaluation only
@@ -81,22 +81,6 @@ def fill_missing(x: np.ndarray) -> np.ndarray:
     for j in range(flat.shape[1]):
         flat[~ok, j] = np.interp(t[~ok], t[ok], flat[ok, j])
     return flat.reshape(x.shape)
-
-
-def estimate_neutral(face_landmarks: np.ndarray) -> np.ndarray:
-    """The speaker's neutral face: per-point median over calm frames.
-
-    Calm = mouth among the most closed fifth (between words) and eyes not blinking. The
-    median, not the mean, so a few expressive frames cannot shift it; per clip, because
-    face proportions differ between people and a canonical neutral would read identity
-    as expression.
-    """
-    mo = mouth_opening(face_landmarks)
-    eo = eye_opening(face_landmarks)
-    calm = (mo <= np.nanpercentile(mo, 20)) & (eo >= np.nanpercentile(eo, 30))
-    if calm.sum() < 3:
-        calm = np.isfinite(mo)
-    return np.median(face_landmarks[calm], axis=0).astype(np.float32)
 
 
 def prepare_clip(path: str | Path, context_hops: int | None = None) -> ClipData:

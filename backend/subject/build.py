@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from shared.errors import InputError
-from shared.landmarks import N_LANDMARKS, mouth_opening
+from shared.landmarks import N_LANDMARKS, estimate_neutral, mouth_opening
 
 from ..nerf.geometry import BOX_HI, BOX_LO, FADE
 from ..nerf.model import FaceNeRF, ModelConfig
@@ -138,6 +138,8 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
             "landmarks": True, "blendshapes": bool(cfg.use_blendshapes),
             "token_ids": token_ids().tolist(), "n_landmarks": N_LANDMARKS,
             "landmark_mean": np.round(data.landmarks[: data.n_train].mean(0), 5).tolist(),
+            "landmark_neutral": np.round(estimate_neutral(data.landmarks[: data.n_train]),
+                                         5).tolist(),
             "landmark_std_m": float(data.landmarks[: data.n_train].std(0).mean()),
             "mouth_opening": _mouth_stats(data.landmarks[: data.n_train])},
         "split": {"train": data.n_train, "heldout": n - data.n_train, "holdout": HOLDOUT,

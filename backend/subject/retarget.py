@@ -16,11 +16,15 @@ from shared.landmarks import N_LANDMARKS
 
 
 def subject_neutral(manifest: dict) -> np.ndarray | None:
-    """The subject's mean face-space landmarks ``[478, 3]`` (metres) from its manifest."""
-    mean = manifest.get("conditioning", {}).get("landmark_mean")
-    if mean is None:
+    """The subject's neutral face-space landmarks ``[478, 3]`` (metres) from its manifest:
+    the calm-frame median (``landmark_neutral``); older manifests only have the mean face,
+    which is a fair neutral only for a calm talker (an expressive performer's mean face
+    has a half-open mouth, so a closed-mouth command would render open)."""
+    cond = manifest.get("conditioning", {})
+    face = cond.get("landmark_neutral", cond.get("landmark_mean"))
+    if face is None:
         return None
-    neutral = np.asarray(mean, np.float32)
+    neutral = np.asarray(face, np.float32)
     return neutral if neutral.shape == (N_LANDMARKS, 3) else None
 
 
