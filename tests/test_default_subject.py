@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from backend.nerf.pipeline import check_conditioning, render_sequence
 from backend.subject.prepare import SubjectData
@@ -36,3 +37,33 @@ def test_default_renders_a_face() -> None:
     assert centre.mean() > 200  # the face is opaque
     d = depth[17:23, 17:23]
     assert 800 < np.median(d) < 1000  # ~0.9 m from the camera, in millimetres
+
+
+def test_default_opens_its_mouth_when_told() -> None:
+    """The product path: ARKit jawOpen retargeted onto the subject's neutral, rendered, and
+    re-tracked with the shared tracker: the rendered mouth must open with the command."""
+    from backend.nerf.tokens import token_ids
+    from backend.nerf.view import composite, render_view
+    from backend.subject.retarget import retarget
+    from backend.tracking.face_tracker import track_faces
+    from shared.blendshapes import ARKIT_BLENDSHAPES
+    from shared.landmarks import mouth_opening
+
+    subject = load_subject("default")
+    pack = SubjectData.load(subject.folder / "heldout.npz")
+    weights = np.zeros((2, len(ARKIT_BLENDSHAPES)), np.float32)
+    weights[1, ARKIT_BLENDSHAPES.index("jawOpen")] = 0.7
+    lm = retarget({"blendshapes": weights}, subject.manifest)["landmarks"]
+    tok = torch.from_numpy(lm[:, token_ids()]).float()
+    size = pack.frames.shape[1]
+    frames = []
+    for i in range(2):
+        with torch.inference_mode():
+            vol = subject.model.condition(tok[i:i + 1], None, subject.grid)
+        rgba, _ = render_view(subject.model, subject.grid, pack.k, size, size,
+                              pack.poses[0], vol)
+        frames.append((composite(rgba, pack.plate) * 255 + 0.5).clip(0, 255).astype(np.uint8))
+    tracked = track_faces(np.stack(frames), static=True, progress=False)
+    closed, opened = mouth_opening(tracked.landmarks)
+    assert np.isfinite([closed, opened]).all()  # a face is found in both renders
+    assert opened > closed + 0.05, (closed, opened)
