@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from shared.camera import BlenderCamera, camera_views
-from shared.landmarks import mouth_opening
+from shared.landmarks import brow_height, eye_opening, mouth_opening
 
 from ..nerf.pipeline import HEAD_DEFAULT, check_conditioning, render_sequence
 from ..nerf.view import composite, render_view
@@ -54,7 +54,13 @@ def _fps(subject, size: int, n: int, device: str, fp16: bool) -> float:
     return n / (time.perf_counter() - t)
 
 
-def obedience(subject, data: SubjectData, frames: list[int]) -> float:
+OBEYED = {"mouth opening": mouth_opening, "brow height": brow_height,
+          "eye opening": eye_opening}
+
+
+def obedience(subject, data: SubjectData, frames: list[int]) -> dict[str, float]:
+    """Pearson r between each ``OBEYED`` measure of the re-tracked renders and of the
+    conditioning, over ``frames`` (nan where a measure does not vary)."""
     from ..tracking.face_tracker import track_faces
 
     dev = next(subject.model.parameters()).device
@@ -68,12 +74,15 @@ def obedience(subject, data: SubjectData, frames: list[int]) -> float:
         img = composite(rgba, data.plate)
         renders.append((img * 255 + 0.5).clip(0, 255).astype(np.uint8))
     tracks = track_faces(np.stack(renders), static=True, progress=False)
-    got = mouth_opening(tracks.landmarks)
-    want = mouth_opening(data.landmarks[frames])
-    ok = np.isfinite(got) & np.isfinite(want)
-    if ok.sum() < 3 or np.std(want[ok]) < 1e-6 or np.std(got[ok]) < 1e-6:
-        return float("nan")
-    return float(np.corrcoef(got[ok], want[ok])[0, 1])
+    out = {}
+    for name, measure in OBEYED.items():
+        got = measure(tracks.landmarks)
+        want = measure(data.landmarks[frames])
+        ok = np.isfinite(got) & np.isfinite(want)
+        out[name] = (float(np.corrcoef(got[ok], want[ok])[0, 1])
+                     if ok.sum() >= 3 and np.std(want[ok]) > 1e-6 and np.std(got[ok]) > 1e-6
+                     else float("nan"))
+    return out
 
 
 JAW_SWEEP = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
@@ -123,8 +132,8 @@ def run_render_bench(subject_ref: str, frames: int = 10, device: str | None = No
         ev = evaluate(subject.model, subject.grid, data, held[:: max(1, len(held) // 12)],
                       torch.device("cpu"))
         pick = list(range(data.n_train, len(data.frames)))
-        r = obedience(subject, data, pick[:: max(1, len(pick) // 24)])
-        rows.append(("mouth obedience r (re-tracked)", f"{r:.3f}"))
+        for name, r in obedience(subject, data, pick[:: max(1, len(pick) // 24)]).items():
+            rows.append((f"{name} obedience r (re-tracked)", f"{r:.3f}"))
         opening, r_jaw = jaw_sweep(subject, data, held[0])
         rows.append((f"jawOpen {JAW_SWEEP[0]}..{JAW_SWEEP[-1]} -> tracked opening",
                      f"{' '.join(f'{o:.3f}' for o in opening)}  (r {r_jaw:.3f})"))
