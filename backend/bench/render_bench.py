@@ -56,36 +56,43 @@ def _fps(subject, size: int, n: int, device: str, fp16: bool) -> float:
 
 OBEYED = {"mouth opening": mouth_opening, "brow height": brow_height,
           "eye opening": eye_opening}
+JAW_SWEEP = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
+
+
+def _retracked(subject, data: SubjectData, tokens: np.ndarray, poses: np.ndarray
+               ) -> np.ndarray:
+    """Render one frame per token set ``tokens[i]`` at head pose ``poses[i]`` (the source
+    camera, composited over the plate) and track the renders with the shared tracker:
+    landmarks ``[N, 478, 3]`` (NaN where no face is found)."""
+    from ..tracking.face_tracker import track_faces
+
+    dev = next(subject.model.parameters()).device
+    tok = torch.from_numpy(np.asarray(tokens, np.float32)).to(dev)
+    h, w = data.frames.shape[1:3]
+    renders = []
+    for i in range(len(tok)):
+        with torch.inference_mode():
+            vol = subject.model.condition(tok[i:i + 1], None, subject.grid)
+        rgba, _ = render_view(subject.model, subject.grid, data.k, w, h, poses[i], vol)
+        img = composite(rgba, data.plate)
+        renders.append((img * 255 + 0.5).clip(0, 255).astype(np.uint8))
+    return track_faces(np.stack(renders), static=True, progress=False).landmarks
+
+
+def _pearson(got: np.ndarray, want: np.ndarray) -> float:
+    """r over frames where both are finite; nan with < 3 frames or no variation."""
+    ok = np.isfinite(got) & np.isfinite(want)
+    if ok.sum() < 3 or np.std(want[ok]) < 1e-6 or np.std(got[ok]) < 1e-6:
+        return float("nan")
+    return float(np.corrcoef(got[ok], want[ok])[0, 1])
 
 
 def obedience(subject, data: SubjectData, frames: list[int]) -> dict[str, float]:
     """Pearson r between each ``OBEYED`` measure of the re-tracked renders and of the
     conditioning, over ``frames`` (nan where a measure does not vary)."""
-    from ..tracking.face_tracker import track_faces
-
-    dev = next(subject.model.parameters()).device
-    tok = torch.from_numpy(data.tokens).float().to(dev)
-    h, w = data.frames.shape[1:3]
-    renders = []
-    for f in frames:
-        with torch.inference_mode():
-            vol = subject.model.condition(tok[f:f + 1], None, subject.grid)
-        rgba, _ = render_view(subject.model, subject.grid, data.k, w, h, data.poses[f], vol)
-        img = composite(rgba, data.plate)
-        renders.append((img * 255 + 0.5).clip(0, 255).astype(np.uint8))
-    tracks = track_faces(np.stack(renders), static=True, progress=False)
-    out = {}
-    for name, measure in OBEYED.items():
-        got = measure(tracks.landmarks)
-        want = measure(data.landmarks[frames])
-        ok = np.isfinite(got) & np.isfinite(want)
-        out[name] = (float(np.corrcoef(got[ok], want[ok])[0, 1])
-                     if ok.sum() >= 3 and np.std(want[ok]) > 1e-6 and np.std(got[ok]) > 1e-6
-                     else float("nan"))
-    return out
-
-
-JAW_SWEEP = (0.0, 0.15, 0.3, 0.45, 0.6, 0.75)
+    got = _retracked(subject, data, data.tokens[frames], data.poses[frames])
+    want = data.landmarks[frames]
+    return {name: _pearson(measure(got), measure(want)) for name, measure in OBEYED.items()}
 
 
 def jaw_sweep(subject, data: SubjectData, frame: int) -> tuple[list[float], float]:
@@ -97,26 +104,13 @@ def jaw_sweep(subject, data: SubjectData, frame: int) -> tuple[list[float], floa
 
     from ..nerf.tokens import token_ids
     from ..subject.retarget import retarget
-    from ..tracking.face_tracker import track_faces
 
     weights = np.zeros((len(JAW_SWEEP), len(ARKIT_BLENDSHAPES)), np.float32)
     weights[:, ARKIT_BLENDSHAPES.index("jawOpen")] = JAW_SWEEP
     lm = retarget({"blendshapes": weights}, subject.manifest)["landmarks"]
-    dev = next(subject.model.parameters()).device
-    tok = torch.from_numpy(lm[:, token_ids()]).float().to(dev)
-    h, w = data.frames.shape[1:3]
-    renders = []
-    for i in range(len(JAW_SWEEP)):
-        with torch.inference_mode():
-            vol = subject.model.condition(tok[i:i + 1], None, subject.grid)
-        rgba, _ = render_view(subject.model, subject.grid, data.k, w, h, data.poses[frame], vol)
-        img = composite(rgba, data.plate)
-        renders.append((img * 255 + 0.5).clip(0, 255).astype(np.uint8))
-    got = mouth_opening(track_faces(np.stack(renders), static=True, progress=False).landmarks)
-    ok = np.isfinite(got)
-    r = (float(np.corrcoef(np.asarray(JAW_SWEEP)[ok], got[ok])[0, 1])
-         if ok.sum() >= 3 and np.std(got[ok]) > 1e-6 else float("nan"))
-    return [round(float(g), 4) for g in got], r
+    poses = np.repeat(data.poses[frame][None], len(JAW_SWEEP), axis=0)
+    got = mouth_opening(_retracked(subject, data, lm[:, token_ids()], poses))
+    return [round(float(g), 4) for g in got], _pearson(got, np.asarray(JAW_SWEEP))
 
 
 def run_render_bench(subject_ref: str, frames: int = 10, device: str | None = None) -> dict:
