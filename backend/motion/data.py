@@ -27,7 +27,7 @@ from shared.landmarks import estimate_neutral
 
 SPEECH_CLIPS: tuple[str, ...] = ("d6", "d9", "d11", "d12", "d14")
 HOLDOUT = 0.2  # the last fifth of each clip is for evaluation only
-DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clips"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @dataclass
@@ -60,12 +60,18 @@ class ClipData:
                         self.prosody[s], self.vad[s])
 
 
-def clip_path(name: str, data_dir: str | Path | None = None) -> Path:
-    path = Path(data_dir or DATA_DIR) / f"{name}.mp4"
+def real_data_file(kind: str, name: str, suffix: str, data_dir: str | Path | None = None,
+                   what: str = "file") -> Path:
+    """``../shared/data/KIND/NAME.SUFFIX`` (or ``data_dir/NAME.SUFFIX``), or a clear error."""
+    path = Path(data_dir or SHARED_DATA / kind) / f"{name}{suffix}"
     if not path.is_file():
-        raise InputError(f"training clip {path} is absent",
-                         "the real clips live in ../shared/data/clips beside the checkout")
+        raise InputError(f"{what} {path} is absent",
+                         f"the real data lives in ../shared/data/{kind} beside the checkout")
     return path
+
+
+def clip_path(name: str, data_dir: str | Path | None = None) -> Path:
+    return real_data_file("clips", name, ".mp4", data_dir, "training clip")
 
 
 def fill_missing(x: np.ndarray) -> np.ndarray:

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.errors import InputError
 from shared.face_basis import MOUTH_CHANNELS, channel_index
 
-from .data import HOLDOUT
+from .data import HOLDOUT, real_data_file
 
 SPEECH_RECORDINGS: dict[str, Fraction] = {"eng": Fraction(30), "sun": Fraction(25)}
-SPEECH_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech"
 MOUTH_IDS = channel_index(MOUTH_CHANNELS)
 
 
@@ -54,11 +52,7 @@ class PhoneSpeechClip:
 
 
 def speech_path(name: str, data_dir: str | Path | None = None) -> Path:
-    path = Path(data_dir or SPEECH_DIR) / f"{name}.wav"
-    if not path.is_file():
-        raise InputError(f"speech recording {path} is absent",
-                         "the real speech lives in ../shared/data/speech beside the checkout")
-    return path
+    return real_data_file("speech", name, ".wav", data_dir, "speech recording")
 
 
 def prepare_speech(name: str, fps: Fraction | None = None,
