@@ -26,7 +26,12 @@ def finals(events) -> list:
 def test_info_round_trip(backend, key_file) -> None:
     with connect(backend, key_file) as client:
         assert client.client.server["version"] == [1, 0]
+        welcome = client.client.server
         body = client.call("info").body
+        # Every job kind lists its optional features (possibly none), in WELCOME and info.
+        assert set(welcome["features"]) == set(welcome["jobs"]) == set(body["features"])
+        assert not client.client.supports("info", "no-such-feature")
+        assert not client.client.supports("no-such-job", "text")
     assert body["device"] in ("cpu", "cuda")
     assert "stream_test" in body["jobs"] and "info" in body["jobs"]
 

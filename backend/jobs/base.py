@@ -57,6 +57,10 @@ class Job(ABC):
 
     kind: ClassVar[str]
     description: ClassVar[str] = ""
+    # Optional abilities a client may rely on (e.g. ``"text"``: the animate job aligns a
+    # dialogue text). Listed per kind in WELCOME and ``info`` so a newer add-on can tell
+    # what an older backend understands, and say so instead of sending params it ignores.
+    features: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def run(self, ctx: JobContext) -> dict[str, Any]:

@@ -36,4 +36,4 @@ class InfoJob(Job):
         return {"facecast": __version__, "protocol": [MAJOR_VERSION, MINOR_VERSION],
                 "python": platform.python_version(), "platform": platform.platform(),
                 "uptime_s": time.time() - _STARTED, "jobs": registry.kinds(),
-                **device_info()}
+                "features": registry.features(), **device_info()}

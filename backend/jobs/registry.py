@@ -26,6 +26,12 @@ def kinds() -> dict[str, str]:
     return {k: c.description for k, c in sorted(_JOBS.items())}
 
 
+def features() -> dict[str, list[str]]:
+    """Job kinds with the optional features each supports (see ``Job.features``)."""
+    _load_builtin()
+    return {k: list(c.features) for k, c in sorted(_JOBS.items())}
+
+
 def _load_builtin() -> None:
     # Imported here so that importing the registry never pulls in torch-heavy jobs early.
     from . import animate, info, render, stream_test  # noqa: F401

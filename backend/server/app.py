@@ -216,6 +216,7 @@ class Server:
         self._send(identity, Message(MsgType.WELCOME, {
             "version": list(version), "server": f"facecast-backend {__version__}",
             "instance": self.instance, "jobs": registry.kinds(),
+            "features": registry.features(),
             "limits": {"max_jobs_per_client": self.config.max_jobs_per_client,
                        "max_frame_bytes": self.config.max_frame_bytes,
                        "max_frames": self.config.max_frames,

@@ -161,6 +161,12 @@ class Client:
         if self._sock is not None and n > 0:
             self._send(Message(MsgType.CREDIT, {"n": int(n)}, job=job))
 
+    def supports(self, kind: str, feature: str) -> bool:
+        """Whether the connected backend's ``kind`` job has the optional ``feature``
+        (listed in WELCOME; an older backend lists none)."""
+        features = self.server.get("features")
+        return isinstance(features, dict) and feature in (features.get(kind) or ())
+
     def active_jobs(self) -> list[str]:
         return [j for j, s in self._jobs.items() if not s.final]
 
