@@ -1,5 +1,8 @@
 """Per-hop audio features: log-mel, energy, pitch/voicing and speech activity.
 
+Speech activity comes from a trained voice-activity detector (Silero, ``vad``), not from
+loudness: music and a quiet talker are told apart by what the sound is, not how loud.
+
 Pure numpy/scipy so the backend needs no torchaudio/librosa and gives identical numbers
 on every platform. The hop grid is fixed: hop ``i`` is centred on sample ``i * HOP``
 (time ``i / 100`` s), which makes mapping video-frame times to hops exact integer maths.
@@ -12,11 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from shared.errors import InputError
 
 from .loading import Audio
+from .vad import voice_activity
 
 SAMPLE_RATE = 16000
 N_MELS = 80
@@ -43,11 +46,6 @@ YIN_THRESHOLD = 0.15  # first dip of the normalised difference below this is the
 VOICED_MAX_DIP = 0.3  # dips above this are not periodic enough to call voiced
 VOICED_MIN_DB = -55.0  # quieter than this is never voiced (noise is aperiodic anyway)
 
-VAD_MARGIN_DB = 12.0  # speech is this far above the clip's noise floor...
-VAD_MIN_DB = -60.0  # ...and never below this absolute level
-VAD_FILL_GAP_HOPS = 15  # bridge pauses shorter than 150 ms inside a phrase
-VAD_MIN_RUN_HOPS = 5  # drop blips shorter than 50 ms
-
 CHUNK_HOPS = 1000  # 10 s per chunk: ~35 MB of temporaries, and no slower than bigger chunks
 
 
@@ -59,7 +57,8 @@ class AudioFeatures:
     energy_db: np.ndarray  # [H] float32, RMS dBFS, floored at DB_FLOOR
     f0: np.ndarray  # [H] float32, Hz, 0 where unvoiced
     voiced: np.ndarray  # [H] bool
-    vad: np.ndarray  # [H] bool
+    vad: np.ndarray  # [H] bool, speech (trained VAD, ``backend.audio.vad``)
+    vad_prob: np.ndarray  # [H] float32, the VAD's speech probability
     sample_rate: int = SAMPLE_RATE
     hop: int = HOP
 
@@ -178,23 +177,6 @@ def _pitch(samples: np.ndarray, start_hop: int, n_hops: int) -> tuple[np.ndarray
     return _yin(frames, SAMPLE_RATE)
 
 
-def speech_activity(energy_db: np.ndarray) -> np.ndarray:
-    """Speech flag per hop: energy clearly above the clip's own noise floor, smoothed.
-
-    The floor is a low percentile of the non-digital-silence hops, so a quiet room and a
-    noisy one both work; short pauses inside a phrase are bridged and short blips dropped.
-    """
-    live = energy_db[energy_db > DB_FLOOR + 10.0]
-    floor = float(np.percentile(live, 5)) if live.size else DB_FLOOR
-    active = energy_db > max(floor + VAD_MARGIN_DB, VAD_MIN_DB)
-    if not active.any():
-        return active
-    closed = minimum_filter1d(maximum_filter1d(active, VAD_FILL_GAP_HOPS, mode="nearest"),
-                              VAD_FILL_GAP_HOPS, mode="nearest")
-    return maximum_filter1d(minimum_filter1d(closed, VAD_MIN_RUN_HOPS, mode="nearest"),
-                            VAD_MIN_RUN_HOPS, mode="nearest")
-
-
 def compute_audio_features(audio: Audio, chunk_hops: int = CHUNK_HOPS) -> AudioFeatures:
     """All per-hop features of ``audio`` (must be 16 kHz), computed chunk by chunk."""
     if audio.sample_rate != SAMPLE_RATE:
@@ -213,5 +195,6 @@ def compute_audio_features(audio: Audio, chunk_hops: int = CHUNK_HOPS) -> AudioF
         f0[start:start + count], dip[start:start + count] = _pitch(samples, start, count)
     voiced = (dip < VOICED_MAX_DIP) & (energy > VOICED_MIN_DB)
     f0 = np.where(voiced, f0, 0.0).astype(np.float32)
-    return AudioFeatures(mel=mel, energy_db=energy, f0=f0, voiced=voiced,
-                         vad=speech_activity(energy))
+    prob, active = voice_activity(samples, total)
+    return AudioFeatures(mel=mel, energy_db=energy, f0=f0, voiced=voiced, vad=active,
+                         vad_prob=prob)

@@ -47,6 +47,7 @@ class FrameFeatures:
     f0: np.ndarray  # [T] float32
     voiced: np.ndarray  # [T] bool
     vad: np.ndarray  # [T] bool
+    vad_prob: np.ndarray  # [T] float32
     frame_numbers: np.ndarray  # [T] int64
     frame_times: np.ndarray  # [T] float64, audio seconds at each frame centre
     fps: Fraction
@@ -101,12 +102,14 @@ def _slice(feats: AudioFeatures, clock: FrameClock, first: int, count: int,
         f0 = np.where(inside, feats.f0[at], 0.0).astype(np.float32)
         voiced = inside & feats.voiced[at]
         vad = inside & feats.vad[at]
+        vad_prob = np.where(inside, feats.vad_prob[at], 0.0).astype(np.float32)
     else:
         energy = np.full(count, DB_FLOOR, np.float32)
         f0 = np.zeros(count, np.float32)
         voiced = vad = np.zeros(count, bool)
+        vad_prob = np.zeros(count, np.float32)
     return FrameFeatures(
-        mel=mel, energy_db=energy, f0=f0, voiced=voiced, vad=vad,
+        mel=mel, energy_db=energy, f0=f0, voiced=voiced, vad=vad, vad_prob=vad_prob,
         frame_numbers=np.arange(first, first + count, dtype=np.int64),
         frame_times=clock.centre_times(first, count), fps=clock.fps,
         context_hops=context_hops)

@@ -44,6 +44,10 @@ class FacePreview:
         xy = (pts[:, :2] - self.centre[:2]) * self.scale
         return np.stack([self.size / 2 + xy[:, 0], self.size / 2 - xy[:, 1]], -1)
 
+    def pixel_points(self, landmarks: np.ndarray) -> np.ndarray:
+        """Where ``render`` draws each landmark: pixel coordinates ``[N, 2]`` (x, y)."""
+        return self._project(np.asarray(landmarks, np.float64))
+
     def _fill(self, img: np.ndarray, poly: np.ndarray, colour: np.ndarray) -> None:
         """Fill a convex or star-shaped polygon (fan from its centroid)."""
         c = poly.mean(0)

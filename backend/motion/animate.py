@@ -40,7 +40,6 @@ from .speech import LATENT_DIM, LATENT_FRAMES, expand_latent
 CONTEXT = 32  # frames of audio context each side of a chunk (> the models' reach)
 DEFAULT_CHUNK = 1024
 SILENCE_RAMP_FRAMES = 2
-MIN_SPEECH_FRACTION = 0.1
 MOUTH_IDS = channel_index(MOUTH_CHANNELS)
 BLINK_IDS = [BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"]]
 EmotionInput = str | Sequence[EmotionKey] | tuple[np.ndarray, np.ndarray] | None
@@ -129,10 +128,9 @@ class _EmotionSource:
         return sample_emotion_track(self.keys or [], start, count)
 
 
-def _silence_gate(vad: np.ndarray, any_speech: bool) -> np.ndarray:
-    """1 where speech, ramping to 0 over a few frames in pauses (mouth closes)."""
-    if not any_speech:
-        return np.ones(len(vad), np.float32)  # no detectable pauses: trust the model
+def _silence_gate(vad: np.ndarray) -> np.ndarray:
+    """1 where the trained VAD hears speech, ramping to 0 over a few frames elsewhere:
+    the mouth rests in pauses, music and tones."""
     from scipy.ndimage import uniform_filter1d
 
     g = vad.astype(np.float32)
@@ -183,9 +181,6 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
     emo = _EmotionSource(emotion, clock.first_frame, int(total))
     model = model or load_model()
     feats_all = compute_audio_features(audio)
-    # Close the mouth in pauses only when voice activity found a speech/pause structure; a
-    # music bed or very quiet take gives (almost) no activity, and then the model decides.
-    any_speech = bool(feats_all.vad.mean() >= MIN_SPEECH_FRACTION)
     blinker = BlinkGenerator(seed)
     stats = model.meta.get("head_stats", {})
     rot_std = stats.get("rot_std_deg", (3.0, 3.5, 1.8))
@@ -217,7 +212,7 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
             mouth = model.speech.decode(h, z)[0].numpy()
             if articulation != 1.0:  # the animator's "how much the mouth moves" dial
                 mouth = np.clip(mouth * articulation, 0.0, 1.0)
-            gate = _silence_gate(feats.vad, any_speech)
+            gate = _silence_gate(feats.vad)
             speech = np.zeros((ctx_count, 52), np.float32)
             speech[:, MOUTH_IDS] = mouth * gate[:, None]
             # Intensity 0 or pure neutral means "no expression": the speech face exactly

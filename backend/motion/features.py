@@ -18,12 +18,12 @@ N_PROSODY = 4  # energy, log-pitch, voiced, speech activity
 
 def prosody(feats: FrameFeatures) -> np.ndarray:
     """float32[T, 4]: energy (~0 at -50 dBFS, 1 per 20 dB), log2 pitch re 150 Hz (0 when
-    unvoiced), voiced flag, speech-activity flag."""
+    unvoiced), voiced flag, speech probability of the trained VAD."""
     energy = (np.maximum(feats.energy_db, -90.0) + 50.0) / 20.0
     f0 = np.where(feats.voiced & (feats.f0 > 0), np.log2(np.maximum(feats.f0, 1.0) / 150.0),
                   0.0)
     return np.stack([energy, f0, feats.voiced.astype(np.float32),
-                     feats.vad.astype(np.float32)], axis=1).astype(np.float32)
+                     feats.vad_prob.astype(np.float32)], axis=1).astype(np.float32)
 
 
 def model_inputs(feats: FrameFeatures) -> tuple[np.ndarray, np.ndarray]:
