@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install Facecast into a virtual environment (default: .venv beside this repo).
 #   bash scripts/install.sh          # the product
-#   bash scripts/install.sh --dev    # + test tools and the PyPI bpy module for add-on tests
+#   bash scripts/install.sh --dev    # + test tools, the PyPI bpy module for add-on tests and
+#                                    #   the `cluster` extra (Ray) so the cluster tests run
 # torch==2.13.0 is installed first on purpose: on CPU-only machines it resolves to the
 # CPU build, and the project's torch range then installs nothing more (a bare `torch`
 # requirement would pull several GB of CUDA packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="tracking"
-if [[ "${1:-}" == "--dev" ]]; then extras="tracking,dev"; fi
+if [[ "${1:-}" == "--dev" ]]; then extras="tracking,cluster,dev"; fi
 venv="${VENV:-.venv}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3
