@@ -26,9 +26,19 @@ class FacecastError(Exception):
     def message(self) -> str:
         return f"{self.problem} — {self.fix}" if self.fix else self.problem
 
+    def __reduce__(self):
+        # Survive pickling with problem, fix, code and retryable intact (errors raised in
+        # a Ray actor reach the gateway as the same error).
+        return (_rebuild, (type(self), self.problem, self.fix, self.code, self.retryable))
+
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "problem": self.problem,
                 "fix": self.fix, "retryable": self.retryable}
+
+
+def _rebuild(cls: type[FacecastError], problem: str, fix: str, code: str,
+             retryable: bool) -> FacecastError:
+    return cls(problem, fix, code=code, retryable=retryable)
 
 
 class InputError(FacecastError):
