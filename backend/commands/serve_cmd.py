@@ -38,7 +38,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder of allowed client public keys (*.key) for --curve")
     p.add_argument("--ready-file", type=Path, default=None,
                    help="write the bound endpoint here once listening (for launchers)")
+    c = p.add_argument_group("render farm (needs the `cluster` extra: Ray)")
+    c.add_argument("--cluster", default=None, metavar="ADDRESS",
+                   help="spread render jobs over Ray actors: auto (this machine's Ray, or a "
+                        "private one), local (always a private one) or the head's HOST:PORT")
+    c.add_argument("--cluster-actors", type=int, default=None, metavar="N",
+                   help="render actors (default: one per GPU, else one per CPU core)")
+    c.add_argument("--cluster-chunk", type=int, default=4, metavar="FRAMES",
+                   help="frames per chunk sent to one actor (default 4)")
+    c.add_argument("--actor-memory", type=int, default=None, metavar="MIB",
+                   help="memory each actor reserves; subjects needing more are refused")
     p.set_defaults(func=run)
+
+
+def cluster_config(args: argparse.Namespace):
+    """The ``--cluster*`` options as a ClusterConfig, or None without ``--cluster``."""
+    if not args.cluster:
+        return None
+    from backend.cluster.runtime import ClusterConfig
+
+    return ClusterConfig(address=args.cluster, actors=args.cluster_actors,
+                         chunk_frames=args.cluster_chunk,
+                         actor_memory=args.actor_memory * 2 ** 20 if args.actor_memory
+                         else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,12 +72,21 @@ def run(args: argparse.Namespace) -> int:
                           client_timeout_s=args.client_timeout,
                           max_frame_bytes=args.max_frame_bytes, max_frames=args.max_frames,
                           max_total_bytes=args.max_total_bytes,
-                          curve_secret_file=args.curve, curve_clients_dir=args.curve_clients)
+                          curve_secret_file=args.curve, curve_clients_dir=args.curve_clients,
+                          cluster=cluster_config(args))
 
     def ready(server, endpoint: str) -> None:
         made = " (new)" if server.key_created else ""
         print(f"facecast backend listening on {endpoint}", flush=True)
         print(f"key file: {server.key_path}{made}", flush=True)
+        if config.cluster is not None:
+            from backend.cluster.runtime import active_cluster
+
+            cluster = active_cluster()
+            if cluster is not None:
+                info = cluster.describe()
+                print(f"render farm: {info['actors']} actors ({info['devices']}) on "
+                      f"{cluster.address}", flush=True)
         if config.curve_secret_file:
             print("CurveZMQ: on; allowed clients from "
                   f"{config.curve_clients_dir}", flush=True)

@@ -36,4 +36,13 @@ class InfoJob(Job):
         return {"facecast": __version__, "protocol": [MAJOR_VERSION, MINOR_VERSION],
                 "python": platform.python_version(), "platform": platform.platform(),
                 "uptime_s": time.time() - _STARTED, "jobs": registry.kinds(),
-                "features": registry.features(), **device_info()}
+                "features": registry.features(), **device_info(),
+                "cluster": cluster_info()}
+
+
+def cluster_info() -> dict[str, Any] | None:
+    """The render actors and devices behind this backend (``serve --cluster``), or None."""
+    from backend.cluster.runtime import active_cluster
+
+    cluster = active_cluster()
+    return None if cluster is None else cluster.describe()

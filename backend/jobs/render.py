@@ -8,10 +8,15 @@ optional ``device`` ("cpu"/"cuda"/"auto"),
 ``fp16``. Each frame goes out with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4],
 depth uint16 mm [H,W]])``, which blocks until the client grants credit, so a slow
 client never makes the backend buffer a whole sequence.
+
+Under ``facecast serve --cluster`` the frames come from Ray render actors instead
+(:mod:`backend.cluster`), in the same order and with the same bytes; the job still sends
+each one through ``ctx.frame``, so credit flow control holds the actors back.
 """
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 from shared.errors import InputError
@@ -30,9 +35,10 @@ class RenderJob(Job):
     def run(self, ctx: JobContext) -> dict[str, Any]:
         import torch
 
-        from backend.nerf.pipeline import check_conditioning, render_sequence
+        from backend.cluster.runtime import active_cluster
+        from backend.nerf.pipeline import check_conditioning, head_to_camera, render_sequence
         from backend.subject.retarget import retarget
-        from backend.subject.store import load_subject
+        from backend.subject.store import load_subject, read_manifest, resolve_subject
         from shared.camera import camera_from_dict, camera_views
 
         p = ctx.params
@@ -47,24 +53,41 @@ class RenderJob(Job):
         check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"),
                            arrays.get("head_pose"))
         cam, mw = camera_from_dict(p.get("camera"))
+        cluster = active_cluster()  # the actors pick their own device
         device = p.get("device", "auto")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device not in ("cpu", "cuda") or (device == "cuda"
-                                            and not torch.cuda.is_available()):
+        if cluster is None and (device not in ("cpu", "cuda") or (
+                device == "cuda" and not torch.cuda.is_available())):
             raise InputError(f"device {device!r} is not available", "use cpu or auto")
         if "subject" not in p:
             raise InputError("no subject given", "pass params.subject (name or folder)")
-        subject = load_subject(p["subject"], device)
-        arrays = retarget(arrays, subject.manifest)  # the animation on this subject's face
+        if cluster is None:
+            subject = load_subject(p["subject"], device)
+            folder, manifest = subject.folder, subject.manifest
+        else:
+            folder = resolve_subject(p["subject"])
+            manifest = read_manifest(folder)
+        arrays = retarget(arrays, manifest)  # the animation on this subject's face
         cond = check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"),
                                   arrays.get("head_pose"))
         views = camera_views(cam, mw, len(cond))
         n = len(cond)
-        for i, rgba, depth in render_sequence(subject.model, subject.grid, views, cond,
-                                              fp16=bool(p.get("fp16", True))):
-            ctx.check_cancelled()
-            ctx.frame({"index": i, "depth_units": "mm"}, [rgba, depth])
-            ctx.progress((i + 1) / n, f"frame {i + 1}/{n}")
+        fp16 = bool(p.get("fp16", True))
+        if cluster is None:
+            frames = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16)
+        else:
+            for i, view in enumerate(views):  # camera errors now, not after some frames
+                head_to_camera(view, cond.head_pose[i])
+            frames = cluster.render(folder, views, cond, fp16=fp16,
+                                    cancelled=lambda: ctx.cancelled)
+        with closing(frames):  # a cancelled or failed job frees its actors at once
+            for i, rgba, depth in frames:
+                ctx.check_cancelled()
+                ctx.frame({"index": i, "depth_units": "mm"}, [rgba, depth])
+                ctx.progress((i + 1) / n, f"frame {i + 1}/{n}")
         w, h = cam.image_size
-        return {"frames": n, "width": w, "height": h, "depth_units": "mm"}
+        body = {"frames": n, "width": w, "height": h, "depth_units": "mm"}
+        if cluster is not None:
+            body["cluster"] = frames.stats.to_dict()
+        return body

@@ -56,6 +56,10 @@ class Server:
 
     # -- lifecycle --------------------------------------------------------------------
     def bind(self) -> str:
+        if self.config.cluster is not None:  # render jobs take their frames from Ray actors
+            from backend.cluster.runtime import attach
+
+            attach(self.config.cluster)  # before binding: a bad cluster leaves no port bound
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 500)
         self.router.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
@@ -132,6 +136,10 @@ class Server:
                 "again and retry", retryable=True))
             rec.ctx.cancel()
         self.executor.shutdown(wait=False)
+        if self.config.cluster is not None:
+            from backend.cluster.runtime import detach
+
+            detach()
         self.outbox.close()
         self.wake.close(linger=0)
         self.router.close(linger=500)

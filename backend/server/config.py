@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.cluster.runtime import ClusterConfig
 from shared.protocol.constants import (
     DEFAULT_ADDRESS,
     DEFAULT_MAX_FRAME_BYTES,
@@ -32,6 +33,8 @@ class ServerConfig:
     curve_secret_file: Path | None = None
     curve_clients_dir: Path | None = None
     allow_remote: bool = False
+    #: Render jobs over Ray actors (``facecast serve --cluster``); None: in this process.
+    cluster: ClusterConfig | None = None
 
     def validate(self) -> None:
         from shared.errors import InputError
@@ -44,3 +47,5 @@ class ServerConfig:
                              "host'), or bind to 127.0.0.1")
         if self.workers < 1 or self.max_jobs_per_client < 1 or self.max_jobs_total < 1:
             raise InputError("worker and job limits must be at least 1", "fix the options")
+        if self.cluster is not None:
+            self.cluster.validate()
