@@ -1,0 +1,70 @@
+"""Helpers for the render-farm tests: a gateway with a Ray cluster in this process, the
+render job's inputs at a small size, and a reference rendering."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from backend.cluster.runtime import ClusterConfig
+from backend.nerf.pipeline import check_conditioning, render_sequence
+from backend.server.app import Server
+from backend.server.config import ServerConfig
+from backend.subject.prepare import SubjectData
+from backend.subject.store import load_subject, resolve_subject
+from shared.camera import BlenderCamera, camera_to_dict, camera_views
+from shared.protocol import BlockingClient, MsgType, load_key
+
+FRONT = np.array([[1.0, 0, 0, 0], [0, 0, -1, -0.9], [0, 1, 0, -0.05], [0, 0, 0, 1]])
+SIZE = 48  # pixels: small, so a frame costs tens of milliseconds on a shared core
+
+
+def landmarks(n: int) -> np.ndarray:
+    """``n`` frames of the default subject's own held-out landmarks (cycled)."""
+    pack = SubjectData.load(resolve_subject("default") / "heldout.npz")
+    return pack.landmarks[np.arange(n) % len(pack.landmarks)]
+
+
+def render_params(size: int = SIZE) -> dict:
+    cam = BlenderCamera(lens=50.0, resolution_x=size, resolution_y=size)
+    return {"subject": "default", "camera": camera_to_dict(cam, FRONT),
+            "array_names": ["landmarks"]}
+
+
+def reference_frames(lm: np.ndarray, size: int = SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What the local render job sends for ``lm`` (landmarks alone are not retargeted)."""
+    subject = load_subject("default")
+    cond = check_conditioning(lm, None, None)
+    views = camera_views(BlenderCamera(lens=50.0, resolution_x=size, resolution_y=size),
+                         FRONT, len(lm))
+    return [(rgba, depth) for _, rgba, depth in render_sequence(
+        subject.model, subject.grid, views, cond)]
+
+
+@contextmanager
+def gateway(key_file: Path, cluster: ClusterConfig) -> Iterator[Server]:
+    """An in-process ``facecast serve --cluster`` on a free loopback port."""
+    server = Server(ServerConfig(address="tcp://127.0.0.1:0", key_file=key_file,
+                                 client_timeout_s=5.0, cluster=cluster), zmq.Context())
+    server.bind()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(10)
+        server.ctx.term()
+
+
+def connect(server: Server, key_file: Path) -> BlockingClient:
+    return BlockingClient(server.endpoint, key=load_key(key_file), timeout_s=10)
+
+
+def frames_of(events) -> list:
+    return [e for e in events if e.kind == MsgType.FRAME]

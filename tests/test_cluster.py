@@ -1,0 +1,227 @@
+"""Render farm: a real local Ray runtime (logical resources) behind the real ZeroMQ
+gateway, a real client over loopback. One runtime per module: Ray starts in seconds."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.cluster.runtime import Cluster, ClusterConfig
+from shared.errors import InputError
+from shared.protocol import MsgType
+
+from .cluster_helpers import (
+    SIZE,
+    connect,
+    frames_of,
+    gateway,
+    landmarks,
+    reference_frames,
+    render_params,
+)
+from .protocol_helpers import wait_for
+
+pytestmark = pytest.mark.timeout(180)
+N = 24  # frames of the longer jobs
+CHUNK = 3
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    ray = pytest.importorskip("ray", reason="the `cluster` extra (Ray) is not installed")
+    # 3 logical CPUs: the gateway's two actors plus room for a second pool in one test.
+    ray.init(num_cpus=3, object_store_memory=96 * 2 ** 20, include_dashboard=False,
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def farm(ray_runtime, tmp_path_factory):
+    from shared.protocol.keys import ensure_key_file
+
+    key, _ = ensure_key_file(tmp_path_factory.mktemp("farm") / "hmac.key")
+    config = ClusterConfig(address="auto", actors=2, chunk_frames=CHUNK)
+    with gateway(key, config) as server:
+        yield server, key
+
+
+@pytest.fixture(scope="module")
+def reference() -> list:
+    return reference_frames(landmarks(N))
+
+
+def actor_stats(ray, handles: dict) -> dict:
+    return {name: ray.get(h.ready.remote(), timeout=10) for name, h in handles.items()}
+
+
+def run_job(server, key, n: int, credit: int = 4) -> tuple[list, object]:
+    with connect(server, key) as client:
+        events = list(client.stream("render", render_params(), [landmarks(n)],
+                                    credit=credit))
+    return frames_of(events), events[-1]
+
+
+def test_frames_in_order_and_identical_to_the_local_executor(farm, backend, key_file,
+                                                             reference) -> None:
+    server, key = farm
+    n = 10
+    frames, final = run_job(server, key, n)
+    assert final.kind == MsgType.DONE, final.body
+    assert [f.body["index"] for f in frames] == list(range(n))
+    assert final.body["cluster"]["chunks"] == -(-n // CHUNK)
+    assert final.body["cluster"]["actors_used"] == 2
+    # The local executor (a plain `facecast serve` process) sends the same bytes.
+    with connect(backend, key_file) as client:
+        local = frames_of(list(client.stream("render", render_params(), [landmarks(n)])))
+    assert len(local) == n
+    for ours, theirs, ref in zip(frames, local, reference, strict=False):
+        assert ours.arrays[0].shape == (SIZE, SIZE, 4)
+        assert np.array_equal(ours.arrays[0], theirs.arrays[0])
+        assert np.array_equal(ours.arrays[1], theirs.arrays[1])
+        assert np.array_equal(ours.arrays[0], ref[0])
+    assert frames[0].arrays[0][..., 3].mean() > 20  # a face, not an empty frame
+    with connect(server, key) as client:
+        info = client.call("info").body["cluster"]
+    assert info["actors"] == 2 and info["devices"] == {"cpu": 2} and info["nodes"] == 1
+
+
+def test_an_actor_killed_mid_job_loses_and_duplicates_nothing(farm, ray_runtime,
+                                                              reference) -> None:
+    from backend.cluster.runtime import active_cluster
+
+    ray = ray_runtime
+    server, key = farm
+    pool = active_cluster().pool
+    killed = None
+    got = []
+    with connect(server, key) as bc:
+        job = bc.client.submit("render", render_params(), [landmarks(N)], credit=4)
+        final = None
+        while final is None:
+            for e in bc.client.poll(20):
+                if e.job != job:
+                    continue
+                if e.kind == MsgType.FRAME:
+                    got.append(e)
+                if e.final:
+                    final = e
+            if killed is None and len(got) >= 2:
+                busy = pool.handles(busy=True)  # actors rendering right now
+                if busy:
+                    killed, handle = next(iter(busy.items()))
+                    ray.kill(handle, no_restart=True)
+    assert killed is not None
+    assert final.kind == MsgType.DONE, final.body
+    assert [f.body["index"] for f in got] == list(range(N))  # none lost, none twice
+    for f, (rgba, depth) in zip(got, reference, strict=True):
+        assert np.array_equal(f.arrays[0], rgba) and np.array_equal(f.arrays[1], depth)
+    assert final.body["cluster"]["resubmitted"] >= 1
+    # The pool replaced the lost actor.
+    assert wait_for(lambda: pool.describe()["actors"] == 2 and killed not in
+                    pool.live_names(), timeout_s=30)
+
+
+def test_cancel_reaches_the_actors_within_a_second(farm, ray_runtime) -> None:
+    from backend.cluster.runtime import active_cluster
+
+    ray = ray_runtime
+    server, key = farm
+    pool = active_cluster().pool
+    with connect(server, key) as bc:
+        job = bc.client.submit("render", render_params(), [landmarks(300)], credit=8)
+        got = 0
+        while got < 4:
+            got += len(frames_of(bc.client.poll(20)))
+        assert pool.describe()["busy"] >= 1
+        t0 = time.monotonic()
+        bc.client.cancel(job)
+        final = None
+        while final is None:
+            final = next((e for e in bc.client.poll(20) if e.job == job and e.final), None)
+        assert final.kind == MsgType.CANCELLED
+        # Every actor is free again and answers (an actor runs one call at a time, so
+        # an answer means its render task has stopped).
+        assert wait_for(lambda: pool.describe()["busy"] == 0, timeout_s=1.0)
+        stats = actor_stats(ray, pool.handles())
+        elapsed = time.monotonic() - t0
+        assert elapsed < 1.5, f"actors answered {elapsed:.2f} s after the cancel"
+        rendered = sum(s["frames"] for s in stats.values())
+        assert rendered < 300
+        time.sleep(0.3)
+        assert sum(s["frames"] for s in actor_stats(ray, pool.handles()).values()) == rendered
+        # ...and take the next job at once.
+        done = bc.call("render", render_params(), [landmarks(4)])
+        assert done.body["frames"] == 4
+
+
+def test_a_subject_is_loaded_once_per_actor(farm, ray_runtime) -> None:
+    from backend.cluster.runtime import active_cluster
+
+    server, key = farm
+    for _ in range(2):
+        frames, final = run_job(server, key, 4 * CHUNK)
+        assert final.kind == MsgType.DONE and len(frames) == 4 * CHUNK
+    stats = actor_stats(ray_runtime, active_cluster().pool.handles())
+    assert sum(s["chunks"] for s in stats.values()) >= 8
+    assert all(s["subject_loads"] == 1 for s in stats.values()), stats
+
+
+def test_no_actor_able_to_take_the_subject_is_a_clear_job_error(ray_runtime) -> None:
+    from backend.nerf.pipeline import check_conditioning
+    from backend.subject.store import resolve_subject
+    from shared.camera import BlenderCamera, camera_views
+
+    from .cluster_helpers import FRONT
+
+    # A second pool on the spare logical CPU whose actors reserve only 8 MiB.
+    small = Cluster(ClusterConfig(address="auto", actors=1, actor_memory=8 * 2 ** 20,
+                                  actor_timeout_s=5))
+    try:
+        views = camera_views(BlenderCamera(resolution_x=16, resolution_y=16), FRONT, 2)
+        frames = small.render(resolve_subject("default"), views,
+                              check_conditioning(landmarks(2), None, None), fp16=False)
+        with pytest.raises(InputError) as err:
+            list(frames)
+        assert "no render actor of the cluster can take this subject" in err.value.message
+        assert "needs about" in err.value.message and "--actor-memory" in err.value.message
+    finally:
+        small.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(args: list[str], tmp_path: Path, timeout: float = 60,
+           prelude: str = "") -> subprocess.CompletedProcess:
+    argv = ["serve", "--address", "tcp://127.0.0.1:0", "--key-file",
+            str(tmp_path / "k.key"), *args]
+    code = f"import sys\n{prelude}\nfrom backend.cli import main\nsys.exit(main({argv!r}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_an_unreachable_cluster_address_fails_at_start_not_a_hang(tmp_path) -> None:
+    pytest.importorskip("ray", reason="the `cluster` extra (Ray) is not installed")
+    t0 = time.monotonic()
+    out = _serve(["--cluster", f"127.0.0.1:{_free_port()}"], tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert time.monotonic() - t0 < 30
+    assert "facecast: error: no Ray cluster answered at 127.0.0.1:" in out.stderr
+    assert "ray start --head" in out.stderr
+
+
+def test_without_ray_the_error_names_the_extra(tmp_path) -> None:
+    out = _serve(["--cluster", "auto"], tmp_path, prelude="sys.modules['ray'] = None")
+    assert out.returncode == 2, out.stderr
+    assert "Ray is not installed" in out.stderr and "facecast[cluster]" in out.stderr
+    assert "listening" not in out.stdout
