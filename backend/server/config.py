@@ -38,10 +38,9 @@ class ServerConfig:
 
     def validate(self) -> None:
         from shared.errors import InputError
+        from shared.net import is_loopback
 
-        host = self.address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-        loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-        if self.address.startswith("tcp://") and not loopback and not self.curve_secret_file:
+        if not is_loopback(self.address) and not self.curve_secret_file:
             raise InputError(f"{self.address} is not a loopback address and --curve is off",
                              "serve remote clients with --curve (see README, 'Remote GPU "
                              "host'), or bind to 127.0.0.1")
