@@ -1,4 +1,4 @@
-"""Facecast Blender extension: speech + emotion keys -> ARKit-52 shape-key animation.
+"""Facecast Blender extension: speech + emotion keys -> face animation on any rig.
 
 Installed by Blender as ``bl_ext.<repo>.facecast``; the repo's ``shared`` package is
 vendored next to this file by ``build_addon.py``, so every import here is relative.
@@ -18,6 +18,7 @@ _SUBMODULES = (
     "rig_operators",
     "facecast_properties",
     "facecast_operators",
+    "take_operators",
     "facecast_panel",
 )
 

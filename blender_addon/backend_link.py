@@ -21,7 +21,6 @@ even when the backend dies).
 from __future__ import annotations
 
 import atexit
-import ipaddress
 import os
 import shutil
 import signal
@@ -32,52 +31,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from .shared.errors import BackendUnavailable, FacecastError
+from .shared.net import is_loopback
 from .shared.protocol import Client, Event, MsgType, ensure_key_file, load_key
 from .shared.protocol.keys import default_key_path
-
-LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
-
 
 # --------------------------------------------------------------------------------------
 # Addresses and online access
 
 
-def address_host(address: str) -> str:
-    """The host part of a ZeroMQ endpoint (``tcp://host:port``, ``ipc://...`` -> "")."""
-    if not address.startswith("tcp://"):
-        return ""
-    host = urlsplit(address).hostname
-    if host is None:  # urlsplit cannot parse e.g. tcp://*:5557
-        host = address[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
-    return host
-
-
-def is_local_address(address: str) -> bool:
-    """True for loopback TCP and for ipc/inproc endpoints, which never leave the machine.
-
-    Why it matters: Blender's "Allow Online Access" setting forbids add-ons to use the
-    network; talking to a process on the same machine over loopback is not online
-    access, talking to another host is.
-    """
-    if address.startswith(("ipc://", "inproc://")):
-        return True
-    host = address_host(address)
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_online_access(address: str, online_access: bool) -> None:
-    """Refuse a non-loopback address when Blender's online access is off."""
-    if not is_local_address(address) and not online_access:
+    """Refuse a non-loopback address when Blender's online access is off.
+
+    Talking to a process on this machine is not online access; another host is.
+    """
+    if not is_loopback(address) and not online_access:
         raise FacecastError(
             f"The backend address {address} is on another machine, but Blender's online "
             "access is disabled",
@@ -274,6 +245,12 @@ class BackendLink:
     @property
     def state(self) -> str:
         return self.client.state if self.client is not None else "closed"
+
+    def supports(self, kind: str, feature: str) -> bool:
+        """Whether the connected backend's ``kind`` job declared ``feature`` (False until
+        its WELCOME arrived, and for backends older than feature lists)."""
+        return self.client is not None and self.state == "ready" and \
+            self.client.supports(kind, feature)
 
     def connect(self, settings: LinkSettings) -> None:
         """(Re)open the connection if the settings changed or it is closed; no waiting."""

@@ -16,6 +16,9 @@ What changed (from the Python API change logs and release notes):
   with ``Action.id_root``. 4.4 introduced slotted actions (slots + layers + keyframe
   strips + channelbags) and ``AnimData.action_slot``; 4.4/4.5 still offer
   ``Action.fcurves`` as a legacy proxy for the first slot; 5.0 removed it.
+* NLA: the same ``nla_tracks.new()`` / ``track.strips.new(name, start, action)`` in all
+  versions; from 4.4 a strip also plays one *slot* of its action
+  (``NlaStrip.action_slot``), which must be the slot made for the ID it animates.
 """
 
 from __future__ import annotations
@@ -225,6 +228,45 @@ def _new_fcurve(fcurves: Any, data_path: str, index: int, group: str) -> bpy.typ
     if group and groups is not None:
         fcurve.group = groups.get(group) or groups.new(group)
     return fcurve
+
+
+def action_fcurves(action: bpy.types.Action, id_type: str = "") -> list[bpy.types.FCurve]:
+    """Every F-curve of ``action`` (read-only), optionally only those of slots for IDs of
+    ``id_type`` (e.g. "OBJECT") on 4.4+; 4.2/4.3 check ``id_root`` instead."""
+    if not has_slotted_actions():
+        root = getattr(action, "id_root", "")
+        if id_type and root not in ("", None, id_type):
+            return []
+        return list(action.fcurves)
+    out: list[bpy.types.FCurve] = []
+    for slot in action.slots:
+        if id_type and slot.target_id_type not in (id_type, "UNSPECIFIED"):
+            continue
+        for layer in action.layers:
+            for strip in layer.strips:
+                bag = strip.channelbag(slot)
+                if bag is not None:
+                    out.extend(bag.fcurves)
+    return out
+
+
+def push_nla_strip(id_data: bpy.types.ID, action: bpy.types.Action, track_name: str,
+                   strip_name: str, start: int) -> tuple[Any, Any]:
+    """A new NLA track on top of ``id_data``'s stack holding one strip of ``action``;
+    returns (track, strip).
+
+    The active action is left alone, so whatever the animator keys keeps layering on
+    top of the NLA. On 4.4+ the strip plays the action's slot for this ID.
+    """
+    anim = id_data.animation_data or id_data.animation_data_create()
+    track = anim.nla_tracks.new()
+    track.name = track_name
+    strip = track.strips.new(strip_name, int(start), action)
+    slot = ensure_slot(action, id_data)
+    if slot is not None and getattr(strip, "action_slot", slot) != slot:
+        strip.action_slot = slot
+    anim.use_nla = True
+    return track, strip
 
 
 def assigned_fcurves(id_data: bpy.types.ID) -> list[bpy.types.FCurve]:

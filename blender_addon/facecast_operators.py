@@ -1,7 +1,7 @@
 """Operators behind the Facecast panel.
 
-Each one only *starts* something and returns at once; :func:`runtime.step` (timer in
-Blender, a loop in tests) does the waiting. Errors are written to
+Each one only *starts* something and returns at once; :func:`job_session.step` (timer
+in Blender, a loop in tests) does the waiting. Errors are written to
 ``scene.facecast.last_error`` as well as reported, because the panel, not the console,
 is where animators look.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import runtime, scene_io
+from . import job_session, scene_inputs
 from .shared.emotions import EMOTIONS
 from .shared.errors import FacecastError
 
@@ -32,8 +32,8 @@ class FACECAST_OT_start_backend(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            runtime.start_local_backend()
-            runtime.connect()
+            job_session.start_local_backend()
+            job_session.connect()
         except FacecastError as exc:
             return _fail(self, context, exc)
         self.report({"INFO"}, "Starting the Facecast backend")
@@ -47,7 +47,7 @@ class FACECAST_OT_stop_backend(bpy.types.Operator):
     bl_label = "Stop Backend"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        runtime.stop_local_backend()
+        job_session.stop_local_backend()
         return {"FINISHED"}
 
 
@@ -59,14 +59,15 @@ class FACECAST_OT_connect(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            runtime.connect()
+            job_session.connect()
         except FacecastError as exc:
             return _fail(self, context, exc)
         return {"FINISHED"}
 
 
 class FACECAST_OT_check_mapping(bpy.types.Operator):
-    """Match the face's shape keys to the 52 ARKit names and show what is missing"""
+    """Match the face's shape keys or pose actions to the 52 ARKit channels and show what
+    drives what and what is missing"""
 
     bl_idname = "facecast.check_mapping"
     bl_label = "Check Mapping"
@@ -74,8 +75,8 @@ class FACECAST_OT_check_mapping(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = context.scene.facecast
         try:
-            obj = runtime._target(settings)
-            mapping = scene_io.target_mapping(obj, runtime._overrides(settings))
+            obj = scene_inputs.face_object(settings)
+            mapping = scene_inputs.face_mapping(obj, scene_inputs.mapping_overrides(settings))
         except FacecastError as exc:
             settings.mapping_report = exc.message
             return _fail(self, context, exc)
@@ -87,7 +88,8 @@ class FACECAST_OT_check_mapping(bpy.types.Operator):
 
 
 class FACECAST_OT_mapping_add(bpy.types.Operator):
-    """Add a shape-key override (ARKit name -> shape key)"""
+    """Add a mapping override (ARKit name, or names joined by +, -> shape key or pose
+    action)"""
 
     bl_idname = "facecast.mapping_add"
     bl_label = "Add Override"
@@ -135,19 +137,20 @@ class FACECAST_OT_key_emotion(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACECAST_OT_generate(bpy.types.Operator):
-    """Send the dialogue and the keyed emotions to the backend and write shape-key animation"""
+class FACECAST_OT_animate(bpy.types.Operator):
+    """Send the dialogue and the keyed emotions to the backend; the face gets a new take on
+    the NLA (shape keys or blended poses; earlier takes and your keys are kept)"""
 
-    bl_idname = "facecast.generate"
-    bl_label = "Generate Animation"
+    bl_idname = "facecast.animate"
+    bl_label = "Animate"
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene is not None and not runtime.SESSION.busy
+        return context.scene is not None and not job_session.SESSION.busy
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            runtime.start_generate(context.scene)
+            job_session.start_animate(context.scene)
         except FacecastError as exc:
             return _fail(self, context, exc)
         return {"FINISHED"}
@@ -161,11 +164,11 @@ class FACECAST_OT_render(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene is not None and not runtime.SESSION.busy
+        return context.scene is not None and not job_session.SESSION.busy
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            runtime.start_render(context.scene)
+            job_session.start_render(context.scene)
         except FacecastError as exc:
             return _fail(self, context, exc)
         return {"FINISHED"}
@@ -179,10 +182,10 @@ class FACECAST_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return runtime.SESSION.busy
+        return job_session.SESSION.busy
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        runtime.cancel()
+        job_session.cancel()
         return {"FINISHED"}
 
 
@@ -194,14 +197,14 @@ class FACECAST_OT_step(bpy.types.Operator):
     bl_options = {"INTERNAL"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        runtime.step()
+        job_session.step()
         return {"FINISHED"}
 
 
 _CLASSES = (
     FACECAST_OT_start_backend, FACECAST_OT_stop_backend, FACECAST_OT_connect,
     FACECAST_OT_check_mapping, FACECAST_OT_mapping_add, FACECAST_OT_mapping_remove,
-    FACECAST_OT_key_emotion, FACECAST_OT_generate, FACECAST_OT_render, FACECAST_OT_cancel,
+    FACECAST_OT_key_emotion, FACECAST_OT_animate, FACECAST_OT_render, FACECAST_OT_cancel,
     FACECAST_OT_step,
 )
 
@@ -211,5 +214,5 @@ register = _register_classes
 
 
 def unregister() -> None:
-    runtime.shutdown()
+    job_session.shutdown()
     _unregister_classes()

@@ -11,7 +11,8 @@ import textwrap
 
 import bpy
 
-from . import runtime
+from . import job_session, scene_inputs
+from .animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
 from .shared.emotions import EMOTIONS
 
 _STATE_ICONS = {"connected": "CHECKMARK", "running": "CHECKMARK", "starting": "TIME",
@@ -28,11 +29,11 @@ def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE", width: i
 
 def draw_backend_status(layout: bpy.types.UILayout) -> None:
     """Running/stopped/error line plus Start/Stop/Connect (shared with the preferences)."""
-    state, text = runtime.backend_status()
+    state, text = job_session.backend_status()
     row = layout.row(align=True)
     row.alert = state == "error"
     row.label(text=f"Backend: {state}", icon=_STATE_ICONS.get(state, "NONE"))
-    if runtime.SESSION.local.proc is not None:
+    if job_session.SESSION.backend.local.proc is not None:
         row.operator("facecast.stop_backend", text="", icon="PAUSE")
     else:
         row.operator("facecast.start_backend", text="", icon="PLAY")
@@ -60,17 +61,8 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(s, "target")
     col.prop(s, "subject", icon="USER")
 
-    box = layout.box()
-    box.label(text="Shape-Key Mapping", icon="SHAPEKEY_DATA")
-    row = box.row()
-    row.template_list("FACECAST_UL_overrides", "", s, "mapping_overrides", s,
-                      "mapping_index", rows=2)
-    sub = row.column(align=True)
-    sub.operator("facecast.mapping_add", text="", icon="ADD")
-    sub.operator("facecast.mapping_remove", text="", icon="REMOVE")
-    box.operator("facecast.check_mapping", icon="VIEWZOOM")
-    if s.mapping_report:
-        _wrapped(box, s.mapping_report, icon="INFO")
+    draw_dialogue(layout.box(), s)
+    draw_mapping(layout.box(), s)
 
     box = layout.box()
     box.label(text="Emotions (animatable)", icon="KEYINGSET")
@@ -92,15 +84,14 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(s, "blinks")
     col.prop(s, "head_target")
     col.prop(s, "landmark_empties")
-    col.prop(s, "replace_existing")
     col.prop(s, "render_source")
 
     col = layout.column(align=True)
     col.scale_y = 1.3
-    busy = runtime.SESSION.busy
+    busy = job_session.SESSION.busy
     row = col.row(align=True)
     row.enabled = not busy
-    row.operator("facecast.generate", icon="SHAPEKEY_DATA")
+    row.operator("facecast.animate", icon="SHAPEKEY_DATA")
     row = col.row(align=True)
     row.enabled = not busy
     row.operator("facecast.render_to_sequencer", icon="SEQUENCE")
@@ -117,10 +108,55 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
             box.operator("facecast.cancel", icon="CANCEL")
     if s.last_error:
         _wrapped(layout.box(), s.last_error, icon="ERROR", alert=True)
+    draw_takes(layout.box(), s)
+
+
+def draw_dialogue(layout: bpy.types.UILayout, s: object) -> None:
+    """The dialogue text, and a warning when the connected backend cannot use it."""
+    layout.label(text="Dialogue (optional)", icon="TEXT")
+    layout.prop(s, "dialogue_text", text="")
+    layout.prop(s, "dialogue_text_block", text="Text")
+    has_text = bool(s.dialogue_text.strip()) or s.dialogue_text_block is not None
+    backend = job_session.SESSION.backend
+    if has_text and backend.ready and not backend.supports(ANIMATE_KIND, TEXT_FEATURE):
+        _wrapped(layout, TEXT_UNSUPPORTED, icon="ERROR")
+
+
+def draw_mapping(layout: bpy.types.UILayout, s: object) -> None:
+    layout.label(text="Mapping (shape keys or pose actions)", icon="SHAPEKEY_DATA")
+    row = layout.row()
+    row.template_list("FACECAST_UL_overrides", "", s, "mapping_overrides", s,
+                      "mapping_index", rows=2)
+    sub = row.column(align=True)
+    sub.operator("facecast.mapping_add", text="", icon="ADD")
+    sub.operator("facecast.mapping_remove", text="", icon="REMOVE")
+    layout.operator("facecast.check_mapping", icon="VIEWZOOM")
+    if s.mapping_report:
+        _wrapped(layout, s.mapping_report, icon="INFO")
+
+
+def draw_takes(layout: bpy.types.UILayout, s: object) -> None:
+    """The face's takes on the NLA (newest plays) and Bake."""
+    from .shared.errors import FacecastError
+    from .take_writer import face_id
+    from .takes import takes_of
+
+    layout.label(text="Takes (NLA)", icon="NLA")
+    try:
+        takes = takes_of(face_id(scene_inputs.face_object(s)))
+    except FacecastError:  # no face yet, or one without shape keys: nothing to list
+        takes = []
+    if not takes:
+        layout.label(text="Each Animate adds a take here")
+    for take in reversed(takes):
+        layout.label(text=f"{take.track}: frames {take.start:.0f}-{take.end:.0f}"
+                     f"{' (muted)' if take.muted else ' (playing)'}",
+                     icon="HIDE_ON" if take.muted else "PLAY")
+    layout.operator("facecast.bake_takes", icon="ACTION")
 
 
 class FACECAST_UL_overrides(bpy.types.UIList):
-    """ARKit name -> shape key rows; an empty shape key leaves that channel unmapped."""
+    """ARKit channel(s) -> shape key or pose action; an empty target leaves it unmapped."""
 
     def draw_item(self, context: bpy.types.Context, layout: bpy.types.UILayout,
                   data: object, item: object, icon: int, active_data: object,
@@ -128,7 +164,7 @@ class FACECAST_UL_overrides(bpy.types.UIList):
         row = layout.row(align=True)
         row.prop(item, "arkit", text="", emboss=True)
         row.label(icon="FORWARD")
-        row.prop(item, "shape_key", text="", emboss=True)
+        row.prop(item, "target_name", text="", emboss=True)
 
 
 def _panel_classes() -> tuple[type, ...]:

@@ -4,7 +4,7 @@ Why on the scene: the emotion sliders must be keyframable on the timeline and in
 graph editor like any other property, and a scene is what owns the dialogue's timeline
 (its sound strips, frame rate and range). Each emotion is its own animatable float
 (``scene.facecast.happy`` ...), so an animator keys "angry 0.7 at frame 40" with the
-I key or the "Key Emotion Here" button, and Generate samples those curves per frame.
+I key or the "Key Emotion Here" button, and Animate samples those curves per frame.
 
 No ``from __future__ import annotations``: Blender reads these annotations as live
 property definitions.
@@ -21,7 +21,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import compat, runtime
+from . import compat, job_session, pose_library
 from .shared.blendshapes import ARKIT_BLENDSHAPES
 from .shared.emotions import EMOTIONS
 
@@ -43,14 +43,17 @@ def _arkit_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
     return [n for n in ARKIT_BLENDSHAPES if text in n.lower()]
 
 
-def _shape_key_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
-                      edit_text: str) -> list[str]:
+def _target_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
+                   edit_text: str) -> list[str]:
+    """Shape keys of a face mesh, or pose actions of a bone rig."""
     settings = getattr(context.scene, "facecast", None)
     obj = settings.target if settings else None
+    text = edit_text.lower()
+    if obj is not None and obj.type == "ARMATURE":
+        return sorted(n for n in pose_library.pose_candidates(obj) if text in n.lower())
     keys = obj.data.shape_keys if obj is not None and obj.type == "MESH" else None
     if keys is None:
         return []
-    text = edit_text.lower()
     return [k.name for k in keys.key_blocks[1:] if text in k.name.lower()]
 
 
@@ -68,23 +71,26 @@ def _subject_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,
                     edit_text: str) -> list[str]:
     # Filled from the backend's `info` answer when connected; any typed name still works.
     text = edit_text.lower()
-    return [s for s in runtime.SESSION.subjects if text in s.lower()]
+    return [s for s in job_session.SESSION.backend.subjects if text in s.lower()]
 
 
-def _is_face_mesh(self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
-    return obj.type == "MESH" and obj.data.shape_keys is not None
+def _is_face(self: bpy.types.PropertyGroup, obj: bpy.types.Object) -> bool:
+    return obj.type == "ARMATURE" or (obj.type == "MESH" and obj.data.shape_keys is not None)
 
 
 class FacecastMappingOverride(bpy.types.PropertyGroup):
-    """One override: which shape key drives an ARKit channel (empty = leave unmapped)."""
+    """One override: what an ARKit channel (or a group of them) drives; empty = nothing."""
 
-    arkit: StringProperty(name="ARKit Name", description="ARKit blendshape to override",
-                          search=_arkit_search)
-    shape_key: StringProperty(
-        name="Shape Key",
-        description="Shape key of the target that this ARKit channel drives; empty means "
-                    "the channel drives nothing",
-        search=_shape_key_search)
+    arkit: StringProperty(
+        name="ARKit Channels", search=_arkit_search,
+        description="ARKit channel to override, or several joined by + for a group pose "
+                    "(weight = their mean; name*0.5 sets a share), e.g. "
+                    "mouthSmileLeft+mouthSmileRight")
+    target_name: StringProperty(
+        name="Target",
+        description="Shape key (face mesh) or pose action (bone rig) that these channels "
+                    "drive; empty means the channel drives nothing",
+        search=_target_search)
 
 
 class FacecastSettings(bpy.types.PropertyGroup):
@@ -109,10 +115,19 @@ class FacecastSettings(bpy.types.PropertyGroup):
     subject: StringProperty(
         name="Subject", search=_subject_search,
         description="Captured person to render (listed from the backend once connected)")
-    target: PointerProperty(name="Face", type=bpy.types.Object, poll=_is_face_mesh,
-                            description="Mesh whose shape keys receive the animation")
+    target: PointerProperty(
+        name="Face", type=bpy.types.Object, poll=_is_face,
+        description="A mesh whose shape keys receive the animation, or a bone rig (armature) "
+                    "whose pose actions are blended into it")
+    dialogue_text: StringProperty(
+        name="Dialogue",
+        description="What is said in the recording (optional): a backend that supports it "
+                    "aligns the lips to the words")
+    dialogue_text_block: PointerProperty(
+        name="Dialogue Text", type=bpy.types.Text,
+        description="A text datablock holding the dialogue (wins over the field above)")
 
-    # -- shape-key mapping --
+    # -- mapping --
     mapping_overrides: CollectionProperty(type=FacecastMappingOverride)
     mapping_index: IntProperty(name="Override", default=0)
     mapping_report: StringProperty(name="Mapping Report", default="")
@@ -141,17 +156,13 @@ class FacecastSettings(bpy.types.PropertyGroup):
     head_target: PointerProperty(name="Head Pose To", type=bpy.types.Object,
                                  description="Object that receives the generated head motion "
                                              "(empty: no head motion is written)")
-    replace_existing: BoolProperty(
-        name="Replace Existing Keys", default=False,
-        description="Write into the shape keys' current action, replacing keys on the mapped "
-                    "shape keys. Off: a new action is made and the old one is kept")
     render_source: EnumProperty(
         name="Conditioning",
-        items=[("SHAPE_KEYS", "Shape Keys", "The target's shape-key animation as it is now, "
-                "including the animator's edits"),
-               ("GENERATED", "Generated", "The last generated animation, unedited, with its "
-                "3D landmarks")],
-        default="SHAPE_KEYS")
+        items=[("RIG", "Rig", "The face's shape keys as they play now: the takes on the NLA "
+                "and the animator's edits (shape-key faces only)"),
+               ("LAST_TAKE", "Last Take", "The last Animate result of this session, unedited, "
+                "with its 3D landmarks (any face, bone rigs included)")],
+        default="RIG")
 
     # -- job state (written by the step function) --
     job_kind: StringProperty(name="Job", default="")

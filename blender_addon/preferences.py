@@ -2,8 +2,9 @@
 
 Stored in Blender's user preferences (not the .blend) because they describe this
 machine's setup, not a project. Spawning the local backend lives in ``backend_link``
-(``LocalBackend``, driven through ``runtime``); this module holds the settings and shows
-the backend's running/stopped/error state with Start/Stop buttons.
+(``LocalBackend``, driven through ``backend_session``); this module holds the settings,
+hands them over as a :class:`BackendSettings`, and shows the backend's
+running/stopped/error state with Start/Stop buttons.
 
 No ``from __future__ import annotations`` here: Blender reads the property
 annotations of registered classes as live objects, not strings.
@@ -15,7 +16,9 @@ import shutil
 import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
+from .backend_session import DEFAULT_ADDRESS, BackendSettings
+from .shared.net import is_loopback
+
 BACKEND_COMMAND = "facecast"
 
 
@@ -29,6 +32,21 @@ def get_preferences(context: bpy.types.Context | None = None) -> "FacecastPrefer
     context = context or bpy.context
     addon = context.preferences.addons.get(addon_package())
     return addon.preferences if addon else None  # type: ignore[return-value]
+
+
+def backend_settings(context: bpy.types.Context | None = None) -> BackendSettings:
+    """The preferences as plain values (defaults when the add-on is not enabled)."""
+    prefs = get_preferences(context)
+    online = bool(bpy.app.online_access)
+    if prefs is None:
+        return BackendSettings(online_access=online)
+    return BackendSettings(
+        address=prefs.backend_address,
+        key_file=bpy.path.abspath(prefs.key_file) if prefs.key_file else "",
+        timeout_s=float(prefs.connect_timeout),
+        executable=bpy.path.abspath(prefs.backend_executable)
+        if prefs.backend_executable else "",
+        online_access=online)
 
 
 def resolve_backend_executable(configured: str) -> str | None:
@@ -110,14 +128,11 @@ class FacecastPreferences(bpy.types.AddonPreferences):
         col.prop(self, "connect_timeout")
         col.prop(self, "job_timeout")
 
-        if not bpy.app.online_access:
-            from .backend_link import is_local_address
-
-            if not is_local_address(self.backend_address):
-                box = col.box()
-                box.alert = True
-                box.label(text="Online access is disabled: only a backend on this machine "
-                          "can be used", icon="ERROR")
+        if not bpy.app.online_access and not is_loopback(self.backend_address):
+            box = col.box()
+            box.alert = True
+            box.label(text="Online access is disabled: only a backend on this machine "
+                      "can be used", icon="ERROR")
 
         col = layout.column(heading="Local Backend")
         col.prop(self, "start_local_backend")

@@ -116,8 +116,10 @@ class ShapeKeyMapping:
         return "; ".join(lines)
 
 
-def _check_overrides(overrides: Mapping[str, str], key_names: Sequence[str]) -> dict[str, str]:
-    """Validate overrides and return them keyed by exact ARKit name."""
+def _check_overrides(overrides: Mapping[str, str], key_names: Sequence[str],
+                     noun: str = "shape key") -> dict[str, str]:
+    """Validate overrides and return them keyed by exact ARKit name (``noun`` names
+    what the targets are in messages: "shape key", "pose action")."""
     lower_arkit = {n.lower(): n for n in ARKIT_BLENDSHAPES}
     existing = set(key_names)
     checked: dict[str, str] = {}
@@ -128,7 +130,7 @@ def _check_overrides(overrides: Mapping[str, str], key_names: Sequence[str]) -> 
             close = difflib.get_close_matches(str(raw_arkit), ARKIT_BLENDSHAPES, n=1)
             hint = f'did you mean "{close[0]}"? ' if close else ""
             if str(raw_arkit) in existing and str(key).lower() in lower_arkit:
-                hint = "the override looks reversed; write it as ARKit name -> shape key. "
+                hint = f"the override looks reversed; write it as ARKit name -> {noun}. "
             raise InputError(f'Override names "{raw_arkit}", which is not an ARKit blendshape',
                              f"{hint}use one of the 52 ARKit names, e.g. jawOpen")
         if arkit in checked:
@@ -138,25 +140,31 @@ def _check_overrides(overrides: Mapping[str, str], key_names: Sequence[str]) -> 
             if key not in existing:
                 close = difflib.get_close_matches(key, list(existing), n=1)
                 hint = f'did you mean "{close[0]}"? ' if close else ""
-                raise InputError(f'Override {arkit} -> "{key}": the mesh has no shape key '
-                                 f'"{key}"', f"{hint}pick an existing shape key, or clear "
+                raise InputError(f'Override {arkit} -> "{key}": the face has no {noun} '
+                                 f'"{key}"', f"{hint}pick an existing {noun}, or clear "
                                  "the override")
             if _is_reference(key):
                 raise InputError(f'Override {arkit} -> "{key}" targets the reference key',
                                  "pick a shape key other than the Basis")
             if key in used_by:
-                raise InputError(f'Overrides {used_by[key]} and {arkit} both drive shape key '
-                                 f'"{key}"', "give each ARKit name its own shape key")
+                raise InputError(f'Overrides {used_by[key]} and {arkit} both drive {noun} '
+                                 f'"{key}"', f"give each ARKit name its own {noun} (or "
+                                 "drive one target by a group: a+b -> target)")
             used_by[key] = arkit
         checked[arkit] = key
     return checked
 
 
 def match_shape_keys(key_names: Sequence[str],
-                     overrides: Mapping[str, str] | None = None) -> ShapeKeyMapping:
-    """Map ARKit names to the rig's shape keys (see the module docstring for the rules)."""
+                     overrides: Mapping[str, str] | None = None, *,
+                     noun: str = "shape key") -> ShapeKeyMapping:
+    """Map ARKit names to the rig's shape keys (see the module docstring for the rules).
+
+    The same rules match any named targets, e.g. a bone rig's pose actions; ``noun``
+    says what they are in error messages.
+    """
     names = list(dict.fromkeys(str(n) for n in key_names))
-    applied = _check_overrides(overrides or {}, names)
+    applied = _check_overrides(overrides or {}, names, noun)
     taken = {key for key in applied.values() if key}
 
     candidates: dict[str, list[tuple[str, bool]]] = {}

@@ -1,27 +1,29 @@
-"""The add-on's bpy-free cores (frame timing, PNG writing, cache keys, addresses), in plain
-Python, imported from the staged package exactly as the zip lays it out."""
+"""The add-on's bpy-free cores (frame timing, PNG and depth writing, cache keys, addresses,
+rig mapping, pose blending), in plain Python, imported from the staged package exactly
+as the zip lays it out."""
 
 from __future__ import annotations
 
 import importlib
-import struct
-import zlib
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+from tests.png_decode import decode_png
+
 
 @pytest.fixture(scope="module")
 def pkg(staged_addon: ModuleType) -> ModuleType:
-    for sub in ("generate_job", "render_job", "backend_link", "audio_io"):
+    for sub in ("animate_job", "render_job", "frame_writer", "backend_link", "audio_io",
+                "rig_mapping", "pose_blend", "backend_session"):
         importlib.import_module(f"{staged_addon.__name__}.{sub}")
     return staged_addon
 
 
 def test_audio_span_ntsc_and_clipping(pkg: ModuleType) -> None:
-    g = pkg.generate_job
+    g = pkg.animate_job
     fps = g.scene_fps(30, 1.001)
     assert g.fps_fraction(30, 1.001) == g.Fraction(30000, 1001)
     assert g.fps_fraction(24, 1.0) == 24
@@ -40,10 +42,10 @@ def test_audio_span_ntsc_and_clipping(pkg: ModuleType) -> None:
 
 
 def test_request_slices_audio_with_exact_remainder(pkg: ModuleType) -> None:
-    g = pkg.generate_job
+    g = pkg.animate_job
     pcm = np.arange(16000 * 10, dtype=np.float32)
     span = g.audio_span(-23, 10.0, 24.0, scene_range=(1, 48))  # starts 1 s into the file
-    req = g.GenerateRequest(pcm, 16000, 24.0, span, np.zeros((48, 8), np.float32),
+    req = g.AnimateRequest(pcm, 16000, 24.0, span, np.zeros((48, 8), np.float32),
                             np.ones(48, np.float32), fps_text="24/1")
     audio, _weights, _intensity = req.arrays()
     assert audio[0] == 16000 and audio.size >= 2 * 16000
@@ -51,40 +53,49 @@ def test_request_slices_audio_with_exact_remainder(pkg: ModuleType) -> None:
     assert req.params()["n_frames"] == 48 and req.params()["first_frame"] == 1
 
 
-def _decode_png(data: bytes) -> tuple[int, int, int, np.ndarray]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, header = 8, b"", None
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
-        crc = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    w, h, depth = header[:3]
-    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, -1)
-    assert (raw[:, 0] == 0).all()  # filter "None" on every row
-    return w, h, depth, raw[:, 1:]
-
-
 def test_png_round_trip_and_atomic_write(pkg: ModuleType, tmp_path: Path) -> None:
-    r = pkg.render_job
+    fw = pkg.frame_writer
     rgba = np.random.default_rng(0).integers(0, 256, (5, 7, 4), dtype=np.uint8)
-    w, h, depth, rows = _decode_png(r.encode_png(rgba))
-    assert (w, h, depth) == (7, 5, 8) and np.array_equal(rows.reshape(5, 7, 4), rgba)
-    floats = r.to_rgba8(np.full((2, 2, 3), 0.5, np.float32))
+    assert np.array_equal(decode_png(fw.encode_png(rgba)), rgba)
+    floats = fw.to_rgba8(np.full((2, 2, 3), 0.5, np.float32))
     assert floats.shape == (2, 2, 4) and (floats[..., 3] == 255).all()
     mm = np.array([[0, 1000], [65535, 7]], np.uint16)
-    w, h, depth, rows = _decode_png(r.encode_png(mm))
-    assert depth == 16 and np.array_equal(rows.view(">u2").reshape(2, 2), mm)
+    got = decode_png(fw.encode_png(mm))
+    assert got.dtype == np.uint16 and np.array_equal(got[..., 0], mm)
     path = tmp_path / "f" / "000001.png"
-    r.write_atomic(path, b"x")
+    fw.write_atomic(path, b"x")
     assert path.read_bytes() == b"x" and not list(path.parent.glob("*.tmp"))
     with pytest.raises(pkg.shared.errors.InputError):
-        r.to_rgba8(np.zeros((4, 4), np.uint8))
+        fw.to_rgba8(np.zeros((4, 4), np.uint8))
+
+
+def test_depth_is_written_in_millimetres_as_sent(pkg: ModuleType, tmp_path: Path) -> None:
+    """The backend sends uint16 mm (487-796 on the demo subject): the PNG must hold the
+    same numbers. Scaling them by 1000 once saturated every surface pixel at 65535."""
+    from shared.protocol import Event, MsgType
+
+    rng = np.random.default_rng(1)
+    task = pkg.render_job.RenderTask(tmp_path, first_frame=10, n_frames=3)
+    sent = []
+    for i in range(3):
+        depth = rng.integers(487, 797, (6, 9)).astype(np.uint16)
+        depth[0] = 0  # no surface
+        sent.append(depth)
+        task.on_event(Event(MsgType.FRAME, "j", {"index": i, "depth_units": "mm"},
+                            [np.zeros((6, 9, 4), np.uint8), depth]))
+    assert task.written == {10, 11, 12} and task.state == "running"
+    for i, depth in enumerate(sent):
+        got = decode_png(tmp_path / "depth" / f"{10 + i:06d}.png")
+        assert got.dtype == np.uint16 and got.shape == (6, 9, 1)
+        assert np.array_equal(got[..., 0], depth)
+        assert got.max() < 65535
+    # Float depth is metres (or mm when the body says so); junk is "no surface".
+    fw = pkg.frame_writer
+    metres = np.array([[0.4871, np.nan], [-1.0, 70.0]], np.float32)
+    assert fw.depth_millimetres(metres).tolist() == [[487, 0], [0, 65535]]
+    assert fw.depth_millimetres(np.array([[512.4]], np.float32), "mm").tolist() == [[512]]
+    with pytest.raises(pkg.shared.errors.InputError, match="units"):
+        fw.depth_millimetres(np.zeros((2, 2), np.float32), "inches")
 
 
 def test_conditioning_hash_is_stable_and_sensitive(pkg: ModuleType) -> None:
@@ -104,11 +115,9 @@ def test_conditioning_hash_is_stable_and_sensitive(pkg: ModuleType) -> None:
 
 def test_addresses_and_online_access(pkg: ModuleType) -> None:
     b = pkg.backend_link
-    assert b.is_local_address("tcp://127.0.0.1:5557")
-    assert b.is_local_address("tcp://localhost:5557") and b.is_local_address("tcp://[::1]:5")
-    assert b.is_local_address("ipc:///tmp/facecast")
-    assert not b.is_local_address("tcp://192.168.1.20:5557")
-    assert not b.is_local_address("tcp://render-box:5557")
+    assert b.is_loopback is pkg.shared.net.is_loopback  # one rule, shared with the server
+    b.check_online_access("tcp://127.8.0.1:5557", online_access=False)
+    b.check_online_access("ipc:///tmp/facecast", online_access=False)
     b.check_online_access("tcp://127.0.0.1:5557", online_access=False)
     b.check_online_access("tcp://render-box:5557", online_access=True)
     with pytest.raises(pkg.shared.errors.FacecastError, match="online access"):

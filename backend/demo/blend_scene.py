@@ -2,8 +2,9 @@
 
 Run as ``python -m backend.demo.blend_scene ARGS`` (a child process: Blender keeps
 global state). The add-on is staged exactly as its zip lays it out (``shared/``
-vendored, relative imports), so the rig, the shape-key F-curves, the head motion and
-the sequencer strips are made by the same functions the add-on's buttons use.
+vendored, relative imports), so the rig, the take on the NLA (shape-key F-curves and
+head motion) and the sequencer strips are made by the same functions the add-on's
+buttons use. Every path is resolved here too, whatever the working directory.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     staging = Path(tempfile.mkdtemp(prefix="facecast-addon-"))
     build_addon.stage_sources(staging / "facecast_addon")
     sys.path.insert(0, str(staging))
-    from facecast_addon import compat, demo_rig, scene_io
+    from facecast_addon import compat, demo_rig, scene_inputs, sequencer_writer, take_writer
     from facecast_addon.shared.camera import camera_from_dict
     from facecast_addon.shared.landmarks import pose_to_blender_axes
 
-    anim = np.load(args.animation)
+    anim = np.load(args.animation.resolve())
     blendshapes = anim["blendshapes"].astype(np.float32)
     n = len(blendshapes)
     frames = np.arange(1, n + 1, dtype=np.float32)
@@ -49,12 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     scene.frame_start, scene.frame_end = 1, n
 
     rig = demo_rig.create_demo_rig(scene.collection)
-    mapping = scene_io.target_mapping(rig, {})
-    scene_io.write_shape_key_animation(rig, blendshapes, frames, mapping, replace=False)
-    scene_io.write_transform_animation(rig, pose_to_blender_axes(anim["head_pose"]), frames,
-                                       replace=False)
+    mapping = scene_inputs.face_mapping(rig, {})
+    notes = "facecast demo"
+    take_writer.write_face_take(rig, mapping, blendshapes, frames, 1, notes)
+    take_writer.write_head_take(rig, pose_to_blender_axes(anim["head_pose"]), frames, 1, notes)
 
-    cam_settings, matrix = camera_from_dict(json.loads(args.camera.read_text()))
+    cam_settings, matrix = camera_from_dict(json.loads(args.camera.resolve().read_text()))
     cam_data = bpy.data.cameras.new("Facecast Camera")
     cam_data.lens, cam_data.sensor_width = cam_settings.lens, cam_settings.sensor_width
     cam_data.sensor_height, cam_data.sensor_fit = (cam_settings.sensor_height,
@@ -67,13 +68,16 @@ def main(argv: list[str] | None = None) -> None:
     scene.render.resolution_x, scene.render.resolution_y = cam_settings.image_size
 
     compat.ensure_sequence_editor(scene)
-    sound = compat.new_sound_strip(scene, "Facecast speech", str(args.audio), 1, 1)
-    on_disk = sorted(int(f.stem) for f in args.frames.glob("[0-9]*.png"))
-    scene_io.place_image_strip(scene, "Facecast NeRF", args.frames, on_disk, above=sound)
+    sound = compat.new_sound_strip(scene, "Facecast speech", str(args.audio.resolve()), 1, 1)
+    frames_dir = args.frames.resolve()
+    on_disk = sorted(int(f.stem) for f in frames_dir.glob("[0-9]*.png"))
+    sequencer_writer.place_image_strip(scene, "Facecast NeRF", frames_dir, on_disk,
+                                       above=sound)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(args.out.resolve()))
-    print(json.dumps({"blend": str(args.out), "frames": n, "shape_keys": len(mapping.mapping)}))
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(out))
+    print(json.dumps({"blend": str(out), "frames": n, "shape_keys": len(mapping.drives)}))
 
 
 if __name__ == "__main__":

@@ -226,8 +226,10 @@ def _blend(out: Path, audio_path: Path, fps: int) -> Path | None:
 
     if importlib.util.find_spec("bpy") is None:
         print("facecast demo: bpy is not installed, so no .blend is written "
-              "(pip install bpy==5.0.1)", file=sys.stderr)
+              "(bash scripts/install.sh --dev installs it, or pip install bpy==5.0.1)",
+              file=sys.stderr)
         return None
+    out, audio_path = out.resolve(), audio_path.resolve()  # the child runs elsewhere
     path = out / "facecast_demo.blend"
     cmd = [sys.executable, "-m", "backend.demo.blend_scene", "--animation",
            str(out / "animation.npz"), "--audio", str(audio_path), "--frames",

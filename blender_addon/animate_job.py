@@ -1,17 +1,19 @@
-"""Generate animation, minus Blender: frame-range maths, the ``animate`` request, and a
-handler that collects the job's events into arrays.
+"""Animate, minus Blender: frame-range maths, the ``animate`` request, and a handler
+that collects the job's events into arrays.
 
 Kept free of bpy so the timing rules (the part most likely to be subtly wrong, e.g. at
 29.97 fps) are plain functions, and so the add-on's step function and the tests share
-one implementation. The bpy side (reading properties, writing F-curves) lives in
-``generate_apply.py``.
+one implementation. The bpy side reads the scene (``scene_inputs``) and writes the
+result as a take (``take_writer``).
 
 The ``animate`` job contract (backend/jobs/animate.py):
 input arrays ``[pcm float32[N], emotion_weights float32[T, 8], intensity float32[T]]``,
 params ``fps`` (exact fraction text, e.g. "30000/1001", from fps / fps_base),
 ``sample_rate``, ``first_frame`` (scene frame of row 0), ``n_frames`` (T),
 ``start_offset`` (seconds into ``pcm`` where ``first_frame`` begins) plus the user's
-options (seed, variation, head_motion, articulation, blinks, landmarks). Output: one
+options (seed, variation, head_motion, articulation, blinks, landmarks), and ``text``
+(the dialogue as a UTF-8 string) only when the backend's animate job declares the
+``"text"`` feature (an older backend would silently ignore it). Output: one
 RESULT per chunk, body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS`` order
 (``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list.
 """
@@ -31,6 +33,9 @@ from .shared.errors import InputError
 from .shared.protocol import Event, MsgType
 
 ANIMATE_KIND = "animate"
+TEXT_FEATURE = "text"
+MAX_TEXT_CHARS = 20_000  # a scene's dialogue, not a screenplay
+TEXT_UNSUPPORTED = ("this backend aligns audio only; update it for dialogue text")
 ANIMATE_RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights",
                          "emotion_intensity", "landmarks")
 
@@ -93,8 +98,20 @@ def audio_span(audio_start: float, duration_s: float, fps: float,
     return FrameSpan(start, end - start, (start - audio_start) / fps)
 
 
+def dialogue_text(raw: str) -> str:
+    """The dialogue as sent: surrounding whitespace dropped, line breaks kept; "" = none."""
+    text = (raw or "").strip()
+    if "\x00" in text:
+        raise InputError("The dialogue text contains a NUL character",
+                         "paste the dialogue as plain text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"The dialogue text is {len(text)} characters long",
+                         f"keep it under {MAX_TEXT_CHARS} (the lines of this recording)")
+    return text
+
+
 @dataclass
-class GenerateRequest:
+class AnimateRequest:
     """Everything the ``animate`` job needs, as plain numbers and arrays."""
 
     pcm: np.ndarray
@@ -105,6 +122,7 @@ class GenerateRequest:
     intensity: np.ndarray  # [T]
     options: dict = field(default_factory=dict)
     fps_text: str = ""  # exact "num/den" form of ``fps`` when known
+    text: str = ""  # the dialogue, when the animator gave one
 
     def slice_audio(self) -> tuple[np.ndarray, float]:
         """The PCM from the span's start (whole samples) and the sub-sample remainder.
@@ -119,12 +137,17 @@ class GenerateRequest:
         remainder = self.span.audio_offset_s - first / self.sample_rate
         return np.ascontiguousarray(self.pcm[first:stop], dtype=np.float32), remainder
 
-    def params(self) -> dict:
+    def params(self, send_text: bool = False) -> dict:
+        """The job's params; the dialogue ``text`` only when ``send_text`` (the backend
+        declared the feature) and there is one."""
         _, remainder = self.slice_audio()
         fps = self.fps_text or repr(float(self.fps))
-        return {"fps": fps, "sample_rate": int(self.sample_rate),
-                "first_frame": int(self.span.first), "n_frames": int(self.span.count),
-                "start_offset": float(remainder), **self.options}
+        params = {"fps": fps, "sample_rate": int(self.sample_rate),
+                  "first_frame": int(self.span.first), "n_frames": int(self.span.count),
+                  "start_offset": float(remainder), **self.options}
+        if send_text and self.text:
+            params["text"] = self.text
+        return params
 
     def arrays(self) -> list[np.ndarray]:
         pcm, _ = self.slice_audio()
@@ -157,7 +180,7 @@ def name_outputs(body: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-class GenerateTask:
+class AnimateTask:
     """Collects one ``animate`` job's events; the step function reads its fields.
 
     ``state`` goes ``running`` -> ``done`` | ``error`` | ``cancelled`` exactly once.
@@ -165,7 +188,7 @@ class GenerateTask:
     they arrive, and the DONE arrays, if any, are appended the same way.
     """
 
-    def __init__(self, request: GenerateRequest, kind: str = ANIMATE_KIND) -> None:
+    def __init__(self, request: AnimateRequest, kind: str = ANIMATE_KIND) -> None:
         self.request = request
         self.kind = kind
         self.job = ""

@@ -1,0 +1,110 @@
+"""A test-owned backend: the real server with deterministic ``animate`` / ``render`` jobs.
+
+Run as ``python -m tests.job_doubles --address tcp://127.0.0.1:0 --key-file K
+--ready-file R [--frame-delay S]``. It is ``facecast serve`` in every respect (real
+sockets, signing, credit, WELCOME with job features) except that this process's job
+registry holds the doubles below instead of the motion model and the NeRF — so add-on
+tests can check exact numbers, and the product carries no test hook.
+
+* ``animate`` declares the ``"text"`` feature (as the motion issue's backend will) and
+  answers with weights from :func:`double_weights`; DONE echoes what it received
+  (params without the audio, array shapes, the dialogue text).
+* ``render`` streams RGBA frames and depth from :func:`double_depth` (uint16 mm, 0 =
+  no surface), the way the real job does; DONE echoes the conditioning's sums.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from backend.jobs import registry
+from backend.jobs.base import Job, JobContext
+from shared.blendshapes import ARKIT_BLENDSHAPES
+from shared.camera import camera_from_dict
+
+FRAME_DELAY_S = 0.0
+
+
+def double_weights(n_frames: int) -> np.ndarray:
+    """``[T, 52]``: channel c at frame i is ``((i + 3c) % 10) / 9`` — every channel and
+    frame distinct enough that a swapped column or an off-by-one frame shows."""
+    i = np.arange(n_frames)[:, None]
+    c = np.arange(len(ARKIT_BLENDSHAPES))[None, :]
+    return (((i + 3 * c) % 10) / 9.0).astype(np.float32)
+
+
+def double_depth(index: int, height: int, width: int) -> np.ndarray:
+    """uint16 mm: ``500 + 7 * index + x + 3 * y``, and 0 (no surface) in column 0."""
+    y, x = np.mgrid[:height, :width]
+    depth = (500 + 7 * index + x + 3 * y).astype(np.uint16)
+    depth[:, 0] = 0
+    return depth
+
+
+class EchoAnimate(Job):
+    kind = "animate"
+    description = "test double: deterministic weights, echoes its inputs"
+    features = ("text",)
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        p = ctx.params
+        n = int(p["n_frames"])
+        bs = double_weights(n)
+        head = np.broadcast_to(np.eye(4, dtype=np.float32), (n, 4, 4)).copy()
+        zeros = np.zeros(n, np.float32)
+        weights = np.asarray(ctx.arrays[1], np.float32) if len(ctx.arrays) == 3 else \
+            np.zeros((n, 8), np.float32)
+        ctx.result({"chunk": 0, "start": 0, "n_frames": n},
+                   [bs, head, zeros, weights, zeros + 1.0])
+        return {"n_frames": n, "arrays": ["blendshapes", "head_pose", "blink",
+                                          "emotion_weights", "emotion_intensity"],
+                "received": {"params": {k: v for k, v in p.items()},
+                             "arrays": [[str(a.dtype), list(a.shape)] for a in ctx.arrays]}}
+
+
+class PatternRender(Job):
+    kind = "render"
+    description = "test double: patterned RGBA + depth frames"
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        p = ctx.params
+        w, h = camera_from_dict(p["camera"])[0].image_size
+        n = int(p["n_frames"])
+        for i in range(n):
+            if FRAME_DELAY_S:
+                time.sleep(FRAME_DELAY_S)
+            ctx.check_cancelled()
+            rgba = np.zeros((h, w, 4), np.uint8)
+            rgba[..., 0] = i % 251
+            rgba[h // 4: 3 * h // 4, w // 4: 3 * w // 4, 3] = 255
+            ctx.frame({"index": i, "depth_units": "mm"}, [rgba, double_depth(i, h, w)])
+            ctx.progress((i + 1) / n)
+        names = p.get("array_names", [])
+        return {"frames": n, "received": {
+            "params": {k: p[k] for k in ("frames", "first_frame", "n_frames", "array_names",
+                                         "subject")},
+            "shapes": [list(a.shape) for a in ctx.arrays],
+            "sums": {name: float(np.asarray(a, np.float64).sum())
+                     for name, a in zip(names, ctx.arrays, strict=False)}}}
+
+
+def main() -> None:
+    global FRAME_DELAY_S
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frame-delay", type=float, default=0.0)
+    args, serve_args = parser.parse_known_args()
+    FRAME_DELAY_S = args.frame_delay
+    registry.kinds()  # load the built-in jobs, then put the doubles in their place
+    for job in (EchoAnimate, PatternRender):
+        registry._JOBS[job.kind] = job
+    from backend.cli import main as cli_main
+
+    raise SystemExit(cli_main(["serve", *serve_args]))
+
+
+if __name__ == "__main__":
+    main()
