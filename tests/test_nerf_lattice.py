@@ -11,9 +11,11 @@ import torch
 
 from backend.nerf.geometry import pixel_rays
 from backend.nerf.lattice import lattice_mask, sample_lattice, sample_lattice_reference
-from backend.nerf.model import FaceNeRF, ModelConfig, TriPlane
+from backend.nerf.model import FaceNeRF, ModelConfig
 from backend.nerf.occupancy import OccupancyGrid
 from backend.nerf.render import SampleOptions, render_rays
+from backend.nerf.triplane import TriPlane
+from shared.landmarks import canonical_face
 
 TINY = ModelConfig(plane_res=32, plane_channels=4, attn_spacing=0.012, hidden=16)
 
@@ -39,8 +41,10 @@ def _grid(m: FaceNeRF) -> OccupancyGrid:
 
 
 def _tokens(seed: int = 1) -> torch.Tensor:
+    """Two frames of face landmarks [2, 478, 3]: the canonical face, jittered."""
     gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(2, TINY.n_tokens, 3, generator=gen) - 0.5) * 0.15
+    face = torch.from_numpy(canonical_face().vertices.copy())
+    return face + (torch.rand(2, 478, 3, generator=gen) - 0.5) * 0.01
 
 
 def test_lattice_values_are_the_attention_there() -> None:
@@ -49,9 +53,9 @@ def test_lattice_values_are_the_attention_there() -> None:
     with torch.no_grad():
         vol = m.condition(tok, None, None)
         pts = m.lattice_pts[::37]
-        key, val = m.tokens(tok, None)
+        key, val = m.tokens(tok[:, m.token_index], None)
         off, app = m.attn(pts[None].expand(2, -1, -1), key, val)
-        got = sample_lattice(vol, pts[None].expand(2, -1, -1), m.lattice_shape)
+        got = sample_lattice(vol.attn, pts[None].expand(2, -1, -1), m.lattice_shape)
     want = torch.cat([off, app], dim=-1).reshape(got.shape)
     assert torch.allclose(got, want, rtol=1e-3, atol=1e-4)
     assert want.abs().max() > 1e-3  # not trivially zero
@@ -93,7 +97,7 @@ def test_mask_changes_nothing_at_occupied_samples() -> None:
 
 def test_fast_plane_lookup_equals_grid_sample() -> None:
     torch.manual_seed(0)
-    planes = TriPlane(24, 4)
+    planes = TriPlane(((24, 4), (6, 4)))
     xn = ((torch.rand(3000, 3) - 0.5) * 2.4).requires_grad_()  # beyond [-1, 1]: border
     ref = planes._grid_sample(xn).t()
     fast = planes(xn)

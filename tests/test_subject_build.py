@@ -4,6 +4,7 @@ bad videos give clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from backend.nerf.metrics import psnr
-from backend.nerf.model import ModelConfig
+from backend.nerf.model import CURRENT
 from backend.nerf.pipeline import HEAD_DEFAULT
 from backend.subject.build import build_subject
 from backend.subject.prepare import SubjectData, prepare
@@ -23,6 +24,9 @@ from shared.errors import InputError
 from tests.conftest import data_path
 
 FRONT = np.array([[1.0, 0, 0, 0], [0, 0, -1, -0.9], [0, 1, 0, -0.05], [0, 0, 0, 1]])
+# The current architecture (mesh warp, blendshapes, torso field, pose refinement), small.
+SMALL = dataclasses.replace(CURRENT, plane_levels=((48, 8), (12, 8)), torso_res=24,
+                            torso_channels=4)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +36,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     cfg = TrainConfig(steps=100, minutes=5, frames_per_step=2, rays_per_frame=256,
                       warmup=60, refresh_every=60, ckpt_every_s=1e9)
     manifest = build_subject(clip, out, name="tiny", res=64, train=cfg,
-                             model_cfg=ModelConfig(plane_res=48, plane_channels=8),
-                             max_frames=30, eval_frames=3, progress=False)
+                             model_cfg=SMALL, max_frames=30, eval_frames=3, progress=False)
     return out, manifest
 
 
@@ -49,6 +52,9 @@ def test_trains_above_plate_baseline(tiny) -> None:
     assert got > 18.0
     assert manifest["split"]["heldout"] == 3 and manifest["split"]["train"] == 27
     assert manifest["version"] == MANIFEST_VERSION and manifest["conditioning"]["landmarks"]
+    assert manifest["conditioning"]["mesh_warp"] and manifest["model"]["torso"]
+    on_train = manifest["evaluation"]["training_frames"]["psnr"]
+    assert on_train > baseline + 2.0, (on_train, baseline)
     assert (out / "checkpoints" / "last.pt").is_file()
 
 
@@ -62,8 +68,7 @@ def test_resume_continues(tiny, tmp_path: Path) -> None:
     cfg = TrainConfig(steps=105, minutes=5, frames_per_step=2, rays_per_frame=256,
                       warmup=60, refresh_every=60, ckpt_every_s=1e9)
     m2 = build_subject("missing.mp4", copy, name="tiny", res=64, train=cfg,
-                       model_cfg=ModelConfig(plane_res=48, plane_channels=8),
-                       resume=True, eval_frames=1, progress=False)
+                       model_cfg=SMALL, resume=True, eval_frames=1, progress=False)
     assert m2["training"]["steps"] == 105  # continued from 100, did not restart
     with pytest.raises(InputError, match="already exists"):
         build_subject("missing.mp4", copy, name="tiny", train=cfg, progress=False)
@@ -72,7 +77,8 @@ def test_resume_continues(tiny, tmp_path: Path) -> None:
 def _motion(tmp_path: Path, out: Path, n: int = 2) -> tuple[Path, Path]:
     data = SubjectData.load(out / "cache" / "data.npz")
     motion = tmp_path / "anim.npz"
-    np.savez(motion, landmarks=data.landmarks[-n:], head_pose=HEAD_DEFAULT)
+    np.savez(motion, landmarks=data.landmarks[-n:], head_pose=HEAD_DEFAULT,
+             head_pose_frame="world")
     cam = tmp_path / "cam.json"
     cam.write_text(json.dumps(camera_to_dict(
         BlenderCamera(lens=50, resolution_x=48, resolution_y=64), FRONT)))

@@ -5,17 +5,15 @@ subject's left, +Y up, +Z out of the face), so one trained subject renders under
 head pose and any camera: a ray is moved into the head frame by the head-to-camera pose,
 nothing else changes.
 
-What the box holds (the torso/hair decision): a head-and-shoulders BUST, rigid with the
-head. Hair, ears, neck and the top of the shoulders are inside; the box is cut
-below the shoulders, with density faded to zero over its lowest ``FADE`` metres so the cut
-is soft. Everything outside it (background, the rest of the body) is the background
-plate during training and transparent at render time, so a render is an RGBA layer to
-composite over any plate or CG. Inside the box, space that no training frame showed (below
-the source frame's bottom edge, beside a tight close-up) is carved out of the occupancy
-grid, so from a wider Blender camera the bust simply ends where the source frame ended
-instead of showing untrained fog. The talking-head clips we learn from hold the torso
-almost still relative to the head; where it does move apart, the shoulders blur a little
-rather than tear, and the face (what matters) stays sharp.
+What the box holds in version-2 subjects (current subjects have a head box that ends
+under the chin and a torso field of their own: ``model.CURRENT``, ``torso``): a
+head-and-shoulders BUST, rigid with the head, cut below the shoulders with density faded
+to zero over its lowest ``FADE`` metres. Everything outside the boxes (background, the
+rest of the body) is the background plate during training and transparent at render
+time, so a render is an RGBA layer to composite over any plate or CG. Inside a box,
+space that no training frame showed (below the source frame's bottom edge, beside a
+tight close-up) is carved out of the occupancy grid, so from a wider Blender camera the
+subject simply ends where the source frame ended instead of showing untrained fog.
 """
 
 from __future__ import annotations
@@ -58,6 +56,21 @@ def pixel_rays(k: np.ndarray, width: int, height: int, head_to_camera: np.ndarra
     dirs = cam_dirs @ rot  # rot.T applied to each row
     return (np.broadcast_to(origin, dirs.shape).astype(np.float32),
             dirs.astype(np.float32))
+
+
+def rays_torch(k: torch.Tensor, pixels: torch.Tensor, head_to_camera: torch.Tensor,
+               focal_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pixel_rays`` in torch (float64, differentiable in the focal scale) for integer
+    pixels [N, 2] of one camera pose: origins [N, 3], directions [N, 3] (camera z = -1)."""
+    px = pixels[:, 0].to(k.dtype) + 0.5
+    py = pixels[:, 1].to(k.dtype) + 0.5
+    fx, fy = k[0, 0], k[1, 1]
+    if focal_scale is not None:
+        fx, fy = fx * focal_scale.to(k.dtype), fy * focal_scale.to(k.dtype)
+    cam = torch.stack([(px - k[0, 2]) / fx, -(py - k[1, 2]) / fy, -torch.ones_like(px)], 1)
+    rot, trans = head_to_camera[:3, :3], head_to_camera[:3, 3]
+    origin = -rot.t() @ trans
+    return origin.expand_as(cam), cam @ rot
 
 
 def ray_box(origins: torch.Tensor, dirs: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor

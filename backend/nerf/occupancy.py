@@ -21,13 +21,15 @@ import torch.nn.functional as F
 
 
 class OccupancyGrid:
-    """A boolean [G, G, G] grid (index order x, y, z) over the box [lo, hi]."""
+    """A boolean [G, G, G] grid (index order x, y, z) over the box [lo, hi]; every tensor
+    lives on ``lo``'s device (``to`` moves them all)."""
 
     def __init__(self, lo: torch.Tensor, hi: torch.Tensor, res: int = 64,
                  occ: torch.Tensor | None = None) -> None:
         self.lo, self.hi, self.res = lo.float(), hi.float(), int(res)
-        self.occ = (torch.ones((res,) * 3, dtype=torch.bool) if occ is None
-                    else occ.bool().cpu())
+        dev = self.lo.device
+        self.occ = (torch.ones((res,) * 3, dtype=torch.bool, device=dev) if occ is None
+                    else occ.bool().to(dev))
         self._last: torch.Tensor | None = None
         # The visual hull (``carve``): refreshes never occupy cells outside it, so space
         # no training camera saw stays empty instead of filling with untrained fog.
@@ -58,19 +60,19 @@ class OccupancyGrid:
         if "bounds" not in self._cache:
             idx = self.occ.nonzero()
             if len(idx) == 0:
-                lo, hi = self.lo.cpu(), self.lo.cpu()
+                lo, hi = self.lo, self.lo
             else:
-                cell = (self.hi - self.lo).cpu() / self.res
-                lo = self.lo.cpu() + idx.min(0).values * cell
-                hi = self.lo.cpu() + (idx.max(0).values + 1) * cell
+                cell = (self.hi - self.lo) / self.res
+                lo = self.lo + idx.min(0).values * cell
+                hi = self.lo + (idx.max(0).values + 1) * cell
             self._cache["bounds"] = torch.stack([lo, hi])
-        b = self._cache["bounds"].to(self.lo.device)
+        b = self._cache["bounds"]
         return b[0], b[1]
 
     def to(self, device: torch.device | str) -> OccupancyGrid:
         grid = OccupancyGrid(self.lo.to(device), self.hi.to(device), self.res,
                              self.occ.to(device))
-        grid.hull = self.hull
+        grid.hull = None if self.hull is None else self.hull.to(device)
         return grid
 
     @property
@@ -129,7 +131,7 @@ class OccupancyGrid:
                 for i in range(0, len(pts), chunk):
                     d = density(pts[i:i + chunk]).float()
                     best[i:i + chunk] = torch.maximum(best[i:i + chunk], d)
-        occ = (best > threshold).view(*(self.res,) * 3).cpu()
+        occ = (best > threshold).view(*(self.res,) * 3)
         if self._last is not None:
             occ, self._last = occ | self._last, occ
         else:
@@ -138,7 +140,7 @@ class OccupancyGrid:
         occ = F.max_pool3d(occ, 3, stride=1, padding=1)[0, 0] > 0
         if self.hull is not None:
             occ &= self.hull.to(occ.device)
-        self.occ = occ.cpu()
+        self.occ = occ
 
     def carve(self, masks: list[np.ndarray], ks: list[np.ndarray],
               head_to_camera: list[np.ndarray]) -> None:
@@ -167,7 +169,7 @@ class OccupancyGrid:
             seen_any |= seen
         keep &= seen_any
         occ = torch.from_numpy(keep.reshape((self.res,) * 3)).float()[None, None]
-        self.occ = (F.max_pool3d(occ, 3, stride=1, padding=1)[0, 0] > 0)
+        self.occ = (F.max_pool3d(occ, 3, stride=1, padding=1)[0, 0] > 0).to(self.lo.device)
         self.hull = self.occ.clone()
 
     def state(self) -> dict:

@@ -1,17 +1,21 @@
-"""From user inputs (subject, Blender camera, per-frame conditioning, head transform) to
-RGBA + depth frames. Validation lives here so the CLI and the server job give the same
-clear errors.
+"""From a subject's field, cameras and a ``Conditioning`` to RGBA + depth frames.
 
-Inputs (the ``anim.npz`` / render-job arrays):
+``render_sequence`` is the one entry point every renderer calls (the CLI, the render job,
+the demo through the job, the benchmark, cluster actors): give it the subject's field and
+occupancy grid, one ``shared.camera.CameraView`` per frame and a ``Conditioning`` made by
+``backend.subject.conditioning.render_conditioning`` (the contract: validation,
+retargeting onto the subject, head and body poses in the Blender world). It yields one
+``(index, rgba, depth)`` per frame; a watermark or any other per-frame post-process goes
+on its outputs.
 
-* ``landmarks`` [T, 478, 3]: face-space landmarks, metres, canonical head frame (pose
-  removed) - what the motion model and the tracker produce.
-* ``blendshapes`` [T, 52] (optional): ARKit weights in ``shared.blendshapes`` order. Used
-  by subjects trained with them; when only blendshapes are given, landmarks are made
-  from them with ``shared.face_basis`` if that module is available.
-* ``head_pose`` [T, 4, 4] or [4, 4] (optional): maps canonical head-frame points to
-  Blender WORLD (metres, Z up). Default: the head at the world origin looking down
-  Blender's -Y (Front view), i.e. the axis change of ``shared.landmarks.to_blender_axes``.
+``Conditioning`` (validated by ``check_conditioning``):
+
+* ``landmarks`` [T, 478, 3]: the subject's face-space landmarks, metres, canonical head
+  frame (pose removed).
+* ``blendshapes`` [T, 52] (optional): ARKit weights in ``shared.blendshapes`` order.
+* ``head_pose`` [T, 4, 4]: canonical head frame -> Blender WORLD (metres, Z up).
+  Default: the head at the world origin looking down Blender's -Y (Front view).
+* ``body_pose`` [T, 4, 4] (optional): the torso's frame -> world (default: the head's).
 
 Outputs per frame: RGBA uint8 (straight alpha, for PNG/compositing) and depth as uint16
 MILLIMETRES of planar distance from the camera (along its -Z axis; 0 = no subject).
@@ -30,7 +34,7 @@ from shared.errors import InputError
 from shared.landmarks import N_LANDMARKS
 
 from .render import SampleOptions
-from .tokens import token_ids
+from .torso import pose_code
 from .view import render_view
 
 N_BS = 52
@@ -43,6 +47,7 @@ class Conditioning:
     landmarks: np.ndarray  # float32 [T, 478, 3]
     blendshapes: np.ndarray | None  # float32 [T, 52]
     head_pose: np.ndarray  # float64 [T, 4, 4] head -> world
+    body_pose: np.ndarray | None = None  # float64 [T, 4, 4] torso frame -> world
 
     def __len__(self) -> int:
         return len(self.landmarks)
@@ -127,15 +132,26 @@ def to_outputs(rgba: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndar
 def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
                     opts: SampleOptions | None = None, fp16: bool = False
                     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (index, rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame."""
+    """Yield (index, rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame.
+
+    Deterministic: the same inputs give bit-identical frames (no jitter, fixed chunks).
+    """
     opts = opts or SampleOptions()
     poses = [head_to_camera(v, cond.head_pose[i]) for i, v in enumerate(views)]  # fail early
+    body = cond.head_pose if cond.body_pose is None else cond.body_pose
+    body_poses = [v.world_to_camera @ body[i] for i, v in enumerate(views)]
     dev = next(model.parameters()).device
-    tok = torch.from_numpy(cond.landmarks[:, token_ids()]).float().to(dev)
-    bs = None if cond.blendshapes is None else torch.from_numpy(cond.blendshapes).to(dev)
+    lm = torch.from_numpy(np.ascontiguousarray(cond.landmarks, np.float32)).to(dev)
+    bs = None if cond.blendshapes is None else torch.from_numpy(
+        np.ascontiguousarray(cond.blendshapes, np.float32)).to(dev)
+    codes = None
+    if getattr(model, "torso", None) is not None:
+        rel = np.linalg.inv(body) @ cond.head_pose  # the head relative to the body
+        codes = torch.from_numpy(pose_code(rel)).to(dev)
     for i, view in enumerate(views):
         with torch.inference_mode():
-            vol = model.condition(tok[i:i + 1], None if bs is None else bs[i:i + 1], grid)
+            vol = model.condition(lm[i:i + 1], None if bs is None else bs[i:i + 1], grid,
+                                  None if codes is None else codes[i:i + 1])
         rgba, depth = render_view(model, grid, view.k, view.width, view.height, poses[i],
-                                  vol, opts, fp16=fp16)
+                                  vol, opts, fp16=fp16, body_to_camera=body_poses[i])
         yield (i, *to_outputs(rgba, depth))

@@ -8,8 +8,13 @@ transmittance fell below ``early_stop`` stop (the face is opaque: most rays are 
 few samples past its surface). Training uses one block (``step_block >= band``) so the
 whole band gets gradients.
 
-Landmark attention is not evaluated here: ``FaceNeRF.condition`` evaluates it once per
-frame on the attention lattice, and every sample interpolates that volume.
+Landmark attention and the mesh warp are not evaluated here: ``FaceNeRF.condition``
+evaluates them once per frame on their lattices, and every sample interpolates those.
+
+Head and torso (``torso``) are marched separately, each through its own occupancy grid
+and in its own frame (the torso's rays are in the body frame), then composited per ray
+front to back by their depths (``composite_layers``): the chin over the neck from the
+front, the shoulders over the hair's ends from behind.
 
 Colour, alpha and depth are the usual emission-absorption integrals; depth is the
 expected PLANAR depth (distance along the camera's -Z axis, metres) because ray
@@ -20,12 +25,13 @@ a half-transparent hair strand still gets the depth of the hair, not half of it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from .geometry import ray_box
-from .model import FaceNeRF
+from .model import FaceNeRF, FrameCondition
 from .occupancy import OccupancyGrid
 
 COARSE = 4  # marching steps per coarse occupancy test
@@ -63,7 +69,7 @@ def _march(grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor, nr: torch.Tens
     k = COARSE
     if len(o) == 0 or m % k:
         return t, grid.ray_lookup(o, d, t)
-    step = float(((fr - nr) / m * d.norm(dim=-1)).max())
+    step = float(((fr - nr) / m * d.norm(dim=-1)).max().detach())
     cell = float(((grid.hi - grid.lo) / grid.res).min())
     cells = math.ceil((k / 2 + 0.5) * step / cell)  # block half-length + rounding slack
     if cells > 3:  # steps too long for the coarse level to pay off
@@ -80,13 +86,17 @@ def _march(grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor, nr: torch.Tens
     return t, occ
 
 
-def _field(model: FaceNeRF, x: torch.Tensor, frame: torch.Tensor, volume: torch.Tensor,
-           chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+FieldFn = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def _field(fn: FieldFn, x: torch.Tensor, frame: torch.Tensor, n_frames: int, chunk: int
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Field at points x [S, 3] of frames ``frame`` [S] -> sigma [S], rgb [S, 3],
-    offset^2 sum (scalar). Points are grouped by frame: one lattice volume each."""
+    offset^2 sum (scalar). ``fn(points [N, 3], f)`` evaluates frame f; points are
+    grouped by frame (one lattice volume each)."""
     if len(x) == 0:
         return x.new_zeros(0), x.new_zeros(0, 3), x.new_zeros(())
-    if volume.shape[0] == 1:
+    if n_frames == 1:
         groups = [(0, None)]
     else:
         groups = [(f, (frame == f).nonzero()[:, 0]) for f in torch.unique(frame).tolist()]
@@ -95,10 +105,10 @@ def _field(model: FaceNeRF, x: torch.Tensor, frame: torch.Tensor, volume: torch.
     for f, sel in groups:
         xs = x if sel is None else x[sel]
         for c in range(0, len(xs), chunk):
-            s, rgb, off = model(xs[None, c:c + chunk], volume[f:f + 1])
-            sig_parts.append(s[0])
-            rgb_parts.append(rgb[0])
-            off_sq = off_sq + (off.float() ** 2).sum()
+            s, rgb, osq = fn(xs[c:c + chunk], f)
+            sig_parts.append(s)
+            rgb_parts.append(rgb)
+            off_sq = off_sq + osq
         if sel is not None:
             idx_parts.append(sel)
     sigma, rgb = torch.cat(sig_parts), torch.cat(rgb_parts)
@@ -109,12 +119,68 @@ def _field(model: FaceNeRF, x: torch.Tensor, frame: torch.Tensor, volume: torch.
     return sigma, rgb, off_sq
 
 
+def head_fn(model: FaceNeRF, volume: FrameCondition) -> FieldFn:
+    def fn(x: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s, rgb, off = model(x[None], volume.frame(f) if len(volume) > 1 else volume)
+        return s[0], rgb[0], (off.float() ** 2).sum()
+    return fn
+
+
+def torso_fn(model: FaceNeRF, volume: FrameCondition) -> FieldFn:
+    torso = model.torso
+    assert torso is not None and volume.torso_code is not None
+
+    def fn(x: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s, rgb = torso(x, volume.torso_code[f:f + 1])
+        return s, rgb, x.new_zeros(())
+    return fn
+
+
 def render_rays(model: FaceNeRF, grid: OccupancyGrid, origins: torch.Tensor,
-                dirs: torch.Tensor, frame_ids: torch.Tensor, volume: torch.Tensor,
+                dirs: torch.Tensor, frame_ids: torch.Tensor, volume: FrameCondition,
                 opts: SampleOptions, generator: torch.Generator | None = None
                 ) -> dict[str, torch.Tensor]:
-    """Render rays of several frames. ``frame_ids`` [N] index ``volume`` rows
-    (``FaceNeRF.condition``).
+    """Render the HEAD along rays of several frames (rays in the head frame).
+    ``frame_ids`` [N] index ``volume``'s frames (``FaceNeRF.condition``)."""
+    return march_field(head_fn(model, volume), len(volume), grid, origins, dirs, frame_ids,
+                       opts, generator)
+
+
+def render_torso_rays(model: FaceNeRF, origins: torch.Tensor, dirs: torch.Tensor,
+                      frame_ids: torch.Tensor, volume: FrameCondition, opts: SampleOptions,
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Render the TORSO along rays given in the body frame (same outputs)."""
+    assert model.torso_grid is not None
+    return march_field(torso_fn(model, volume), len(volume), model.torso_grid, origins,
+                       dirs, frame_ids, opts, generator)
+
+
+def composite_layers(head: dict[str, torch.Tensor], torso: dict[str, torch.Tensor]
+                     ) -> dict[str, torch.Tensor]:
+    """Two premultiplied layers along the same rays, front to back by their depths
+    (a layer with no alpha is behind everything)."""
+    big = torch.finfo(head["depth"].dtype).max
+    dh = torch.where(head["alpha"] > 1e-4, head["depth"], torch.full_like(head["depth"], big))
+    dt = torch.where(torso["alpha"] > 1e-4, torso["depth"],
+                     torch.full_like(torso["depth"], big))
+    head_front = (dh <= dt)[:, None]
+    front = {k: torch.where(head_front[:, 0] if head[k].ndim == 1 else head_front, head[k],
+                            torso[k]) for k in ("rgb", "alpha", "depth")}
+    back = {k: torch.where(head_front[:, 0] if head[k].ndim == 1 else head_front, torso[k],
+                           head[k]) for k in ("rgb", "alpha", "depth")}
+    rgb = front["rgb"] + (1.0 - front["alpha"][:, None]) * back["rgb"]
+    alpha = front["alpha"] + (1.0 - front["alpha"]) * back["alpha"]
+    # Depth of the nearest surface that is there (the front one unless it is empty).
+    depth = torch.where(front["alpha"] > 1e-4, front["depth"], back["depth"])
+    return {"rgb": rgb, "alpha": alpha, "depth": depth,
+            "offset_sq": head["offset_sq"],
+            "n_samples": head["n_samples"] + torso["n_samples"]}
+
+
+def march_field(fn: FieldFn, n_frames: int, grid: OccupancyGrid, origins: torch.Tensor,
+                dirs: torch.Tensor, frame_ids: torch.Tensor, opts: SampleOptions,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Volume-render one field (``fn``) through its occupancy grid.
 
     Returns rgb [N, 3] (premultiplied by alpha), alpha [N], depth [N] (0 where empty),
     ``offset_sq`` (mean squared deformation, metres^2, for regularisation) and
@@ -158,7 +224,7 @@ def render_rays(model: FaceNeRF, grid: OccupancyGrid, origins: torch.Tensor,
         ray = alive[ai]
         ts = t[ray, steps[ai, j]]
         x = o[ray] + ts[:, None] * d[ray]
-        s_val, c_val, osq = _field(model, x, fid[ray], volume, opts.chunk)
+        s_val, c_val, osq = _field(fn, x, fid[ray], n_frames, opts.chunk)
         off_sq = off_sq + osq
         n_eval += len(ai)
         a = len(alive)

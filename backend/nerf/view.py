@@ -1,4 +1,4 @@
-"""Render whole images: one camera + one head pose + one frame's conditioning.
+"""Render whole images: one camera + one head pose (+ body pose) + one frame's conditioning.
 
 Shared by evaluation, ``facecast render``, the server's render job and the benchmark, so
 all of them produce bit-identical frames for the same inputs (deterministic: no jitter,
@@ -11,24 +11,31 @@ import numpy as np
 import torch
 
 from .geometry import pixel_rays
-from .model import FaceNeRF
+from .model import FaceNeRF, FrameCondition
 from .occupancy import OccupancyGrid
-from .render import SampleOptions, render_rays
+from .render import SampleOptions, composite_layers, render_rays, render_torso_rays
 
 
 def render_view(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: int,
-                height: int, head_to_camera: np.ndarray, volume: torch.Tensor,
+                height: int, head_to_camera: np.ndarray, volume: FrameCondition,
                 opts: SampleOptions | None = None,
-                ray_chunk: int = 1 << 16, fp16: bool = False
+                ray_chunk: int = 1 << 16, fp16: bool = False,
+                body_to_camera: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """-> (rgba float32 [H, W, 4] premultiplied colour + alpha, depth float32 [H, W]
     planar metres from the camera, 0 where alpha is 0). ``volume`` is ONE frame's
-    ``FaceNeRF.condition``."""
+    ``FaceNeRF.condition``; ``body_to_camera`` places the torso (default: the head's
+    pose, i.e. the head at rest on the body)."""
     opts = opts or SampleOptions()
-    dev = volume.device
+    dev = volume.attn.device
     origins, dirs = pixel_rays(k, width, height, head_to_camera)
     o_all = torch.from_numpy(origins).to(dev)
     d_all = torch.from_numpy(dirs).to(dev)
+    torso = model.torso is not None and model.torso_grid is not None
+    if torso:
+        bo, bd = pixel_rays(k, width, height, head_to_camera if body_to_camera is None
+                            else body_to_camera)
+        bo_all, bd_all = torch.from_numpy(bo).to(dev), torch.from_numpy(bd).to(dev)
     rgb = torch.zeros(len(o_all), 3, device=dev)
     alpha = torch.zeros(len(o_all), device=dev)
     depth = torch.zeros(len(o_all), device=dev)
@@ -38,6 +45,10 @@ def render_view(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: int,
             o, d = o_all[i:i + ray_chunk], d_all[i:i + ray_chunk]
             fid = torch.zeros(len(o), dtype=torch.long, device=dev)
             out = render_rays(model, grid, o, d, fid, volume, opts)
+            if torso:
+                body = render_torso_rays(model, bo_all[i:i + ray_chunk],
+                                         bd_all[i:i + ray_chunk], fid, volume, opts)
+                out = composite_layers(out, body)
             rgb[i:i + ray_chunk] = out["rgb"].float()
             alpha[i:i + ray_chunk] = out["alpha"].float()
             depth[i:i + ray_chunk] = out["depth"].float()

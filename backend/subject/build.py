@@ -20,11 +20,13 @@ import torch
 
 from shared.errors import InputError
 from shared.landmarks import N_LANDMARKS, estimate_neutral, mouth_opening
+from shared.render_conditioning import TOPOLOGY
 
-from ..nerf.geometry import BOX_HI, BOX_LO, FADE
-from ..nerf.model import FaceNeRF, ModelConfig
+from ..atomic_file import write_atomic
+from ..nerf.model import CURRENT, FaceNeRF, ModelConfig
 from ..nerf.occupancy import OccupancyGrid
 from ..nerf.tokens import token_ids
+from ..nerf.torso import TORSO_HI, TORSO_LO
 from ..tracking.cache import file_hash
 from .prepare import FOV_DEG, HOLDOUT, SubjectData, prepare
 from .store import MANIFEST_FORMAT, MANIFEST_VERSION, export_model, write_json_atomic
@@ -52,11 +54,13 @@ def _mouth_stats(landmarks: np.ndarray) -> dict:
 def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
                   train: TrainConfig | None = None, model_cfg: ModelConfig | None = None,
                   device: str = "cpu", resume: bool = False, max_frames: int | None = None,
-                  eval_frames: int = 12, progress: bool = True,
+                  eval_frames: int = 12, progress: bool = True, threads: int | None = None,
                   on_progress: Callable[[int, float, float], None] | None = None) -> dict:
     """Build (or resume) a subject in ``out``; returns the manifest."""
     t0 = time.perf_counter()
     train = train or TrainConfig()
+    if not name or not name.strip():
+        raise InputError("the subject name is empty", "pass --name NAME (e.g. --name alice)")
     dev = pick_device(device)
     if res < 32 or res > 2048:
         raise InputError(f"--res {res} is out of range", "use 64..1024 (256 is a good start)")
@@ -74,22 +78,26 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
         data.save(cache)
     prep_s = time.perf_counter() - t0
     torch.manual_seed(train.seed)
-    cfg = model_cfg or ModelConfig()
+    cfg = model_cfg or CURRENT
     model = FaceNeRF(cfg).to(dev)
-    model.token_mean.copy_(torch.from_numpy(data.tokens[: data.n_train].mean(0)))
+    model.set_canonical(torch.from_numpy(data.landmarks[: data.n_train].mean(0)).to(dev))
     grid = OccupancyGrid(model.box_lo, model.box_hi, 64)
+    if model.torso is not None:
+        model.torso_grid = OccupancyGrid(model.torso.box_lo, model.torso.box_hi, 48)
     trainer = Trainer(model, grid, data, train, dev)
     if resume and ckpt.is_file():
         trainer.load(ckpt)
         log.info("resumed at step %d (%.0f s done)", trainer.step, trainer.elapsed)
     else:
         carve_grid(grid, data)
+        if model.torso_grid is not None:
+            carve_grid(model.torso_grid, data, poses=data.body())
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress as progress_bar
 
-        bar = tqdm(total=train.steps, initial=trainer.step, desc=f"training {name}",
-                   unit="step", dynamic_ncols=True)
+        bar = progress_bar(train.steps, f"training {name}", "step", initial=trainer.step)
+        bar.set_postfix(threads=threads or torch.get_num_threads())
 
     def tick(step: int, loss: float, p: float) -> None:
         if bar is not None:
@@ -102,15 +110,30 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
     record = trainer.run(ckpt, on_progress=tick)
     if bar is not None:
         bar.close()
+    data = trainer.refined_data()  # learned focal, refined training poses, body poses
     n = len(data.frames)
     held = list(range(data.n_train, n))
     pick = np.linspace(0, len(held) - 1, min(eval_frames, len(held))).round().astype(int)
     evaluation = evaluate(model, grid, data, [held[i] for i in pick], dev)
+    train_pick = np.linspace(0, data.n_train - 1, min(eval_frames, data.n_train)
+                             ).round().astype(int)
+    on_train = evaluate(model, grid, data, [int(i) for i in train_pick], dev)
+    evaluation["training_frames"] = {k: on_train[k] for k in ("psnr", "ssim", "psnr_face",
+                                                              "ssim_face", "frames")}
     # Held-out evaluation pack (a few MB): lets `facecast bench render` measure fidelity
     # and obedience of a shipped subject that has no training cache.
     n_pack = min(24, len(held))
     pack = np.linspace(0, len(held) - 1, n_pack).round().astype(int) if n_pack else []
-    data.subset([held[i] for i in pack]).save(out / "heldout.npz")
+    held_pack = [held[i] for i in pack]
+    data.subset(held_pack).save(out / "heldout.npz")
+    # Training frames (refined cameras) and, per held-out pack frame, the nearest training
+    # frame (the trivial baseline): the benchmark's fidelity rows without the cache.
+    data.subset([int(i) for i in train_pick]).save(out / "training.npz")
+    from ..bench.render_bench import nearest_training_frames
+
+    near = nearest_training_frames(data, held_pack)
+    write_atomic(out / "nearest.npz", lambda f: np.savez_compressed(
+        f, frames=data.frames[near], index=near))
     export_model(out / "model.pt", model, grid)
     from PIL import Image
 
@@ -129,13 +152,19 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
                                  "+Y up (Blender)"},
         "canonical_space": {"frame": "shared.landmarks canonical head frame",
                             "units": "metres", "axes": "+X subject's left, +Y up, "
-                            "+Z out of the face", "box_lo": list(BOX_LO),
-                            "box_hi": list(BOX_HI), "fade_m": FADE,
-                            "contents": "head, hair, neck and shoulders (a bust, rigid "
-                                        "with the head); outside is transparent"},
+                            "+Z out of the face", "box_lo": list(cfg.box_lo),
+                            "box_hi": list(cfg.box_hi), "fade_m": cfg.fade,
+                            "contents": ("head, hair and neck; the torso field holds neck "
+                                         "and shoulders in the body frame (the head frame "
+                                         "at rest); outside is transparent")
+                            if cfg.torso else "head, hair, neck and shoulders (a bust, "
+                            "rigid with the head); outside is transparent",
+                            **({"torso_box_lo": list(TORSO_LO), "torso_box_hi":
+                                list(TORSO_HI)} if cfg.torso else {})},
         "model": cfg.to_dict(), "occupancy_res": grid.res,
         "conditioning": {
             "landmarks": True, "blendshapes": bool(cfg.use_blendshapes),
+            "mesh_warp": bool(cfg.mesh_warp), "topology": TOPOLOGY,
             "token_ids": token_ids().tolist(), "n_landmarks": N_LANDMARKS,
             "landmark_mean": np.round(data.landmarks[: data.n_train].mean(0), 5).tolist(),
             "landmark_neutral": np.round(estimate_neutral(data.landmarks[: data.n_train]),
@@ -145,7 +174,8 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
         "split": {"train": data.n_train, "heldout": n - data.n_train, "holdout": HOLDOUT,
                   "rule": "last 10% of usable frames"},
         "training": {**record, "device": dev.type, "res": res, "prepare_seconds":
-                     round(prep_s, 1), "torch": torch.__version__},
+                     round(prep_s, 1), "torch": torch.__version__,
+                     "threads": threads or torch.get_num_threads()},
         "evaluation": evaluation,
     }
     write_json_atomic(out / "manifest.json", manifest)

@@ -48,28 +48,46 @@ class SubjectData:
     frame_index: np.ndarray  # int64 [T] source frame numbers
     fps: np.ndarray  # int64 [2] numerator, denominator
     n_train: int
+    # The torso's frame (the head frame at rest) -> camera, per frame: the mean tracked
+    # head pose, refined per training frame by training. None in older caches.
+    body_poses: np.ndarray | None = None
+    # ARKit weights [T, 52] solved on the subject's calm neutral (set by training).
+    blendshapes: np.ndarray | None = None
 
     @property
     def tokens(self) -> np.ndarray:
         return self.landmarks[:, token_ids()]
 
+    def body(self) -> np.ndarray:
+        """``body_poses``, or the mean training head pose for every frame."""
+        if self.body_poses is not None:
+            return self.body_poses
+        from shared.render_conditioning import mean_pose
+
+        return np.broadcast_to(mean_pose(self.poses[: max(1, self.n_train)]),
+                               self.poses.shape).copy()
+
     def save(self, path: Path) -> None:
-        write_atomic(path, lambda f: np.savez_compressed(
-            f, **{fl.name: getattr(self, fl.name) for fl in fields(self)}))
+        arrays = {fl.name: getattr(self, fl.name) for fl in fields(self)
+                  if getattr(self, fl.name) is not None}
+        write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
 
     def subset(self, idx: list[int]) -> SubjectData:
         """Only frames ``idx``, all marked held-out (n_train = 0): the small evaluation
         pack a shipped subject carries instead of its full training cache."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("frames", "mattes", "poses", "landmarks", "pixels", "frame_index"):
-            kw[name] = kw[name][idx]
+        kw["body_poses"] = self.body()
+        for name in ("frames", "mattes", "poses", "landmarks", "pixels", "frame_index",
+                     "body_poses", "blendshapes"):
+            if kw[name] is not None:
+                kw[name] = kw[name][idx]
         kw["n_train"] = 0
         return SubjectData(**kw)
 
     @classmethod
     def load(cls, path: Path) -> SubjectData:
         with np.load(path, allow_pickle=False) as d:
-            kw = {f.name: d[f.name] for f in fields(cls)}
+            kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         kw["n_train"] = int(kw["n_train"])
         return cls(**kw)
 

@@ -32,7 +32,10 @@ from ..nerf.model import FaceNeRF, ModelConfig
 from ..nerf.occupancy import OccupancyGrid
 
 MANIFEST_FORMAT = "facecast.subject"
-MANIFEST_VERSION = 2  # 2: attention lattice + 1-layer MLP + hull; v1 weights cannot load
+MANIFEST_VERSION = 3  # 3: mesh warp, blendshapes, torso field, refined camera
+#: Versions this Facecast reads (2: attention lattice + 1-layer MLP + hull, a bust rigid
+#: with the head; v1 weights cannot load).
+READABLE_VERSIONS = (2, 3)
 BUILTIN_SUBJECTS = {"default": Path(__file__).resolve().parent / "default"}
 
 
@@ -83,10 +86,10 @@ def read_manifest(folder: Path) -> dict:
                          "rebuild the subject with `facecast subject build`") from exc
     if m.get("format") != MANIFEST_FORMAT:
         raise InputError(f"{folder} is not a Facecast subject", "pass a subject folder")
-    if m.get("version") != MANIFEST_VERSION:
+    if m.get("version") not in READABLE_VERSIONS:
         raise InputError(f"subject manifest version {m.get('version')} is not supported",
-                         f"rebuild the subject (this Facecast reads version "
-                         f"{MANIFEST_VERSION})")
+                         f"rebuild the subject (this Facecast reads versions "
+                         f"{', '.join(map(str, READABLE_VERSIONS))})")
     return m
 
 
@@ -94,8 +97,10 @@ def export_model(path: Path, model: FaceNeRF, grid: OccupancyGrid) -> None:
     """The shipped weights: fp16 tensors (half the size, no visible loss) + grid."""
     state = {k: (v.half() if v.is_floating_point() else v)
              for k, v in model.state_dict().items()}
-    save_torch_atomic(path, {"config": model.cfg.to_dict(), "state": state,
-                             "grid": grid.state()})
+    blob = {"config": model.cfg.to_dict(), "state": state, "grid": grid.state()}
+    if model.torso_grid is not None:
+        blob["torso_grid"] = model.torso_grid.state()
+    save_torch_atomic(path, blob)
 
 
 @dataclass
@@ -118,8 +123,11 @@ def load_subject(ref: str | Path, device: str | torch.device = "cpu") -> Subject
     except (OSError, RuntimeError, ValueError) as exc:
         raise InputError(f"subject weights in {folder} are missing or damaged: {exc}",
                          "rebuild the subject (or finish training: --resume)") from exc
-    model = FaceNeRF(ModelConfig(**blob["config"]))
+    model = FaceNeRF(ModelConfig.from_dict(blob["config"]))
     model.load_state_dict({k: v.float() for k, v in blob["state"].items()})
     model.eval().to(device)
     grid = OccupancyGrid.from_state(blob["grid"], model.box_lo, model.box_hi).to(device)
+    if model.torso is not None and "torso_grid" in blob:
+        model.torso_grid = OccupancyGrid.from_state(
+            blob["torso_grid"], model.torso.box_lo, model.torso.box_hi).to(device)
     return Subject(folder, manifest, model, grid)

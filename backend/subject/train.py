@@ -26,11 +26,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..nerf.geometry import pixel_rays
+from shared.face_basis import solve_blendshapes
+from shared.landmarks import estimate_neutral
+
+from ..nerf.camera_optimizer import CameraOptimizer
+from ..nerf.geometry import rays_torch
 from ..nerf.metrics import psnr, ssim
 from ..nerf.model import FaceNeRF
 from ..nerf.occupancy import OccupancyGrid
-from ..nerf.render import SampleOptions, render_rays
+from ..nerf.render import SampleOptions, composite_layers, render_rays, render_torso_rays
+from ..nerf.torso import pose_code
 from ..nerf.view import composite, render_view
 from .prepare import SubjectData, box_rects, face_rects, feature_rects
 from .store import save_torch_atomic
@@ -46,8 +51,9 @@ TRAIN_MARCH = replace(SampleOptions(), jitter=True, step_block=8)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int | None = None  # None: until the time budget ends
-    minutes: float = 30.0
+    steps: int | None = None  # None: until a time budget ends
+    minutes: float = 30.0  # wall clock
+    cpu_minutes: float | None = None  # process CPU time (all threads), e.g. on a shared CPU
     frames_per_step: int = 2  # each frame costs one attention-lattice evaluation
     rays_per_frame: int = 2048
     lr_planes: float = 2e-2
@@ -57,6 +63,9 @@ class TrainConfig:
     warmup: int = 300  # steps before the grid is first refreshed from density
     refresh_every: int = 500
     density_threshold: float = 0.05  # per cm (alpha 0.015 over 3 mm)
+    refine_poses: bool = True  # per-frame head/body pose corrections + focal scale
+    lr_poses: float = 5e-4
+    pose_weight: float = 1e-2  # on the mean squared correction (rad^2, 100 x m^2)
     ckpt_every_s: float = 120.0
     seed: int = 0
     march: SampleOptions = TRAIN_MARCH
@@ -73,13 +82,16 @@ def _sample_pixels(rng: np.random.Generator, rect: np.ndarray, n: int) -> np.nda
     return np.stack([x, y], axis=1).astype(np.int64)
 
 
-def carve_grid(grid: OccupancyGrid, data: SubjectData, max_views: int = 40) -> None:
-    """Initial occupancy from the mattes (dilated, so hair edges are never carved)."""
+def carve_grid(grid: OccupancyGrid, data: SubjectData, max_views: int = 40,
+               poses: np.ndarray | None = None) -> None:
+    """Initial occupancy from the mattes (dilated, so hair edges are never carved), seen
+    through ``poses`` (default: the head poses; the torso's grid uses the body poses)."""
     from scipy.ndimage import binary_dilation
 
+    poses = data.poses if poses is None else poses
     idx = np.linspace(0, data.n_train - 1, min(max_views, data.n_train)).round().astype(int)
     masks = [binary_dilation(data.mattes[i] > 64, iterations=4) for i in idx]
-    grid.carve(masks, [data.k] * len(idx), [data.poses[i] for i in idx])
+    grid.carve(masks, [data.k] * len(idx), [poses[i] for i in idx])
 
 
 class Trainer:
@@ -87,97 +99,157 @@ class Trainer:
                  cfg: TrainConfig, device: torch.device) -> None:
         self.model, self.grid, self.data, self.cfg, self.dev = model, grid, data, cfg, device
         planes = list(model.planes.parameters())
+        if model.torso is not None:
+            planes += list(model.torso.planes.parameters())
         plane_ids = {id(p) for p in planes}
         rest = [p for p in model.parameters() if id(p) not in plane_ids]
-        self.opt = torch.optim.Adam([{"params": planes, "lr": cfg.lr_planes},
-                                     {"params": rest, "lr": cfg.lr_net}], eps=1e-12)
+        groups = [{"params": planes, "lr": cfg.lr_planes}, {"params": rest, "lr": cfg.lr_net}]
         self.base_lrs = [cfg.lr_planes, cfg.lr_net]
+        self.cameras: CameraOptimizer | None = None
+        if cfg.refine_poses:
+            self.cameras = CameraOptimizer(max(1, data.n_train)).to(device)
+            groups.append({"params": list(self.cameras.parameters()), "lr": cfg.lr_poses})
+            self.base_lrs.append(cfg.lr_poses)
+        self.opt = torch.optim.Adam(groups, eps=1e-12)
         self.step = 0
         self.elapsed = 0.0
+        self.cpu_seconds = 0.0
         self.history: list[list[float]] = []  # [step, loss, psnr_batch, seconds]
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator(device=device.type).manual_seed(cfg.seed)
-        self.tokens = torch.from_numpy(data.tokens).float().to(device)
+        self.landmarks = torch.from_numpy(data.landmarks).float().to(device)
+        if data.blendshapes is None:
+            data.blendshapes = frame_blendshapes(data)
+        self.blendshapes = torch.from_numpy(data.blendshapes).float().to(device)
+        self.poses = torch.from_numpy(data.poses).double().to(device)
+        self.body_poses = torch.from_numpy(data.body()).double().to(device)
+        self.torso_codes = torch.from_numpy(torso_codes(data.poses, data.body())).to(device)
+        self.k = torch.from_numpy(data.k).double().to(device)
         self.box = box_rects(data)
         self.feat = feature_rects(data)
         self.plate = data.plate.astype(np.float32) / 255.0
 
     # -- checkpoints ------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        save_torch_atomic(path, {"model": self.model.state_dict(),
-                                 "opt": self.opt.state_dict(), "step": self.step,
-                                 "elapsed": self.elapsed, "history": self.history,
-                                 "grid": self.grid.state(),
-                                 "rng": self.rng.bit_generator.state})
+        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                 "step": self.step, "elapsed": self.elapsed, "cpu": self.cpu_seconds,
+                 "history": self.history, "grid": self.grid.state(),
+                 "rng": self.rng.bit_generator.state}
+        if self.model.torso_grid is not None:
+            state["torso_grid"] = self.model.torso_grid.state()
+        if self.cameras is not None:
+            state["cameras"] = self.cameras.state_dict()
+        save_torch_atomic(path, state)
 
     def load(self, path: Path) -> None:
         ck = torch.load(path, map_location=self.dev, weights_only=False)
         self.model.load_state_dict(ck["model"])
+        if self.cameras is not None and "cameras" in ck:
+            self.cameras.load_state_dict(ck["cameras"])
         self.opt.load_state_dict(ck["opt"])
         self.step, self.elapsed, self.history = ck["step"], ck["elapsed"], ck["history"]
+        self.cpu_seconds = ck.get("cpu", 0.0)
         restored = OccupancyGrid.from_state(ck["grid"], self.grid.lo, self.grid.hi)
         self.grid.occ, self.grid.hull = restored.occ, restored.hull
+        if "torso_grid" in ck and self.model.torso is not None:
+            t = self.model.torso
+            self.model.torso_grid = OccupancyGrid.from_state(ck["torso_grid"], t.box_lo,
+                                                             t.box_hi).to(self.dev)
         self.rng.bit_generator.state = ck["rng"]
 
     # -- one step ---------------------------------------------------------------------
-    def _batch(self) -> tuple[torch.Tensor, ...]:
+    def _rays(self, which: str, frames: np.ndarray, pix: list[np.ndarray]
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rays of the sampled pixels in the head (or body) frame, with the learned
+        focal scale and pose corrections (differentiable)."""
+        poses = self.poses if which == "head" else self.body_poses
+        scale = self.cameras.focal_scale if self.cameras is not None else None
+        os_, ds = [], []
+        for f, p in zip(frames, pix, strict=True):
+            o, d = rays_torch(self.k, torch.from_numpy(p).to(self.dev), poses[int(f)], scale)
+            os_.append(o)
+            ds.append(d)
+        o, d = torch.cat(os_).float(), torch.cat(ds).float()
+        if self.cameras is not None:
+            fr = torch.as_tensor(frames, device=self.dev)
+            ray_frame = torch.cat([torch.full((len(p),), j, device=self.dev)
+                                   for j, p in enumerate(pix)])
+            o, d = self.cameras.apply(which, fr, o, d, ray_frame)
+        return o, d
+
+    def _batch(self) -> tuple:
         d, cfg = self.data, self.cfg
         frames = self.rng.choice(d.n_train, cfg.frames_per_step,
                                  replace=d.n_train < cfg.frames_per_step)
         n_feat = cfg.rays_per_frame // 4
-        os_, ds, fids, gts, bgs, ms = [], [], [], [], [], []
+        pix, fids, gts, bgs, ms = [], [], [], [], []
         for j, f in enumerate(frames):
-            pix = np.concatenate([
+            p = np.concatenate([
                 _sample_pixels(self.rng, self.box[f], cfg.rays_per_frame - n_feat),
                 _sample_pixels(self.rng, self.feat[f], n_feat)])
-            o, dd = pixel_rays(d.k, d.frames.shape[2], d.frames.shape[1], d.poses[f], pix)
-            os_.append(o)
-            ds.append(dd)
-            fids.append(np.full(len(pix), j))
-            gts.append(d.frames[f, pix[:, 1], pix[:, 0]].astype(np.float32) / 255.0)
-            bgs.append(self.plate[pix[:, 1], pix[:, 0]])
-            ms.append(d.mattes[f, pix[:, 1], pix[:, 0]].astype(np.float32) / 255.0)
-        t = [torch.from_numpy(np.concatenate(a)).to(self.dev)
-             for a in (os_, ds, fids, gts, bgs, ms)]
-        return torch.as_tensor(frames), *t
+            pix.append(p)
+            fids.append(np.full(len(p), j))
+            gts.append(d.frames[f, p[:, 1], p[:, 0]].astype(np.float32) / 255.0)
+            bgs.append(self.plate[p[:, 1], p[:, 0]])
+            ms.append(d.mattes[f, p[:, 1], p[:, 0]].astype(np.float32) / 255.0)
+        t = [torch.from_numpy(np.concatenate(a)).to(self.dev) for a in (fids, gts, bgs, ms)]
+        return frames, pix, *t
 
     def train_step(self, progress: float) -> tuple[float, float]:
         cfg = self.cfg
         for g, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
             g["lr"] = base * 0.1 ** min(1.0, progress)
-        frames, o, d, fid, gt, bg, matte = self._batch()
-        # One attention-lattice evaluation per frame, shared by all its rays.
-        vol = self.model.condition(self.tokens[frames.to(self.dev)], None, self.grid)
-        out = render_rays(self.model, self.grid, o, d, fid.long(), vol, cfg.march,
-                          generator=self.gen)
+        frames, pix, fid, gt, bg, matte = self._batch()
+        fsel = torch.as_tensor(frames, device=self.dev)
+        # One attention/warp lattice evaluation per frame, shared by all its rays.
+        vol = self.model.condition(self.landmarks[fsel], self.blendshapes[fsel], self.grid,
+                                   self.torso_codes[fsel])
+        o, d = self._rays("head", frames, pix)
+        out = render_rays(self.model, self.grid, o.float(), d.float(), fid.long(), vol,
+                          cfg.march, generator=self.gen)
+        if self.model.torso is not None and self.model.torso_grid is not None:
+            bo, bd = self._rays("body", frames, pix)
+            body = render_torso_rays(self.model, bo.float(), bd.float(), fid.long(), vol,
+                                     cfg.march, generator=self.gen)
+            out = composite_layers(out, body)
         pred = out["rgb"] + (1.0 - out["alpha"][:, None]) * bg
         mse = torch.mean((pred - gt) ** 2)
         loss = (mse + cfg.alpha_weight * torch.mean((out["alpha"] - matte) ** 2)
                 + cfg.offset_weight * out["offset_sq"])
+        if self.cameras is not None:
+            loss = loss + cfg.pose_weight * self.cameras.penalty()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return float(loss.detach()), float(-10.0 * torch.log10(mse.detach().clamp_min(1e-10)))
 
     def refresh_grid(self) -> None:
-        """Occupancy from density under three conditionings: mean face and the
+        """Occupancy from density under two conditionings: the mean face and the
         widest-open mouth (so the open mouth's interior is never culled)."""
-        mouth = self.data.landmarks[: self.data.n_train, 14, 1] - \
-            self.data.landmarks[: self.data.n_train, 13, 1]
-        pick = [int(np.argmin(mouth))]
-        conds = torch.cat([self.model.token_mean[None], self.tokens[pick]])
+        n = self.data.n_train
+        mouth = self.data.landmarks[:n, 14, 1] - self.data.landmarks[:n, 13, 1]
+        pick = int(np.argmin(mouth))
+        mean_face = self.landmarks[:n].mean(0, keepdim=True)
+        lms = torch.cat([mean_face, self.landmarks[pick:pick + 1]])
+        bss = torch.cat([self.blendshapes[:n].mean(0, keepdim=True),
+                         self.blendshapes[pick:pick + 1]])
         self.model.eval()
         with torch.no_grad():
-            vol = self.model.condition(conds, None, None)  # every lattice point
+            vol = self.model.condition(lms, bss, None)  # every lattice point
 
             def density(pts: torch.Tensor) -> torch.Tensor:
                 best = torch.zeros(len(pts), device=pts.device)
-                for c in range(len(conds)):
-                    s, _, _ = self.model(pts[None], vol[c:c + 1])
+                for c in range(len(lms)):
+                    s, _, _ = self.model(pts[None], vol.frame(c))
                     best = torch.maximum(best, s[0])
                 return best
 
             self.grid.refresh(density, self.cfg.density_threshold, seed=self.step)
+            torso, tgrid = self.model.torso, self.model.torso_grid
+            if torso is not None and tgrid is not None:
+                code = self.torso_codes[:n].mean(0, keepdim=True)
+                tgrid.refresh(lambda pts: torso(pts, code)[0], self.cfg.density_threshold,
+                              seed=self.step + 1)
         self.model.train()
 
     def run(self, ckpt: Path | None, on_progress: Callable[[int, float, float], None]
@@ -186,15 +258,22 @@ class Trainer:
         budget = cfg.minutes * 60.0
         self.model.train()
         start = time.perf_counter() - self.elapsed
+        cpu_start = time.process_time() - self.cpu_seconds
         last_ckpt = time.perf_counter()
         while True:
             self.elapsed = time.perf_counter() - start
+            self.cpu_seconds = time.process_time() - cpu_start
             done_steps = cfg.steps is not None and self.step >= cfg.steps
-            if done_steps or self.elapsed >= budget or (should_stop and should_stop()):
+            cpu_budget = None if cfg.cpu_minutes is None else cfg.cpu_minutes * 60.0
+            done_cpu = cpu_budget is not None and self.cpu_seconds >= cpu_budget
+            if (done_steps or done_cpu or self.elapsed >= budget
+                    or (should_stop and should_stop())):
                 break
             progress = self.elapsed / budget
             if cfg.steps:
                 progress = max(progress, self.step / cfg.steps)
+            if cpu_budget:
+                progress = max(progress, self.cpu_seconds / cpu_budget)
             loss, p = self.train_step(progress)
             self.step += 1
             if self.step % 25 == 0 or self.step == 1:
@@ -211,23 +290,51 @@ class Trainer:
         if ckpt is not None:
             self.save(ckpt)
         return {"steps": self.step, "seconds": round(self.elapsed, 1),
+                "cpu_seconds": round(self.cpu_seconds, 1),
                 "occupancy": round(self.grid.fraction, 4),
                 "history": self.history[-200:], "config": cfg.to_dict()}
+
+    def refined_data(self) -> SubjectData:
+        """The data with what training learned about the cameras: the focal scale on
+        ``k``, the corrected head and body poses of the training frames (held-out frames
+        keep their tracked poses)."""
+        d = self.data
+        body = d.body().copy()
+        if self.cameras is None:
+            return replace(d, body_poses=body)
+        with torch.no_grad():
+            n = d.n_train
+            k = d.k.copy()
+            k[0, 0] *= float(self.cameras.focal_scale)
+            k[1, 1] *= float(self.cameras.focal_scale)
+            poses = d.poses.copy()
+            poses[:n] = self.cameras.corrected("head", self.poses[:n]).cpu().numpy()
+            body[:n] = self.cameras.corrected("body", self.body_poses[:n]).cpu().numpy()
+        return replace(d, k=k, poses=poses, body_poses=body)
+
+
+def frame_blendshapes(data: SubjectData) -> np.ndarray:
+    """ARKit weights of every frame, solved on the subject's calm neutral (the same
+    solve the render path uses for landmarks without blendshapes)."""
+    n = max(3, data.n_train)
+    return solve_blendshapes(data.landmarks, estimate_neutral(data.landmarks[:n]))
+
+
+def torso_codes(head_poses: np.ndarray, body_poses: np.ndarray) -> np.ndarray:
+    """Pose codes [T, 9] of the head relative to the body (``torso.pose_code``)."""
+    rel = np.linalg.inv(np.asarray(body_poses, np.float64)) @ np.asarray(head_poses)
+    return pose_code(rel)
 
 
 def evaluate(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, frames: list[int],
              device: torch.device) -> dict:
-    """PSNR/SSIM of renders composited over the plate, full frame and face box."""
+    """PSNR/SSIM of renders composited over the plate, full frame and face box (our own
+    metrics; the benchmark adds scikit-image's SSIM)."""
     model.eval()
-    tokens = torch.from_numpy(data.tokens).float().to(device)
-    h, w = data.frames.shape[1:3]
     rects = face_rects(data)
     rows = []
     for f in frames:
-        with torch.inference_mode():
-            vol = model.condition(tokens[f:f + 1], None, grid)
-        rgba, _ = render_view(model, grid, data.k, w, h, data.poses[f], vol)
-        img = composite(rgba, data.plate)
+        img = render_frame(model, grid, data, f, device)
         gt = data.frames[f].astype(np.float32) / 255.0
         x0, y0, x1, y1 = rects[f].round().astype(int)
         rows.append([psnr(img, gt), ssim(img, gt), psnr(img[y0:y1, x0:x1], gt[y0:y1, x0:x1]),
@@ -236,3 +343,25 @@ def evaluate(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, frames: li
     return {"psnr": round(float(m[0]), 3), "ssim": round(float(m[1]), 4),
             "psnr_face": round(float(m[2]), 3), "ssim_face": round(float(m[3]), 4),
             "frames": [int(f) for f in frames]}
+
+
+def render_frame(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, f: int,
+                 device: torch.device, landmarks: np.ndarray | None = None,
+                 blendshapes: np.ndarray | None = None) -> np.ndarray:
+    """Frame ``f`` of ``data`` rendered at its camera and composited over the plate
+    (float RGB [H, W, 3]); ``landmarks`` / ``blendshapes`` replace its conditioning."""
+    h, w = data.frames.shape[1:3]
+    lm = data.landmarks[f] if landmarks is None else landmarks
+    if blendshapes is None:
+        blendshapes = (data.blendshapes[f] if data.blendshapes is not None
+                       else np.zeros(52, np.float32))
+    body = data.body()
+    code = torso_codes(data.poses[f:f + 1], body[f:f + 1])
+    with torch.inference_mode():
+        vol = model.condition(torch.from_numpy(np.asarray(lm, np.float32)[None]).to(device),
+                              torch.from_numpy(np.asarray(blendshapes, np.float32)[None]
+                                               ).to(device), grid,
+                              torch.from_numpy(code).to(device))
+    rgba, _ = render_view(model, grid, data.k, w, h, data.poses[f], vol,
+                          body_to_camera=body[f])
+    return composite(rgba, data.plate)
