@@ -38,7 +38,7 @@ from .animate_job import (
 from .audio_io import BACKEND_SAMPLE_RATE, load_pcm
 from .backend_session import BackendSession
 from .frame_writer import frames_on_disk
-from .render_job import RENDER_KIND, RenderTask, conditioning_hash, frames_root
+from .render_job import HEAD_POSE_FRAME, RENDER_KIND, RenderTask, conditioning_hash, frames_root
 from .scene_inputs import LastAnimation
 from .shared.emotions import validate_emotion_arrays
 from .shared.errors import FacecastError, InputError
@@ -231,7 +231,8 @@ def start_render(scene: bpy.types.Scene) -> RenderTask | None:
     run.params = {"subject": inputs.subject, "camera": cam,
                   "frames": [int(f) for f in missing], "first_frame": int(missing[0]),
                   "n_frames": int(missing.size), "array_names": names,
-                  "fps": scene_fps(scene.render.fps, scene.render.fps_base)}
+                  "fps": scene_fps(scene.render.fps, scene.render.fps_base),
+                  "head_pose_frame": HEAD_POSE_FRAME}
     task.requested = [int(f) for f in missing]
     run.strip_refreshed_at, run.strip_frames = time.monotonic(), len(have)
     connect()  # no waiting: step() submits once the backend has answered

@@ -7,7 +7,8 @@ with the same conditioning skips it.
 
 The ``render`` job contract (backend/jobs/render.py): params ``subject``, ``camera``
 (``shared/camera.py``'s dict), ``first_frame``, ``n_frames`` and ``frames`` (the scene
-frames still missing on disk) and ``array_names``; arrays in that (sorted) order:
+frames still missing on disk), ``array_names`` and ``head_pose_frame``
+(``HEAD_POSE_FRAME``); arrays in that (sorted) order:
 ``blendshapes[T, 52]``, ``head_pose[T, 4, 4]`` (canonical head frame -> Blender world:
 the face object's matrix_world times ``HEAD_TO_BLENDER``) and
 ``landmarks[T, N, 3]`` when the animation came from Animate. Each FRAME's body
@@ -31,6 +32,10 @@ from .shared.errors import InputError
 from .shared.protocol import Event, MsgType
 
 RENDER_KIND = "render"
+#: The frame of the head poses the add-on sends (shared/render_conditioning.py): the
+#: canonical head frame -> Blender world, i.e. the face object's matrix_world @
+#: HEAD_TO_BLENDER. The backend refuses a head pose whose frame is not named.
+HEAD_POSE_FRAME = "world"
 FRAMES_DIRNAME = "facecast_frames"
 HASH_CHARS = 16
 

@@ -42,9 +42,8 @@ def test_default_renders_a_face() -> None:
 def test_default_opens_its_mouth_when_told() -> None:
     """The product path: ARKit jawOpen retargeted onto the subject's neutral, rendered, and
     re-tracked with the shared tracker: the rendered mouth must open with the command."""
-    from backend.nerf.tokens import token_ids
-    from backend.nerf.view import composite, render_view
-    from backend.subject.retarget import retarget
+    from backend.subject.conditioning import render_conditioning
+    from backend.subject.train import render_frame
     from backend.tracking.face_tracker import track_faces
     from shared.blendshapes import ARKIT_BLENDSHAPES
     from shared.landmarks import mouth_opening
@@ -53,16 +52,12 @@ def test_default_opens_its_mouth_when_told() -> None:
     pack = SubjectData.load(subject.folder / "heldout.npz")
     weights = np.zeros((2, len(ARKIT_BLENDSHAPES)), np.float32)
     weights[1, ARKIT_BLENDSHAPES.index("jawOpen")] = 0.7
-    lm = retarget({"blendshapes": weights}, subject.manifest)["landmarks"]
-    tok = torch.from_numpy(lm[:, token_ids()]).float()
-    size = pack.frames.shape[1]
+    cond = render_conditioning({"blendshapes": weights}, subject.manifest)
     frames = []
     for i in range(2):
-        with torch.inference_mode():
-            vol = subject.model.condition(tok[i:i + 1], None, subject.grid)
-        rgba, _ = render_view(subject.model, subject.grid, pack.k, size, size,
-                              pack.poses[0], vol)
-        frames.append((composite(rgba, pack.plate) * 255 + 0.5).clip(0, 255).astype(np.uint8))
+        img = render_frame(subject.model, subject.grid, pack, 0, torch.device("cpu"),
+                           cond.landmarks[i], cond.blendshapes[i])
+        frames.append((img * 255 + 0.5).clip(0, 255).astype(np.uint8))
     tracked = track_faces(np.stack(frames), static=True, progress=False)
     closed, opened = mouth_opening(tracked.landmarks)
     assert np.isfinite([closed, opened]).all()  # a face is found in both renders

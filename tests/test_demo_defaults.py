@@ -8,12 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from backend.demo.defaults import (
-    HEAD_FRAME_HI,
-    HEAD_FRAME_LO,
-    default_emotion_track,
-    front_camera,
-)
+from backend.demo.defaults import default_emotion_track
+from backend.subject.framing import HEAD_FRAME_HI, HEAD_FRAME_LO, front_camera
 from shared.camera import camera_from_dict, camera_views
 from shared.emotions import EMOTIONS, parse_emotion_string, sample_emotion_track
 from shared.landmarks import to_blender_axes

@@ -52,6 +52,7 @@ def to_json(anim) -> dict:
             "blendshapes": np.round(a["blendshapes"], 5).tolist(),
             "landmarks": np.round(a["landmarks"], 5).tolist(),
             "head_pose": np.round(a["head_pose"], 6).tolist(),
+            "head_pose_frame": str(a["head_pose_frame"]),
             "blink": np.round(a["blink"], 4).tolist(),
             "emotion_weights": np.round(a["emotion_weights"], 4).tolist(),
             "emotion_intensity": np.round(a["emotion_intensity"], 4).tolist()}

@@ -1,4 +1,10 @@
-"""``facecast render SUBJECT --motion anim.npz --camera cam.json -o frames/``.
+"""``facecast render SUBJECT --motion anim.npz --camera cam.json|front -o frames/``.
+
+The animation goes through the one conditioning contract
+(``backend.subject.conditioning.render_conditioning``): an ``anim.npz`` from
+``facecast animate`` renders as it is (its head pose is recorded as ``motion``, placed
+at the origin facing -Y); ``--camera front`` frames the head from the front at
+``--size`` (the demo's camera), so no add-on is needed for a ``cam.json``.
 
 Writes ``NNNNNN.png`` (RGBA, straight alpha, 8 bit) and ``depth_NNNNNN.png`` (16-bit
 grey, planar millimetres from the camera, 0 = no subject) per frame, each written to a
@@ -8,25 +14,35 @@ temporary name and renamed, so a reader never sees half a frame.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 
 from backend.atomic_file import write_atomic
+from backend.threads import add_threads_argument
 from shared.errors import InputError
+from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_FRAMES
+
+MOTION_KEYS = ("landmarks", "blendshapes", "head_pose", HEAD_POSE_FRAME_KEY, "subject")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render a subject with a motion at a Blender camera")
     p.add_argument("subject", help="subject name or folder")
     p.add_argument("--motion", type=Path, required=True,
-                   help="anim.npz with landmarks [T,478,3] and/or blendshapes [T,52], "
-                   "optional head_pose [T,4,4] (head -> Blender world)")
-    p.add_argument("--camera", type=Path, required=True, help="cam.json from the add-on")
+                   help="anim.npz / anim.json from `facecast animate` (or any .npz with "
+                   "landmarks [T,478,3] and/or blendshapes [T,52], optional head_pose "
+                   f"[T,4,4] with {HEAD_POSE_FRAME_KEY} = {' or '.join(HEAD_POSE_FRAMES)})")
+    p.add_argument("--camera", required=True, metavar="CAM.json|front",
+                   help="cam.json from the add-on, or 'front': the head from the front")
+    p.add_argument("--size", default="512", metavar="W[xH]",
+                   help="image size for --camera front (default 512)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--fp16", action="store_true", help="half precision on CUDA")
     p.add_argument("--start", type=int, default=1, help="number of the first frame file")
+    add_threads_argument(p)
     p.set_defaults(func=_render)
 
 
@@ -37,40 +53,81 @@ def write_png_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def load_motion(path: Path) -> dict:
+    """The arrays of an ``anim.npz`` / ``anim.json`` that a render uses."""
     try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return {k: (np.asarray(data[k], np.float32) if k in ("landmarks", "blendshapes",
+                                                                 "head_pose") else data[k])
+                    for k in MOTION_KEYS if k in data}
         with np.load(path, allow_pickle=False) as d:
-            return {k: d[k] for k in ("landmarks", "blendshapes", "head_pose") if k in d}
+            return {k: d[k] for k in MOTION_KEYS if k in d}
     except FileNotFoundError as exc:
         raise InputError(f"motion file not found: {path}", "pass an anim.npz") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"motion file {path.name} is not a readable .npz/.json: {exc}",
+                         "write it with `facecast animate` or numpy.savez (landmarks, "
+                         "blendshapes, head_pose, head_pose_frame)") from exc
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in str(text).lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or not all(16 <= v <= 4096 for v in parts):
+        raise InputError(f"--size {text!r} is not an image size",
+                         "pass W or WxH in pixels, 16..4096 (e.g. 512 or 640x480)")
+    return parts[0], parts[-1]
+
+
+def camera_dict(camera: str, manifest: dict, size: str) -> dict:
+    """``--camera``: a cam.json file, or 'front' (``backend.subject.framing``)."""
+    from backend.subject.framing import front_camera
+
+    if camera.strip().lower() == "front":
+        return front_camera(manifest, *parse_size(size))
+    path = Path(camera)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"camera file not found: {path}",
+                         "export it from the add-on, or use --camera front") from exc
     except (OSError, ValueError) as exc:
-        raise InputError(f"motion file {path.name} is not a readable .npz: {exc}",
-                         "write it with numpy.savez (landmarks, blendshapes, head_pose)"
-                         ) from exc
+        raise InputError(f"camera file {path.name} is not valid JSON: {exc}",
+                         "export it again from the add-on, or use --camera front") from exc
 
 
 def _render(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from backend.nerf.pipeline import check_conditioning, render_sequence
+    from backend.nerf.pipeline import render_sequence
+    from backend.progress import progress
     from backend.subject.build import pick_device
+    from backend.subject.conditioning import render_conditioning
     from backend.subject.store import load_subject
-    from shared.camera import camera_views, load_camera
+    from backend.threads import set_threads
+    from shared.camera import camera_from_dict, camera_views
 
+    set_threads(args.threads)
     motion = load_motion(args.motion)
-    cond = check_conditioning(motion.get("landmarks"), motion.get("blendshapes"),
-                              motion.get("head_pose"))
-    cam, mw = load_camera(args.camera)
-    views = camera_views(cam, mw, len(cond))
     subject = load_subject(args.subject, pick_device(args.device))
+    made_for = motion.get("subject")
+    cond = render_conditioning(motion, subject.manifest,
+                               made_for=None if made_for is None else str(made_for))
+    cam, mw = camera_from_dict(camera_dict(args.camera, subject.manifest, args.size))
+    views = camera_views(cam, mw, len(cond))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder {args.out}: {exc}",
                          "choose a writable folder") from exc
     frames = render_sequence(subject.model, subject.grid, views, cond, fp16=args.fp16)
-    for i, rgba, depth in tqdm(frames, total=len(cond), desc="rendering", unit="frame"):
-        n = args.start + i
-        write_png_atomic(args.out / f"{n:06d}.png", rgba)
-        write_png_atomic(args.out / f"depth_{n:06d}.png", depth)
+    with progress(len(cond), "rendering", "frame") as bar:
+        for i, rgba, depth in frames:
+            n = args.start + i
+            write_png_atomic(args.out / f"{n:06d}.png", rgba)
+            write_png_atomic(args.out / f"depth_{n:06d}.png", depth)
+            bar.update(1)
     print(f"{len(cond)} frames written to {args.out}")
     return 0

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, MsgType, load_key
@@ -29,9 +28,11 @@ from shared.protocol.keys import ensure_key_file
 from ..audio import load_audio
 from ..media.face_preview import FacePreview
 from ..media.mp4 import write_mp4
+from ..progress import progress
 from ..server.launcher import BackendProcess
+from ..subject.framing import front_camera
 from ..subject.store import read_manifest, resolve_subject
-from .defaults import DEFAULT_LINE, QUICK_LINE, default_emotion_track, front_camera
+from .defaults import DEFAULT_LINE, QUICK_LINE, default_emotion_track
 
 SAMPLE_RATE = 16000
 BACKGROUND = np.array([38, 40, 48], np.float32)
@@ -50,6 +51,7 @@ class DemoOptions:
     device: str = "auto"
     blend: bool = True
     seed: int = 0
+    threads: int | None = None  # torch threads of the backend (None: its default)
 
     @property
     def render_size(self) -> int:
@@ -89,7 +91,9 @@ def run_demo(opts: DemoOptions) -> DemoReport:
     keys_dir = out / ".facecast"
     key_file, _ = ensure_key_file(keys_dir / "hmac.key")
     started = time.perf_counter()
-    with BackendProcess(key_file=key_file, log_file=out / "backend.log") as backend:
+    threads = None if opts.threads is None else ["--threads", str(opts.threads)]
+    with BackendProcess(key_file=key_file, log_file=out / "backend.log",
+                        extra_args=threads) as backend:
         report.steps["backend start"] = round(time.perf_counter() - started, 2)
         with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=30) as client:
             info = client.call("info").body
@@ -139,7 +143,7 @@ def _animate(client: BlockingClient, pcm: np.ndarray, opts: DemoOptions, emotion
     params = {"fps": str(opts.fps), "sample_rate": SAMPLE_RATE, "emotion": emotion,
               "n_frames": n_frames, "seed": opts.seed}
     chunks: list[tuple[int, dict[str, np.ndarray]]] = []
-    bar = tqdm(total=n_frames, desc="animate", unit="frame", leave=False, disable=None)
+    bar = progress(n_frames, "animate", "frame", leave=False)
     client.call("animate", params, [np.asarray(pcm, np.float32)],
                 on_event=lambda e: _collect(e, chunks, bar))
     bar.close()
@@ -152,7 +156,7 @@ def _animate(client: BlockingClient, pcm: np.ndarray, opts: DemoOptions, emotion
     return merged
 
 
-def _collect(event, chunks: list, bar: tqdm) -> None:
+def _collect(event, chunks: list, bar) -> None:
     if event.kind != MsgType.RESULT:
         return
     body = event.body
@@ -174,18 +178,11 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     from ..commands.render_cmd import write_png_atomic
 
     folder.mkdir(parents=True, exist_ok=True)
-    from shared.landmarks import HEAD_TO_BLENDER
-
-    # The render job's head_pose maps the canonical head frame to the Blender world: the
-    # motion (in the head frame) first, then the head frame's axes into Blender's.
-    head = (HEAD_TO_BLENDER @ anim["head_pose"]).astype(np.float32)
-    names = ["blendshapes", "head_pose"]
-    arrays = [np.ascontiguousarray(anim["blendshapes"], np.float32), head]
-    params = {"subject": opts.subject, "camera": camera, "array_names": names,
-              "device": opts.device}
+    arrays, params = render_request(anim)
+    params.update({"subject": opts.subject, "camera": camera, "device": opts.device})
     n = len(anim["blendshapes"])
     frames: list[np.ndarray | None] = [None] * n
-    bar = tqdm(total=n, desc="render", unit="frame", leave=False, disable=None)
+    bar = progress(n, "render", "frame", leave=False)
 
     def on_event(event) -> None:
         if event.kind == MsgType.FRAME:
@@ -204,6 +201,19 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     return frames  # type: ignore[return-value]
 
 
+def render_request(anim: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]:
+    """The render job's arrays and params for an animation from the ``animate`` job, as
+    they are: blendshapes (the backend retargets them onto the subject) and the head
+    motion, named as such (``shared.render_conditioning``); the head rests at the
+    contract's default placement, where ``front_camera`` looks."""
+    from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_MOTION
+
+    names = ["blendshapes", "head_pose"]
+    arrays = [np.ascontiguousarray(anim["blendshapes"], np.float32),
+              np.ascontiguousarray(anim["head_pose"], np.float32)]
+    return arrays, {"array_names": names, HEAD_POSE_FRAME_KEY: HEAD_POSE_MOTION}
+
+
 def _video(path: Path, frames: list[np.ndarray], anim: dict[str, np.ndarray], fps: int,
            pcm: np.ndarray) -> None:
     """NeRF render (over a flat background) beside the animated landmark mesh."""
@@ -216,8 +226,15 @@ def _video(path: Path, frames: list[np.ndarray], anim: dict[str, np.ndarray], fp
             nerf = rgba[..., :3].astype(np.float32) * a + BACKGROUND * (1 - a)
             yield np.concatenate([nerf.astype(np.uint8), preview.render(lm)], axis=1)
 
-    write_mp4(path, tqdm(composed(), total=len(frames), desc="video", unit="frame",
-                         leave=False, disable=None), Fraction(fps), pcm, SAMPLE_RATE)
+    bar = progress(len(frames), "video", "frame", leave=False)
+
+    def counted() -> Iterator[np.ndarray]:
+        for frame in composed():
+            bar.update(1)
+            yield frame
+
+    write_mp4(path, counted(), Fraction(fps), pcm, SAMPLE_RATE)
+    bar.close()
 
 
 def _blend(out: Path, audio_path: Path, fps: int) -> Path | None:

@@ -2,12 +2,16 @@
 
 Params: ``subject`` (name or folder), ``camera`` (the cam.json dict), ``array_names``
 naming the input arrays in order (any of ``landmarks`` [T,478,3], ``blendshapes``
-[T,52], ``head_pose`` [T,4,4] mapping the canonical head frame (+Y up, +Z out of the
-face) to the Blender world; default ``HEAD_TO_BLENDER``: head at the origin facing -Y),
-optional ``device`` ("cpu"/"cuda"/"auto"),
-``fp16``. Each frame goes out with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4],
-depth uint16 mm [H,W]])``, which blocks until the client grants credit, so a slow
-client never makes the backend buffer a whole sequence.
+[T,52], ``head_pose`` [T,4,4], ``body_pose`` [T,4,4]), ``head_pose_frame`` (required with
+a head pose: ``"world"`` = canonical head frame -> Blender world, what the add-on sends;
+``"motion"`` = motion relative to the rest pose, what the ``animate`` job returns),
+optional ``placement`` (4x4, rest head frame -> world for ``"motion"``; default: at the
+origin facing -Y), ``device`` ("cpu"/"cuda"/"auto"), ``fp16``. The conditioning contract
+is ``shared.render_conditioning``; the backend retargets the animation onto the
+subject's own face on receipt (``backend.subject.conditioning``). Each frame goes out
+with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4], depth uint16 mm [H,W]])``, which
+blocks until the client grants credit, so a slow client never makes the backend buffer
+a whole sequence.
 
 Under ``facecast serve --cluster`` the frames come from Ray render actors instead
 (:mod:`backend.cluster`), in the same order and with the same bytes; the job still sends
@@ -19,27 +23,31 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Any
 
+import numpy as np
+
 from shared.errors import InputError
 
 from . import registry
 from .base import Job, JobContext
 
-_NAMES = ("landmarks", "blendshapes", "head_pose")
+_NAMES = ("landmarks", "blendshapes", "head_pose", "body_pose")
 
 
 @registry.register
 class RenderJob(Job):
     kind = "render"
     description = "Render a subject (tri-plane NeRF) as RGBA + depth frames at a camera"
+    features = ("head_pose_frame", "torso")
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         import torch
 
         from backend.cluster.runtime import active_cluster
         from backend.nerf.pipeline import check_conditioning, head_to_camera, render_sequence
-        from backend.subject.retarget import retarget
+        from backend.subject.conditioning import render_conditioning
         from backend.subject.store import load_subject, read_manifest, resolve_subject
         from shared.camera import camera_from_dict, camera_views
+        from shared.render_conditioning import check_head_pose_frame
 
         p = ctx.params
         names = p.get("array_names", [])
@@ -50,8 +58,15 @@ class RenderJob(Job):
                              f"name each array once, in order, from {_NAMES}")
         arrays = dict(zip(names, ctx.arrays, strict=True))
         # Validate what the client sent (errors name its arrays) before any heavy work.
-        check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"),
-                           arrays.get("head_pose"))
+        check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"), None)
+        frame = check_head_pose_frame(p.get("head_pose_frame"), "head_pose" in arrays)
+        placement = p.get("placement")
+        if placement is not None:
+            try:
+                placement = np.asarray(placement, np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputError("placement is not a 4x4 matrix of numbers",
+                                 "send placement as 4 rows of 4 numbers") from exc
         cam, mw = camera_from_dict(p.get("camera"))
         cluster = active_cluster()  # the actors pick their own device
         device = p.get("device", "auto")
@@ -68,9 +83,8 @@ class RenderJob(Job):
         else:
             folder = resolve_subject(p["subject"])
             manifest = read_manifest(folder)
-        arrays = retarget(arrays, manifest)  # the animation on this subject's face
-        cond = check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"),
-                                  arrays.get("head_pose"))
+        cond = render_conditioning(arrays, manifest, head_pose_frame=frame,
+                                   placement=placement, body_pose=arrays.get("body_pose"))
         views = camera_views(cam, mw, len(cond))
         n = len(cond)
         fp16 = bool(p.get("fp16", True))

@@ -70,6 +70,9 @@ class Animation:
         """Everything as named numpy arrays (the .npz layout)."""
         return {"blendshapes": self.blendshapes, "blendshape_names": np.array(self.names),
                 "landmarks": self.landmarks, "head_pose": self.head_pose,
+                # The render contract's name for this head pose's frame (relative motion
+                # in the head frame): shared.render_conditioning.HEAD_POSE_MOTION.
+                "head_pose_frame": np.array("motion"),
                 "blink": self.blink, "emotion_weights": self.emotion_weights,
                 "emotion_intensity": self.emotion_intensity, "emotion_names":
                 np.array(EMOTIONS), "frame_numbers": self.frame_numbers,
