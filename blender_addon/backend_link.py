@@ -84,6 +84,8 @@ def backend_command(executable: str, address: str, key_file: str, ready_file: Pa
     else:
         cmd = [executable, "serve"]
     cmd += ["--address", address, "--ready-file", str(ready_file)]
+    # Leave one core to Blender itself (the backend renders beside the UI).
+    cmd += ["--threads", str(max(1, (os.cpu_count() or 2) - 1))]
     if key_file:
         cmd += ["--key-file", key_file]
     return cmd

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from backend.threads import add_threads_argument
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole product on the shipped defaults",
@@ -26,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-blend", action="store_true", help="skip the .blend")
     p.add_argument("--seed", type=int, default=0)
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
@@ -37,10 +40,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--fps {args.fps} is out of range", "use 1..120")
     if args.size is not None and not 32 <= args.size <= 1024:
         raise InputError(f"--size {args.size} is out of range", "use 32..1024")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads {args.threads} is not a thread count", "pass 1 or more")
     report = run_demo(DemoOptions(
         out=args.out, quick=args.quick, audio=args.audio, text=args.text,
         emotion=args.emotion, subject=args.subject, fps=args.fps, size=args.size,
-        device=args.device, blend=not args.no_blend, seed=args.seed))
+        device=args.device, blend=not args.no_blend, seed=args.seed, threads=args.threads))
     print(f"facecast demo: wrote {args.out}/ in {report.steps['total']:.0f} s")
     for name, file in report.outputs.items():
         print(f"  {name:10s} {args.out / file}")

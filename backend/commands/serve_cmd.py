@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.threads import add_threads_argument
 from shared.protocol import DEFAULT_ADDRESS
 from shared.protocol.constants import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -48,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="frames per chunk sent to one actor (default 4)")
     c.add_argument("--actor-memory", type=int, default=None, metavar="MIB",
                    help="memory each actor reserves; subjects needing more are refused")
+    add_threads_argument(p)
     p.set_defaults(func=run)
 
 
@@ -66,6 +68,9 @@ def cluster_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from backend.server.app import run_server
     from backend.server.config import ServerConfig
+    from backend.threads import set_threads
+
+    set_threads(args.threads)
 
     config = ServerConfig(address=args.address, key_file=args.key_file, workers=args.workers,
                           max_jobs_per_client=args.max_jobs_per_client,

@@ -19,11 +19,16 @@ def person_mattes(frames: np.ndarray) -> np.ndarray:
     os.environ.setdefault("GLOG_minloglevel", "2")
     from mediapipe.python.solutions import selfie_segmentation
 
+    from ..progress import progress
+    from ..tracking.quiet import quiet_native_logs
+
     out = np.empty(frames.shape[:3], dtype=np.float32)
     # model_selection=0: the square "general" model, better than the landscape one for
     # head-and-shoulders framing.
-    with selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+    with quiet_native_logs(), progress(len(frames), "matting", "frame") as bar, \
+            selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
         for i, frame in enumerate(frames):
             mask = seg.process(np.ascontiguousarray(frame)).segmentation_mask
             out[i] = np.clip(mask, 0.0, 1.0)
+            bar.update(1)
     return out

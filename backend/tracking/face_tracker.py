@@ -25,6 +25,8 @@ import numpy as np
 from shared.errors import FacecastError, InputError
 from shared.landmarks import N_LANDMARKS
 
+from .quiet import quiet_native_logs
+
 PROGRESS_MIN_FRAMES = 300  # show a progress bar only when tracking takes a while
 
 
@@ -98,12 +100,19 @@ def track_faces(frames: Iterable[np.ndarray], *, static: bool = False,
         total = len(frames)  # type: ignore[arg-type]
     if progress is None:
         progress = total is not None and total >= PROGRESS_MIN_FRAMES
-    iterator: Iterable[np.ndarray] = frames
+    with quiet_native_logs():
+        return _track(frames, face_mesh, static, min_detection_confidence,
+                      min_tracking_confidence, total, progress)
+
+
+def _track(frames: Iterable[np.ndarray], face_mesh, static: bool,
+           min_detection_confidence: float, min_tracking_confidence: float,
+           total: int | None, progress: bool) -> Tracks:
+    bar = None
     if progress:
-        from tqdm import tqdm
+        from backend.progress import progress as progress_bar
 
-        iterator = tqdm(frames, total=total, desc="tracking faces", unit="frame")
-
+        bar = progress_bar(total, "tracking faces", "frame")
     rows: list[np.ndarray] = []
     found: list[bool] = []
     size: tuple[int, int] | None = None
@@ -113,7 +122,9 @@ def track_faces(frames: Iterable[np.ndarray], *, static: bool = False,
     detector = None  # a per-frame detector, created on the first miss only
     with face_mesh.FaceMesh(static_image_mode=static, **options) as mesh:
         try:
-            for frame in iterator:
+            for frame in frames:
+                if bar is not None:
+                    bar.update(1)
                 frame = _check_frame(frame, size)
                 size = (frame.shape[1], frame.shape[0])
                 faces = mesh.process(frame).multi_face_landmarks
@@ -135,6 +146,8 @@ def track_faces(frames: Iterable[np.ndarray], *, static: bool = False,
         finally:
             if detector is not None:
                 detector.close()
+            if bar is not None:
+                bar.close()
     if not rows:
         raise InputError("no frames to track", "pass at least one decoded video frame")
     return Tracks(np.stack(rows), np.asarray(found, dtype=bool), size or (0, 0))
