@@ -17,9 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     motion = bs.add_parser("motion", help="lip sync, FACS signs, identity, blinks, speed")
     motion.add_argument("--weights", default=None, help="motion weights (default: shipped)")
     motion.set_defaults(func=_motion)
-    render = bs.add_parser("render", help="subject PSNR/SSIM, fps, memory, obedience")
+    render = bs.add_parser("render", help="subject fidelity vs baselines, obedience per "
+                           "cue, expression and identity judges, fps idle/busy, memory")
     render.add_argument("subject", nargs="?", default="default", help="subject name/folder")
-    render.add_argument("--frames", type=int, default=10, help="frames timed per size")
+    render.add_argument("--frames", type=int, default=10, help="frames timed per speed row")
     render.add_argument("--device", default=None, choices=("cpu", "cuda"),
                         help="cpu skips the GPU rows")
     render.set_defaults(func=_render)
