@@ -49,11 +49,9 @@ def render_frames(subject, views: list[CameraView], cond, fp16: bool
 
 
 def slice_conditioning(cond, start: int, stop: int):
-    """The frames ``[start, stop)`` of a :class:`backend.nerf.pipeline.Conditioning`."""
-    from backend.nerf.pipeline import Conditioning
-
-    bs = None if cond.blendshapes is None else cond.blendshapes[start:stop]
-    return Conditioning(cond.landmarks[start:stop], bs, cond.head_pose[start:stop])
+    """The frames ``[start, stop)`` of a :class:`backend.nerf.pipeline.Conditioning`
+    (every per-frame array, the torso's body pose included)."""
+    return cond.frames(start, stop)
 
 
 def weights_memory_needed(weights_file_bytes: int) -> int:

@@ -52,6 +52,14 @@ class Conditioning:
     def __len__(self) -> int:
         return len(self.landmarks)
 
+    def frames(self, start: int, stop: int) -> Conditioning:
+        """Frames ``[start, stop)`` (e.g. one chunk for a render actor)."""
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[start:stop]
+
+        return Conditioning(self.landmarks[start:stop], cut(self.blendshapes),
+                            self.head_pose[start:stop], cut(self.body_pose))
+
 
 def _finite(a: np.ndarray, name: str) -> None:
     if not np.all(np.isfinite(a)):
