@@ -20,9 +20,10 @@ from shared.landmarks import canonical_face
 TINY = ModelConfig(plane_res=32, plane_channels=4, attn_spacing=0.012, hidden=16)
 
 
-def _model(seed: int = 0) -> FaceNeRF:
+def _model(seed: int = 0, cfg: ModelConfig = TINY) -> FaceNeRF:
     torch.manual_seed(seed)
-    m = FaceNeRF(TINY)
+    m = FaceNeRF(cfg)
+    m.set_canonical(torch.from_numpy(canonical_face().vertices.copy()))
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0.0, 0.3)
@@ -77,8 +78,11 @@ def test_lattice_gather_equals_grid_sample() -> None:
     assert torch.allclose(g_ref, g_got, atol=1e-4)
 
 
-def test_mask_changes_nothing_at_occupied_samples() -> None:
-    m = _model()
+@pytest.mark.parametrize("warp", [False, True])
+def test_mask_changes_nothing_at_occupied_samples(warp: bool) -> None:
+    import dataclasses
+
+    m = _model(cfg=dataclasses.replace(TINY, mesh_warp=warp))
     g = _grid(m)
     mask = lattice_mask(g, m.lattice_pts, m.lattice_shape)
     assert 0.05 < mask.float().mean() < 0.9  # it does skip work
@@ -87,10 +91,13 @@ def test_mask_changes_nothing_at_occupied_samples() -> None:
     x = x + torch.tensor([0.0, -0.01, 0.02])
     x = x[g.lookup(x)][None]
     assert x.shape[1] > 500
-    tok = _tokens()[:1]
+    tok = _tokens()[:1] * 1.02  # a face a little off the canonical one: the warp moves
     with torch.no_grad():
         full = m(x, m.condition(tok, None, None))
-        masked = m(x, m.condition(tok, None, g))
+        cond = m.condition(tok, None, g)
+        masked = m(x, cond)
+        if warp:
+            assert cond.warp is not None and cond.warp.abs().max() > 1e-3
     for a, b in zip(full, masked, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
 

@@ -69,16 +69,24 @@ class MeshWarp(nn.Module):
         self.load_canonical()
 
     @torch.no_grad()
-    def lattice(self, verts: torch.Tensor) -> torch.Tensor:
+    def lattice(self, verts: torch.Tensor, index: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """verts [F, 478, 3] this frame's face (metres, head frame) -> displacement
-        lattice [F, P, 3] (posed -> canonical, channels last, ``lattice_points`` order)."""
-        cand = self.candidates  # [P, K]
-        v = verts[:, cand]  # [F, P, K, 3]
-        c = self.canonical[cand]  # [P, K, 3]
-        d2 = ((self.points[None, :, None] - v) ** 2).sum(-1)  # [F, P, K]
+        lattice [F, P, 3] (posed -> canonical, channels last, ``lattice_points`` order).
+        With ``index`` only those lattice points are computed (the rest stay zero: no
+        occupied sample can read them)."""
+        cand = self.candidates if index is None else self.candidates[index]  # [n, K]
+        pts = self.points if index is None else self.points[index]
+        v = verts[:, cand]  # [F, n, K, 3]
+        c = self.canonical[cand]  # [n, K, 3]
+        d2 = ((pts[None, :, None] - v) ** 2).sum(-1)  # [F, n, K]
         w = torch.softmax(-d2 / (2 * SIGMA ** 2), dim=-1)
-        fade = torch.exp(-d2.min(-1).values / (2 * FALLOFF ** 2))  # [F, P]
-        return (w[..., None] * (c[None] - v)).sum(-2) * fade[..., None]
+        fade = torch.exp(-d2.min(-1).values / (2 * FALLOFF ** 2))  # [F, n]
+        disp = (w[..., None] * (c[None] - v)).sum(-2) * fade[..., None]
+        if index is None:
+            return disp
+        out = disp.new_zeros(verts.shape[0], len(self.points), 3)
+        return out.index_copy(1, index, disp)
 
     def sample(self, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Displacement at x [F, S, 3] -> [F * S, 3] (zero outside the lattice box)."""

@@ -171,18 +171,31 @@ class FaceNeRF(nn.Module):
         key, val = self.tokens(landmarks[:, self.token_index], blendshapes)
         f = landmarks.shape[0]
         pts = self.lattice_pts
-        if grid is None:
-            idx = torch.arange(len(pts), device=pts.device)
-        else:
-            idx = lattice_mask(grid, pts, self.lattice_shape).nonzero()[:, 0]
+        idx = self._lattice_index("attn", grid, pts, self.lattice_shape)
         offset, app = self.attn(pts[idx][None].expand(f, -1, -1), key, val)
         vals = torch.cat([offset, app], dim=-1).to(pts.dtype)  # [F, n, C]
         c = vals.shape[-1]
         attn = vals.new_zeros(f, len(pts), c).index_copy(1, idx, vals)
-        warp = None if self.warp is None else self.warp.lattice(landmarks.float())
+        warp = None
+        if self.warp is not None:
+            widx = self._lattice_index("warp", grid, self.warp.points, self.warp.shape)
+            warp = self.warp.lattice(landmarks.float(), widx)
         if self.torso is not None and torso_code is None:
             torso_code = landmarks.new_zeros(f, 9)
         return FrameCondition(attn, warp, torso_code)
+
+    def _lattice_index(self, name: str, grid: OccupancyGrid | None, pts: torch.Tensor,
+                       shape: tuple[int, int, int]) -> torch.Tensor:
+        """Indices of the lattice points a sample in an occupied cell can read (all with
+        no grid), cached per occupancy tensor (a refresh makes a new one)."""
+        if grid is None:
+            return torch.arange(len(pts), device=pts.device)
+        cache = self.__dict__.setdefault("_masks", {})
+        hit = cache.get(name)
+        if hit is None or hit[0] is not grid.occ:
+            hit = (grid.occ, lattice_mask(grid, pts, shape).nonzero()[:, 0])
+            cache[name] = hit
+        return hit[1]
 
     def forward(self, x: torch.Tensor, cond: FrameCondition
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
