@@ -64,6 +64,9 @@ CUES = {
     "eye widen": (("eyeWideLeft", "eyeWideRight"), 0.9, eye_opening, 1),
 }
 EMOTIONS_JUDGED = ("happy", "sad", "angry", "surprised", "fearful", "disgusted")
+#: An emotion counts as recognised when the classifier gives it at least this much more
+#: probability than on the neutral render of the same face and camera.
+RECOGNISED_LIFT = 0.05
 OTHER_PEOPLE = ("d9", "d14", "d12")  # clips of other people, for the identity scale
 
 
@@ -187,10 +190,10 @@ def emotions_and_identity(subject, data: SubjectData, frame: int,
         if v is None or neutral is None:
             rows.append((f"classifier: {n}", "no face found in the render"))
             continue
-        base = neutral.score(n)
-        rows.append((f"classifier: {n}", f"p {v.score(n):.2f} vs {base:.2f} on neutral "
-                     f"({'recognised' if v.score(n) > base else 'NOT recognised'}); top "
-                     f"{v.top}"))
+        base, p = neutral.score(n), v.score(n)
+        rows.append((f"classifier: {n}", f"p {p:.2f} vs {base:.2f} on neutral "
+                     f"({'recognised' if p >= base + RECOGNISED_LIFT else 'no lift'}); "
+                     f"top {v.top}"))
     ident = IdentityJudge()
     desc = {n: ident.descriptor(img) for n, img in zip(names, renders, strict=True)}
     real = [d for d in (ident.descriptor(img) for img in footage) if d is not None]
@@ -269,7 +272,9 @@ def cpu_bound_neighbour():
 
 
 def speed(subject, frames: int) -> list[tuple[str, str]]:
-    rows = []
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rows = [("load average before timing (1 min)",
+             f"{load:.1f} on {os.cpu_count()} CPUs (above ~0.5 the machine is not idle)")]
     before = torch.get_num_threads()
     two = min(2, os.cpu_count() or 1)
     try:
