@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from backend.commands.render_cmd import write_png_atomic
-from backend.subject.framing import front_camera
 from backend.demo.run import _blend
+from backend.subject.framing import front_camera
 from backend.subject.store import read_manifest, resolve_subject
 from shared.blendshapes import ARKIT_BLENDSHAPES
 
