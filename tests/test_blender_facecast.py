@@ -178,6 +178,9 @@ def test_takes_on_the_nla_for_shape_keys_and_bone_rig(cp311_zip: Path, tmp_path:
                                                   (2, "Facecast Take 2", False)]
     assert takes[0][2] != takes[1][2]
     assert r["after_take2"]["active"] == "AnimatorWork" and r["own_untouched"]
+    assert [(t[0], t[3]) for t in r["after_undo"]["takes"]] == [(1, False)], "undo"
+    assert r["after_undo"]["active"] == "AnimatorWork"
+    assert r["after_redo"] == r["after_take2"], "redo"
 
     # The bone rig: poses blended into a new action, a take on the rig's NLA.
     assert r["rig_error"] == "", r["rig_error"]
@@ -250,6 +253,12 @@ def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path,
                                                 blender_python: str) -> None:
     r = run_flow(cp311_zip, "kill", tmp_path, timeout_s=2.0, python=blender_python,
                  frame_delay=0.05)
+    state, status, error, kept, progress = r["cancelled"]
+    assert r["cancel_poll"] and state == "cancelled" and error == ""
+    assert kept >= 5 and f"cancelled; kept {kept} frames" in status
+    assert progress == pytest.approx(kept / 60, abs=1e-6)
+    assert r["cancelled_queued"][:2] == ["cancelled", False]
+    assert r["reused_after_cancel"] == kept
     assert r["state"] == "error"
     assert "stopped answering" in r["last_error"] and "kept" in r["last_error"]
     assert r["error_after_s"] < 10

@@ -464,6 +464,17 @@ def scenario_takes(pkg):
     result["take2_values"] = evaluated(scene, [1, 2, 3],
                                        lambda: [float(blocks[n].value) for n in names])
 
+    # Undo goes back to take 1 (an undo step follows every write); redo brings take 2.
+    face_name = face.name
+    bpy.ops.ed.undo()
+    keys = bpy.data.objects[face_name].data.shape_keys
+    result["after_undo"] = takes_info(keys)
+    bpy.ops.ed.redo()
+    face = bpy.data.objects[face_name]
+    keys, scene = face.data.shape_keys, bpy.context.scene
+    s = scene.facecast
+    result["after_redo"] = takes_info(keys)
+
     # The bone rig: blended poses as a new action, a take on the rig's NLA.
     rig, body = build_bone_rig(scene)
     s.target = rig
@@ -595,9 +606,26 @@ def scenario_kill(pkg):
     s = scene.facecast
     scene.frame_start, scene.frame_end = 1, 60
     s.subject = "anyone"
+    # Cancel mid-stream: the backend stops, the frames so far stay, the strip shows them.
     assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
     task = js.SESSION.run.task
-    js.drive(60.0, until=lambda: len(task.written) >= 10)
+    js.drive(60.0, until=lambda: len(task.written) >= 5)
+    result["cancel_poll"] = bpy.ops.facecast.cancel.poll()
+    assert bpy.ops.facecast.cancel() == {"FINISHED"}
+    js.drive(30.0)
+    result["cancelled"] = [task.state, s.status, s.last_error, len(task.written),
+                           s.progress]
+    # Cancel before the job was even sent: nothing reaches the backend.
+    assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
+    queued = js.SESSION.run
+    assert bpy.ops.facecast.cancel() == {"FINISHED"}
+    js.drive(10.0)
+    result["cancelled_queued"] = [queued.task.state, queued.submitted, s.status]
+    # Render again: the kept frames are reused; then the backend dies mid-stream.
+    assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
+    task = js.SESSION.run.task
+    result["reused_after_cancel"] = len(task.written)
+    js.drive(60.0, until=lambda: len(task.written) >= 10 + result["reused_after_cancel"])
     js.SESSION.backend.local.kill()
     result["killed_after"] = len(task.written)
     t0 = time.monotonic()
