@@ -1,14 +1,14 @@
 """A test-owned backend: the real server with deterministic ``animate`` / ``render`` jobs.
 
 Run as ``python -m tests.job_doubles --address tcp://127.0.0.1:0 --key-file K
---ready-file R [--frame-delay S]``. It is ``facecast serve`` in every respect (real
+--ready-file R [--frame-delay S] [--no-text]``. It is ``facecast serve`` in every respect (real
 sockets, signing, credit, WELCOME with job features) except that this process's job
 registry holds the doubles below instead of the motion model and the NeRF — so add-on
 tests can check exact numbers, and the product carries no test hook.
 
-* ``animate`` declares the ``"text"`` feature (as the motion issue's backend will) and
-  answers with weights from :func:`double_weights`; DONE echoes what it received
-  (params without the audio, array shapes, the dialogue text).
+* ``animate`` declares the ``"text"`` feature (``--no-text``: it does not, like an older
+  backend) and answers with weights from :func:`double_weights`; DONE echoes what it
+  received (params, array shapes, the dialogue text if any).
 * ``render`` streams RGBA frames and depth from :func:`double_depth` (uint16 mm, 0 =
   no surface), the way the real job does; DONE echoes the conditioning's sums.
 """
@@ -96,10 +96,15 @@ def main() -> None:
     global FRAME_DELAY_S
     parser = argparse.ArgumentParser()
     parser.add_argument("--frame-delay", type=float, default=0.0)
+    parser.add_argument("--no-text", action="store_true",
+                        help="an animate job without the text feature (an older backend)")
     args, serve_args = parser.parse_known_args()
     FRAME_DELAY_S = args.frame_delay
+    animate = EchoAnimate
+    if args.no_text:
+        animate = type("EchoAnimateAudioOnly", (EchoAnimate,), {"features": ()})
     registry.kinds()  # load the built-in jobs, then put the doubles in their place
-    for job in (EchoAnimate, PatternRender):
+    for job in (animate, PatternRender):
         registry._JOBS[job.kind] = job
     from backend.cli import main as cli_main
 

@@ -135,3 +135,21 @@ def test_wave_fallback_reads_real_speech(pkg: ModuleType) -> None:
     assert pcm.dtype == np.float32 and pcm.size == 960000 and 0.1 < np.abs(pcm).max() <= 1.0
     with pytest.raises(pkg.shared.errors.InputError, match="does not exist"):
         pkg.audio_io.load_pcm("/nonexistent.wav")
+
+
+def test_dialogue_text_is_sent_only_to_a_backend_that_declares_it(pkg: ModuleType) -> None:
+    g = pkg.animate_job
+    span = g.audio_span(1, 2.0, 24.0)
+    text = g.dialogue_text("  Grüße — 日本語!\nLine two.  ")
+    assert text == "Grüße — 日本語!\nLine two."
+    req = g.AnimateRequest(np.zeros(32000, np.float32), 16000, 24.0, span,
+                           np.zeros((span.count, 8), np.float32),
+                           np.ones(span.count, np.float32), fps_text="24/1", text=text)
+    assert "text" not in req.params() and req.params(send_text=True)["text"] == text
+    empty = g.AnimateRequest(req.pcm, 16000, 24.0, span, req.weights, req.intensity)
+    assert "text" not in empty.params(send_text=True)
+    assert g.dialogue_text("x" * g.MAX_TEXT_CHARS) == "x" * g.MAX_TEXT_CHARS
+    with pytest.raises(pkg.shared.errors.InputError, match="characters long"):
+        g.dialogue_text("x" * (g.MAX_TEXT_CHARS + 1))
+    with pytest.raises(pkg.shared.errors.InputError, match="NUL"):
+        g.dialogue_text("a\x00b")

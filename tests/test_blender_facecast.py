@@ -53,18 +53,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _doubles_executable(folder: Path, frame_delay: float) -> Path:
+def _doubles_executable(folder: Path, doubles_args: str) -> Path:
     """A "backend executable" for the add-on's Start Backend that runs the test-owned
     server (the add-on calls it as ``EXE serve --address ... --ready-file ...``)."""
     exe = folder / "facecast-doubles"
     exe.write_text(f"#!/bin/sh\nshift\ncd '{ROOT}' && exec '{sys.executable}' -m "
-                   f"tests.job_doubles --frame-delay {frame_delay} \"$@\"\n")
+                   f"tests.job_doubles {doubles_args} \"$@\"\n")
     exe.chmod(0o755)
     return exe
 
 
 def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2.0,
-             python: str = sys.executable, frame_delay: float = 0.0) -> dict:
+             python: str = sys.executable, doubles_args: str = "") -> dict:
     """Run one scenario in a fresh bpy process; return its JSON result."""
     wav = data_path("speech", "eng.wav")
     from shared.protocol.keys import ensure_key_file
@@ -72,7 +72,7 @@ def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2
     key, _ = ensure_key_file(tmp_path / "keys" / "hmac.key")
     home = tmp_path / "home"
     cfg = {"wav": str(wav), "python": sys.executable, "key_file": str(key),
-           "doubles": str(_doubles_executable(tmp_path, frame_delay)),
+           "doubles": str(_doubles_executable(tmp_path, doubles_args)),
            "address": f"tcp://127.0.0.1:{_free_port()}", "timeout": timeout_s}
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(cfg))
@@ -215,8 +215,14 @@ def test_takes_on_the_nla_for_shape_keys_and_bone_rig(cp311_zip: Path, tmp_path:
 
 def test_render_writes_frames_and_millimetre_depth(cp311_zip: Path, tmp_path: Path,
                                                   blender_python: str) -> None:
-    r = run_flow(cp311_zip, "render", tmp_path, python=blender_python)
+    r = run_flow(cp311_zip, "render", tmp_path, python=blender_python,
+                 doubles_args="--no-text")
     assert r["animate_error"] == "" and r["render_error"] == "", r["render_error"]
+    # An animate job without the text feature: the text is not sent, and the panel says so.
+    assert "text" not in r["backend_features"]["animate"]
+    assert UNSUPPORTED in " ".join(r["panel_lines"])
+    assert f"dialogue text not used: {UNSUPPORTED}" in r["animate_status"]
+    assert "text" not in r["animate_received"] and r["animate_received"]["n_frames"] == 48
     names = [f"{f:06d}.png" for f in range(1, 49)]
     assert r["files"] == names and r["depth_files"] == names and r["tmp_files"] == []
     folder = Path(r["folder"])
@@ -252,7 +258,7 @@ def test_render_writes_frames_and_millimetre_depth(cp311_zip: Path, tmp_path: Pa
 def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path,
                                                 blender_python: str) -> None:
     r = run_flow(cp311_zip, "kill", tmp_path, timeout_s=2.0, python=blender_python,
-                 frame_delay=0.05)
+                 doubles_args="--frame-delay 0.05")
     state, status, error, kept, progress = r["cancelled"]
     assert r["cancel_poll"] and state == "cancelled" and error == ""
     assert kept >= 5 and f"cancelled; kept {kept} frames" in status
@@ -281,11 +287,14 @@ def _speech_levels(n_frames: int, fps: int = 24) -> np.ndarray:
 def test_animate_with_real_motion_model_on_both_rigs(cp311_zip: Path, tmp_path: Path,
                                                     blender_python: str) -> None:
     r = run_flow(cp311_zip, "animate_real", tmp_path, timeout_s=10.0, python=blender_python)
-    # Today's backend has no dialogue-text alignment: the panel says so, nothing is sent.
-    assert UNSUPPORTED in " ".join(r["panel_lines"])
     assert r["face_error"] == "", r["face_error"]
-    assert f"dialogue text not used: {UNSUPPORTED}" in r["face_status"]
-    assert r["text_sent"] is False and "text" not in r["sent_params"]
+    if "text" in r["backend_features"].get("animate", []):  # a backend that aligns text
+        assert r["text_sent"] and "dialogue text aligned" in r["face_status"]
+        assert UNSUPPORTED not in " ".join(r["panel_lines"])
+    else:  # the backend aligns audio only: the panel says so, nothing is sent
+        assert UNSUPPORTED in " ".join(r["panel_lines"])
+        assert f"dialogue text not used: {UNSUPPORTED}" in r["face_status"]
+        assert r["text_sent"] is False and "text" not in r["sent_params"]
     level = _speech_levels(288)
     silent, voiced = level < -45, level > -25
     assert silent.sum() > 40 and voiced.sum() > 80  # frames 1-73 are room tone

@@ -263,6 +263,23 @@ def start_backend(executable):
     return job_session
 
 
+def draw_panel_lines(pkg):
+    """The labels the panel draws now (through its real draw code)."""
+    lines = []
+
+    class _L:
+        def __getattr__(self, name):
+            if name == "label":
+                return lambda *a, **k: lines.append(k.get("text", "")) or self
+            return lambda *a, **k: self
+
+        def __setattr__(self, name, value):
+            pass
+
+    pkg.facecast_panel.draw_panel(_L(), bpy.context)
+    return lines
+
+
 def call_op(op):
     """Run an operator; an ERROR report raises RuntimeError in background mode."""
     try:
@@ -534,8 +551,12 @@ def scenario_render(pkg):
     scene.frame_start, scene.frame_end = 1, 48
     s.scene_range_only = True
     js = start_backend(cfg["doubles"])
-    _status, error, _run = animate(js)
-    result["animate_error"] = error
+    s.dialogue_text = TEXT
+    result["panel_lines"] = draw_panel_lines(pkg)
+    status, error, run = animate(js)
+    result["animate_status"], result["animate_error"] = status, error
+    received = run.task.done_body.get("received", {})
+    result["animate_received"] = received.get("params", {})
     s.subject = "anyone"
     s.render_source = "RIG"
     assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
@@ -655,19 +676,7 @@ def scenario_animate_real(pkg):
     key_two_emotions(scene)
     js = start_backend(cfg["python"])
     s.dialogue_text = TEXT
-    panel_lines = []
-
-    class _L:
-        def __getattr__(self, name):
-            if name == "label":
-                return lambda *a, **k: panel_lines.append(k.get("text", "")) or self
-            return lambda *a, **k: self
-
-        def __setattr__(self, name, value):
-            pass
-
-    pkg.facecast_panel.draw_panel(_L(), bpy.context)
-    result["panel_lines"] = panel_lines
+    result["panel_lines"] = draw_panel_lines(pkg)
     status, error, run = animate(js, 300.0)
     result["face_status"], result["face_error"] = status, error
     result["text_sent"] = run.text_sent
