@@ -24,6 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     render.add_argument("--device", default=None, choices=("cpu", "cuda"),
                         help="cpu skips the GPU rows")
     render.set_defaults(func=_render)
+    cluster = bs.add_parser("cluster", help="render farm (Ray actors) vs the local executor")
+    cluster.add_argument("subject", nargs="?", default="default", help="subject name/folder")
+    cluster.add_argument("--actors", default="1,2,4", help="actor counts, comma-separated")
+    cluster.add_argument("--frames", type=int, default=32, help="frames per timed render")
+    cluster.add_argument("--size", type=int, default=128, help="frame side in pixels")
+    cluster.add_argument("--chunk", type=int, default=4, help="frames per chunk")
+    cluster.set_defaults(func=_cluster)
 
 
 def _protocol(args: argparse.Namespace) -> int:
@@ -45,4 +52,21 @@ def _render(args: argparse.Namespace) -> int:
     from backend.bench.render_bench import run_render_bench
 
     run_render_bench(args.subject, frames=args.frames, device=args.device)
+    return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from backend.bench.cluster_bench import run_cluster_bench
+    from shared.errors import InputError
+
+    try:
+        actors = tuple(int(a) for a in args.actors.split(","))
+    except ValueError as exc:
+        raise InputError(f"--actors {args.actors!r} is not a list of numbers",
+                         "pass e.g. --actors 1,2,4") from exc
+    if not actors or min(actors) < 1 or args.frames < 1 or args.size < 8:
+        raise InputError("--actors, --frames and --size must be positive (size >= 8)",
+                         "fix the options")
+    run_cluster_bench(args.subject, actors, frames=args.frames, size=args.size,
+                      chunk=args.chunk)
     return 0

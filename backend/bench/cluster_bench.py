@@ -1,0 +1,167 @@
+"""``facecast bench cluster``: the render farm against the local executor, in one run.
+
+On a private local Ray runtime (as ``facecast serve --cluster local``) it renders the
+same frames (the subject's held-out conditioning, cycled) with
+
+* the local executor's loop (``render_sequence`` in this process) with all cores — what
+  ``facecast serve`` without ``--cluster`` does — and with one thread (one actor's share);
+* the cluster with 1, 2, 4... actors of one CPU each (subjects loaded before timing:
+  steady state),
+
+and prints frames/s, speed-up over the local executor and over one actor, parallel
+efficiency, and the per-frame overhead of the cluster path at a cheap setting (a tiny
+image, so the renderer's cost does not drown it) two ways: wall time per frame minus the
+local loop's (one thread each), and wall time per frame minus the time the actor spent
+inside the renderer (its own clock). Actors beyond the machine's cores share them: the
+speed-up is bounded by the cores, and the table says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+
+from shared.camera import camera_views
+
+from ..nerf.pipeline import check_conditioning, render_sequence
+from ..subject.prepare import SubjectData
+from ..subject.store import load_subject
+from .render_bench import bench_camera
+
+
+def _landmarks(subject, n: int) -> np.ndarray:
+    pack = subject.folder / "heldout.npz"
+    if pack.is_file():
+        lm = SubjectData.load(pack).landmarks
+    else:
+        lm = np.asarray(subject.manifest["conditioning"]["landmark_mean"], np.float32)[None]
+    return lm[np.arange(n) % len(lm)]
+
+
+def _inputs(subject, n: int, size: int):
+    cam, mw = bench_camera(size)
+    return camera_views(cam, mw, n), check_conditioning(_landmarks(subject, n), None, None)
+
+
+def _local_s(subject, views, cond, threads: int, repeats: int) -> float:
+    """Seconds for the local executor's loop over all frames (best of ``repeats``, after
+    one warm-up frame)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        next(render_sequence(subject.model, subject.grid, views[:1], cond))
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for _ in render_sequence(subject.model, subject.grid, views, cond):
+                pass
+            best = min(best, time.perf_counter() - t)
+        return best
+    finally:
+        torch.set_num_threads(before)
+
+
+def _actor_render_s(ray, cluster) -> float:
+    stats = [ray.get(h.ready.remote()) for h in cluster.pool.handles().values()]
+    return sum(s["render_s"] for s in stats)
+
+
+def _cluster_s(ray, cluster, folder, views, cond, repeats: int) -> tuple[float, float]:
+    """(wall seconds, seconds the actors spent inside the renderer) for all frames, the
+    run with the least wall time of ``repeats``, subjects loaded beforehand."""
+    from backend.cluster.actors import slice_conditioning
+
+    k = cluster.pool.target
+    warm = min(len(views), k * cluster.config.chunk_frames)  # one chunk per actor
+    for _ in cluster.render(folder, views[:warm], slice_conditioning(cond, 0, warm),
+                            fp16=False):
+        pass
+    best = (float("inf"), 0.0)
+    for _ in range(repeats):
+        r0 = _actor_render_s(ray, cluster)
+        t = time.perf_counter()
+        n = sum(1 for _ in cluster.render(folder, views, cond, fp16=False))
+        wall = time.perf_counter() - t
+        assert n == len(views)
+        best = min(best, (wall, _actor_render_s(ray, cluster) - r0))
+    return best
+
+
+def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1, 2, 4),
+                      frames: int = 32, size: int = 128, chunk: int = 4,
+                      overhead_size: int = 16, overhead_frames: tuple[int, int] = (16, 48),
+                      repeats: int = 3) -> None:
+    from backend.cluster.runtime import Cluster, ClusterConfig, import_ray
+
+    ray = import_ray()
+    logging.getLogger("facecast.cluster").setLevel(logging.WARNING)
+    cores = os.cpu_count() or 1
+    subject = load_subject(subject_ref, "cpu")
+    folder = subject.folder
+    views, cond = _inputs(subject, frames, size)
+    short, long_ = overhead_frames
+    cheap = {n: _inputs(subject, n, overhead_size) for n in overhead_frames}
+
+    print(f"facecast bench cluster — subject {subject_ref!r}, {frames} frames at {size}², "
+          f"chunks of {chunk}, {cores} CPU cores, CPU actors of 1 thread each, best of "
+          f"{repeats}")
+    threads = torch.get_num_threads()
+    local_all = _local_s(subject, views, cond, threads, repeats)
+    local_one = _local_s(subject, views, cond, 1, repeats)
+    cheap_local = {n: _local_s(subject, *cheap[n], 1, repeats) for n in overhead_frames}
+
+    ray.init(num_cpus=max(max(actors), 1), object_store_memory=256 * 2 ** 20,
+             include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    rows, cheap_cluster = [], {}
+    try:
+        for k in actors:
+            cluster = Cluster(ClusterConfig(address="auto", actors=k, chunk_frames=chunk))
+            try:
+                rows.append((k, _cluster_s(ray, cluster, folder, views, cond, repeats)[0]))
+                if k == 1:
+                    cheap_cluster = {n: _cluster_s(ray, cluster, folder, *cheap[n], repeats)
+                                     for n in overhead_frames}
+            finally:
+                cluster.close()
+    finally:
+        ray.shutdown()
+
+    one = next((w for k, w in rows if k == 1), None)
+    print()
+    print("| path | frames/s | speed-up vs local executor | vs 1 actor | efficiency per "
+          "actor |")
+    print("|---|---|---|---|---|")
+    print(f"| local executor, {threads} threads (`facecast serve`) | "
+          f"{frames / local_all:.2f} | 1.00× | | |")
+    print(f"| local loop, 1 thread (one actor's share) | {frames / local_one:.2f} | "
+          f"{local_all / local_one:.2f}× | | |")
+    for k, wall in rows:
+        vs_one = f"{one / wall:.2f}×" if one else ""
+        eff = f"{one / wall / k * 100:.0f} %" if one else ""
+        note = f" (on {cores} cores)" if k > cores else ""
+        print(f"| cluster, {k} actor{'s' if k > 1 else ''}{note} | {frames / wall:.2f} | "
+              f"{local_all / wall:.2f}× | {vs_one} | {eff} |")
+    if cheap_cluster:
+        dn = long_ - short
+        (w1, r1), (w2, r2) = cheap_cluster[short], cheap_cluster[long_]
+        l1, l2 = cheap_local[short], cheap_local[long_]
+        print()
+        print(f"Overhead of the cluster path, 1 actor, {overhead_size}² frames (cheap, so "
+              f"the renderer does not drown it), from runs of {short} and {long_} frames "
+              "(per frame = slope, per job = what is left):")
+        print(f"- wall per frame: cluster {(w2 - w1) / dn * 1e3:.1f} ms, local loop "
+              f"(1 thread) {(l2 - l1) / dn * 1e3:.1f} ms → overhead "
+              f"{((w2 - w1) - (l2 - l1)) / dn * 1e3:+.1f} ms/frame")
+        print(f"- cluster wall minus the actor's own time inside the renderer: "
+              f"{((w2 - r2) - (w1 - r1)) / dn * 1e3:+.1f} ms/frame, plus "
+              f"{(w1 - r1 - short * ((w2 - r2) - (w1 - r1)) / dn) * 1e3:.0f} ms per job "
+              "(first chunk's submit and subject check, last frame's trip)")
+    print()
+    print(f"Speed-up is bounded by this machine's {cores} cores: actors beyond them "
+          "(and the gateway, and anything else running) share the same cores, so past "
+          f"{cores} actor{'s' if cores > 1 else ''} the efficiency column measures the "
+          "machine, not the scheduler. Wall-clock numbers are noisy on a shared machine.")
