@@ -225,3 +225,31 @@ def test_without_ray_the_error_names_the_extra(tmp_path) -> None:
     assert out.returncode == 2, out.stderr
     assert "Ray is not installed" in out.stderr and "facecast[cluster]" in out.stderr
     assert "listening" not in out.stdout
+
+
+def test_a_client_that_never_grants_credit_holds_the_actors_back(farm, ray_runtime) -> None:
+    """Back-pressure: with the client's credit spent, the actors stop once the window is
+    full — at most window × chunk frames rendered, none piling up behind it."""
+    from backend.cluster.runtime import active_cluster
+
+    server, key = farm
+    pool = active_cluster().pool
+    window = 2 * pool.target  # the default: twice the actors
+    before = sum(s["frames"] for s in actor_stats(ray_runtime, pool.handles()).values())
+    with connect(server, key) as bc:
+        job = bc.client.submit("render", render_params(), [landmarks(300)], credit=2,
+                               auto_credit=False)
+        got = []
+        deadline = time.monotonic() + 20
+        while len(got) < 2 and time.monotonic() < deadline:
+            got += frames_of(bc.client.poll(20))
+        assert len(got) == 2
+        # The window fills, then every actor goes idle while the client still reads.
+        assert wait_for(lambda: pool.describe()["busy"] == 0, timeout_s=20)
+        time.sleep(0.5)
+        got += frames_of(bc.client.poll(200))
+        assert len(got) == 2  # nothing beyond the credit
+        rendered = sum(s["frames"] for s in actor_stats(
+            ray_runtime, pool.handles()).values()) - before
+        assert 2 < rendered <= window * CHUNK
+        bc.client.cancel(job)
