@@ -3,6 +3,7 @@ gateway, a real client over loopback. One runtime per module: Ray starts in seco
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -201,23 +202,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(args: list[str], tmp_path: Path, timeout: float = 60,
-           prelude: str = "") -> subprocess.CompletedProcess:
+def _serve(args: list[str], tmp_path: Path, timeout: float = 60, prelude: str = "",
+           env: dict | None = None) -> subprocess.CompletedProcess:
     argv = ["serve", "--address", "tcp://127.0.0.1:0", "--key-file",
             str(tmp_path / "k.key"), *args]
     code = f"import sys\n{prelude}\nfrom backend.cli import main\nsys.exit(main({argv!r}))"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def test_an_unreachable_cluster_address_fails_at_start_not_a_hang(tmp_path) -> None:
     pytest.importorskip("ray", reason="the `cluster` extra (Ray) is not installed")
-    t0 = time.monotonic()
-    out = _serve(["--cluster", f"127.0.0.1:{_free_port()}"], tmp_path)
-    assert out.returncode == 2, out.stderr
-    assert time.monotonic() - t0 < 30
-    assert "facecast: error: no Ray cluster answered at 127.0.0.1:" in out.stderr
-    assert "ray start --head" in out.stderr
+    for args, env in ((["--cluster", f"127.0.0.1:{_free_port()}"], {}),
+                      # `auto` follows $RAY_ADDRESS, where Ray alone would wait a minute
+                      (["--cluster", "auto"], {"RAY_ADDRESS": f"127.0.0.1:{_free_port()}"})):
+        t0 = time.monotonic()
+        out = _serve(args, tmp_path, env=env)
+        assert out.returncode == 2, out.stderr
+        assert time.monotonic() - t0 < 30
+        assert "facecast: error: no Ray cluster answered at 127.0.0.1:" in out.stderr
+        assert "ray start --head" in out.stderr
+    out = _serve(["--cluster", "ray://10.0.0.5:10001"], tmp_path)
+    assert out.returncode == 2 and "is a Ray Client address" in out.stderr, out.stderr
 
 
 def test_without_ray_the_error_names_the_extra(tmp_path) -> None:

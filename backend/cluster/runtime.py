@@ -2,9 +2,9 @@
 
 Addresses (``facecast serve --cluster ADDRESS``):
 
-* ``auto`` — the Ray runtime already running in this process, else the local cluster
-  started with ``ray start --head`` on this machine (or ``$RAY_ADDRESS``), else a private
-  runtime started here with every core and a modest object store;
+* ``auto`` — the Ray runtime already running in this process, else ``$RAY_ADDRESS``,
+  else the cluster this machine joined with ``ray start``, else a private runtime
+  started here with every core and a modest object store;
 * ``local`` — always a private runtime started here (benchmarks, a single workstation);
 * ``HOST:PORT`` — the head node's GCS address of a running cluster (``ray start --head``
   prints it; port 6379 by default).
@@ -79,6 +79,11 @@ def import_ray():
 
 def _probe(address: str, timeout_s: float) -> None:
     """Fail fast, with a message, when nothing listens at ``HOST:PORT``."""
+    if "://" in address:
+        raise FacecastError(f"cluster address {address!r} is a Ray Client address",
+                            "join the cluster as a node (`ray start --address HEAD:6379 "
+                            "--num-cpus 0`) and serve with --cluster auto, or pass the "
+                            "head's HOST:PORT")
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise FacecastError(f"cluster address {address!r} is not HOST:PORT, auto or local",
@@ -135,6 +140,8 @@ class Cluster:
         address = config.address.strip()
         if address == "auto" and ray.is_initialized():
             return "this process's Ray runtime"
+        if address == "auto" and os.environ.get("RAY_ADDRESS", "auto") != "auto":
+            address = os.environ["RAY_ADDRESS"]  # checked like any head address below
         if address == "auto":
             try:
                 ray.init(address="auto", logging_level=logging.WARNING, log_to_driver=False)
