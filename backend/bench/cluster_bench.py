@@ -65,14 +65,19 @@ def _local_s(subject, views, cond, threads: int, repeats: int) -> float:
         torch.set_num_threads(before)
 
 
-def _actor_render_s(ray, cluster) -> float:
+def _actor_clocks(ray, cluster) -> np.ndarray:
+    """Summed over actors: [wall s inside the renderer, CPU s inside the renderer, CPU s
+    of the actor processes]."""
     stats = [ray.get(h.ready.remote()) for h in cluster.pool.handles().values()]
-    return sum(s["render_s"] for s in stats)
+    return np.array([sum(s[k] for s in stats) for k in ("render_s", "render_cpu_s",
+                                                          "cpu_s")])
 
 
-def _cluster_s(ray, cluster, folder, views, cond, repeats: int) -> tuple[float, float]:
-    """(wall seconds, seconds the actors spent inside the renderer) for all frames, the
-    run with the least wall time of ``repeats``, subjects loaded beforehand."""
+def _cluster_s(ray, cluster, folder, views, cond, repeats: int
+               ) -> tuple[float, float, float]:
+    """(wall s, wall s the actors spent inside the renderer, CPU s spent outside the
+    renderer by the gateway and the actors) for all frames; the run with the least wall
+    time of ``repeats``, subjects loaded beforehand."""
     from backend.cluster.actors import slice_conditioning
 
     k = cluster.pool.target
@@ -80,14 +85,15 @@ def _cluster_s(ray, cluster, folder, views, cond, repeats: int) -> tuple[float, 
     for _ in cluster.render(folder, views[:warm], slice_conditioning(cond, 0, warm),
                             fp16=False):
         pass
-    best = (float("inf"), 0.0)
+    best = (float("inf"), 0.0, 0.0)
     for _ in range(repeats):
-        r0 = _actor_render_s(ray, cluster)
-        t = time.perf_counter()
+        a0 = _actor_clocks(ray, cluster)
+        t, c = time.perf_counter(), time.process_time()
         n = sum(1 for _ in cluster.render(folder, views, cond, fp16=False))
-        wall = time.perf_counter() - t
+        wall, gateway_cpu = time.perf_counter() - t, time.process_time() - c
         assert n == len(views)
-        best = min(best, (wall, _actor_render_s(ray, cluster) - r0))
+        inside, inside_cpu, actor_cpu = _actor_clocks(ray, cluster) - a0
+        best = min(best, (wall, inside, gateway_cpu + actor_cpu - inside_cpu))
     return best
 
 
@@ -121,7 +127,8 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
         for k in actors:
             cluster = Cluster(ClusterConfig(address="auto", actors=k, chunk_frames=chunk))
             try:
-                rows.append((k, _cluster_s(ray, cluster, folder, views, cond, repeats)[0]))
+                rows.append((k, _cluster_s(ray, cluster, folder, views, cond,
+                                           repeats)[0]))
                 if k == 1:
                     cheap_cluster = {n: _cluster_s(ray, cluster, folder, *cheap[n], repeats)
                                      for n in overhead_frames}
@@ -147,7 +154,7 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
               f"{local_all / wall:.2f}× | {vs_one} | {eff} |")
     if cheap_cluster:
         dn = long_ - short
-        (w1, r1), (w2, r2) = cheap_cluster[short], cheap_cluster[long_]
+        (w1, r1, c1), (w2, r2, c2) = cheap_cluster[short], cheap_cluster[long_]
         l1, l2 = cheap_local[short], cheap_local[long_]
         print()
         print(f"Overhead of the cluster path, 1 actor, {overhead_size}² frames (cheap, so "
@@ -160,6 +167,9 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
               f"{((w2 - r2) - (w1 - r1)) / dn * 1e3:+.1f} ms/frame, plus "
               f"{(w1 - r1 - short * ((w2 - r2) - (w1 - r1)) / dn) * 1e3:.0f} ms per job "
               "(first chunk's submit and subject check, last frame's trip)")
+        print(f"- CPU time spent outside the renderer by the gateway and the actor "
+              f"(Ray's threads, serialisation, the scheduler; not inflated by other "
+              f"processes on the cores): {(c2 - c1) / dn * 1e3:.1f} ms/frame")
     print()
     print(f"Speed-up is bounded by this machine's {cores} cores: actors beyond them "
           "(and the gateway, and anything else running) share the same cores, so past "

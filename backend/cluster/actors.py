@@ -67,7 +67,8 @@ class ActorStats:
     subject_loads: int = 0
     chunks: int = 0
     frames: int = 0
-    render_s: float = 0.0  # time spent inside the renderer
+    render_s: float = 0.0  # wall time spent inside the renderer
+    render_cpu_s: float = 0.0  # CPU time of this thread inside the renderer
 
 
 class RenderActor:
@@ -90,7 +91,7 @@ class RenderActor:
         import socket
 
         return {**asdict(self.stats), "host": socket.gethostname(), "pid": os.getpid(),
-                "subjects": list(self._subjects)}
+                "cpu_s": time.process_time(), "subjects": list(self._subjects)}
 
     def render(self, digest: str, package_box: list, views: list[CameraView], cond,
                start: int, fp16: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -106,9 +107,10 @@ class RenderActor:
         for k in range(len(views)):
             if context.is_canceled():
                 return
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             rgba, depth = next(frames)
             self.stats.render_s += time.perf_counter() - t0
+            self.stats.render_cpu_s += time.thread_time() - c0
             self.stats.frames += 1
             yield start + k, rgba, depth
 
