@@ -69,8 +69,6 @@ class Chunk:
     slot: ActorSlot | None = None
     stream: Any = None  # ray.ObjectRefGenerator while submitted
     done: Any = None  # concurrent.futures.Future of the task's end
-    refused_by: set[str] = field(default_factory=set)  # actors that cannot hold the subject
-    refusal: str = ""
 
 
 @dataclass
@@ -99,6 +97,8 @@ class OrderedFrames:
         n, c = len(views), max(1, policy.chunk_frames)
         self._chunks: deque[Chunk] = deque(Chunk(a, min(a + c, n)) for a in range(0, n, c))
         self.stats = StreamStats(chunks=len(self._chunks))
+        self._refused: set[str] = set()  # actors that cannot hold this job's subject
+        self._refusal = ""
         self._closed = False
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
@@ -144,7 +144,7 @@ class OrderedFrames:
         for chunk in list(self._chunks)[:self._policy.window]:
             if chunk.stream is not None:
                 continue
-            slot = self._pool.acquire(exclude=chunk.refused_by)
+            slot = self._pool.acquire(exclude=self._refused)
             if slot is None:
                 return
             self._submit(chunk, slot)
@@ -163,15 +163,15 @@ class OrderedFrames:
     def _wait_for_actor(self, head: Chunk) -> None:
         """No actor took the head chunk: wait for one, within the policy's bounds."""
         live = self._pool.live_names()
-        if live and live <= head.refused_by:
+        if live and live <= self._refused:
             raise InputError(
                 f"no render actor of the cluster can take this subject ({len(live)} "
-                f"tried; last: {head.refusal})", "give the actors more memory (facecast "
+                f"tried; last: {self._refusal})", "give the actors more memory (facecast "
                 "serve --actor-memory) or add bigger workers to the cluster")
         deadline = time.monotonic() + self._policy.actor_timeout_s
         while head.stream is None:
             self._check_cancel()
-            slot = self._pool.acquire(exclude=head.refused_by)
+            slot = self._pool.acquire(exclude=self._refused)
             if slot is not None:
                 self._submit(head, slot)
                 return
@@ -199,8 +199,8 @@ class OrderedFrames:
         cause = getattr(exc, "cause", None) or exc
         if isinstance(cause, SubjectDoesNotFit):
             log.warning("%s refused the subject: %s", chunk.slot.name, cause.message)
-            chunk.refused_by.add(chunk.slot.name)
-            chunk.refusal = cause.problem
+            self._refused.add(chunk.slot.name)
+            self._refusal = cause.problem
             self._reset(chunk)
             return
         if isinstance(cause, FacecastError):
