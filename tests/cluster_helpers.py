@@ -63,7 +63,11 @@ def gateway(key_file: Path, cluster: ClusterConfig) -> Iterator[Server]:
 
 
 def connect(server: Server, key_file: Path) -> BlockingClient:
-    return BlockingClient(server.endpoint, key=load_key(key_file), timeout_s=10)
+    return connect_to(server.endpoint, key_file)
+
+
+def connect_to(endpoint: str, key_file: Path) -> BlockingClient:
+    return BlockingClient(endpoint, key=load_key(key_file), timeout_s=10)
 
 
 def frames_of(events) -> list:

@@ -20,6 +20,7 @@ from shared.protocol import MsgType
 from .cluster_helpers import (
     SIZE,
     connect,
+    connect_to,
     frames_of,
     gateway,
     landmarks,
@@ -259,3 +260,50 @@ def test_a_client_that_never_grants_credit_holds_the_actors_back(farm, ray_runti
             ray_runtime, pool.handles()).values()) - before
         assert 2 < rendered <= window * CHUNK
         bc.client.cancel(job)
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_facecast_serve_cluster_local_as_a_process(key_file, reference) -> None:
+    """The CLI path end to end: `facecast serve --cluster local` starts its own Ray
+    runtime, serves a real client, and leaves no Ray process behind when stopped."""
+    pytest.importorskip("ray", reason="the `cluster` extra (Ray) is not installed")
+    from backend.server.launcher import BackendProcess
+
+    with BackendProcess(key_file=key_file, extra_args=[
+            "--cluster", "local", "--cluster-actors", "1", "--cluster-chunk", "2"]) as proc:
+        assert "render farm: 1 actors" in proc.log_tail()
+        ray_processes = _descendants(proc.proc.pid)
+        assert ray_processes  # gcs_server, raylet, the actor...
+        with connect_to(proc.endpoint, key_file) as client:
+            assert client.call("info").body["cluster"]["actors"] == 1
+            events = list(client.stream("render", render_params(), [landmarks(5)]))
+        frames = frames_of(events)
+        assert events[-1].kind == MsgType.DONE
+        assert [f.body["index"] for f in frames] == list(range(5))
+        for f, (rgba, depth) in zip(frames, reference, strict=False):
+            assert np.array_equal(f.arrays[0], rgba) and np.array_equal(f.arrays[1], depth)
+        proc.stop(timeout=30)
+    assert wait_for(lambda: not any(Path(f"/proc/{p}").exists() and "Z" not in
+                                    _state(p) for p in ray_processes), timeout_s=15)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
