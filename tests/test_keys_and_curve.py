@@ -56,13 +56,20 @@ def test_serve_prints_key_file_and_refuses_public_bind_without_curve(tmp_path: P
     assert "not a loopback address" in out.stderr and "--curve" in out.stderr
 
 
-def test_curve_allows_listed_clients_only(tmp_path: Path, key_file: Path) -> None:
+def _curve_setup(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """Server and client key pairs, and an allow-list folder holding the client's key:
+    ``(keys folder, server secret, allow-list folder, client secret)``."""
     keys = tmp_path / "curve"
     _, server_secret = generate_curve_keypair(keys / "server", "server")
     allowed = keys / "allowed"
     pub, alice_secret = generate_curve_keypair(keys / "alice", "alice")
     allowed.mkdir()
     (allowed / "alice.key").write_bytes(pub.read_bytes())
+    return keys, server_secret, allowed, alice_secret
+
+
+def test_curve_allows_listed_clients_only(tmp_path: Path, key_file: Path) -> None:
+    keys, server_secret, allowed, alice_secret = _curve_setup(tmp_path)
     _, mallory_secret = generate_curve_keypair(keys / "mallory", "mallory")
     with pytest.raises(FacecastError, match="already exist"):
         generate_curve_keypair(keys / "alice", "alice")
@@ -96,3 +103,46 @@ def test_cli_reports_missing_backend_without_traceback(key_file: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "no backend answered" in out.stderr and "Traceback" not in out.stderr
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "backend.cli", "serve", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("stray", [b"not a certificate\n", b"public-key = \"tooshort\"\n", b""])
+def test_curve_refuses_to_start_with_a_stray_allow_list_entry(tmp_path, key_file, stray):
+    """One bad *.key among good ones used to make ZeroMQ drop the whole allow-list while
+    the server printed `CurveZMQ: on`; now it refuses to start and names the file."""
+    _, server_secret, allowed, _ = _curve_setup(tmp_path)
+    (allowed / "notes.key").write_bytes(stray)
+    out = _serve("--address", "tcp://127.0.0.1:0", "--key-file", str(key_file),
+                 "--curve", str(server_secret), "--curve-clients", str(allowed))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "notes.key is not a Curve key certificate" in out.stderr
+    assert "CurveZMQ: on" not in out.stdout
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_group_or_world_readable_curve_secret_is_refused(tmp_path, key_file):
+    _, server_secret, allowed, client_secret = _curve_setup(tmp_path)
+    for mode in (0o640, 0o604):
+        server_secret.chmod(mode)
+        out = _serve("--address", "tcp://127.0.0.1:0", "--key-file", str(key_file),
+                     "--curve", str(server_secret), "--curve-clients", str(allowed))
+        assert out.returncode == 2 and "readable by other users" in out.stderr
+        assert f"chmod 600 {server_secret}" in out.stderr
+    client_secret.chmod(0o644)
+    with pytest.raises(FacecastError, match="readable by other users"):
+        load_curve_keypair(client_secret)
+
+
+def test_curve_without_an_allow_list_folder_is_refused(tmp_path, key_file):
+    _, server_secret = generate_curve_keypair(tmp_path / "server", "server")
+    (tmp_path / "empty").mkdir()
+    for extra in ([], ["--curve-clients", str(tmp_path / "missing")],
+                  ["--curve-clients", str(tmp_path / "empty")]):
+        out = _serve("--address", "tcp://127.0.0.1:0", "--key-file", str(key_file),
+                     "--curve", str(server_secret), *extra)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert "--curve-clients" in out.stderr

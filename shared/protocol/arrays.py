@@ -31,8 +31,12 @@ def to_wire(array: Any) -> tuple[list, memoryview]:
     if arr.ndim > MAX_NDIM:
         raise ProtocolError(f"array has {arr.ndim} dimensions (max {MAX_NDIM})",
                             "reshape it before sending", code="bad_shape")
-    arr = np.ascontiguousarray(arr)
-    return [arr.dtype.str, list(arr.shape), arr.nbytes], memoryview(arr).cast("B")
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")  # not np.ascontiguousarray: it turns 0-d into 1-d
+    desc = [arr.dtype.str, list(arr.shape), arr.nbytes]
+    if arr.nbytes == 0:  # memoryview cannot cast a view with a zero in its shape
+        return desc, memoryview(b"")
+    return desc, memoryview(arr.reshape(-1).view(np.uint8))
 
 
 def check_descriptor(desc: Any) -> tuple[np.dtype, tuple[int, ...], int]:

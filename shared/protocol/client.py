@@ -4,12 +4,20 @@ Blender calls :meth:`Client.poll` from a timer or modal operator; the CLI uses
 :class:`BlockingClient`, which loops over the same ``poll``. The client keeps the
 protocol's promises on its side too: every submitted job ends in exactly one final
 event, even when the backend dies or restarts (then a local ERROR with code
-``unavailable`` / ``server_restarted`` and ``retryable=True`` ends it).
+``unavailable`` / ``server_restarted`` and ``retryable=True`` ends it), or stops
+making progress on one job: ``timeout_s`` is also a deadline on each job's messages,
+which PONGs do not reset (code ``timeout``). The deadline pauses while the job has no
+credit left, because then the backend is waiting for us.
+
+On the same host (a loopback or ipc address, Linux), the client offers the
+shared-memory fast path in HELLO (``shm.py``); the backend takes it only if it can
+read the client's probe segment back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import time
 import uuid
@@ -21,9 +29,12 @@ import numpy as np
 import zmq
 
 from ..errors import BackendUnavailable, FacecastError, ProtocolError
+from . import shm
+from .address import check_address, is_loopback
 from .constants import (
     DEFAULT_ADDRESS,
     DEFAULT_MAX_FRAME_BYTES,
+    MAX_CREDIT,
     SUPPORTED_VERSIONS,
     ErrorCode,
     MsgType,
@@ -67,6 +78,15 @@ class _JobState:
     auto_credit: bool
     consumed: int = 0
     final: bool = False
+    #: Frames the backend may still send (initial credit + grants - frames received).
+    outstanding: int = 0
+    #: When this job last heard from the backend (its progress deadline runs from here).
+    last_event: float = field(default_factory=time.monotonic)
+
+
+#: Bytes of shared-memory segments this client may hold for its own SUBMIT arrays.
+CLIENT_SHM_BUDGET = 64 * 1024 * 1024
+_SWEPT = False
 
 
 class Client:
@@ -76,8 +96,9 @@ class Client:
                  curve: CurveClientKeys | None = None, heartbeat_s: float = 1.0,
                  timeout_s: float = 10.0, name: str = "facecast-client",
                  context: zmq.Context | None = None,
-                 max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
-        self.address = address
+                 max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                 same_host: bool = True) -> None:
+        self.address = check_address(address, bind=False)
         self.heartbeat_s = heartbeat_s
         self.timeout_s = timeout_s
         self.name = name
@@ -94,15 +115,57 @@ class Client:
         self._hello_at = 0.0
         self._last_recv = 0.0
         self._last_ping = 0.0
+        # Same-host fast path: offered when the backend is on this machine.
+        self._offer_shm = same_host and is_loopback(address) and shm.available()
+        self._probe: tuple[str, bytes] | None = None
+        self._shm_reader: shm.ShmReader | None = None
+        self._shm_arena: shm.ShmArena | None = None
+        self._to_release: list[list[int]] = []
+
+    @property
+    def same_host(self) -> bool:
+        """True once the backend took the shared-memory fast path."""
+        return self._shm_reader is not None
 
     # -- connection -------------------------------------------------------------------
     def connect(self) -> None:
         """Open the socket and say HELLO; the WELCOME arrives through :meth:`poll`."""
         self._open_socket()
-        self._send(Message(MsgType.HELLO, {"versions": [list(v) for v in SUPPORTED_VERSIONS],
-                                           "client": self.name}))
-        self.state = "connecting"
+        self._hello()
         self._hello_at = self._last_recv = time.monotonic()
+
+    def _hello(self) -> None:
+        """Say HELLO as a new session (a session is bound to its connection, so after a
+        reset the client cannot resume the old one), offering the fast path if it may."""
+        self._codec = Codec(self._key)
+        self._end_shm()
+        body: dict[str, Any] = {"versions": [list(v) for v in SUPPORTED_VERSIONS],
+                                "client": self.name}
+        if self._offer_shm:
+            global _SWEPT
+            try:
+                if not _SWEPT:
+                    _SWEPT = True
+                    shm.sweep_stale()
+                self._probe = shm.write_probe()
+                body["shm"] = {"probe": self._probe[0]}
+            except OSError as exc:
+                log.info("same-host fast path not offered: %s", exc)
+        self._send(Message(MsgType.HELLO, body))
+        self.state = "connecting"
+        self._hello_at = time.monotonic()
+
+    def _end_shm(self) -> None:
+        if self._probe is not None:
+            shm.remove(self._probe[0])
+            self._probe = None
+        if self._shm_reader is not None:
+            self._shm_reader.close()
+            self._shm_reader = None
+        if self._shm_arena is not None:
+            self._shm_arena.close()
+            self._shm_arena = None
+        self._to_release = []
 
     def _open_socket(self) -> None:
         if self._sock is not None:
@@ -128,6 +191,7 @@ class Client:
                 self._send(Message(MsgType.BYE), block=False)
         self._sock.close(linger=0)
         self._sock = None
+        self._end_shm()
         self.state = "closed"
 
     # -- requests ---------------------------------------------------------------------
@@ -138,7 +202,8 @@ class Client:
         if self._sock is None:
             raise BackendUnavailable("the client is not connected", "call connect() first")
         job = job_id or uuid.uuid4().hex
-        self._jobs[job] = _JobState(kind, max(1, int(credit)), auto_credit)
+        window = min(MAX_CREDIT, max(1, int(credit)))
+        self._jobs[job] = _JobState(kind, window, auto_credit, outstanding=window)
         if self.state == "lost":
             self._jobs[job].final = True
             self._pending.append(Event(MsgType.ERROR, job, error_body(
@@ -146,9 +211,11 @@ class Client:
                 "start it with `facecast serve` (or Start backend in Blender)",
                 retryable=True)))
             return job
+        payload: list[Any] = list(arrays)
+        if self._shm_arena is not None:
+            payload = [self._shm_arena.share(a) or a for a in payload]
         self._send(Message(MsgType.SUBMIT, {"kind": kind, "params": params or {},
-                                            "credit": max(1, int(credit))},
-                           list(arrays), job=job))
+                                            "credit": window}, payload, job=job))
         return job
 
     def cancel(self, job: str) -> None:
@@ -159,7 +226,12 @@ class Client:
     def grant(self, job: str, n: int) -> None:
         """Allow the server to send ``n`` more frames of ``job``."""
         if self._sock is not None and n > 0:
-            self._send(Message(MsgType.CREDIT, {"n": int(n)}, job=job))
+            n = min(int(n), MAX_CREDIT)
+            state = self._jobs.get(job)
+            if state is not None:
+                state.outstanding += n
+                state.last_event = time.monotonic()  # the deadline restarts from the grant
+            self._send(Message(MsgType.CREDIT, {"n": n}, job=job))
 
     def supports(self, kind: str, feature: str) -> bool:
         """Whether the connected backend's ``kind`` job has the optional ``feature``
@@ -184,6 +256,10 @@ class Client:
                 except zmq.Again:
                     break
                 events.extend(self._handle(frames))
+        if self._to_release and self.state == "ready":
+            # One message per poll tells the backend which segments it may reuse.
+            released, self._to_release = self._to_release, []
+            self._send(Message(MsgType.RELEASE, {"slots": released}), block=False)
         self._housekeeping(events)
         self._grant_credit(events)
         return events
@@ -203,8 +279,24 @@ class Client:
             if self.server and msg.body.get("instance") != self.server.get("instance"):
                 return self._server_restarted()
             return []
+        if msg.type == MsgType.RELEASE:
+            if self._shm_arena is not None:
+                self._shm_arena.release(msg.body.get("slots"))
+            return []
         if msg.type == MsgType.ERROR and msg.body.get("code") == ErrorCode.NO_SESSION:
+            if self.state == "connecting":
+                return []  # an answer to something sent before our new HELLO
             return self._server_restarted()
+        if any(isinstance(a, shm.ShmRef) for a in msg.arrays):
+            try:
+                if self._shm_reader is None:
+                    raise ProtocolError("the backend sent a shared-memory payload that was "
+                                        "not negotiated", "update the add-on and the "
+                                        "backend to the same Facecast release")
+                msg.arrays, released = self._shm_reader.resolve(msg.arrays)
+                self._to_release.extend(released)
+            except ProtocolError as exc:
+                return self._lost_payload(msg, exc)
         if msg.type == MsgType.ERROR and msg.body.get("code") == ErrorCode.VERSION_MISMATCH:
             self.state = "lost"
             return [*self._fail_all(ErrorCode.VERSION_MISMATCH,
@@ -216,13 +308,38 @@ class Client:
         state = self._jobs.get(msg.job)
         if state is None or state.final:
             return []  # not ours, or already ended: the one-final promise holds locally
+        state.last_event = time.monotonic()
+        if msg.type == MsgType.FRAME:
+            state.outstanding -= 1
         event = Event(msg.type, msg.job, msg.body, msg.arrays)
         if event.final:
             state.final = True
         return [event]
 
+    def _lost_payload(self, msg: Message, exc: ProtocolError) -> list[Event]:
+        """A payload could not be read: end its job with an error, never drop it silently."""
+        log.warning("could not read a payload from the backend: %s", exc.message)
+        state = self._jobs.get(msg.job or "")
+        if state is None or state.final:
+            return []
+        state.final = True
+        if self._sock is not None:
+            self._send(Message(MsgType.CANCEL, job=msg.job), block=False)
+        return [Event(MsgType.ERROR, msg.job, error_body(
+            ErrorCode.INTERNAL, f"a {msg.type} of this job could not be read: {exc.message}",
+            retryable=True))]
+
     def _on_welcome(self, msg: Message) -> list[Event]:
         restarted = bool(self.server) and msg.body.get("instance") != self.server.get("instance")
+        offer = msg.body.get("shm")
+        if (self._probe is not None and isinstance(offer, dict)
+                and isinstance(offer.get("nonce"), bytes)
+                and hmac.compare_digest(offer["nonce"], self._probe[1])):
+            self._shm_reader = shm.ShmReader(self._key)
+            self._shm_arena = shm.ShmArena(self._key, CLIENT_SHM_BUDGET)
+        if self._probe is not None:
+            shm.remove(self._probe[0])
+            self._probe = None
         self.server = dict(msg.body)
         self.state = "ready"
         events = self._server_restarted(reconnect=False) if restarted else []
@@ -234,10 +351,7 @@ class Client:
                                 retryable=True)
         if reconnect:
             self.server = {}
-            self._send(Message(MsgType.HELLO, {"versions": [list(v) for v in SUPPORTED_VERSIONS],
-                                               "client": self.name}))
-            self.state = "connecting"
-            self._hello_at = time.monotonic()
+            self._hello()
         return events
 
     def _fail_all(self, code: str, message: str, *, retryable: bool) -> list[Event]:
@@ -263,12 +377,29 @@ class Client:
             self.server = {}
             # Fresh socket: drops queued requests so a restarted server does not run them.
             self._open_socket()
-            self._send(Message(MsgType.HELLO, {"versions": [list(v) for v in SUPPORTED_VERSIONS],
-                                               "client": self.name}))
+            self._hello()
+            self.state = "lost"
             self._hello_at = self._last_recv = now
-        elif self.state == "ready" and now - self._last_ping >= self.heartbeat_s:
+            return
+        if self.state == "ready" and now - self._last_ping >= self.heartbeat_s:
             self._last_ping = now
             self._send(Message(MsgType.PING), block=False)
+        if self.state == "ready":
+            self._job_deadlines(events, now)
+
+    def _job_deadlines(self, events: list[Event], now: float) -> None:
+        """End jobs the backend has said nothing about for ``timeout_s`` (PONGs keep the
+        connection, not a job, alive). A job with no credit left is waiting for us."""
+        for job, state in self._jobs.items():
+            if state.final or state.outstanding <= 0:
+                continue
+            if now - state.last_event > self.timeout_s:
+                state.final = True
+                self._send(Message(MsgType.CANCEL, job=job), block=False)
+                events.append(Event(MsgType.ERROR, job, error_body(
+                    ErrorCode.TIMEOUT, f"the backend at {self.address} sent nothing for this "
+                    f"{state.kind} job in {self.timeout_s:g} s — it may be overloaded or "
+                    "stuck; retry, or raise the timeout", retryable=True)))
 
     def _grant_credit(self, events: list[Event]) -> None:
         for event in events:

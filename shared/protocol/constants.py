@@ -26,6 +26,8 @@ class MsgType:
     CANCEL = "cancel"
     CREDIT = "credit"
     BYE = "bye"
+    # both ways (same-host fast path): shared-memory slots the receiver has copied
+    RELEASE = "release"
     # server -> client
     WELCOME = "welcome"
     PONG = "pong"
@@ -37,9 +39,9 @@ class MsgType:
     ERROR = "error"
     CANCELLED = "cancelled"
 
-    CLIENT_TYPES = frozenset({HELLO, PING, SUBMIT, CANCEL, CREDIT, BYE})
+    CLIENT_TYPES = frozenset({HELLO, PING, SUBMIT, CANCEL, CREDIT, BYE, RELEASE})
     SERVER_TYPES = frozenset({WELCOME, PONG, ACCEPTED, PROGRESS, RESULT, FRAME, DONE, ERROR,
-                              CANCELLED})
+                              CANCELLED, RELEASE})
     #: Exactly one of these ends every job.
     FINAL_TYPES = frozenset({DONE, ERROR, CANCELLED})
 
@@ -72,3 +74,6 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_NDIM = 8
 #: Accepted clock difference between peers; older messages are treated as replays.
 MAX_CLOCK_SKEW_S = 300.0
+#: Most frames a job may have granted at once: the initial credit and later grants are
+#: capped here, so a client cannot make the server queue an unbounded stream.
+MAX_CREDIT = 4096

@@ -50,12 +50,7 @@ def load_key(path: str | os.PathLike | None = None) -> bytes:
         raise FacecastError(f"key file {key_path} does not exist",
                             "start the backend once (`facecast serve`) to create it, or "
                             "point to the file it printed", code="key_file")
-    if os.name == "posix":
-        mode = stat.S_IMODE(key_path.stat().st_mode)
-        if mode & 0o077:
-            raise FacecastError(f"key file {key_path} is readable by other users "
-                                f"(mode {mode:o})", f"run: chmod 600 {key_path}",
-                                code="key_file")
+    _refuse_shared_secret(key_path, "key file")
     text = key_path.read_text(encoding="ascii", errors="replace").strip()
     try:
         key = bytes.fromhex(text)
@@ -66,6 +61,15 @@ def load_key(path: str | os.PathLike | None = None) -> bytes:
                             "16 bytes", "delete it and let `facecast serve` create a new one",
                             code="key_file")
     return key
+
+
+def _refuse_shared_secret(path: Path, what: str) -> None:
+    """A secret other users can read is no secret: refuse it with the fix."""
+    if os.name == "posix":
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise FacecastError(f"{what} {path} is readable by other users (mode {mode:o})",
+                                f"run: chmod 600 {path}", code="key_file")
 
 
 def generate_curve_keypair(directory: str | os.PathLike, name: str) -> tuple[Path, Path]:
@@ -86,25 +90,74 @@ def generate_curve_keypair(directory: str | os.PathLike, name: str) -> tuple[Pat
 
 def load_curve_keypair(secret_file: str | os.PathLike) -> tuple[bytes, bytes]:
     """Return ``(public, secret)`` Z85 keys from a ``.key_secret`` file."""
-    import zmq.auth
 
     path = Path(secret_file)
     if not path.is_file():
         raise FacecastError(f"Curve secret key {path} does not exist",
                             "create one with `facecast keys curve NAME`", code="key_file")
-    public, secret = zmq.auth.load_certificate(str(path))
-    if not secret:
+    _refuse_shared_secret(path, "Curve secret key")
+    public, secret = _read_certificate(path)
+    if not secret or not _is_z85_key(secret):
         raise FacecastError(f"{path} holds no secret key",
                             "pass the .key_secret file, not the public .key", code="key_file")
     return public, secret
 
 
 def load_curve_public(public_file: str | os.PathLike) -> bytes:
-    import zmq.auth
 
     path = Path(public_file)
     if not path.is_file():
         raise FacecastError(f"Curve public key {path} does not exist",
                             "copy the server's .key file to this machine", code="key_file")
-    public, _ = zmq.auth.load_certificate(str(path))
+    public, _ = _read_certificate(path)
     return public
+
+
+def load_curve_allow_list(directory: str | os.PathLike) -> dict[bytes, Path]:
+    """The allowed clients' public keys: every ``*.key`` in ``directory``.
+
+    Every file must be a valid public key certificate: one stray file would otherwise
+    make ZeroMQ's authenticator drop the whole list while the server says Curve is on.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise FacecastError(f"--curve-clients {folder} is not a folder",
+                            "make a folder and copy each allowed client's .key file into it",
+                            code="key_file")
+    keys: dict[bytes, Path] = {}
+    for path in sorted(folder.glob("*.key")):
+        public, _ = _read_certificate(path)
+        keys[public] = path
+    if not keys:
+        raise FacecastError(f"--curve-clients {folder} holds no client public keys (*.key)",
+                            "create one with `facecast keys curve CLIENTNAME` on the client "
+                            "and copy its .key file into that folder", code="key_file")
+    return keys
+
+
+def _read_certificate(path: Path) -> tuple[bytes, bytes | None]:
+    import zmq.auth
+
+    try:
+        public, secret = zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError, IndexError) as exc:
+        public, secret = None, None
+        reason = str(exc)
+    else:
+        reason = "its public-key is not a 40-character Z85 key"
+    if public is None or not _is_z85_key(public):
+        raise FacecastError(f"{path} is not a Curve key certificate ({reason[:120]})",
+                            "remove it, or replace it with a .key file written by "
+                            "`facecast keys curve NAME`", code="key_file")
+    return public, secret
+
+
+def _is_z85_key(key: bytes) -> bool:
+    from zmq.utils import z85
+
+    if len(key) != 40:
+        return False
+    try:
+        return len(z85.decode(key)) == 32
+    except (ValueError, KeyError, TypeError):
+        return False

@@ -15,6 +15,7 @@ byte limits, protocol id and major version, signature; then the header schema, r
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -40,12 +41,15 @@ from .constants import (
     PROTOCOL_ID,
     SIGNATURE_BYTES,
 )
+from .shm import ShmRef
 from .signing import Signer
 
 
 @dataclass
 class Message:
-    """One protocol message; ``arrays`` are numpy arrays sent as raw frames."""
+    """One protocol message; ``arrays`` are numpy arrays sent as raw frames, or
+    :class:`~shared.protocol.shm.ShmRef` descriptors of payloads in shared memory
+    (same-host fast path; a receiver resolves them with a ``ShmReader``)."""
 
     type: str
     body: dict = field(default_factory=dict)
@@ -107,6 +111,9 @@ class ReplayGuard:
 
     def check(self, session: str, seq: int, ts: float) -> None:
         now = time.time()
+        if not math.isfinite(ts):
+            raise ProtocolError(f"message timestamp {ts!r} is not a finite number",
+                                "send messages with the Facecast client", code="replay")
         if abs(now - ts) > self._skew:
             raise ProtocolError(f"message timestamp is {now - ts:+.0f} s off this clock",
                                 "check both machines' clocks (NTP)", code="replay")
@@ -141,6 +148,9 @@ class Codec:
         msg.session, msg.seq, msg.ts = self.session, self._seq, time.time()
         descs, buffers = [], []
         for arr in msg.arrays:
+            if isinstance(arr, ShmRef):
+                descs.append(arr.descriptor())
+                continue
             desc, buf = to_wire(arr)
             descs.append(desc)
             buffers.append(buf)
@@ -152,8 +162,13 @@ class Codec:
         signed = [self.protocol_frame, header, body, *buffers]
         return [self.protocol_frame, self.signer.sign(signed), header, body, *buffers]
 
-    def decode(self, frames: Sequence[Any]) -> Message:
-        """Verify and parse frames (bytes or zmq.Frame); arrays are zero-copy views."""
+    def decode(self, frames: Sequence[Any], *, check_replay: bool = True) -> Message:
+        """Verify and parse frames (bytes or zmq.Frame); arrays are zero-copy views, and
+        payloads in shared memory stay :class:`ShmRef` until a ``ShmReader`` reads them.
+
+        ``check_replay=False`` leaves the replay check to the caller (the server first
+        checks that the session belongs to the connection, so a key holder cannot
+        advance another session's sequence number)."""
         if len(frames) < FIXED_FRAMES:
             raise ProtocolError(f"message has {len(frames)} frames, at least {FIXED_FRAMES} "
                                 "needed", "send messages with the Facecast client",
@@ -181,12 +196,20 @@ class Codec:
         body = _unpack(views[3], MAX_BODY_BYTES, "body")
         msg = _header_to_message(header, body)
         bufs = header.get("bufs")
-        if not isinstance(bufs, list) or len(bufs) != len(views) - FIXED_FRAMES:
+        inline = [d for d in bufs if not _is_shm(d)] if isinstance(bufs, list) else None
+        if inline is None or len(inline) != len(views) - FIXED_FRAMES:
             raise ProtocolError("header describes a different number of arrays than sent",
                                 "send messages with the Facecast client", code="malformed")
-        self.replay.check(msg.session, msg.seq, msg.ts)
-        msg.arrays = [from_wire(d, v) for d, v in zip(bufs, views[FIXED_FRAMES:], strict=True)]
+        if check_replay:
+            self.replay.check(msg.session, msg.seq, msg.ts)
+        frames_iter = iter(views[FIXED_FRAMES:])
+        msg.arrays = [ShmRef.from_descriptor(d) if _is_shm(d) else from_wire(d, next(frames_iter))
+                      for d in bufs]
         return msg
+
+
+def _is_shm(desc: Any) -> bool:
+    return isinstance(desc, list) and len(desc) == 4
 
 
 def _header_to_message(header: dict, body: dict) -> Message:
@@ -199,9 +222,11 @@ def _header_to_message(header: dict, body: dict) -> Message:
         raise ProtocolError(f"header is missing or has a bad field ({exc})",
                             "send messages with the Facecast client", code="malformed") from exc
     ok = (isinstance(msg.type, str) and isinstance(msg.id, str) and isinstance(msg.session, str)
-          and isinstance(msg.seq, int) and isinstance(msg.ts, int | float)
+          and isinstance(msg.seq, int) and not isinstance(msg.seq, bool)
+          and isinstance(msg.ts, int | float) and not isinstance(msg.ts, bool)
           and (msg.job is None or isinstance(msg.job, str)))
-    if not ok or len(msg.session) > 64 or len(msg.id) > 64 or (msg.job and len(msg.job) > 64):
+    if (not ok or len(msg.type) > 32 or len(msg.session) > 64 or len(msg.id) > 64
+            or (msg.job and len(msg.job) > 64)):
         raise ProtocolError("header fields have wrong types or sizes",
                             "send messages with the Facecast client", code="malformed")
     return msg
@@ -215,3 +240,14 @@ def _buffer(frame: Any) -> Any:
 def error_body(code: str, message: str, *, retryable: bool = False, **extra: Any) -> dict:
     """Body of an ERROR reply: a stable code, a message for people and a retry hint."""
     return {"code": code, "message": message, "retryable": retryable, **extra}
+
+
+def clip(value: Any, limit: int = 64) -> str:
+    """``repr`` of an untrusted value, cut to ``limit`` characters for replies and logs."""
+    if isinstance(value, str | bytes):
+        text = repr(value[:limit + 1])
+    elif value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+    else:  # a list or map: name its type, never render an untrusted structure
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "…"
