@@ -27,10 +27,14 @@ from shared.errors import InputError
 
 from . import registry
 from .base import Job, JobContext
+from .params import integer
 
 RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights", "emotion_intensity",
                  "landmarks")
 CHUNK_FRAMES = 512
+#: Blender's frame numbers lie within +-1048574; audio offsets within a day.
+MAX_FRAME = 1_048_574
+MAX_OFFSET_S = 86_400
 _MODEL = None
 
 
@@ -44,13 +48,19 @@ def _model():
     return _MODEL
 
 
-def _opt_int(p: dict, name: str, default: int | None) -> int | None:
-    value = p.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{name}={value!r} is not a whole number", f"send {name} as an integer")
-    return value
+def frame_limit(fps: Any, audio: Any, first_frame: int, start_offset: Any) -> int:
+    """The most frames an animation of ``audio`` may ask for: what the audio covers at
+    this fps and offset, plus one second (the mouth settles after the last sound)."""
+    import math
+
+    from backend.audio.timing import FrameClock, parse_fps, parse_seconds
+
+    offset = parse_seconds(start_offset)
+    if abs(offset) > MAX_OFFSET_S:
+        raise InputError(f"start_offset={float(offset):g} s is out of range",
+                         f"send seconds between -{MAX_OFFSET_S} and {MAX_OFFSET_S}")
+    clock = FrameClock.create(parse_fps(fps), audio.sample_rate, first_frame, offset)
+    return max(0, clock.n_frames_for(audio.n_samples)) + math.ceil(clock.fps)
 
 
 @registry.register
@@ -71,11 +81,14 @@ class AnimateJob(Job):
         if pcm.ndim != 1 or pcm.dtype != np.float32:
             raise InputError(f"pcm must be 1-D float32, got {pcm.dtype} {pcm.shape}",
                              "send mono float32 samples")
-        rate = _opt_int(p, "sample_rate", None)
+        rate = integer(p, "sample_rate", 1, 10**6, default=None)
         if rate is None:
             raise InputError("animate needs params.sample_rate", "send the PCM's rate in Hz")
+        first_frame = integer(p, "first_frame", -MAX_FRAME, MAX_FRAME, default=0)
+        n_frames = integer(p, "n_frames", 1, 10**9, default=None)
+        seed = integer(p, "seed", 0, 2**32 - 1, default=0)
         audio = load_audio((pcm, rate))
-        n_frames = _opt_int(p, "n_frames", None)
+        limit = frame_limit(p.get("fps", 24), audio, first_frame, p.get("start_offset", 0))
         emotion: Any = p.get("emotion")
         if len(arrays) == 3:
             emotion = (arrays[1], arrays[2])
@@ -83,14 +96,18 @@ class AnimateJob(Job):
         elif emotion is not None and not isinstance(emotion, str):
             raise InputError("params.emotion must be a track string",
                              'send e.g. "0:neutral,40:angry@0.7" or per-frame arrays')
+        if n_frames is not None and n_frames > limit:
+            raise InputError(f"n_frames={n_frames} is more than the audio covers ({limit} "
+                             "frames at this fps and start_offset, with 1 s to spare)",
+                             "send the frame count of the audio's span (and emotion arrays "
+                             "of that length)")
         send_landmarks = bool(p.get("landmarks", True))
-        first_frame = _opt_int(p, "first_frame", 0)
         n_sent = 0
         fps_out = None
         for i, chunk in enumerate(iter_animation(
                 audio, p.get("fps", 24), emotion, first_frame=first_frame,
                 start_offset=p.get("start_offset", 0), n_frames=n_frames,
-                seed=_opt_int(p, "seed", 0), variation=p.get("variation", 0.0),
+                seed=seed, variation=p.get("variation", 0.0),
                 head_motion_amount=p.get("head_motion", 1.0),
                 articulation=p.get("articulation", 1.0),
                 blinks=bool(p.get("blinks", True)), model=_model(),

@@ -61,6 +61,9 @@ class Job(ABC):
     # dialogue text). Listed per kind in WELCOME and ``info`` so a newer add-on can tell
     # what an older backend understands, and say so instead of sending params it ignores.
     features: ClassVar[tuple[str, ...]] = ()
+    # A cheap job (``info``: a dict of facts) runs at once on its own thread, without
+    # waiting for a compute slot, so it is answered even when every slot is busy.
+    cheap: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, ctx: JobContext) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def device_info() -> dict[str, Any]:
 class InfoJob(Job):
     kind = "info"
     description = "Describe the backend: versions, device, job kinds"
+    cheap = True
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         return {"facecast": __version__, "protocol": [MAJOR_VERSION, MINOR_VERSION],

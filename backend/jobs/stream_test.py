@@ -2,7 +2,8 @@
 
 ``pattern="index"`` fills frame i with ``i % 251`` so a client can check every frame
 arrived intact and in order; ``pattern="static"`` reuses one prepared buffer so the
-benchmark measures the protocol, not numpy.
+benchmark measures the protocol, not numpy; ``pattern="echo"`` sends the first input
+array back as every frame (both directions of a transport in one job).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 import numpy as np
 
 from shared.errors import InputError
+from shared.protocol.messages import clip
 
 from . import registry
 from .base import Job, JobContext
+from .params import integer, number
 
 MAX_FRAMES = 100_000
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -30,21 +33,27 @@ class StreamTestJob(Job):
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         p = ctx.params
-        n = _int(p.get("n_frames", 10), "n_frames", 0, MAX_FRAMES)
+        n = integer(p, "n_frames", 0, MAX_FRAMES, default=10)
         shape = p.get("shape", [4, 4, 4])
         if (not isinstance(shape, list) or not 1 <= len(shape) <= 4
-                or not all(isinstance(s, int) and 0 < s <= 8192 for s in shape)):
-            raise InputError(f"shape {shape!r} is invalid", "give 1-4 positive integers")
+                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= 8192
+                           for s in shape)):
+            raise InputError(f"shape {clip(shape)} is invalid", "give 1-4 positive integers")
         dtype = p.get("dtype", "uint8")
         if dtype not in DTYPES:
-            raise InputError(f"dtype {dtype!r} is not offered", f"use one of {DTYPES}")
+            raise InputError(f"dtype {clip(dtype)} is not offered", f"use one of {DTYPES}")
         if math.prod(shape) * np.dtype(dtype).itemsize > MAX_FRAME_BYTES:
             raise InputError("frames would be too large", f"keep them under {MAX_FRAME_BYTES} B")
-        delay = float(p.get("delay_s", 0.0))
-        if not 0.0 <= delay <= 1.0:
-            raise InputError(f"delay_s {delay} is out of range", "use 0..1 seconds")
-        fail_at = p.get("fail_at")
-        static = np.zeros(shape, dtype) if p.get("pattern") == "static" else None
+        delay = number(p, "delay_s", 0.0, 1.0, default=0.0)
+        fail_at = integer(p, "fail_at", 0, MAX_FRAMES, default=None)
+        pattern = p.get("pattern", "index")
+        if pattern not in ("index", "static", "echo"):
+            raise InputError(f"pattern {clip(pattern)} is not offered",
+                             "use index, static or echo")
+        if pattern == "echo" and not ctx.arrays:
+            raise InputError("pattern echo needs an input array", "send one array")
+        static = (ctx.arrays[0] if pattern == "echo"
+                  else np.zeros(shape, dtype) if pattern == "static" else None)
         for i in range(n):
             if fail_at is not None and i == fail_at:
                 raise InputError(f"stream_test was asked to fail at frame {i}",
@@ -58,8 +67,3 @@ class StreamTestJob(Job):
                 ctx.progress((i + 1) / n)
         return {"frames": n}
 
-
-def _int(value: Any, name: str, lo: int, hi: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise InputError(f"{name}={value!r} is out of range", f"use an integer {lo}..{hi}")
-    return value

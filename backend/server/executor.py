@@ -1,58 +1,125 @@
-"""Runs jobs away from the socket loop: a thread pool and its job contexts.
+"""Runs jobs away from the socket loop: a thread per job, compute slots, job contexts.
 
 Workers never touch the ROUTER socket (ZeroMQ sockets are not thread-safe). They put
-outgoing messages on a queue and wake the loop through an inproc PUSH socket; the loop
-signs and sends. A Ray-actor executor would implement the same ``submit``/``cancel``
-contract with a context that forwards these calls.
+outgoing messages on the :class:`Outbox` and wake the loop through a socket pair; the
+loop signs and sends. Each accepted job gets its own thread (``--max-jobs`` bounds
+them); the :class:`~.scheduler.FairScheduler` bounds how many compute at once
+(``--workers``). A context gives its compute slot back while it waits for the client —
+credit, or room in its send queue — so a slow reader never holds a worker.
+
+A job's unsent bytes are bounded by a memory budget: ``frame()`` and ``result()`` wait
+(slot released) until the loop has handed enough of them to ZeroMQ, so the loop never
+has to overrun the socket's high-water mark and no frame is ever dropped. PROGRESS is
+coalesced: only the latest unsent one is kept.
+
+A Ray-actor executor can implement the same contract with a context that forwards these
+calls (the job interface in ``backend/jobs/base.py`` does not change).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
+import time
 import traceback
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import zmq
 
 from backend.jobs.base import Job, JobCancelled, JobContext
 from shared.errors import FacecastError
 from shared.protocol import ErrorCode, MsgType, error_body
+from shared.protocol.constants import MAX_CREDIT
+from shared.protocol.shm import ShmArena, ShmRef
+
+from .scheduler import FairScheduler
 
 log = logging.getLogger("facecast.server")
 
-WAKE_ADDRESS = "inproc://facecast-outbox"
-MAX_CREDIT = 4096
+#: Unsent bytes one job may have queued in the server before it waits.
+JOB_SEND_BUDGET = 32 * 1024 * 1024
 
 
 @dataclass
 class Outgoing:
-    """A message a worker wants the loop to send for ``job``."""
+    """A message a worker wants the loop to send for ``job``.
+
+    ``body`` None on a PROGRESS means "the context's latest progress" (coalesced).
+    ``nbytes`` is what it counts against the job's send budget until ZeroMQ has it."""
 
     job: str
     type: str
-    body: dict
-    arrays: list[np.ndarray] = field(default_factory=list)
+    body: dict | None
+    arrays: list[Any] = field(default_factory=list)
+    nbytes: int = 0
+
+
+class Outbox:
+    """Thread-safe queue from job threads to the loop; a put wakes the loop's poller."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
+        self.wake_r, self._wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    def put(self, item: Outgoing) -> None:
+        self._queue.put(item)
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the loop already has wake-ups pending (or is shutting down)
+
+    def drain(self) -> list[Outgoing]:
+        try:
+            while self.wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        self.wake_r.close()
+        self._wake_w.close()
 
 
 class ThreadJobContext(JobContext):
+    """The context of one job run on its own thread."""
+
     def __init__(self, job_id: str, params: dict, arrays: list[np.ndarray], credit: int,
-                 outbox: Outbox) -> None:
+                 outbox: Outbox, *, client: str = "", scheduler: FairScheduler | None = None,
+                 arena: ShmArena | None = None, send_budget: int = JOB_SEND_BUDGET) -> None:
         self.job_id = job_id
         self.params = params
         self.arrays = arrays
+        self.client = client
         self._outbox = outbox
-        self._credit = credit
+        self._scheduler = scheduler
+        self._arena = arena
+        self._budget = send_budget
+        self._credit = min(MAX_CREDIT, max(0, credit))
+        self._unsent = 0
         self._cond = threading.Condition()
         self._cancel = threading.Event()
+        self._holds_slot = False
+        self._progress: dict | None = None
+        self._progress_queued = False
         self.started = threading.Event()
+        #: queued (waiting for a compute slot) | running | waiting (for the client) | ended
+        self.state = "queued"
+        self.last_fraction = 0.0
+        self.last_message = ""
 
-    # called by the loop thread
+    # -- called by the loop thread ---------------------------------------------------
     def add_credit(self, n: int) -> None:
         with self._cond:
             self._credit = min(MAX_CREDIT, self._credit + n)
@@ -62,83 +129,132 @@ class ThreadJobContext(JobContext):
         self._cancel.set()
         with self._cond:
             self._cond.notify_all()
+        if self._scheduler is not None:
+            self._scheduler.wake()
 
-    # called by the job
+    def sent(self, nbytes: int) -> None:
+        """The loop handed ``nbytes`` of this job's payload to ZeroMQ."""
+        if nbytes:
+            with self._cond:
+                self._unsent -= nbytes
+                self._cond.notify_all()
+
+    def take_progress(self) -> dict:
+        with self._cond:
+            self._progress_queued = False
+            body = self._progress or {"fraction": self.last_fraction, "message": ""}
+            self._progress = None
+            return body
+
+    # -- called by the executor ------------------------------------------------------
+    def begin(self) -> None:
+        """Take a compute slot (cheap jobs have no scheduler and start at once)."""
+        self._take_slot()
+        self.state = "running"
+        self.started.set()
+
+    def end(self) -> None:
+        self._drop_slot()
+        self.state = "ended"
+
+    # -- called by the job -------------------------------------------------------------
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
     def progress(self, fraction: float, message: str = "") -> None:
-        self._outbox.put(Outgoing(self.job_id, MsgType.PROGRESS,
-                                  {"fraction": float(min(max(fraction, 0.0), 1.0)),
-                                   "message": message}))
+        try:
+            fraction = float(fraction)
+        except (TypeError, ValueError):
+            fraction = self.last_fraction
+        fraction = min(max(fraction, 0.0), 1.0) if fraction == fraction else 0.0
+        body = {"fraction": fraction, "message": str(message)[:200]}
+        with self._cond:
+            self.last_fraction, self.last_message = fraction, body["message"]
+            self._progress = body
+            if self._progress_queued:
+                return  # the loop has not sent the last one yet: it will send this instead
+            self._progress_queued = True
+        self._outbox.put(Outgoing(self.job_id, MsgType.PROGRESS, None))
 
     def result(self, body: dict, arrays: Sequence[np.ndarray] = ()) -> None:
-        self._outbox.put(Outgoing(self.job_id, MsgType.RESULT, body, list(arrays)))
+        self._yield_slot()
+        self._send(MsgType.RESULT, body, arrays)
 
     def frame(self, body: dict, arrays: Sequence[np.ndarray] = ()) -> None:
+        self._yield_slot()
+        self._wait_for(lambda: self._credit > 0)
         with self._cond:
-            while self._credit <= 0 and not self._cancel.is_set():
-                self._cond.wait(0.5)
-            if self._cancel.is_set():
-                raise JobCancelled()
             self._credit -= 1
-        self._outbox.put(Outgoing(self.job_id, MsgType.FRAME, body, list(arrays)))
+        self._send(MsgType.FRAME, body, arrays)
 
+    # -- internals -----------------------------------------------------------------------
+    def _send(self, type_: str, body: dict, arrays: Sequence[np.ndarray]) -> None:
+        payload: list[Any] = []
+        nbytes = 0
+        for arr in arrays:
+            ref = self._arena.share(arr) if self._arena is not None else None
+            if isinstance(ref, ShmRef):
+                payload.append(ref)
+            else:
+                arr = np.asarray(arr)
+                payload.append(arr)
+                nbytes += arr.nbytes
+        # Always let one message through, however large, so a huge frame cannot wedge.
+        self._wait_for(lambda: self._unsent == 0 or self._unsent + nbytes <= self._budget)
+        with self._cond:
+            self._unsent += nbytes
+        self._outbox.put(Outgoing(self.job_id, type_, body, payload, nbytes))
 
-class Outbox:
-    """Thread-safe queue from workers to the loop, with a ZeroMQ wake-up per put."""
+    def _wait_for(self, ready: Callable[[], bool]) -> None:
+        """Wait (compute slot given back) until ``ready()``; raise if cancelled."""
+        paused = False
+        with self._cond:
+            while not ready() and not self._cancel.is_set():
+                if not paused:
+                    paused = True
+                    self.state = "waiting"
+                    self._drop_slot()
+                self._cond.wait(0.5)
+        if self._cancel.is_set():
+            raise JobCancelled()
+        if paused:
+            self._take_slot()
+            self.state = "running"
 
-    def __init__(self, context: zmq.Context) -> None:
-        self._queue: queue.SimpleQueue[Outgoing] = queue.SimpleQueue()
-        self._context = context
-        self._local = threading.local()
-        self._sockets: list[zmq.Socket] = []
-        self._lock = threading.Lock()
+    def _yield_slot(self) -> None:
+        """Between frames, let a waiting client's job compute (fair time slicing)."""
+        if self._holds_slot and self._scheduler is not None and self._scheduler.contended():
+            self._drop_slot()
+            self._take_slot()
 
-    def put(self, item: Outgoing) -> None:
-        self._queue.put(item)
-        sock = getattr(self._local, "sock", None)
-        if sock is None:
-            sock = self._context.socket(zmq.PUSH)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(WAKE_ADDRESS)
-            self._local.sock = sock
-            with self._lock:
-                self._sockets.append(sock)
-        try:
-            sock.send(b"", zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # the loop is already awake with wake-ups queued
+    def _take_slot(self) -> None:
+        if self._scheduler is None or self._holds_slot:
+            return
+        if not self._scheduler.acquire(self.client, self._cancel.is_set):
+            raise JobCancelled()
+        self._holds_slot = True
 
-    def drain(self) -> list[Outgoing]:
-        items = []
-        while True:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                return items
-
-    def close(self) -> None:
-        with self._lock:
-            for sock in self._sockets:
-                sock.close(linger=0)
-            self._sockets.clear()
+    def _drop_slot(self) -> None:
+        if self._scheduler is not None and self._holds_slot:
+            self._holds_slot = False
+            self._scheduler.release()
 
 
 class ThreadExecutor:
-    """Runs jobs on a fixed pool of threads; the final reply always goes to the outbox."""
+    """Runs each job on a thread of its own; the final reply always goes to the outbox."""
 
-    def __init__(self, outbox: Outbox, workers: int = 2) -> None:
+    def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
 
     def submit(self, job: Job, ctx: ThreadJobContext) -> None:
-        self._pool.submit(self._run, job, ctx)
+        threading.Thread(target=self._run, args=(job, ctx), daemon=True,
+                         name=f"job-{job.kind}-{ctx.job_id[:8]}").start()
 
     def _run(self, job: Job, ctx: ThreadJobContext) -> None:
-        ctx.started.set()
+        started = time.monotonic()
         try:
+            ctx.begin()
             if ctx.cancelled:
                 raise JobCancelled()
             body: dict[str, Any] = job.run(ctx) or {}
@@ -152,9 +268,10 @@ class ThreadExecutor:
                       traceback.format_exc())
             final = Outgoing(ctx.job_id, MsgType.ERROR, error_body(
                 ErrorCode.INTERNAL, f"the backend failed in {job.kind}: "
-                f"{exc.__class__.__name__}: {exc} — see the backend log; report it if it "
-                "repeats", retryable=False))
+                f"{exc.__class__.__name__}: {str(exc)[:200]} — see the backend log; report "
+                "it if it repeats", retryable=False))
+        finally:
+            ctx.end()
+        log.debug("job %s (%s) ended after %.2f s: %s", ctx.job_id[:8], job.kind,
+                  time.monotonic() - started, final.type)
         self._outbox.put(final)
-
-    def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)

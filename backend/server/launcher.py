@@ -22,7 +22,9 @@ class BackendProcess:
 
     def __init__(self, *, key_file: Path, address: str = "tcp://127.0.0.1:0",
                  extra_args: list[str] | None = None, log_file: Path | None = None,
-                 startup_timeout_s: float = 60.0) -> None:
+                 startup_timeout_s: float = 60.0, unread_output: bool = False) -> None:
+        """``unread_output``: stdout/stderr go to a pipe that is never read, as a careless
+        launcher would leave them (the fuzz bench checks the server survives it)."""
         self.key_file = Path(key_file)
         self._dir = tempfile.TemporaryDirectory(prefix="facecast-backend-")
         ready = Path(self._dir.name) / "ready"
@@ -31,7 +33,8 @@ class BackendProcess:
                *(extra_args or [])]
         self.log_path = log_file or Path(self._dir.name) / "backend.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+        out = subprocess.PIPE if unread_output else self._log
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + startup_timeout_s
         while not ready.exists():
@@ -58,15 +61,32 @@ class BackendProcess:
         self.proc.kill()
         self.proc.wait()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> float:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the seconds it took to stop."""
+        started = time.monotonic()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        took = time.monotonic() - started
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         if not self._log.closed:
             self._log.close()
+        return took
+
+    def rss_bytes(self) -> int:
+        """The server's resident memory (Linux /proc; 0 where unavailable)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
 
     def __enter__(self) -> BackendProcess:
         return self
