@@ -1,15 +1,18 @@
 """``facecast`` command line: one subcommand per job the product does.
 
 Each subcommand lives in its own module and registers itself through ``add_parser``;
-this file only wires them together and turns :class:`FacecastError` into a clear
-message and exit code 2 instead of a traceback.
+this file only wires them together and turns :class:`FacecastError` — and the file
+system's errors a user can cause (disk full, read-only folder, permission denied) — into
+one clear line and exit code 2 instead of a traceback (``-v`` adds the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from shared import __version__
@@ -54,9 +57,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FacecastError as exc:
         print(f"facecast: error: {exc.message}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"facecast: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("facecast: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line naming the file and what to do, for errors of the file system."""
+    where = exc.filename if exc.filename is not None else "a file"
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device while writing {where} — free some space or "
+                "write to another folder (nothing finished was lost; run again to continue)")
+    if code == errno.EROFS:
+        return f"{where} is on a read-only file system — write to another folder"
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"permission denied for {where} — choose a folder you can write, or fix its "
+                "permissions")
+    if code == errno.ENOENT:
+        return f"{where} does not exist — check the path"
+    if code in (errno.EISDIR, errno.ENOTDIR):
+        return f"{where}: {exc.strerror} — check the path"
+    if code == errno.EFBIG:
+        return f"{where} would be larger than this system allows — write to another folder"
+    reason = exc.strerror or exc.__class__.__name__
+    return f"{reason}: {where} — check the path and the device, then try again"
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def load_motion(path: Path) -> dict:
             return {k: d[k] for k in MOTION_KEYS if k in d}
     except FileNotFoundError as exc:
         raise InputError(f"motion file not found: {path}", "pass an anim.npz") from exc
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: 0 bytes
         raise InputError(f"motion file {path.name} is not a readable .npz/.json: {exc}",
                          "write it with `facecast animate` or numpy.savez (landmarks, "
                          "blendshapes, head_pose, head_pose_frame)") from exc
