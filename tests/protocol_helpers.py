@@ -4,33 +4,10 @@ from __future__ import annotations
 
 import time
 
-import zmq
+from backend.bench.hostile import RawPeer, resign
+from shared.protocol import BlockingClient, load_key
 
-from shared.protocol import BlockingClient, Codec, Message, MsgType, load_key
-
-
-class RawPeer:
-    """A bare DEALER: sends whatever frames a test crafts and reads raw replies."""
-
-    def __init__(self, endpoint: str, key: bytes) -> None:
-        self.codec = Codec(key)
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    def hello_frames(self) -> list:
-        return self.codec.encode(Message(MsgType.HELLO, {"versions": [[1, 0]], "client": "raw"}))
-
-    def send(self, frames: list) -> None:
-        self.sock.send_multipart([bytes(memoryview(f)) for f in frames])
-
-    def recv(self, timeout_s: float = 2.0) -> Message | None:
-        if not self.sock.poll(int(timeout_s * 1000)):
-            return None
-        return self.codec.decode(self.sock.recv_multipart())
-
-    def close(self) -> None:
-        self.sock.close(linger=0)
+__all__ = ["RawPeer", "assert_server_healthy", "resign", "wait_for"]
 
 
 def assert_server_healthy(endpoint: str, key_file) -> None:

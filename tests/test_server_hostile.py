@@ -10,7 +10,7 @@ import pytest
 from backend.server.launcher import BackendProcess
 from shared.protocol import Codec, ErrorCode, Message, MsgType, load_key
 
-from .protocol_helpers import RawPeer, assert_server_healthy
+from .protocol_helpers import RawPeer, assert_server_healthy, resign
 
 
 @pytest.fixture
@@ -28,12 +28,6 @@ def peer(small_backend, key_file):
     assert p.recv().type == MsgType.WELCOME
     yield p
     p.close()
-
-
-def _resign(codec: Codec, frames: list) -> list:
-    frames = [bytes(memoryview(f)) for f in frames]
-    frames[1] = codec.signer.sign([frames[0], *frames[2:]])
-    return frames
 
 
 def _check(backend, key_file, peer: RawPeer) -> None:
@@ -86,7 +80,7 @@ def test_wrong_dtype(small_backend, key_file, peer) -> None:
     header = msgpack.unpackb(frames[2])
     header["bufs"][0][0] = "|O"
     frames[2] = msgpack.packb(header)
-    peer.send(_resign(peer.codec, frames))
+    peer.send(resign(peer.codec, frames))
     _check(small_backend, key_file, peer)
     assert "not allowed" in small_backend.log_tail()
 
@@ -112,14 +106,14 @@ def test_garbage_bytes(small_backend, key_file, peer, frames) -> None:
 def test_signed_but_malformed_header(small_backend, key_file, peer) -> None:
     frames = peer.codec.encode(Message(MsgType.PING))
     frames[2] = msgpack.packb({"type": 5, "seq": "x"})
-    peer.send(_resign(peer.codec, frames))
+    peer.send(resign(peer.codec, frames))
     _check(small_backend, key_file, peer)
 
 
 def test_major_version_mismatch_gets_a_clear_reply(small_backend, key_file, peer) -> None:
     frames = peer.codec.encode(Message(MsgType.PING))
     frames[0] = b"FCST" + bytes([9, frames[0][5]])
-    peer.send(_resign(peer.codec, frames))
+    peer.send(resign(peer.codec, frames))
     reply = peer.recv()
     assert reply is not None and reply.type == MsgType.ERROR
     assert reply.body["code"] == ErrorCode.VERSION_MISMATCH and "9" in reply.body["message"]

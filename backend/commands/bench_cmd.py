@@ -14,6 +14,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     proto.add_argument("--credit", type=int, default=16, help="credit window (frames)")
     proto.add_argument("--repeats", type=int, default=3, help="runs of each; best is kept")
     proto.set_defaults(func=_protocol)
+    fuzz = bs.add_parser("fuzz", help="the backend under hostile load: floods, slow "
+                         "readers, credit extremes, takeover attempts, many clients")
+    fuzz.add_argument("--messages", type=int, default=10_000,
+                      help="unsigned and signed hostile messages (each)")
+    fuzz.add_argument("--slow-frames", type=int, default=2500,
+                      help="frames streamed to the slow reader")
+    fuzz.add_argument("--clients", type=int, default=8, help="clients in the job mix")
+    fuzz.add_argument("--synthetic", action="store_true",
+                      help="the job mix runs stream_test jobs instead of render + animate")
+    fuzz.set_defaults(func=_fuzz)
     motion = bs.add_parser("motion", help="lip sync, FACS signs, identity, blinks, speed")
     motion.add_argument("--weights", default=None, help="motion weights (default: shipped)")
     motion.set_defaults(func=_motion)
@@ -39,6 +49,14 @@ def _protocol(args: argparse.Namespace) -> int:
     run_protocol_bench(frames=args.frames, size=args.size, credit=args.credit,
                        repeats=args.repeats)
     return 0
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    from backend.bench.fuzz_bench import run_fuzz_bench
+
+    result = run_fuzz_bench(messages=args.messages, slow_frames=args.slow_frames,
+                            clients=args.clients, real_jobs=not args.synthetic)
+    return 0 if result.alive and result.frames_lost() == 0 else 1
 
 
 def _motion(args: argparse.Namespace) -> int:
