@@ -55,15 +55,3 @@ def check_address(address: object, *, bind: bool) -> str:
                              "host name", f"use {EXAMPLES}") from None
     return address
 
-
-def is_loopback(address: str) -> bool:
-    """True for ipc:// and for TCP on a loopback host (the traffic never leaves)."""
-    if address.startswith("ipc://"):
-        return True
-    host = address.split("://", 1)[-1].rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

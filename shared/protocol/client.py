@@ -29,8 +29,9 @@ import numpy as np
 import zmq
 
 from ..errors import BackendUnavailable, FacecastError, ProtocolError
+from ..net import is_loopback
 from . import shm
-from .address import check_address, is_loopback
+from .address import check_address
 from .constants import (
     DEFAULT_ADDRESS,
     DEFAULT_MAX_FRAME_BYTES,
