@@ -309,7 +309,7 @@ def _mix(endpoint: str, key: bytes, clients: int, real: bool, result: FuzzResult
 
 def _real_jobs() -> list[tuple[str, dict, list]]:
     """A small render of the shipped subject and a 1-second animate, per client."""
-    from backend.demo.defaults import front_camera
+    from backend.subject.framing import front_camera
     from backend.subject.store import read_manifest, resolve_subject
     from shared.blendshapes import ARKIT_BLENDSHAPES
 
