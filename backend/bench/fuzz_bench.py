@@ -345,7 +345,9 @@ def run_fuzz_bench(*, messages: int = 10_000, slow_frames: int = 2500,
     with tempfile.TemporaryDirectory(prefix="facecast-fuzz-") as tmp:
         key_file, _ = ensure_key_file(Path(tmp) / "fuzz.key")
         key = load_key(key_file)
-        backend = BackendProcess(key_file=key_file, unread_output=True,
+        # Debug logging: every dropped message is a line, so the unread pipe fills
+        # within the first few hundred and stays full (the old server froze there).
+        backend = BackendProcess(key_file=key_file, unread_output=True, verbose=True,
                                  extra_args=["--max-jobs-per-client", "4"])
         try:
             endpoint = backend.endpoint
@@ -382,8 +384,8 @@ def print_fuzz_report(r: FuzzResult, messages: int, real_jobs: bool) -> None:
     ms = r.info_ms
     mix_ms = r.mix_info_ms
     mix = "render + animate" if real_jobs else "two stream_test jobs"
-    print(f"facecast bench fuzz: the server's stdout/stderr are a pipe nobody reads; an info "
-          f"prober asks every 50 ms throughout ({len(ms) + len(mix_ms)} answers, "
+    print("facecast bench fuzz: the server logs at debug level into a pipe nobody reads; "
+          f"an info prober asks every 50 ms throughout ({len(ms) + len(mix_ms)} answers, "
           f"{r.info_failures} failures)")
     print("| check | result | target |\n|---|---|---|")
     print(f"| unsigned hostile messages | {r.unsigned_sent} sent | {messages} |")

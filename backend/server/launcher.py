@@ -22,13 +22,16 @@ class BackendProcess:
 
     def __init__(self, *, key_file: Path, address: str = "tcp://127.0.0.1:0",
                  extra_args: list[str] | None = None, log_file: Path | None = None,
-                 startup_timeout_s: float = 60.0, unread_output: bool = False) -> None:
+                 startup_timeout_s: float = 60.0, unread_output: bool = False,
+                 verbose: bool = False) -> None:
         """``unread_output``: stdout/stderr go to a pipe that is never read, as a careless
-        launcher would leave them (the fuzz bench checks the server survives it)."""
+        launcher would leave them (the fuzz bench checks the server survives it);
+        ``verbose``: debug logging (``facecast -v serve``), which fills such a pipe fast."""
         self.key_file = Path(key_file)
         self._dir = tempfile.TemporaryDirectory(prefix="facecast-backend-")
         ready = Path(self._dir.name) / "ready"
-        cmd = [sys.executable, "-m", "backend.cli", "serve", "--address", address,
+        cmd = [sys.executable, "-m", "backend.cli", *(["-v"] if verbose else []), "serve",
+               "--address", address,
                "--key-file", str(self.key_file), "--ready-file", str(ready),
                *(extra_args or [])]
         self.log_path = log_file or Path(self._dir.name) / "backend.log"

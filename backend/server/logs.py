@@ -123,6 +123,7 @@ class DropSummary:
             self.log.warning("dropped a message (%s): %s", reason, detail)
         else:
             self._silenced += 1
+            self.log.debug("dropped a message (%s): %s", reason, detail)
 
     def tick(self, now: float) -> None:
         """Call regularly: writes the summary line when an interval has passed."""

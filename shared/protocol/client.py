@@ -87,6 +87,10 @@ class _JobState:
 
 #: Bytes of shared-memory segments this client may hold for its own SUBMIT arrays.
 CLIENT_SHM_BUDGET = 64 * 1024 * 1024
+#: Copied segments are reported back (RELEASE) in batches of this many, or after this
+#: long: one message per frame cost the backend more than the frame's copy.
+RELEASE_BATCH = 8
+RELEASE_DELAY_S = 0.01
 _SWEPT = False
 
 
@@ -122,6 +126,7 @@ class Client:
         self._shm_reader: shm.ShmReader | None = None
         self._shm_arena: shm.ShmArena | None = None
         self._to_release: list[list[int]] = []
+        self._release_since = 0.0
 
     @property
     def same_host(self) -> bool:
@@ -257,8 +262,10 @@ class Client:
                 except zmq.Again:
                     break
                 events.extend(self._handle(frames))
-        if self._to_release and self.state == "ready":
-            # One message per poll tells the backend which segments it may reuse.
+        if self._to_release and self.state == "ready" and (
+                len(self._to_release) >= RELEASE_BATCH
+                or time.monotonic() - self._release_since > RELEASE_DELAY_S):
+            # Batched: tells the backend which segments it may reuse.
             released, self._to_release = self._to_release, []
             self._send(Message(MsgType.RELEASE, {"slots": released}), block=False)
         self._housekeeping(events)
@@ -295,6 +302,8 @@ class Client:
                                         "not negotiated", "update the add-on and the "
                                         "backend to the same Facecast release")
                 msg.arrays, released = self._shm_reader.resolve(msg.arrays)
+                if not self._to_release:
+                    self._release_since = time.monotonic()
                 self._to_release.extend(released)
             except ProtocolError as exc:
                 return self._lost_payload(msg, exc)
