@@ -81,3 +81,29 @@ def test_real_speech_recording_becomes_split_mouth_targets() -> None:
     # The jaw opens where there is speech and rests where there is none.
     assert jaw[clip.vad].mean() > 2.0 * jaw[~clip.vad].mean() + 1e-3
     assert jaw.max() > 0.3
+
+
+def test_long_recordings_are_decoded_in_pieces_cut_in_quiet_places() -> None:
+    from backend.speech.phone_recognition import PIECE_FRAMES, _pieces
+
+    rng = np.random.default_rng(0)
+    level = rng.uniform(-30, -10, 10_000)
+    level[2_800] = -90.0  # the quietest 10 ms near the end of the first piece
+    pieces = _pieces(level)
+    assert pieces[0] == (0, 2_800)
+    assert all(b - a <= PIECE_FRAMES for a, b in pieces)
+    assert [p[1] for p in pieces[:-1]] == [p[0] for p in pieces[1:]]  # no gaps
+    assert pieces[-1][1] == len(level)
+
+
+def test_a_short_bilabial_marks_a_frame_at_any_frame_rate() -> None:
+    """A 50 ms /p/ between two frame centres must still tell the lips to meet."""
+    from backend.motion.phones import evidence_from_phones
+
+    ev = evidence_from_phones([("a", 0.0), ("p", 0.52), ("a", 0.57), ("_", 1.0)], 1.2,
+                              "text")
+    for fps in (24.0, 25.0, 30.0, 60.0):
+        times = (np.arange(int(1.2 * fps)) + 0.5) / fps
+        must = ev.at_frames(times, fps)[:, -2]
+        hit = times[must > 0]
+        assert len(hit) >= 1 and np.all(np.abs(hit - 0.545) < 0.5 / fps + 0.06), fps

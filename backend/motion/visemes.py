@@ -155,14 +155,10 @@ def _gauss_smooth(x: np.ndarray, fwhm_s: float) -> np.ndarray:
     return gaussian_filter1d(x, sigma, axis=0, mode="nearest")
 
 
-def viseme_track(phones: Sequence[tuple[str, float]], duration: float,
-                 frame_times: np.ndarray, smooth_ms: float = SMOOTH_MS,
-                 anticipate_ms: float = ANTICIPATE_MS) -> np.ndarray:
-    """Per-frame mouth targets float32[T, 27] for phones ``(mnemonic, start seconds)``.
-
-    ``frame_times`` are the audio times of the frame centres; before the first phone and
-    after the last the mouth rests.
-    """
+def viseme_grid(phones: Sequence[tuple[str, float]], duration: float,
+                smooth_ms: float = SMOOTH_MS) -> np.ndarray:
+    """The coarticulated mouth targets float32[n, 27] on a ``GRID_HZ`` grid: row ``i``
+    holds the target for time ``i / GRID_HZ - ANTICIPATE_MS`` (lips lead the sound)."""
     n = int(np.ceil(duration * GRID_HZ)) + 1
     pose = np.zeros((n, N_MOUTH), np.float32)
     dom = np.full(n, VISEMES["rest"][1], np.float32)
@@ -174,8 +170,19 @@ def viseme_track(phones: Sequence[tuple[str, float]], duration: float,
         dom[i0:i1] = d
     num = _gauss_smooth(pose * dom[:, None], smooth_ms / 1000)
     den = _gauss_smooth(dom[:, None], smooth_ms / 1000)
-    track = num / np.maximum(den, 1e-6)
-    grid_t = np.arange(n) / GRID_HZ - anticipate_ms / 1000
+    return (num / np.maximum(den, 1e-6)).astype(np.float32)
+
+
+def viseme_track(phones: Sequence[tuple[str, float]], duration: float,
+                 frame_times: np.ndarray, smooth_ms: float = SMOOTH_MS,
+                 anticipate_ms: float = ANTICIPATE_MS) -> np.ndarray:
+    """Per-frame mouth targets float32[T, 27] for phones ``(mnemonic, start seconds)``.
+
+    ``frame_times`` are the audio times of the frame centres; before the first phone and
+    after the last the mouth rests.
+    """
+    track = viseme_grid(phones, duration, smooth_ms)
+    grid_t = np.arange(len(track)) / GRID_HZ - anticipate_ms / 1000
     t = np.clip(np.asarray(frame_times, np.float64), grid_t[0], grid_t[-1])
     out = np.stack([np.interp(t, grid_t, track[:, j]) for j in range(N_MOUTH)], axis=1)
     return np.clip(out, 0.0, 1.0).astype(np.float32)

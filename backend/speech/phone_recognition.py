@@ -35,6 +35,10 @@ PAUSE = "_"  # silence and noise fillers (SIL, +NSN+, +SPN+, ...) read as a clos
 QUIET_DB = -50.0  # a phone quieter than this (RMS dBFS) ...
 QUIET_BELOW_PEAK_DB = 40.0  # ... or this far below the loudest 10 ms is a pause
 
+HOP_SAMPLES = round(FRAME_S * SAMPLE_RATE)
+PIECE_FRAMES = 3000  # decode at most 30 s at a time ...
+CUT_SEARCH_FRAMES = 500  # ... cut at the quietest 10 ms of its last 5 s
+
 _lock = threading.Lock()  # one decoder at a time: model loading is not free, keep it simple
 
 
@@ -60,25 +64,50 @@ def _frame_db(pcm: np.ndarray) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(rms, 1e-10))
 
 
+def _pieces(level: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) frame ranges of at most PIECE_FRAMES, cut in the quietest place."""
+    out, a, n = [], 0, len(level)
+    while n - a > PIECE_FRAMES:
+        lo = a + PIECE_FRAMES - CUT_SEARCH_FRAMES
+        cut = lo + int(np.argmin(level[lo:a + PIECE_FRAMES]))
+        out.append((a, cut))
+        a = cut
+    out.append((a, n))
+    return out
+
+
 def recognise_phones(samples: np.ndarray, sample_rate: int = SAMPLE_RATE
                      ) -> list[tuple[str, float]]:
+    """Phones of 16 kHz mono speech (see ``decode_phone_loop``)."""
+    return decode_phone_loop(samples, sample_rate)[0]
+
+
+def decode_phone_loop(samples: np.ndarray, sample_rate: int = SAMPLE_RATE
+                      ) -> tuple[list[tuple[str, float]], float]:
     """Phones of 16 kHz mono speech as ``[(espeak mnemonic, start seconds)]``.
 
     Pauses, noise and phones in near silence come back as ``"_"`` so the mouth rests
-    there. Deterministic.
+    there. Deterministic. Also returns the acoustic score per 10 ms frame of the best
+    phone path (pocketsphinx's log units): the yardstick a forced alignment of a text is
+    measured against.
     """
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"phone recognition needs {SAMPLE_RATE} Hz audio, got {sample_rate}")
     pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).astype(np.int16)
     if pcm.size == 0:
-        return []
+        return [], 0.0
+    level = _frame_db(pcm)
+    segs: list[tuple[str, int]] = []
+    ascore = 0
     with _lock:
         dec = _decoder()
-        dec.start_utt()
-        dec.process_raw(pcm.tobytes(), full_utt=True)
-        dec.end_utt()
-        segs = [(s.word, s.start_frame) for s in dec.seg()]
-    level = _frame_db(pcm)
+        for a, b in _pieces(level):  # bounded decoder memory for long recordings
+            dec.start_utt()
+            dec.process_raw(pcm[a * HOP_SAMPLES:b * HOP_SAMPLES].tobytes(), full_utt=True)
+            dec.end_utt()
+            found = list(dec.seg())
+            segs += [(s.word, a + s.start_frame) for s in found]
+            ascore += sum(s.ascore for s in found)
     floor = max(QUIET_DB, float(level.max()) - QUIET_BELOW_PEAK_DB)
     out: list[tuple[str, float]] = []
     for i, (word, start) in enumerate(segs):
@@ -89,4 +118,4 @@ def recognise_phones(samples: np.ndarray, sample_rate: int = SAMPLE_RATE
         if out and out[-1][0] == PAUSE and phone == PAUSE:
             continue  # merge runs of silence/noise
         out.append((phone, start * FRAME_S))
-    return out
+    return out, ascore / max(len(level), 1)
