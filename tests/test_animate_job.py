@@ -34,6 +34,25 @@ def test_animate_job_round_trip(backend, key_file) -> None:
     np.testing.assert_allclose(landmarks, local.landmarks, atol=1e-6)
 
 
+def test_animate_job_aligns_dialogue_text(backend, key_file) -> None:
+    """The backend advertises the "text" feature and uses the text (or says why not)."""
+    from backend.audio import load_audio
+    from backend.speech.espeak import synthesize
+
+    clip = synthesize("Peter bought a big blue umbrella in May.", "en-gb-x-rp+f2", 160)
+    pcm = load_audio((clip.samples, clip.sample_rate)).samples
+    with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=60) as client:
+        assert client.client.supports("animate", "text")
+        done = client.call("animate", {"fps": 25, "sample_rate": SR, "text": clip.text},
+                           [pcm])
+        assert done.body["phones"] == "text" and done.body["warnings"] == []
+        done = client.call("animate", {"fps": 25, "sample_rate": SR,
+                                       "text": "Seven silly swans sing softly."}, [pcm])
+        assert done.body["phones"] == "phone loop" and "not used" in done.body["warnings"][0]
+        with pytest.raises(FacecastError, match="text"):
+            client.call("animate", {"fps": 25, "sample_rate": SR, "text": 5}, [pcm])
+
+
 def test_animate_job_with_arrays_and_bad_input(backend, key_file) -> None:
     audio = speechlike(1.0)
     n = 25

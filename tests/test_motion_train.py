@@ -17,7 +17,8 @@ def speech_error(model, clip) -> float:
     part = clip.part(held_out=False)
     with torch.inference_mode():
         h = model.speech.encode_audio(torch.from_numpy(part.mel)[None],
-                                      torch.from_numpy(part.prosody)[None])
+                                      torch.from_numpy(part.prosody)[None],
+                                      torch.from_numpy(part.evidence)[None])
         z = expand_latent(torch.zeros(1, 64, 8), h.shape[-1])
         pred = model.speech.decode(h, z)[0].numpy()
     return float(np.abs(pred - part.blendshapes[:, MOUTH_IDS]).mean())
@@ -30,14 +31,14 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path) -> None:
 
     before = speech_error(MotionModel().eval(), clip)
     cfg = TrainConfig(epochs=2, steps_per_epoch=6, batch=4, lr=3e-3, synth_clips=4,
-                      real_copies=1)
+                      real_copies=1, nonspeech_clips=2)
     model = train([clip], tmp_path, cfg, progress=False)
     after = speech_error(model, clip)
     assert after < 0.8 * before, (before, after)
     assert (tmp_path / "motion.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()
     assert len(cfg.history) == 2
     more = TrainConfig(epochs=3, steps_per_epoch=6, batch=4, lr=3e-3, synth_clips=4,
-                       real_copies=1)
+                       real_copies=1, nonspeech_clips=2)
     train([clip], tmp_path, more, resume=True, progress=False)
     assert [h["epoch"] for h in more.history] == [1, 2, 3]
     assert more.history[:2] == cfg.history

@@ -240,6 +240,7 @@ class SentenceResult:
     labiodental: dict
     speech_jaw: float  # model's mean jawOpen over speech frames
     jaw_curves: list  # model jawOpen per sentence (for variation)
+    text_used: int = 0  # sentences whose dialogue text was aligned (not fallen back)
 
 
 def _sentence_clips(fps: int = 25):
@@ -303,13 +304,14 @@ def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0
 
     acc = {k: {"closure": [0, 0], "rounded": [0, 0], "labiodental": [0, 0]}
            for k in ("model", "phones", "exact")}
-    jaw_speech, curves = [], []
+    jaw_speech, curves, used = [], [], 0
     for text, clip, fps in clips or _sentence_clips():
         audio = load_audio((np.ascontiguousarray(clip.samples), clip.sample_rate))
         times = compute_frame_features(audio, fps).frame_times
         spans = _phone_spans(clip)
         kw = {"text": text} if with_text else {}
         anim = run_animation(model, audio, fps, seed=seed, variation=variation, **kw)
+        used += anim.meta.get("phones") == "text"
         mouths = {"model": anim.blendshapes[:, MOUTH_IDS],
                   "phones": phones_only_mouth(audio.samples, times),
                   "exact": viseme_track([(e.phoneme, e.time) for e in clip.phonemes],
@@ -325,7 +327,7 @@ def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0
         curves.append(anim.blendshapes[:, 17])
     speech_jaw = float(np.concatenate(jaw_speech).mean())
     return {k: SentenceResult(tuple(v["closure"]), tuple(v["rounded"]),
-                              tuple(v["labiodental"]), speech_jaw, curves)
+                              tuple(v["labiodental"]), speech_jaw, curves, used)
             for k, v in acc.items()}
 
 
@@ -333,36 +335,10 @@ def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0
 
 
 def bench_tones(seconds: float = 3.0) -> dict[str, np.ndarray]:
-    """Non-speech sounds made here: sustained tones, square waves, plucked notes, chords."""
-    rng = np.random.default_rng(TONE_SEED)
-    sr = 16000
-    t = np.arange(int(seconds * sr)) / sr
+    """Non-speech sounds for the bench (a seed no training run uses)."""
+    from backend.motion.synthetic import tone_sounds
 
-    def square(f: float) -> np.ndarray:
-        return np.sign(np.sin(2 * np.pi * f * t))
-
-    def pluck(f: float, dur: float) -> np.ndarray:  # Karplus-Strong string
-        n = int(dur * sr)
-        period = max(2, round(sr / f))
-        buf = rng.uniform(-1, 1, period)
-        out = np.empty(n)
-        for i in range(n):
-            out[i] = buf[i % period]
-            buf[i % period] = 0.996 * 0.5 * (buf[i % period] + buf[(i + 1) % period])
-        return out
-
-    notes = [196.0, 246.9, 293.7, 392.0, 329.6, 293.7]
-    melody = np.concatenate([pluck(f, seconds / len(notes)) for f in notes])[: len(t)]
-    arp = np.concatenate([square(f)[: len(t) // len(notes)] for f in notes])
-    arp = np.pad(arp, (0, len(t) - len(arp)))
-    vib = np.sin(2 * np.pi * 261.6 * t + 3 * np.sin(2 * np.pi * 5 * t))
-    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
-    sounds = {"sine 440 Hz": 0.5 * np.sin(2 * np.pi * 440 * t),
-              "square 220 Hz": 0.3 * square(220.0),
-              "plucked notes": 0.6 * melody / np.abs(melody).max(),
-              "plucks + square arpeggio": 0.4 * melody / np.abs(melody).max() + 0.2 * arp,
-              "vibrato tone + chord": 0.3 * vib + 0.15 * chord}
-    return {k: v.astype(np.float32) for k, v in sounds.items()}
+    return tone_sounds(np.random.default_rng(TONE_SEED), seconds)
 
 
 # ------------------------------------------------------------------ identity, expression
@@ -389,8 +365,10 @@ def identity_and_expression(model, audio, frames: int = 6) -> list[dict]:
     from backend.judges.expression import ExpressionJudge, square_box
     from backend.media.face_preview import FacePreview
 
-    runs = {e: run_animation(model, audio, 25, parse_emotion_string(f"0:{e}")).landmarks
-            for e in EMOTIONS}
+    anims = {e: run_animation(model, audio, 25, parse_emotion_string(f"0:{e}"))
+             for e in EMOTIONS}
+    runs = {e: a.landmarks for e, a in anims.items()}
+    jaw0 = anims["neutral"].blendshapes[:, 17]
     preview = FacePreview(256)
     judge = ExpressionJudge()
     open_ = mouth_opening(runs["neutral"])
@@ -416,7 +394,10 @@ def identity_and_expression(model, audio, frames: int = 6) -> list[dict]:
         probs, tops = (base_probs, base_tops) if e == "neutral" else scores(lm)
         fer = EMOTION_TO_FER.get(e)
         k = FER_CLASSES.index(fer) if fer else None
-        rows.append({"emotion": e, "scale": float(np.max([d[0] for d in drift])),
+        jaw = anims[e].blendshapes[:, 17]
+        rows.append({"emotion": e, "jaw_r": pearson(jaw, jaw0),
+                     "jaw_std": float(jaw.std() / max(jaw0.std(), 1e-9)),
+                     "scale": float(np.max([d[0] for d in drift])),
                      "resid": float(np.mean([d[1] for d in drift])),
                      "score": float(probs[k]) if k is not None else float("nan"),
                      "neutral_score": float(base_probs[k]) if k is not None else float("nan"),
@@ -537,8 +518,10 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     print(f"\nespeak-ng sentences ({len(clips)}, {len(SENTENCE_VOICES)} voices; exact phone "
           "times from espeak)")
     print(f"{'':34} {'p/b/m closed':>14} {'rounded vowels':>15} {'f/v lip tuck':>14}")
+    n_text = f"{texted['model'].text_used}/{len(clips)} aligned" if texted else ""
     for label, res in (("model, audio only", plain["model"]),
-                       ("model, with the text", texted["model"] if texted else None),
+                       (f"model, with the text ({n_text})", texted["model"] if texted
+                        else None),
                        ("phones-only (phone loop)", plain["phones"]),
                        ("viseme table on exact phones", plain["exact"])):
         if res is None:
@@ -599,10 +582,12 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     print("\nIdentity (all 478 points, similarity Procrustes vs the neutral run, "
           "eng.wav held-out tail) and expression (FER2013 judge on shaded mesh renders of "
           "6 speaking frames; score of the emotion vs on the neutral render)")
-    print(f"{'emotion':10} {'scale %':>8} {'resid %IOD':>10} {'FER score':>9} "
-          f"{'neutral':>8} {'lift':>6} {'top class':>10}")
+    print("(delivery: jawOpen r with the neutral run and its std / the neutral std)")
+    print(f"{'emotion':10} {'jaw r':>6} {'jaw std':>7} {'scale %':>8} {'resid %IOD':>10} "
+          f"{'FER score':>9} {'neutral':>8} {'lift':>6} {'top class':>10}")
     for r in ident:
-        print(f"{r['emotion']:10} {r['scale']:8.2f} {r['resid']:10.2f} {r['score']:9.2f} "
+        print(f"{r['emotion']:10} {r['jaw_r']:6.3f} {r['jaw_std']:7.2f} {r['scale']:8.2f} "
+              f"{r['resid']:10.2f} {r['score']:9.2f} "
               f"{r['neutral_score']:8.2f} {r['score'] - r['neutral_score']:+6.2f} "
               f"{r['top']:>10}")
     out["identity"] = ident

@@ -37,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="audio seconds at the start of the first frame (may be negative)")
     p.add_argument("--frames", type=int, default=None, help="number of frames (default: "
                    "to the end of the audio)")
+    text = p.add_mutually_exclusive_group()
+    text.add_argument("--text", default=None,
+                      help="the dialogue, aligned to the audio for exact phone timing "
+                           "(lips close on every p/b/m); a text that does not fit the "
+                           "speech falls back to the phones heard, with a warning")
+    text.add_argument("--text-file", default=None,
+                      help="a UTF-8 text file holding the dialogue (as --text)")
     p.add_argument("--weights", default=None, help="motion weights (default: shipped)")
     p.set_defaults(func=run)
 
@@ -58,6 +65,19 @@ def to_json(anim) -> dict:
             "emotion_intensity": np.round(a["emotion_intensity"], 4).tolist()}
 
 
+def read_text_file(path: str) -> str:
+    """The dialogue from a UTF-8 text file, or a clear error."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"text file {path} does not exist", "check the --text-file path")
+    try:
+        return p.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"text file {path} is not UTF-8 text (byte {exc.start} cannot be "
+                         "decoded)", "save it as UTF-8 (e.g. in your editor's 'Save as' "
+                         "encoding menu) and try again") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -69,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".npz", ".json"):
         raise InputError(f"output {out.name!r} must end in .npz or .json",
                          "write e.g. -o anim.npz or -o anim.json")
+    text = args.text if args.text_file is None else read_text_file(args.text_file)
     audio = load_audio(args.audio)
     model = load_model(args.weights)
     bar = tqdm(total=100, desc="animate", unit="%", file=sys.stderr,
@@ -85,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
                    start_offset=args.start_offset, n_frames=args.frames, seed=args.seed,
                    variation=args.variation, head_motion_amount=args.head_motion,
                    articulation=args.articulation,
-                   blinks=args.blinks, model=model, progress=progress)
+                   blinks=args.blinks, model=model, progress=progress, text=text)
     bar.close()
+    if anim.meta.get("warning"):
+        print(f"facecast: warning: {anim.meta['warning']}", file=sys.stderr)
     if out.suffix.lower() == ".npz":
         write_atomic(out, lambda f: np.savez_compressed(f, **anim.to_arrays()))
     else:

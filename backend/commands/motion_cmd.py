@@ -18,9 +18,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--epochs", type=int, default=80, help="epochs (default 80)")
     tr.add_argument("--steps-per-epoch", type=int, default=20, help="batches per epoch")
     tr.add_argument("--batch", type=int, default=12, help="windows per batch (default 12)")
-    tr.add_argument("--synth-clips", type=int, default=0,
-                    help="espeak-ng clips with viseme targets (default 0 = real only; "
-                         "e.g. 300)")
+    tr.add_argument("--synth-clips", type=int, default=200,
+                    help="espeak-ng clips with viseme targets of espeak's exact phones "
+                         "(default 200)")
+    tr.add_argument("--exact-share", type=float, default=0.5,
+                    help="share of them whose phone evidence is espeak's own phones, as "
+                         "aligned dialogue text gives (the rest: the phone loop's)")
+    tr.add_argument("--nonspeech-clips", type=int, default=40,
+                    help="tones / instrumental sounds with a resting mouth (default 40)")
+    tr.add_argument("--speech-clips", default="",
+                    help="comma-separated tracked clips whose mouth teaches lip sync "
+                         "(default none: every real video is held out for the bench)")
     tr.add_argument("--synth-ratio", type=float, default=0.5,
                     help="share of each speech batch that is synthetic (default 0.5)")
     tr.add_argument("--real-copies", type=int, default=0,
@@ -67,13 +75,15 @@ def _train(args: argparse.Namespace) -> int:
 
     if (args.epochs < 1 or args.steps_per_epoch < 1 or args.batch < 1 or args.synth_clips < 0
             or args.real_copies < 0 or not 0.0 <= args.synth_ratio <= 0.9
-            or args.weight_decay < 0 or not 0.0 <= args.min_speech_share <= 1.0):
+            or args.weight_decay < 0 or not 0.0 <= args.min_speech_share <= 1.0
+            or args.nonspeech_clips < 0 or not 0.0 <= args.exact_share <= 1.0):
         from shared.errors import InputError
 
         raise InputError("a training option is out of range",
                          "--epochs/--steps-per-epoch/--batch >= 1, --synth-clips/--real-copies/"
                          "--weight-decay >= 0, --synth-ratio in [0, 0.9], "
-                         "--min-speech-share in [0, 1]")
+                         "--min-speech-share and --exact-share in [0, 1], "
+                         "--nonspeech-clips >= 0")
     clips = load_clips(_names(args.clips), data_dir=args.data, progress=True)
     cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
                       batch=args.batch, synth_clips=args.synth_clips, synth_ratio=args.synth_ratio,
@@ -81,7 +91,10 @@ def _train(args: argparse.Namespace) -> int:
                       min_speech_share=args.min_speech_share,
                       nonspeech_rest=not args.drop_non_speech,
                       phone_speech=tuple(n.strip() for n in args.phone_speech.split(",")
-                                         if n.strip()))
+                                         if n.strip()),
+                      speech_clips=tuple(n.strip() for n in args.speech_clips.split(",")
+                                         if n.strip()),
+                      exact_share=args.exact_share, nonspeech_clips=args.nonspeech_clips)
     command = "facecast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     model = train(clips, args.out, cfg, resume=args.resume, command=command)
     print(f"wrote {args.out}/motion.pt; last epoch: {model.meta.get('final')}")

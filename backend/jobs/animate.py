@@ -6,13 +6,15 @@ emotion_intensity float32[T]]``. Params: ``fps`` (number or "30000/1001"),
 ``n_frames`` (default: to the end of the audio; required with emotion arrays, which must
 cover exactly that many frames), ``emotion`` (a track string, or "auto"), ``seed``,
 ``variation``, ``head_motion``, ``articulation``, ``blinks``, ``landmarks`` (send
-landmarks, default true).
+landmarks, default true), ``text`` (the dialogue as a UTF-8 string, aligned for exact
+phone timing; feature ``"text"``; blank = none).
 
 Results stream as one RESULT per chunk, body ``{"chunk": i, "start": frame offset,
 "n_frames": n}`` with arrays ``[blendshapes[n, 52], head_pose[n, 4, 4], blink[n],
 emotion_weights[n, 8], emotion_intensity[n], landmarks[n, 478, 3]?]``, so a long line
 never builds one huge message and the add-on keeps what arrived if the backend dies.
-DONE carries the timing metadata and the array names.
+DONE carries the timing metadata, the array names, where the phones came from
+(``phones``: "text" or "phone loop") and ``warnings`` (e.g. why a text was not used).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def frame_limit(fps: Any, audio: Any, first_frame: int, start_offset: Any) -> in
 class AnimateJob(Job):
     kind = "animate"
     description = "Voice + emotion -> ARKit-52 blendshapes, landmarks, head pose, blinks"
+    features = ("text",)
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         from backend.audio import load_audio
@@ -101,9 +104,13 @@ class AnimateJob(Job):
                              "frames at this fps and start_offset, with 1 s to spare)",
                              "send the frame count of the audio's span (and emotion arrays "
                              "of that length)")
+        text = p.get("text")
+        if text is not None and not isinstance(text, str):
+            raise InputError("params.text must be a string", "send the dialogue as text")
         send_landmarks = bool(p.get("landmarks", True))
         n_sent = 0
         fps_out = None
+        info: dict = {}
         for i, chunk in enumerate(iter_animation(
                 audio, p.get("fps", 24), emotion, first_frame=first_frame,
                 start_offset=p.get("start_offset", 0), n_frames=n_frames,
@@ -111,8 +118,9 @@ class AnimateJob(Job):
                 head_motion_amount=p.get("head_motion", 1.0),
                 articulation=p.get("articulation", 1.0),
                 blinks=bool(p.get("blinks", True)), model=_model(),
-                chunk_frames=CHUNK_FRAMES,
+                chunk_frames=CHUNK_FRAMES, text=text,
                 progress=lambda f: ctx.progress(f, "animating"))):
+            info = chunk.meta
             ctx.check_cancelled()
             out = [chunk.blendshapes, chunk.head_pose, chunk.blink, chunk.emotion_weights,
                    chunk.emotion_intensity]
@@ -124,5 +132,6 @@ class AnimateJob(Job):
             fps_out = chunk.fps
         return {"n_frames": n_sent, "fps": fps_text(fps_out) if fps_out else None,
                 "first_frame": first_frame, "blendshape_names": list(ARKIT_BLENDSHAPES),
-                "emotion_names": list(EMOTIONS),
+                "emotion_names": list(EMOTIONS), "phones": info.get("phones"),
+                "warnings": [info["warning"]] if info.get("warning") else [],
                 "arrays": list(RESULT_ARRAYS if send_landmarks else RESULT_ARRAYS[:-1])}

@@ -31,13 +31,16 @@ from shared.errors import InputError
 from shared.face_basis import MOUTH_CHANNELS, channel_index, landmarks_from_blendshapes
 
 from .blinks import BlinkGenerator, rate_multiplier
+from .delivery import constrain, deliver, effort_gain, emotion_delivery
 from .emotion import estimate_emotion_from_prosody
-from .features import model_inputs
+from .features import model_inputs, prosody
 from .head import head_motion
 from .model import MotionModel, load_model
+from .phones import phone_evidence
 from .speech import LATENT_DIM, LATENT_FRAMES, expand_latent
 
 CONTEXT = 32  # frames of audio context each side of a chunk (> the models' reach)
+MAX_TEXT_CHARS = 20000
 DEFAULT_CHUNK = 1024
 SILENCE_RAMP_FRAMES = 2
 MOUTH_IDS = channel_index(MOUTH_CHANNELS)
@@ -144,6 +147,29 @@ def _silence_gate(vad: np.ndarray) -> np.ndarray:
     return np.clip(uniform_filter1d(g, k, mode="nearest"), 0.0, 1.0)
 
 
+def _check_text(text: object) -> str | None:
+    """Dialogue text: a string (blank = none given), at most MAX_TEXT_CHARS."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise InputError(f"the dialogue text must be a string, got {type(text).__name__}",
+                         "send the line as UTF-8 text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"the dialogue text has {len(text)} characters (limit "
+                         f"{MAX_TEXT_CHARS})", "give the text of this recording only")
+    return text if text.strip() else None
+
+
+def _auto_emotion(audio: Audio, fps: Fraction, clock: FrameClock, total: int, feats_all
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``auto`` emotion for every frame, from the prosody of the whole recording (so the
+    result cannot depend on how frames are chunked)."""
+    whole = compute_frame_features(audio, fps, first_frame=clock.first_frame, n_frames=total,
+                                   start_offset=clock.start_offset, context_hops=0,
+                                   features=feats_all)
+    return estimate_emotion_from_prosody(prosody(whole), float(fps))
+
+
 def _latents(seed: int, variation: float, block_lo: int, block_hi: int) -> torch.Tensor:
     """Per-block latents for global blocks [lo, hi): seeded per block, chunk-invariant."""
     z = np.zeros((max(block_hi - block_lo, 1), LATENT_DIM), np.float32)
@@ -161,9 +187,10 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
                    head_motion_amount: float = 1.0, blinks: bool = True,
                    articulation: float = 1.0,
                    neutral: np.ndarray | None = None, model: MotionModel | None = None,
-                   chunk_frames: int = DEFAULT_CHUNK,
+                   chunk_frames: int = DEFAULT_CHUNK, text: str | None = None,
                    progress: Callable[[float], None] | None = None) -> Iterator[Animation]:
-    """Yield the animation chunk by chunk (see ``animate`` for the arguments)."""
+    """Yield the animation chunk by chunk (see ``animate`` for the arguments). Every
+    chunk's ``meta`` says where the phones came from and why a text was not used."""
     fps_exact = parse_fps(fps)
     variation = _check_float(variation, "variation", 0.0, 3.0)
     head_amt = _check_float(head_motion_amount, "head motion", 0.0, 5.0)
@@ -181,9 +208,14 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
     if total == 0:
         raise InputError("the audio is shorter than one frame at this frame rate and offset",
                          "check --start-offset and that the audio has sound")
+    text = _check_text(text)
     emo = _EmotionSource(emotion, clock.first_frame, int(total))
     model = model or load_model()
     feats_all = compute_audio_features(audio)
+    evidence = phone_evidence(audio.samples, text)
+    info = {"phones": evidence.source, "warning": evidence.warning}
+    effort = effort_gain(feats_all.energy_db, feats_all.vad, 100.0)
+    auto = _auto_emotion(audio, fps_exact, clock, int(total), feats_all) if emo.auto else None
     blinker = BlinkGenerator(seed)
     stats = model.meta.get("head_stats", {})
     rot_std = stats.get("rot_std_deg", (3.0, 3.5, 1.8))
@@ -203,18 +235,28 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
         # Emotion over the padded range too: the LDM mixes over time and must see the same
         # neighbourhood whatever the chunking.
         weights, intensity = emo.block(f0, ctx_count)
-        if emo.auto:
-            weights, intensity = estimate_emotion_from_prosody(pros, float(fps_exact))
+        if auto is not None:  # estimated once over the whole recording: chunk-invariant
+            i = np.clip(np.arange(lo, lo + ctx_count), 0, int(total) - 1)
+            weights, intensity = auto[0][i], auto[1][i]
+        ev = evidence.at_frames(feats.frame_times, float(fps_exact))
         with torch.inference_mode():
             h = model.speech.encode_audio(torch.from_numpy(mel)[None],
-                                          torch.from_numpy(pros)[None])
+                                          torch.from_numpy(pros)[None],
+                                          torch.from_numpy(ev)[None])
             b_lo = lo // LATENT_FRAMES - 1
             b_hi = (lo + ctx_count) // LATENT_FRAMES + 2
             z = expand_latent(_latents(seed, variation, b_lo, b_hi), ctx_count,
                               offset=lo - b_lo * LATENT_FRAMES)
             mouth = model.speech.decode(h, z)[0].numpy()
-            if articulation != 1.0:  # the animator's "how much the mouth moves" dial
-                mouth = np.clip(mouth * articulation, 0.0, 1.0)
+            # Delivery: vocal effort and emotion drive jaw and lip activation (JALI), the
+            # animator's articulation dial scales both, sad slows; then the lips meet on
+            # p/b/m and tuck on f/v whatever the delivery.
+            hop = np.clip(np.round(feats.frame_times * 100).astype(int), 0,
+                          max(len(effort) - 1, 0))
+            emo_d = emotion_delivery(weights, intensity)
+            mouth = deliver(np.clip(mouth * articulation, 0.0, 1.0), effort[hop] * emo_d[:, 0],
+                            emo_d[:, 1], emo_d[:, 2], float(fps_exact))
+            mouth = constrain(mouth, ev[:, -2:])
             gate = _silence_gate(feats.vad)
             speech = np.zeros((ctx_count, 52), np.float32)
             speech[:, MOUTH_IDS] = mouth * gate[:, None]
@@ -228,6 +270,7 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
                                  torch.from_numpy(intensity)[None])
                 out = (sp + model.ldm(sp, emb)).clamp(0, 1)[0].numpy()
                 out = speech + (out - speech) * mix
+                out[:, MOUTH_IDS] = constrain(out[:, MOUTH_IDS], ev[:, -2:])
             else:
                 out = speech.copy()
         out, weights, intensity = out[inner], weights[inner], intensity[inner]
@@ -242,7 +285,7 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
             head_pose=poses, blink=blink, emotion_weights=weights.astype(np.float32),
             emotion_intensity=intensity.astype(np.float32),
             frame_numbers=feats.frame_numbers[inner], frame_times=times, fps=fps_exact,
-            first_frame=clock.first_frame)
+            first_frame=clock.first_frame, meta=dict(info))
         if progress is not None:
             progress((start + count) / total)
 
@@ -258,10 +301,12 @@ def animate(audio: Audio, fps: object, emotion: EmotionInput = None, **kwargs) -
     ``variation`` (0 = deterministic mean performance), ``head_motion_amount``
     (0 = still), ``blinks``, ``articulation`` (scales speech mouth motion: 0 = closed,
     1 = as trained, 2 = twice as wide), ``neutral`` (a subject's [478, 3] face; default canonical),
-    ``model``, ``chunk_frames``, ``progress``.
+    ``model``, ``chunk_frames``, ``text`` (the dialogue, aligned for exact phone timing;
+    a text that does not fit the speech falls back to the phones heard, and
+    ``meta["warning"]`` says why), ``progress``.
     """
     parts = list(iter_animation(audio, fps, emotion, **kwargs))
     meta = {"seed": kwargs.get("seed", 0), "variation": kwargs.get("variation", 0.0),
             "articulation": kwargs.get("articulation", 1.0),
-            "chunks": len(parts)}
+            "chunks": len(parts), **parts[0].meta}
     return _concat(parts, meta)

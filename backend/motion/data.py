@@ -43,6 +43,7 @@ class ClipData:
     mel: np.ndarray  # [T, W, 80]
     prosody: np.ndarray  # [T, 4]
     vad: np.ndarray  # [T] bool
+    evidence: np.ndarray  # [T, 29] phone evidence of the clip's sound (phone loop)
 
     @property
     def n_frames(self) -> int:
@@ -57,7 +58,7 @@ class ClipData:
         s = slice(self.split, None) if held_out else slice(0, self.split)
         return ClipData(self.name, self.fps, self.face_landmarks[s], self.neutral,
                         self.blendshapes[s], self.head_poses[s], self.mel[s],
-                        self.prosody[s], self.vad[s])
+                        self.prosody[s], self.vad[s], self.evidence[s])
 
 
 def real_data_file(kind: str, name: str, suffix: str, data_dir: str | Path | None = None,
@@ -98,6 +99,7 @@ def prepare_clip(path: str | Path, context_hops: int | None = None) -> ClipData:
     from backend.video.decode import read_audio_track
 
     from .features import model_inputs
+    from .phones import phone_evidence
 
     path = Path(path)
     tracks = track_clip(path, progress=False)
@@ -119,8 +121,9 @@ def prepare_clip(path: str | Path, context_hops: int | None = None) -> ClipData:
                                    context_hops=context_hops or DEFAULT_CONTEXT_HOPS,
                                    features=hops)
     mel, pros = model_inputs(feats)
+    ev = phone_evidence(audio.samples).at_frames(feats.frame_times, float(tracks.fps))
     return ClipData(path.stem, tracks.fps, face, neutral, weights,
-                    head.astype(np.float32), mel, pros, feats.vad.copy())
+                    head.astype(np.float32), mel, pros, feats.vad.copy(), ev)
 
 
 def load_clips(names: tuple[str, ...] = SPEECH_CLIPS, data_dir: str | Path | None = None,
@@ -164,6 +167,7 @@ def augmented_copies(clip: ClipData, rng: np.random.Generator, n_copies: int,
 
     from .augment import augment_audio
     from .features import model_inputs
+    from .phones import phone_evidence
 
     if n_copies <= 0:
         return []
@@ -175,6 +179,8 @@ def augmented_copies(clip: ClipData, rng: np.random.Generator, n_copies: int,
                                        context_hops=clip.mel.shape[1] // 2,
                                        features=compute_audio_features(audio))
         mel, pros = model_inputs(feats)
+        ev = phone_evidence(audio.samples).at_frames(feats.frame_times, float(clip.fps))
         out.append(ClipData(clip.name, clip.fps, clip.face_landmarks, clip.neutral,
-                            clip.blendshapes, clip.head_poses, mel, pros, feats.vad.copy()))
+                            clip.blendshapes, clip.head_poses, mel, pros, feats.vad.copy(),
+                            ev))
     return out

@@ -39,6 +39,7 @@ class PhoneSpeechClip:
     vad: np.ndarray  # [T] bool
     blendshapes: np.ndarray  # [T, 52]: viseme targets on the mouth channels, 0 elsewhere
     split: int  # first held-out frame
+    evidence: np.ndarray  # [T, 29] the phone evidence the model reads (same phones)
 
     @property
     def n_frames(self) -> int:
@@ -48,7 +49,7 @@ class PhoneSpeechClip:
         s = slice(self.split, None) if held_out else slice(0, self.split)
         return PhoneSpeechClip(self.name, self.fps, self.phones, self.mel[s],
                                self.prosody[s], self.vad[s], self.blendshapes[s],
-                               0 if held_out else self.split)
+                               0 if held_out else self.split, self.evidence[s])
 
 
 def speech_path(name: str, data_dir: str | Path | None = None) -> Path:
@@ -62,6 +63,7 @@ def prepare_speech(name: str, fps: Fraction | None = None,
     from backend.speech.phone_recognition import recognise_phones
 
     from .features import model_inputs
+    from .phones import evidence_from_phones
     from .visemes import viseme_track
 
     fps = fps or SPEECH_RECORDINGS.get(name, Fraction(30))
@@ -73,7 +75,9 @@ def prepare_speech(name: str, fps: Fraction | None = None,
     duration = len(audio.samples) / audio.sample_rate
     weights[:, MOUTH_IDS] = viseme_track(phones, duration, feats.frame_times)
     split = round(feats.n_frames * (1.0 - HOLDOUT))
-    return PhoneSpeechClip(name, fps, phones, mel, pros, feats.vad.copy(), weights, split)
+    ev = evidence_from_phones(phones, duration, "phone loop").at_frames(
+        feats.frame_times, float(fps))
+    return PhoneSpeechClip(name, fps, phones, mel, pros, feats.vad.copy(), weights, split, ev)
 
 
 def load_speech(names: tuple[str, ...] = tuple(SPEECH_RECORDINGS),

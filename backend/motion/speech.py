@@ -1,15 +1,26 @@
-"""Audio -> mouth blendshapes: a small conditional VAE over time (RealTalk's stage 1).
+"""Phones + mel + prosody -> mouth blendshapes: a small conditional VAE over time
+(RealTalk's stage 1).
 
 Why a VAE: the same line can be spoken with many mouth motions; a latent ``z`` per
-``LATENT_FRAMES`` block carries that style, so ``variation > 0`` gives natural takes and
-``variation = 0`` (``z`` = prior mean) gives the deterministic average performance.
+``LATENT_FRAMES`` block (~0.6 s) carries that style, so ``variation > 0`` gives natural
+takes and ``variation = 0`` (``z`` = prior mean) gives the deterministic average
+performance. The style is real because training asks for it: every training window's
+target is re-delivered with random jaw and lip activation curves (JALI's two dials,
+changing every ~0.6 s, see ``delivery``) that the audio cannot explain, so only ``z``
+can carry them, and ``z`` reaches the output through an explicit style head (``style``:
+z -> jaw and lip gains) as well as the decoder; and the KL has free bits (``FREE_BITS``
+nats per latent dimension are not penalised), so the encoder has no reason to collapse
+``z`` to the prior (the earlier weights ended at KL 0.0015, and seeds changed the mouth
+by 1e-4; a first run of this recipe with constant per-window gains and no style head
+still changed it by only 2 %).
 
 Encoder: each frame's mel window is summarised by 1-D convolutions over its 33 hops (the
-±160 ms around the frame, which covers coarticulation), joined with prosody, then mixed
-over time by dilated non-causal residual convolutions (±14 frames). The posterior
-q(z | audio, target) sees the target motion only in training; the decoder maps
-(audio features, z) to the 27 jaw/mouth channels through a sigmoid, so outputs stay in
-[0, 1] without clipping.
+±160 ms around the frame, which covers coarticulation), joined with prosody and the phone
+evidence (``phones``: the coarticulated viseme curve of the phones heard or aligned, and
+where a bilabial or labiodental sounds), then mixed over time by dilated non-causal
+residual convolutions (±14 frames). The posterior q(z | audio, target) sees the target
+motion only in training; the decoder maps (audio features, z) to the 27 jaw/mouth
+channels through a sigmoid and the style gains, clamped to [0, 1].
 """
 
 from __future__ import annotations
@@ -21,10 +32,17 @@ from torch.nn import functional as F
 from shared.face_basis import MOUTH_CHANNELS
 
 from .features import N_PROSODY
+from .phones import N_PHONE_FEATURES
 
 LATENT_DIM = 8
-LATENT_FRAMES = 16  # one z per 16 frames, interpolated between block centres
+LATENT_FRAMES = 16  # one z per 16 frames (~0.6 s), interpolated between block centres
+FREE_BITS = 0.5  # nats per latent dimension the KL does not charge for
+STYLE_LOG_RANGE = 0.5  # style gains reach exp(±0.5) = 0.61 .. 1.65
 N_MOUTH = len(MOUTH_CHANNELS)
+JAW_CHANNELS = tuple(MOUTH_CHANNELS.index(n) for n in (
+    "jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight"))
+MOUTH_CLOSE = MOUTH_CHANNELS.index("mouthClose")
 LOGIT_RANGE = 6.0  # sigmoid(-6) = 0.0025: closed enough; beyond it gradients fade
 
 
@@ -78,18 +96,23 @@ class SpeechVAE(nn.Module):
     def __init__(self, hidden: int = 64) -> None:
         super().__init__()
         self.mel = MelEncoder(hidden)
-        self.inp = nn.Linear(hidden + N_PROSODY, hidden)
+        self.inp = nn.Linear(hidden + N_PROSODY + N_PHONE_FEATURES, hidden)
         self.enc = nn.Sequential(*[TemporalBlock(hidden, d) for d in (1, 2, 4)])
-        self.post = nn.Conv1d(hidden + N_MOUTH, 2 * LATENT_DIM, 5, padding=2)
+        # q(z | audio, target): two layers, so it can compare the target with what the
+        # audio predicts (a gain is a ratio; one linear layer could not read it)
+        self.post = nn.Sequential(nn.Conv1d(hidden + N_MOUTH, hidden, 5, padding=2),
+                                  nn.GELU(), nn.Conv1d(hidden, 2 * LATENT_DIM, 5, padding=2))
         self.dec_in = nn.Conv1d(hidden + LATENT_DIM, hidden, 1)
         self.dec = nn.Sequential(*[TemporalBlock(hidden, d) for d in (1, 2)])
         self.out = nn.Conv1d(hidden, N_MOUTH, 1)
+        self.style = nn.Linear(LATENT_DIM, 2)  # z -> JALI jaw and lip activation
 
-    def encode_audio(self, mel: torch.Tensor, prosody: torch.Tensor) -> torch.Tensor:
-        """[B, T, W, 80], [B, T, 4] -> audio features [B, hidden, T]."""
+    def encode_audio(self, mel: torch.Tensor, prosody: torch.Tensor, phones: torch.Tensor
+                     ) -> torch.Tensor:
+        """[B, T, W, 80], [B, T, 4], [B, T, 29] -> audio features [B, hidden, T]."""
         b, t = mel.shape[:2]
         m = self.mel(mel.reshape(b * t, *mel.shape[2:])).reshape(b, t, -1)
-        h = self.inp(torch.cat([m, prosody], dim=-1)).transpose(1, 2)
+        h = self.inp(torch.cat([m, prosody, phones], dim=-1)).transpose(1, 2)
         return self.enc(h)
 
     def posterior(self, h: torch.Tensor, target: torch.Tensor
@@ -108,21 +131,35 @@ class SpeechVAE(nn.Module):
         x = self.dec_in(torch.cat([h, z_frames.transpose(1, 2)], dim=1))
         return self.out(self.dec(x)).transpose(1, 2)
 
-    def decode(self, h: torch.Tensor, z_frames: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode_logits(h, z_frames))
+    def style_gains(self, z_frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame (jaw, lip) activation [B, T, 2] from the style latent (1 at z = 0
+        only approximately: the deterministic take uses the prior mean)."""
+        return torch.exp(STYLE_LOG_RANGE * torch.tanh(self.style(z_frames)))
 
-    def forward(self, mel: torch.Tensor, prosody: torch.Tensor, target: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training pass: (prediction [B, T, 27], KL per block averaged, logit excess).
+    def apply_style(self, mouth: torch.Tensor, z_frames: torch.Tensor) -> torch.Tensor:
+        g = self.style_gains(z_frames)
+        scale = g[..., 1:2].expand_as(mouth).clone()
+        scale[..., list(JAW_CHANNELS)] = g[..., :1]
+        scale[..., MOUTH_CLOSE] = 1.0
+        return (mouth * scale).clamp(0.0, 1.0)
+
+    def decode(self, h: torch.Tensor, z_frames: torch.Tensor) -> torch.Tensor:
+        return self.apply_style(torch.sigmoid(self.decode_logits(h, z_frames)), z_frames)
+
+    def forward(self, mel: torch.Tensor, prosody: torch.Tensor, phones: torch.Tensor,
+                target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: (prediction [B, T, 27], KL per latent dimension [D] averaged
+        over blocks, logit excess).
 
         The excess (mean squared logit beyond +-``LOGIT_RANGE``) must be penalised: with
         many closed-mouth targets the logits drift far negative, the sigmoid saturates,
         its gradient vanishes and the mouth never opens again (seen in an 80-epoch run).
         """
-        h = self.encode_audio(mel, prosody)
+        h = self.encode_audio(mel, prosody, phones)
         mean, logvar = self.posterior(h, target)
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
-        logits = self.decode_logits(h, expand_latent(z, h.shape[-1]))
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
+        z_frames = expand_latent(z, h.shape[-1])
+        logits = self.decode_logits(h, z_frames)
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean(dim=(0, 1))
         excess = F.relu(logits.abs() - LOGIT_RANGE).pow(2).mean()
-        return torch.sigmoid(logits), kl, excess
+        return self.apply_style(torch.sigmoid(logits), z_frames), kl, excess

@@ -96,6 +96,7 @@ class SynthClip:
     prosody: np.ndarray  # [T, 4]
     vad: np.ndarray  # [T] bool
     blendshapes: np.ndarray  # [T, 52]: the viseme targets on the mouth channels
+    evidence: np.ndarray  # [T, 29] phone evidence the model reads (``phones``)
 
     @property
     def n_frames(self) -> int:
@@ -135,12 +136,16 @@ def speak(rng: np.random.Generator, voice: str, n_sentences: int
 
 
 def make_clip(rng: np.random.Generator, voice: str, n_sentences: int = 2,
-              augment: bool = True, name: str = "synth") -> SynthClip:
-    """Speak, degrade (optionally) and featurise one synthetic clip at 25 or 30 fps."""
+              augment: bool = True, name: str = "synth", exact: bool = False) -> SynthClip:
+    """Speak, degrade (optionally) and featurise one synthetic clip at 25 or 30 fps.
+
+    The phone evidence the model reads is what the phone loop hears in the (degraded)
+    audio, or with ``exact`` espeak's own phones (what aligned dialogue text gives)."""
     from backend.audio import Audio, compute_audio_features, compute_frame_features
 
     from .augment import augment_audio
     from .features import model_inputs
+    from .phones import evidence_from_phones, phone_evidence
 
     samples, phones, text = speak(rng, voice, n_sentences)
     if augment:
@@ -150,12 +155,76 @@ def make_clip(rng: np.random.Generator, voice: str, n_sentences: int = 2,
     feats = compute_frame_features(audio, fps, features=compute_audio_features(audio))
     mel, pros = model_inputs(feats)
     weights = np.zeros((feats.n_frames, 52), np.float32)
-    weights[:, MOUTH_IDS] = viseme_track(phones, len(samples) / 16000, feats.frame_times)
-    return SynthClip(name, fps, text, voice, samples, mel, pros, feats.vad.copy(), weights)
+    duration = len(samples) / 16000
+    weights[:, MOUTH_IDS] = viseme_track(phones, duration, feats.frame_times)
+    ev = (evidence_from_phones(phones, duration, "text") if exact
+          else phone_evidence(audio.samples))
+    return SynthClip(name, fps, text, voice, samples, mel, pros, feats.vad.copy(), weights,
+                     ev.at_frames(feats.frame_times, float(fps)))
+
+
+def tone_sounds(rng: np.random.Generator, seconds: float = 3.0) -> dict[str, np.ndarray]:
+    """Non-speech sounds at 16 kHz: a sustained sine, a square wave, plucked notes
+    (Karplus-Strong), plucks over a square arpeggio, a vibrato tone with a chord. Pitches
+    and notes come from ``rng`` (training and the bench use different seeds)."""
+    sr = 16000
+    t = np.arange(int(seconds * sr)) / sr
+
+    def square(f: float) -> np.ndarray:
+        return np.sign(np.sin(2 * np.pi * f * t))
+
+    def pluck(f: float, dur: float) -> np.ndarray:
+        n, period = int(dur * sr), max(2, round(sr / f))
+        buf = rng.uniform(-1, 1, period)
+        out = np.empty(n)
+        for i in range(n):
+            out[i] = buf[i % period]
+            buf[i % period] = 0.996 * 0.5 * (buf[i % period] + buf[(i + 1) % period])
+        return out
+
+    notes = 110.0 * 2 ** (rng.integers(0, 36, 6) / 12)
+    melody = np.concatenate([pluck(f, seconds / len(notes)) for f in notes])
+    melody = np.pad(melody, (0, max(0, len(t) - len(melody))))[: len(t)]
+    melody /= max(np.abs(melody).max(), 1e-9)
+    arp = np.concatenate([square(f)[: len(t) // len(notes)] for f in notes])
+    arp = np.pad(arp, (0, len(t) - len(arp)))
+    f0 = float(110.0 * 2 ** (rng.integers(0, 36) / 12))
+    vib = np.sin(2 * np.pi * f0 * t + 3 * np.sin(2 * np.pi * 5 * t))
+    chord = sum(np.sin(2 * np.pi * f0 * r * t) for r in (1.0, 1.26, 1.5))
+    sounds = {"sine": 0.5 * np.sin(2 * np.pi * f0 * 2 * t), "square": 0.3 * square(f0),
+              "plucked notes": 0.6 * melody, "plucks + square arpeggio": 0.4 * melody
+              + 0.2 * arp, "vibrato tone + chord": 0.3 * vib + 0.15 * chord}
+    return {k: v.astype(np.float32) for k, v in sounds.items()}
+
+
+def make_nonspeech_set(n_clips: int, seed: int) -> list[SynthClip]:
+    """Tones and instrumental sounds with a resting mouth: true negatives, so music and
+    notes teach "no speech" (the trained VAD also gates them at inference)."""
+    from backend.audio import Audio, compute_audio_features, compute_frame_features
+
+    from .features import model_inputs
+    from .phones import phone_evidence
+
+    out = []
+    for i in range(n_clips):
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x70E5, i])
+        sounds = tone_sounds(rng, float(rng.uniform(3.0, 5.0)))
+        names = sorted(sounds)
+        x = sounds[names[int(rng.integers(len(names)))]] * float(rng.uniform(0.3, 1.5))
+        fps = Fraction(int(rng.choice([25, 30])))
+        audio = Audio(np.ascontiguousarray(np.clip(x, -1, 1)), 16000, f"tones{i}")
+        feats = compute_frame_features(audio, fps, features=compute_audio_features(audio))
+        mel, pros = model_inputs(feats)
+        ev = phone_evidence(audio.samples).at_frames(feats.frame_times, float(fps))
+        out.append(SynthClip(f"tones{i}", fps, "", "", audio.samples, mel, pros,
+                             feats.vad.copy(), np.zeros((feats.n_frames, 52), np.float32),
+                             ev))
+    return out
 
 
 def make_synthetic_set(n_clips: int, seed: int, voices: tuple[str, ...] = TRAIN_VOICES,
-                       augment: bool = True, progress: bool = False) -> list[SynthClip]:
+                       augment: bool = True, progress: bool = False,
+                       exact_share: float = 0.0) -> list[SynthClip]:
     """``n_clips`` clips of 1-3 sentences each, reproducible for a seed.
 
     Each clip draws from its own generator, so sentences, voices, rates and degradations
@@ -167,7 +236,9 @@ def make_synthetic_set(n_clips: int, seed: int, voices: tuple[str, ...] = TRAIN_
     for i in range(n_clips):
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5A17, i])
         voice = voices[int(rng.integers(len(voices)))]
-        out.append(make_clip(rng, voice, int(rng.integers(1, 4)), augment, f"synth{i}"))
+        exact = bool(rng.random() < exact_share)
+        out.append(make_clip(rng, voice, int(rng.integers(1, 4)), augment, f"synth{i}",
+                             exact))
         if progress and (i + 1) % 50 == 0:
             print(f"synthetic clips: {i + 1}/{n_clips}", flush=True)
     return out
