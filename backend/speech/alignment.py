@@ -198,7 +198,7 @@ def forced_alignment(samples: np.ndarray, text: str
 
     from pocketsphinx import Decoder, get_model_path
 
-    from .phone_recognition import ARPABET_TO_ESPEAK, HOP_SAMPLES, SAMPLE_RATE, _lock
+    from .phone_recognition import ARPABET_TO_ESPEAK, HOP_SAMPLES, SAMPLE_RATE, SEED, _lock
 
     words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
     if not words or len(samples) > FA_MAX_SECONDS * SAMPLE_RATE:
@@ -210,7 +210,7 @@ def forced_alignment(samples: np.ndarray, text: str
         for beam in FA_BEAMS:
             dec = Decoder(hmm=get_model_path("en-us/en-us"),
                           dict=get_model_path("en-us/cmudict-en-us.dict"), beam=beam,
-                          wbeam=beam, pbeam=beam, loglevel="FATAL")
+                          wbeam=beam, pbeam=beam, loglevel="FATAL", seed=SEED)
             if any(dec.lookup_word(w) is None for w in words):
                 return None
             try:

@@ -39,6 +39,10 @@ HOP_SAMPLES = round(FRAME_S * SAMPLE_RATE)
 PIECE_FRAMES = 3000  # decode at most 30 s at a time ...
 CUT_SEARCH_FRAMES = 500  # ... cut at the quietest 10 ms of its last 5 s
 
+# A fixed seed: with the default (-1) pocketsphinx seeds its generator from the clock,
+# which also made espeak-ng's noise sources differ between runs of the same training.
+SEED = 1
+
 _lock = threading.Lock()  # one decoder at a time: model loading is not free, keep it simple
 
 
@@ -51,7 +55,7 @@ def _decoder():
     # Wide beams: a phone loop has no words to prune with, and 60 s decodes in ~3 s anyway.
     return Decoder(hmm=get_model_path("en-us/en-us"),
                    allphone=get_model_path("en-us/en-us-phone.lm.bin"),
-                   lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL")
+                   lw=2.0, beam=1e-20, pbeam=1e-20, loglevel="FATAL", seed=SEED)
 
 
 def _frame_db(pcm: np.ndarray) -> np.ndarray:
