@@ -257,6 +257,7 @@ class Trainer:
         cfg = self.cfg
         budget = cfg.minutes * 60.0
         self.model.train()
+        first_step = self.step
         start = time.perf_counter() - self.elapsed
         cpu_start = time.process_time() - self.cpu_seconds
         last_ckpt = time.perf_counter()
@@ -285,9 +286,9 @@ class Trainer:
             if ckpt is not None and time.perf_counter() - last_ckpt > cfg.ckpt_every_s:
                 self.save(ckpt)
                 last_ckpt = time.perf_counter()
-        if self.step >= cfg.warmup:
-            self.refresh_grid()
-        if ckpt is not None:
+        if self.step > first_step and self.step >= cfg.warmup:
+            self.refresh_grid()  # (a resumed, already finished build changes nothing)
+        if ckpt is not None and self.step > first_step:
             self.save(ckpt)
         return {"steps": self.step, "seconds": round(self.elapsed, 1),
                 "cpu_seconds": round(self.cpu_seconds, 1),
