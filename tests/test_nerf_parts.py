@@ -78,6 +78,13 @@ def test_pose_corrections_equal_refined_poses() -> None:
     want_o, want_d = pixel_rays(k, 64, 64, refined, pix.numpy())
     np.testing.assert_allclose(co.detach().numpy(), want_o, atol=1e-5)
     np.testing.assert_allclose(cd.detach().numpy(), want_d, atol=1e-5)
+    # Smooth in time: frames between two knots are interpolated, not free.
+    long = CameraOptimizer(100)
+    with torch.no_grad():
+        long.head.normal_(0.0, 0.01)
+    per_frame = long._per_frame(long.head, torch.arange(100))
+    step = (per_frame[1:] - per_frame[:-1]).abs().max()
+    assert step <= (long.head[1:] - long.head[:-1]).abs().max() / long.knot_frames + 1e-7
     # Gauge: a correction common to all frames is no correction.
     with torch.no_grad():
         cams.head.fill_(0.3)

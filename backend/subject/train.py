@@ -63,8 +63,8 @@ class TrainConfig:
     warmup: int = 300  # steps before the grid is first refreshed from density
     refresh_every: int = 500
     density_threshold: float = 0.05  # per cm (alpha 0.015 over 3 mm)
-    refine_poses: bool = True  # per-frame head/body pose corrections + focal scale
-    lr_poses: float = 5e-4
+    refine_poses: bool = True  # head/body pose corrections (smooth in time) + focal scale
+    lr_poses: float = 2e-4
     pose_weight: float = 1e-2  # on the mean squared correction (rad^2, 100 x m^2)
     ckpt_every_s: float = 120.0
     seed: int = 0
@@ -108,7 +108,9 @@ class Trainer:
         self.cameras: CameraOptimizer | None = None
         if cfg.refine_poses:
             self.cameras = CameraOptimizer(max(1, data.n_train)).to(device)
-            groups.append({"params": list(self.cameras.parameters()), "lr": cfg.lr_poses})
+            # No momentum: a knot moves only while its frames are drawn (``CameraOptimizer``).
+            groups.append({"params": list(self.cameras.parameters()), "lr": cfg.lr_poses,
+                           "betas": (0.0, 0.99)})
             self.base_lrs.append(cfg.lr_poses)
         self.opt = torch.optim.Adam(groups, eps=1e-12)
         self.step = 0
