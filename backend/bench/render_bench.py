@@ -2,9 +2,9 @@
 each beside a trivial baseline or reference measured in the same run.
 
 * **Fidelity**: PSNR/SSIM (full frame composited over the plate, and the face box) on
-  held-out frames and on training frames, from the subject's prepared data
-  (``cache/data.npz``) or, for shipped subjects, its packs (``heldout.npz``,
-  ``training.npz``, ``nearest.npz``). SSIM is scikit-image's ``structural_similarity``
+  held-out frames and on training frames, from the packs a build writes (``heldout.npz``,
+  ``training.npz``, ``nearest.npz``: with the cameras training refined) or, for older
+  subjects, the prepared data (``cache/data.npz``). SSIM is scikit-image's ``structural_similarity``
   (Gaussian window, sigma 1.5, as Wang et al.). Baselines: the background plate alone,
   and the nearest training frame (the training image whose tracked 2-D landmarks are
   closest: what a lookup table of the footage would show).
@@ -297,9 +297,13 @@ def speed(subject, frames: int) -> list[tuple[str, str]]:
 # --- the run -----------------------------------------------------------------------------
 
 def _packs(subject) -> tuple[dict[str, SubjectData], np.ndarray | None, SubjectData | None]:
-    """Held-out and training packs (+ nearest training frames of the held-out ones)."""
+    """Held-out and training packs (+ nearest training frames of the held-out ones).
+
+    The packs a build writes carry the cameras training refined (focal, training poses);
+    the prepared cache only has the tracked ones, so it is used only for older subjects
+    without packs."""
     cache = subject.folder / "cache" / "data.npz"
-    if cache.is_file():
+    if cache.is_file() and not (subject.folder / "training.npz").is_file():
         data = SubjectData.load(cache)
         held = list(range(data.n_train, len(data.frames)))
         held = held[:: max(1, len(held) // 12)]

@@ -23,10 +23,13 @@ from torch import nn
 
 from .triplane import TriPlane
 
-# Body frame (= rest head frame), metres: neck from under the chin, shoulders to the
-# frame's lower edge. It overlaps the head box at the neck, where either may render.
+# Body frame (= rest head frame), metres: the neck from ~3.5 cm under the chin (the
+# chin is at y -0.085 in d6's neutral, ~2 cm lower with the jaw open), shoulders to the
+# frame's lower edge. It overlaps the head box only at the neck. A first build with the
+# top at -0.06 let the torso learn the chin and lower lip, rigid with the body: a seam
+# across the mouth and a chin that did not follow the jaw.
 TORSO_LO = (-0.28, -0.45, -0.18)
-TORSO_HI = (0.28, -0.06, 0.14)
+TORSO_HI = (0.28, -0.12, 0.14)
 POSE_DIM = 9
 
 
