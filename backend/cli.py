@@ -28,10 +28,11 @@ from .commands import (
     render_cmd,
     serve_cmd,
     subject_cmd,
+    verify_cmd,
 )
 
 COMMANDS = (demo_cmd, serve_cmd, info_cmd, keys_cmd, animate_cmd, motion_cmd, subject_cmd,
-            render_cmd, bench_cmd)
+            render_cmd, verify_cmd, bench_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

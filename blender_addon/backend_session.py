@@ -59,6 +59,16 @@ def subject_names(info_body: dict) -> list[str]:
     return names
 
 
+def consent_lines(info_body: dict) -> dict[str, str]:
+    """Subject name -> its consent line, from an ``info`` answer (empty for backends
+    that do not report consent)."""
+    out = {}
+    for s in info_body.get("subjects") or []:
+        if isinstance(s, dict) and s.get("name") and isinstance(s.get("consent"), str):
+            out[str(s["name"])] = s["consent"]
+    return out
+
+
 @dataclass
 class BackendSession:
     """Connection + local process + what the backend offers."""
@@ -67,6 +77,7 @@ class BackendSession:
     local: LocalBackend = field(default_factory=LocalBackend)
     info: InfoTask | None = None
     subjects: list[str] = field(default_factory=list)
+    subject_consent: dict[str, str] = field(default_factory=dict)  # name -> consent line
 
     def link_settings(self, settings: BackendSettings) -> LinkSettings:
         """A running local backend's bound endpoint wins (it may have picked its port)."""
@@ -116,6 +127,7 @@ class BackendSession:
         info = self.info
         if info is not None and info.state == "done":
             self.subjects = subject_names(info.body)
+            self.subject_consent = consent_lines(info.body)
             self.info = InfoTask(state="seen", body=info.body)
         elif info is not None and info.state in ("error", "cancelled"):
             self.info = None

@@ -60,6 +60,9 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(s, "scene_range_only")
     col.prop(s, "target")
     col.prop(s, "subject", icon="USER")
+    consent = job_session.SESSION.backend.subject_consent.get(s.subject.strip())
+    if consent:
+        _wrapped(col, consent, icon="INFO")
 
     draw_dialogue(layout.box(), s)
     draw_mapping(layout.box(), s)

@@ -134,8 +134,11 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def write_frame(folder: Path, frame: int, rgba: np.ndarray, depth: np.ndarray | None = None,
-                depth_units: str | None = None) -> Path:
+                depth_units: str | None = None, signed_png: bytes | None = None) -> Path:
     """Write one rendered frame (and its depth) into ``folder``; returns the RGBA path.
+
+    ``signed_png``: the backend's own PNG of ``rgba`` carrying its C2PA credentials,
+    written byte for byte (encoding the pixels again would break the signature).
 
     The depth file goes first: the RGBA file is what marks a frame as done on disk
     (:func:`frames_on_disk`), so a frame is never counted before its depth exists.
@@ -144,5 +147,5 @@ def write_frame(folder: Path, frame: int, rgba: np.ndarray, depth: np.ndarray | 
         write_atomic(depth_file(folder, frame),
                      encode_png(depth_millimetres(depth, depth_units)))
     path = frame_file(folder, frame)
-    write_atomic(path, encode_png(to_rgba8(rgba)))
+    write_atomic(path, signed_png if signed_png is not None else encode_png(to_rgba8(rgba)))
     return path

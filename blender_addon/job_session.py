@@ -232,7 +232,8 @@ def start_render(scene: bpy.types.Scene) -> RenderTask | None:
                   "frames": [int(f) for f in missing], "first_frame": int(missing[0]),
                   "n_frames": int(missing.size), "array_names": names,
                   "fps": scene_fps(scene.render.fps, scene.render.fps_base),
-                  "head_pose_frame": HEAD_POSE_FRAME}
+                  "head_pose_frame": HEAD_POSE_FRAME,
+                  "signed_png": True}  # frames arrive watermarked and C2PA-signed
     task.requested = [int(f) for f in missing]
     run.strip_refreshed_at, run.strip_frames = time.monotonic(), len(have)
     connect()  # no waiting: step() submits once the backend has answered

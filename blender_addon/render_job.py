@@ -13,8 +13,11 @@ frames still missing on disk), ``array_names`` and ``head_pose_frame``
 the face object's matrix_world times ``HEAD_TO_BLENDER``) and
 ``landmarks[T, N, 3]`` when the animation came from Animate. Each FRAME's body
 names its ``frame`` (scene frame) or ``index`` (row of the request) and its
-``depth_units``; its arrays are RGBA (``uint8`` or float in [0, 1], ``[H, W, 4]``) and
-optionally depth ``[H, W]`` (``uint16`` millimetres; see :mod:`frame_writer`).
+``depth_units``; its arrays are RGBA (``uint8`` or float in [0, 1], ``[H, W, 4]``),
+optionally depth ``[H, W]`` (``uint16`` millimetres; see :mod:`frame_writer`) and, when
+the request asked ``signed_png``, the frame's PNG file as bytes (``uint8 [N]``): the
+backend watermarked and C2PA-signed it, and it is written byte for byte, because
+re-encoding the pixels would break the signature (the credentials hash the file).
 """
 
 from __future__ import annotations
@@ -125,7 +128,9 @@ class RenderTask:
         arrays = event.arrays
         depth = arrays[1] if len(arrays) > 1 and np.asarray(arrays[1]).ndim == 2 else None
         try:
-            write_frame(self.folder, frame, arrays[0], depth, event.body.get("depth_units"))
+            signed = arrays[2] if len(arrays) > 2 and np.asarray(arrays[2]).ndim == 1 else None
+            write_frame(self.folder, frame, arrays[0], depth, event.body.get("depth_units"),
+                        None if signed is None else np.asarray(signed, np.uint8).tobytes())
         except OSError as exc:
             self.write_failed = True
             self.state = "error"
@@ -141,3 +146,4 @@ class RenderTask:
         self.new_frames += 1
         self.progress = len(self.written) / max(1, self.n_frames)
         self.message = f"frame {frame} ({len(self.written)}/{self.n_frames})"
+

@@ -1,8 +1,11 @@
 """CI smoke run of the README's main command: `facecast demo --quick -o demo`, from a
 scratch working directory with a relative ``-o`` as a user would type it, then check that
 what it wrote is sane — the MP4's duration matches its speech, the NeRF half of the
-frames is not blank and changes over time, the report exists, and the .blend exists
-whenever the ``bpy`` module is installed."""
+frames is not blank and changes over time, the report exists, the .blend exists
+whenever the ``bpy`` module is installed, and `facecast verify` finds valid C2PA
+credentials on the MP4 and every frame and the watermark in every frame PNG (the
+--quick MP4, 128 px high, is too small for the watermark to survive H.264: the README
+says so)."""
 
 from __future__ import annotations
 
@@ -43,11 +46,28 @@ def main() -> int:
         problems.append("bpy is installed but the demo wrote no .blend")
     if "blend" in report["outputs"] and not (out / report["outputs"]["blend"]).is_file():
         problems.append("the .blend is missing")
+    problems += _provenance(out)
     print(json.dumps(report["steps_seconds"]), flush=True)
     for p in problems:
         print("demo smoke:", p, file=sys.stderr)
     print("demo smoke:", "FAILED" if problems else "ok", flush=True)
     return 1 if problems else 0
+
+
+def _provenance(out: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "backend.cli", "verify", "--json", str(out / "frames"),
+           str(out / "facecast_demo.mp4")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    files = json.loads(done.stdout)["files"]
+    frames = [f for f in files if f["kind"] == "image"]
+    problems = [f"{Path(f['path']).name}: C2PA {f['c2pa'] and f['c2pa']['state']}"
+                for f in files if not (f["c2pa"] and f["c2pa"]["state"] in ("valid", "trusted"))]
+    unmarked = [f for f in frames if not f["watermark"]["found"]]
+    if not frames or unmarked:
+        problems.append(f"{len(unmarked)} of {len(frames)} frame PNGs carry no watermark")
+    print(f"demo smoke: verify: {len(frames) - len(unmarked)}/{len(frames)} frames marked, "
+          f"{len(files) - len(problems)} files with valid C2PA", flush=True)
+    return problems
 
 
 if __name__ == "__main__":

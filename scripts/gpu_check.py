@@ -10,6 +10,7 @@ import torch
 
 from backend.bench.render_bench import _fps
 from backend.nerf.pipeline import render_sequence
+from backend.provenance.stamp import RenderStamp
 from backend.subject.conditioning import render_conditioning
 from backend.subject.framing import front_camera
 from backend.subject.store import load_subject
@@ -37,8 +38,10 @@ def main(folder: str) -> int:
     cond = render_conditioning({"landmarks": lm}, cpu.manifest)
     cam, mw = camera_from_dict(front_camera(cpu.manifest, 128))
     views = camera_views(cam, mw, 1)
-    (_, a, _), = list(render_sequence(cpu.model, cpu.grid, views, cond))
-    (_, b, _), = list(render_sequence(gpu.model, gpu.grid, views, cond, fp16=True))
+    mark = RenderStamp.for_render(cpu.manifest, "gpu_check").payload  # every render is marked
+    (_, a, _), = list(render_sequence(cpu.model, cpu.grid, views, cond, payload=mark))
+    (_, b, _), = list(render_sequence(gpu.model, gpu.grid, views, cond, fp16=True,
+                                      payload=mark))
     diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
     print(f"CPU vs CUDA fp16 at 128^2: max {diff.max()} levels, mean {diff.mean():.3f} "
           f"(tolerance {TOLERANCE_LEVELS:.0f} on 99.9 % of pixels: "

@@ -13,5 +13,6 @@ minutes="${MINUTES:-5}"
 'gpu_check: no CUDA GPU visible to torch - run this on a GPU machine')"
 rm -rf "$out"
 "$py" -m backend.cli subject build ../shared/data/clips/d6.mp4 --name gpu_check \
-    --out "$out" --device cuda --minutes "$minutes"
+    --out "$out" --device cuda --minutes "$minutes" \
+    --consent-file docs/consent/default-subject.txt
 "$py" scripts/gpu_check.py "$out"

@@ -13,6 +13,7 @@ import zmq
 
 from backend.cluster.runtime import ClusterConfig
 from backend.nerf.pipeline import check_conditioning, render_sequence
+from backend.provenance.stamp import RenderStamp
 from backend.server.app import Server
 from backend.server.config import ServerConfig
 from backend.subject.prepare import SubjectData
@@ -36,14 +37,19 @@ def render_params(size: int = SIZE) -> dict:
             "array_names": ["landmarks"]}
 
 
-def reference_frames(lm: np.ndarray, size: int = SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
-    """What the local render job sends for ``lm`` (landmarks alone are not retargeted)."""
+def reference_frames(lm: np.ndarray, size: int = SIZE, request: np.ndarray | None = None
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What the local render job sends for ``lm`` (landmarks alone are not retargeted),
+    watermark included: the job's render id hashes the camera and the arrays of the
+    whole ``request`` (default ``lm``), of which ``lm`` may be the first frames."""
     subject = load_subject("default")
     cond = check_conditioning(lm, None, None)
     views = camera_views(BlenderCamera(lens=50.0, resolution_x=size, resolution_y=size),
                          FRONT, len(lm))
+    mark = RenderStamp.for_render(subject.manifest, render_params(size)["camera"],
+                                  lm if request is None else request).payload
     return [(rgba, depth) for _, rgba, depth in render_sequence(
-        subject.model, subject.grid, views, cond)]
+        subject.model, subject.grid, views, cond, payload=mark)]
 
 
 @contextmanager

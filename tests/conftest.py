@@ -25,6 +25,20 @@ def data_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_facecast_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keys Facecast creates on first use (the C2PA signing key, ...) go to a temporary
+    ``FACECAST_HOME``, never into the developer's ``~/.config/facecast``; backend
+    processes the tests start inherit it."""
+    old = os.environ.get("FACECAST_HOME")
+    os.environ["FACECAST_HOME"] = str(tmp_path_factory.mktemp("facecast_home"))
+    yield
+    if old is None:
+        os.environ.pop("FACECAST_HOME", None)
+    else:
+        os.environ["FACECAST_HOME"] = old
+
+
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     from shared.protocol.keys import ensure_key_file

@@ -85,8 +85,9 @@ class PatternRender(Job):
             ctx.progress((i + 1) / n)
         names = p.get("array_names", [])
         return {"frames": n, "received": {
-            "params": {k: p[k] for k in ("frames", "first_frame", "n_frames", "array_names",
-                                         "subject")},
+            "params": {**{k: p[k] for k in ("frames", "first_frame", "n_frames",
+                                            "array_names", "subject")},
+                       "signed_png": p.get("signed_png")},
             "shapes": [list(a.shape) for a in ctx.arrays],
             "sums": {name: float(np.asarray(a, np.float64).sum())
                      for name, a in zip(names, ctx.arrays, strict=False)}}}

@@ -243,6 +243,7 @@ def test_render_writes_frames_and_millimetre_depth(cp311_zip: Path, tmp_path: Pa
     # The conditioning sent = the shape keys as they play (the take on the NLA).
     received = r["received"]
     assert received["params"]["array_names"] == ["blendshapes", "head_pose"]
+    assert received["params"]["signed_png"] is True  # frames keep their C2PA credentials
     assert received["shapes"] == [[48, 52], [48, 4, 4]]
     assert received["sums"]["blendshapes"] == pytest.approx(float(double_weights(48).sum()),
                                                             rel=1e-4)

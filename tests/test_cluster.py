@@ -70,8 +70,8 @@ def run_job(server, key, n: int, credit: int = 4) -> tuple[list, object]:
     return frames_of(events), events[-1]
 
 
-def test_frames_in_order_and_identical_to_the_local_executor(farm, backend, key_file,
-                                                             reference) -> None:
+def test_frames_in_order_and_identical_to_the_local_executor(farm, backend, key_file
+                                                             ) -> None:
     server, key = farm
     n = 10
     frames, final = run_job(server, key, n)
@@ -83,7 +83,8 @@ def test_frames_in_order_and_identical_to_the_local_executor(farm, backend, key_
     with connect(backend, key_file) as client:
         local = frames_of(list(client.stream("render", render_params(), [landmarks(n)])))
     assert len(local) == n
-    for ours, theirs, ref in zip(frames, local, reference, strict=False):
+    reference = reference_frames(landmarks(n))  # the watermark names this request
+    for ours, theirs, ref in zip(frames, local, reference, strict=True):
         assert ours.arrays[0].shape == (SIZE, SIZE, 4)
         assert np.array_equal(ours.arrays[0], theirs.arrays[0])
         assert np.array_equal(ours.arrays[1], theirs.arrays[1])
@@ -177,6 +178,7 @@ def test_a_subject_is_loaded_once_per_actor(farm, ray_runtime) -> None:
 
 def test_no_actor_able_to_take_the_subject_is_a_clear_job_error(ray_runtime) -> None:
     from backend.nerf.pipeline import check_conditioning
+    from backend.provenance.payload import Payload
     from backend.subject.store import resolve_subject
     from shared.camera import BlenderCamera, camera_views
 
@@ -188,7 +190,8 @@ def test_no_actor_able_to_take_the_subject_is_a_clear_job_error(ray_runtime) -> 
     try:
         views = camera_views(BlenderCamera(resolution_x=16, resolution_y=16), FRONT, 2)
         frames = small.render(resolve_subject("default"), views,
-                              check_conditioning(landmarks(2), None, None), fp16=False)
+                              check_conditioning(landmarks(2), None, None), fp16=False,
+                              payload=Payload.of("test", "test"))
         with pytest.raises(InputError) as err:
             list(frames)
         assert "no render actor of the cluster can take this subject" in err.value.message

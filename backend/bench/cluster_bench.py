@@ -28,9 +28,12 @@ import torch
 from shared.camera import camera_views
 
 from ..nerf.pipeline import check_conditioning, render_sequence
+from ..provenance.payload import Payload
 from ..subject.prepare import SubjectData
 from ..subject.store import load_subject
 from .render_bench import bench_camera
+
+MARK = Payload.of("bench", "cluster")  # both executors watermark, as every render does
 
 
 def _landmarks(subject, n: int) -> np.ndarray:
@@ -53,11 +56,11 @@ def _local_s(subject, views, cond, threads: int, repeats: int) -> float:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        next(render_sequence(subject.model, subject.grid, views[:1], cond))
+        next(render_sequence(subject.model, subject.grid, views[:1], cond, payload=MARK))
         best = float("inf")
         for _ in range(repeats):
             t = time.perf_counter()
-            for _ in render_sequence(subject.model, subject.grid, views, cond):
+            for _ in render_sequence(subject.model, subject.grid, views, cond, payload=MARK):
                 pass
             best = min(best, time.perf_counter() - t)
         return best
@@ -83,13 +86,13 @@ def _cluster_s(ray, cluster, folder, views, cond, repeats: int
     k = cluster.pool.target
     warm = min(len(views), k * cluster.config.chunk_frames)  # one chunk per actor
     for _ in cluster.render(folder, views[:warm], slice_conditioning(cond, 0, warm),
-                            fp16=False):
+                            fp16=False, payload=MARK):
         pass
     best = (float("inf"), 0.0, 0.0)
     for _ in range(repeats):
         a0 = _actor_clocks(ray, cluster)
         t, c = time.perf_counter(), time.process_time()
-        n = sum(1 for _ in cluster.render(folder, views, cond, fp16=False))
+        n = sum(1 for _ in cluster.render(folder, views, cond, fp16=False, payload=MARK))
         wall, gateway_cpu = time.perf_counter() - t, time.process_time() - c
         assert n == len(views)
         inside, inside_cpu, actor_cpu = _actor_clocks(ray, cluster) - a0

@@ -49,6 +49,7 @@ from shared.landmarks import (
 
 from ..nerf.metrics import psnr
 from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
+from ..provenance.stamp import RenderStamp
 from ..subject.conditioning import render_conditioning
 from ..subject.prepare import SubjectData, face_rects
 from ..subject.store import load_subject
@@ -246,7 +247,8 @@ def _fps(subject, size: int, n: int, fp16: bool) -> float:
                                head_pose_frame="world")
     cam, mw = bench_camera(size)
     views = camera_views(cam, mw, n + 1)
-    it = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16)
+    mark = RenderStamp.for_render(subject.manifest, "bench").payload  # as every render
+    it = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16, payload=mark)
     next(it)  # warm-up
     cuda = next(subject.model.parameters()).is_cuda
     if cuda:

@@ -37,14 +37,15 @@ class SubjectDoesNotFit(FacecastError):
     code = "bad_input"
 
 
-def render_frames(subject, views: list[CameraView], cond, fp16: bool
+def render_frames(subject, views: list[CameraView], cond, fp16: bool, payload
                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame of ``views``/``cond``:
-    exactly what the local render job streams for the same inputs."""
+    exactly what the local render job streams for the same inputs, watermarked with
+    ``payload`` (:class:`backend.provenance.payload.Payload`) by the renderer."""
     from backend.nerf.pipeline import render_sequence
 
     for _, rgba, depth in render_sequence(subject.model, subject.grid, views, cond,
-                                          fp16=fp16):
+                                          fp16=fp16, payload=payload):
         yield rgba, depth
 
 
@@ -94,7 +95,7 @@ class RenderActor:
                 "cpu_s": time.process_time(), "subjects": list(self._subjects)}
 
     def render(self, digest: str, package_box: list, views: list[CameraView], cond,
-               start: int, fp16: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+               start: int, fp16: bool, payload) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Stream frames ``start, start+1, ...`` of one chunk (``views``/``cond`` are the
         chunk's slices). ``package_box`` holds the subject package's object reference,
         boxed in a list so Ray does not fetch it unless this actor lacks the subject."""
@@ -103,7 +104,7 @@ class RenderActor:
         subject = self._subject(digest, package_box[0])
         self.stats.chunks += 1
         context = ray.get_runtime_context()
-        frames = render_frames(subject, views, cond, fp16)
+        frames = render_frames(subject, views, cond, fp16, payload)
         for k in range(len(views)):
             if context.is_canceled():
                 return

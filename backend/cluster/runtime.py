@@ -188,14 +188,15 @@ class Cluster:
             self._packages.move_to_end(package.digest)
         return package.digest, ref
 
-    def render(self, folder: Path, views: list, cond, *, fp16: bool,
+    def render(self, folder: Path, views: list, cond, *, fp16: bool, payload,
                cancelled=lambda: False) -> OrderedFrames:
-        """Frames of ``folder``'s subject at ``views`` with ``cond``, in order."""
+        """Frames of ``folder``'s subject at ``views`` with ``cond``, in order, carrying
+        the watermark ``payload`` (``RenderStamp.payload``)."""
         c = self.config
         window = c.window_chunks or 2 * max(1, self.pool.target)
         policy = SchedulePolicy(c.chunk_frames, window, c.max_attempts, c.actor_timeout_s)
         return OrderedFrames(self.pool, self._package(folder), views, cond, fp16, policy,
-                             cancelled)
+                             cancelled, payload=payload)
 
     def describe(self) -> dict:
         import ray

@@ -88,10 +88,11 @@ class OrderedFrames:
 
     def __init__(self, pool: ActorPool, package: tuple[str, Any], views: list[CameraView],
                  cond, fp16: bool, policy: SchedulePolicy,
-                 cancelled: Callable[[], bool] = lambda: False) -> None:
+                 cancelled: Callable[[], bool] = lambda: False, *, payload) -> None:
         self._pool = pool
         self._digest, self._package_ref = package
         self._views, self._cond, self._fp16 = views, cond, fp16
+        self._payload = payload  # the render's watermark, applied by the actors
         self._policy = policy
         self._cancelled = cancelled
         n, c = len(views), max(1, policy.chunk_frames)
@@ -154,7 +155,7 @@ class OrderedFrames:
         chunk.slot = slot
         chunk.stream = slot.handle.render.options(num_returns="streaming").remote(
             self._digest, [self._package_ref], self._views[a:b],
-            slice_conditioning(self._cond, a, b), a, self._fp16)
+            slice_conditioning(self._cond, a, b), a, self._fp16, self._payload)
         chunk.done = chunk.stream.completed().future()
         chunk.done.add_done_callback(lambda fut, s=slot: self._pool.task_ended(
             s, _exception(fut)))

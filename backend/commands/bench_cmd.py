@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cluster.add_argument("--size", type=int, default=128, help="frame side in pixels")
     cluster.add_argument("--chunk", type=int, default=4, help="frames per chunk")
     cluster.set_defaults(func=_cluster)
+    prov = bs.add_parser("provenance", help="watermark robustness, cost, false positives; "
+                         "C2PA cost")
+    prov.add_argument("--frames", type=int, default=24, help="held-out frames rendered")
+    prov.add_argument("--fp-frames", type=int, default=1000,
+                      help="frames of real footage checked for false positives")
+    prov.add_argument("--data", type=Path, default=None,
+                      help="the real data folder (default: ../shared/data)")
+    prov.set_defaults(func=_provenance)
 
 
 def _protocol(args: argparse.Namespace) -> int:
@@ -63,6 +72,13 @@ def _motion(args: argparse.Namespace) -> int:
     from backend.bench.motion_bench import run_motion_bench
 
     run_motion_bench(args.weights)
+    return 0
+
+
+def _provenance(args: argparse.Namespace) -> int:
+    from backend.bench.provenance_bench import run_provenance_bench
+
+    run_provenance_bench(frames=args.frames, fp_frames=args.fp_frames, data=args.data)
     return 0
 
 

@@ -6,7 +6,8 @@ The animation goes through the one conditioning contract
 at the origin facing -Y); ``--camera front`` frames the head from the front at
 ``--size`` (the demo's camera), so no add-on is needed for a ``cam.json``.
 
-Writes ``NNNNNN.png`` (RGBA, straight alpha, 8 bit) and ``depth_NNNNNN.png`` (16-bit
+Writes ``NNNNNN.png`` (RGBA, straight alpha, 8 bit; invisibly watermarked and carrying
+C2PA content credentials, see ``backend.provenance``) and ``depth_NNNNNN.png`` (16-bit
 grey, planar millimetres from the camera, 0 = no subject) per frame, each written to a
 temporary name and renamed, so a reader never sees half a frame.
 """
@@ -103,6 +104,9 @@ def camera_dict(camera: str, manifest: dict, size: str) -> dict:
 def _render(args: argparse.Namespace) -> int:
     from backend.nerf.pipeline import render_sequence
     from backend.progress import progress
+    from backend.provenance.consent import consent_line
+    from backend.provenance.credentials import Signer, encode_png
+    from backend.provenance.stamp import RenderStamp
     from backend.subject.build import pick_device
     from backend.subject.conditioning import render_conditioning
     from backend.subject.store import load_subject
@@ -115,19 +119,29 @@ def _render(args: argparse.Namespace) -> int:
     made_for = motion.get("subject")
     cond = render_conditioning(motion, subject.manifest,
                                made_for=None if made_for is None else str(made_for))
-    cam, mw = camera_from_dict(camera_dict(args.camera, subject.manifest, args.size))
+    camera = camera_dict(args.camera, subject.manifest, args.size)
+    cam, mw = camera_from_dict(camera)
     views = camera_views(cam, mw, len(cond))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder {args.out}: {exc}",
                          "choose a writable folder") from exc
-    frames = render_sequence(subject.model, subject.grid, views, cond, fp16=args.fp16)
-    with progress(len(cond), "rendering", "frame") as bar:
-        for i, rgba, depth in frames:
-            n = args.start + i
-            write_png_atomic(args.out / f"{n:06d}.png", rgba)
-            write_png_atomic(args.out / f"depth_{n:06d}.png", depth)
-            bar.update(1)
-    print(f"{len(cond)} frames written to {args.out}")
+    stamp = RenderStamp.for_render(subject.manifest, camera,
+                                   *(np.asarray(motion[k]) for k in sorted(motion)))
+    signer = Signer(stamp)
+    frames = render_sequence(subject.model, subject.grid, views, cond, fp16=args.fp16,
+                             payload=stamp.payload)
+    try:
+        with progress(len(cond), "rendering", "frame") as bar:
+            for i, rgba, depth in frames:
+                n = args.start + i
+                png = signer.sign_bytes(encode_png(rgba), "image/png", f"{n:06d}.png")
+                write_atomic(args.out / f"{n:06d}.png", lambda f, png=png: f.write(png))
+                write_png_atomic(args.out / f"depth_{n:06d}.png", depth)
+                bar.update(1)
+    finally:
+        signer.close()
+    print(f"{len(cond)} frames written to {args.out} (watermarked, C2PA-signed: subject "
+          f"{stamp.subject_name!r}, {consent_line(subject.manifest)})")
     return 0

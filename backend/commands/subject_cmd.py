@@ -1,4 +1,6 @@
-"""``facecast subject build CLIP --name NAME``: capture a person as a renderable subject.
+"""``facecast subject build CLIP --name NAME --consent "…"``: capture a person as a
+renderable subject; ``subject list``, ``subject info NAME`` and ``subject consent NAME``
+show subjects and record the performer's consent (``backend.provenance.consent``).
 
 Budgets: ``--steps`` (reproducible: the same steps give the same subject on any
 machine), ``--cpu-minutes`` (process CPU time, all threads together: what the build
@@ -46,7 +48,79 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--plane-res", type=int, default=None,
                    help="finest tri-plane resolution (default 320)")
     add_threads_argument(b)
+    _consent_args(b)
     b.set_defaults(func=_build)
+    c = ss.add_parser("consent", help="record the performer's consent on a built subject")
+    c.add_argument("subject", help="subject name or folder")
+    _consent_args(c)
+    c.add_argument("--replace", action="store_true",
+                   help="replace a different existing record (kept in consent_history)")
+    c.set_defaults(func=_consent)
+    i = ss.add_parser("info", help="what a subject is: footage, training, consent")
+    i.add_argument("subject", help="subject name or folder")
+    i.set_defaults(func=_info)
+    ls = ss.add_parser("list", help="the subjects installed here, with their consent")
+    ls.set_defaults(func=_list)
+
+
+def _consent_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--consent", default=None, metavar="TEXT",
+                   help="what the person filmed agreed to (who, which uses, when); "
+                        "required to build")
+    p.add_argument("--consent-file", type=Path, default=None, metavar="FILE",
+                   help="the consent statement as a UTF-8 text file")
+
+
+def _consent(args: argparse.Namespace) -> int:
+    from backend.provenance.consent import (
+        consent_line,
+        make_consent,
+        read_statement,
+        record_consent,
+    )
+    from backend.subject.store import read_manifest, resolve_subject
+
+    statement, file = read_statement(args.consent, args.consent_file)
+    folder = resolve_subject(args.subject)
+    source = read_manifest(folder).get("source") or {}
+    m = record_consent(folder, make_consent(statement, source.get("clip"), file,
+                                            source.get("sha256")), replace=args.replace)
+    print(f"subject {m.get('name')!r} ({folder}): {consent_line(m)}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from backend.provenance.consent import consent_line, consent_of
+    from backend.subject.store import read_manifest, resolve_subject
+
+    folder = resolve_subject(args.subject)
+    m = read_manifest(folder)
+    src, ev, tr = m.get("source") or {}, m.get("evaluation") or {}, m.get("training") or {}
+    print(f"subject {m.get('name')!r} in {folder}\n"
+          f"  built {m.get('created', '?')} from {src.get('clip')} (sha256 "
+          f"{str(src.get('sha256'))[:16]}…, {src.get('frames_used')} frames)\n"
+          f"  trained {tr.get('steps')} steps on {tr.get('device')}; held-out PSNR "
+          f"{ev.get('psnr')} dB, SSIM {ev.get('ssim')}\n"
+          f"  {consent_line(m)}")
+    c = consent_of(m)
+    if c is not None:
+        print(f"  consent statement (sha256 {c.sha256}), recorded {c.recorded} for "
+              f"{c.source_clip} (sha256 {c.source_sha256}):\n    "
+              + c.statement.replace("\n", "\n    "))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from backend.provenance.consent import consent_line, installed_subjects
+
+    rows = installed_subjects()
+    for name, folder, manifest in rows:
+        print(f"{name:16s} {consent_line(manifest)}   ({folder})")
+    if not rows:
+        print("no subjects installed (build one with `facecast subject build`)")
+    return 0
+
+
 
 
 def check_budget(steps: int | None, minutes: float | None, cpu_minutes: float | None,
@@ -77,6 +151,7 @@ def _build(args: argparse.Namespace) -> int:
     import dataclasses
 
     from backend.nerf.model import CURRENT
+    from backend.provenance.consent import make_consent, read_statement, record_consent
     from backend.subject.build import build_subject
     from backend.subject.store import default_subject_dir
     from backend.subject.train import TrainConfig
@@ -84,6 +159,9 @@ def _build(args: argparse.Namespace) -> int:
 
     if not args.name.strip():
         raise InputError("the subject name is empty", "pass --name NAME (e.g. --name alice)")
+    # The consent is stated (and the clip hashed) before any work starts.
+    statement, consent_file = read_statement(args.consent, args.consent_file)
+    consent = make_consent(statement, args.clip, consent_file)
     threads = set_threads(args.threads)
     steps, minutes, cpu_minutes = check_budget(args.steps, args.minutes, args.cpu_minutes,
                                                args.device)
@@ -96,6 +174,7 @@ def _build(args: argparse.Namespace) -> int:
                       train=TrainConfig(steps=steps, minutes=minutes, cpu_minutes=cpu_minutes),
                       model_cfg=cfg, device=args.device, resume=args.resume,
                       max_frames=args.max_frames, threads=threads)
+    m = record_consent(out, consent, replace=args.resume)
     print(f"subject {args.name!r} written to {out}")
     t = m["training"]
     print(json.dumps({"evaluation": m["evaluation"], "steps": t["steps"],

@@ -25,10 +25,13 @@ from shared.errors import FacecastError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
 
+from ..atomic_file import write_atomic
 from ..audio import load_audio
 from ..media.face_preview import FacePreview
 from ..media.mp4 import write_mp4
 from ..progress import progress
+from ..provenance.credentials import sign_video
+from ..provenance.stamp import RenderStamp
 from ..server.launcher import BackendProcess
 from ..subject.framing import front_camera
 from ..subject.store import read_manifest, resolve_subject
@@ -106,11 +109,16 @@ def run_demo(opts: DemoOptions) -> DemoReport:
             camera = front_camera(manifest, opts.render_size)
             (out / "camera.json").write_text(json.dumps(camera, indent=1))
             with report.step("render"):
-                frames = _render(client, opts, anim, camera, out / "frames")
+                frames, stamp = _render(client, opts, anim, camera, out / "frames")
     report.facts["render_fps"] = round(n_frames / max(report.steps["render"], 1e-6), 2)
 
     with report.step("video"):
         _video(out / "facecast_demo.mp4", frames, anim, opts.fps, audio.samples)
+        sign_video(out / "facecast_demo.mp4", stamp)
+    report.facts["provenance"] = (f"frames and MP4 watermarked (subject "
+                                  f"{stamp.payload.subject_hex}, render "
+                                  f"{stamp.payload.render_hex}) and C2PA-signed; "
+                                  f"{stamp.consent_line}")
     report.outputs["video"] = "facecast_demo.mp4"
     if opts.blend:
         with report.step("blend"):
@@ -173,13 +181,13 @@ def _default_names(n: int) -> list[str]:
 
 
 def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarray],
-            camera: dict, folder: Path) -> list[np.ndarray]:
-    """Stream RGBA frames; each is kept in memory for the video and written as PNG."""
-    from ..commands.render_cmd import write_png_atomic
-
+            camera: dict, folder: Path) -> tuple[list[np.ndarray], RenderStamp]:
+    """Stream RGBA frames; each is kept in memory for the video and written as the
+    signed PNG the job sends (its C2PA credentials intact)."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays, params = render_request(anim)
-    params.update({"subject": opts.subject, "camera": camera, "device": opts.device})
+    params.update({"subject": opts.subject, "camera": camera, "device": opts.device,
+                   "signed_png": True})
     n = len(anim["blendshapes"])
     frames: list[np.ndarray | None] = [None] * n
     bar = progress(n, "render", "frame", leave=False)
@@ -190,15 +198,16 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
             rgba = np.array(event.arrays[0])
             frames[i] = rgba
             # Named by scene frame number, as the add-on names them.
-            write_png_atomic(folder / f"{i + 1:06d}.png", rgba)
+            write_atomic(folder / f"{i + 1:06d}.png",
+                         lambda f, png=event.arrays[2]: f.write(memoryview(png)))
             bar.update(1)
 
-    client.call("render", params, arrays, on_event=on_event, credit=8)
+    done = client.call("render", params, arrays, on_event=on_event, credit=8)
     bar.close()
     missing = [i for i, f in enumerate(frames) if f is None]
     if missing:
         raise FacecastError(f"{len(missing)} frames did not arrive", "see backend.log")
-    return frames  # type: ignore[return-value]
+    return frames, RenderStamp.from_dict(done.body["provenance"])  # type: ignore[return-value]
 
 
 def render_request(anim: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]:

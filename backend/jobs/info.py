@@ -1,4 +1,4 @@
-"""``info``: what this backend is and can do (device, versions, job kinds)."""
+"""``info``: what this backend is and can do (device, versions, job kinds, subjects)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ class InfoJob(Job):
         return {"facecast": __version__, "protocol": [MAJOR_VERSION, MINOR_VERSION],
                 "python": platform.python_version(), "platform": platform.platform(),
                 "uptime_s": time.time() - _STARTED, "jobs": registry.kinds(),
-                "features": registry.features(), **device_info(),
-                "cluster": cluster_info()}
+                "features": registry.features(), "subjects": subjects_info(),
+                **device_info(), "cluster": cluster_info()}
 
 
 def cluster_info() -> dict[str, Any] | None:
@@ -47,3 +47,11 @@ def cluster_info() -> dict[str, Any] | None:
 
     cluster = active_cluster()
     return None if cluster is None else cluster.describe()
+
+
+def subjects_info() -> list[dict[str, Any]]:
+    """The subjects this backend can render, each with its consent line."""
+    from backend.provenance.consent import consent_line, consent_of, installed_subjects
+
+    return [{"name": name, "consent": consent_line(m), "consent_recorded":
+             consent_of(m) is not None} for name, _, m in installed_subjects()]

@@ -9,9 +9,13 @@ optional ``placement`` (4x4, rest head frame -> world for ``"motion"``; default:
 origin facing -Y), ``device`` ("cpu"/"cuda"/"auto"), ``fp16``. The conditioning contract
 is ``shared.render_conditioning``; the backend retargets the animation onto the
 subject's own face on receipt (``backend.subject.conditioning``). Each frame goes out
-with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4], depth uint16 mm [H,W]])``, which
-blocks until the client grants credit, so a slow client never makes the backend buffer
-a whole sequence.
+with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4], depth uint16 mm [H,W](, png uint8
+[N])])``, which blocks until the client grants credit, so a slow client never makes the
+backend buffer a whole sequence. ``signed_png`` (feature ``signed_png``): each frame also
+carries its PNG file, C2PA-signed, as a third array of bytes - write it as is to keep
+the credentials. Every RGBA frame carries the render's invisible watermark (applied by
+the renderer itself, locally or in the cluster's actors); the final reply names the
+subject, its consent line and the render's provenance (``backend.provenance``).
 
 Under ``facecast serve --cluster`` the frames come from Ray render actors instead
 (:mod:`backend.cluster`), in the same order and with the same bytes; the job still sends
@@ -37,13 +41,16 @@ _NAMES = ("landmarks", "blendshapes", "head_pose", "body_pose")
 class RenderJob(Job):
     kind = "render"
     description = "Render a subject (tri-plane NeRF) as RGBA + depth frames at a camera"
-    features = ("head_pose_frame", "torso")
+    features = ("head_pose_frame", "torso", "signed_png")
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         import torch
 
         from backend.cluster.runtime import active_cluster
         from backend.nerf.pipeline import check_conditioning, head_to_camera, render_sequence
+        from backend.provenance.consent import consent_line
+        from backend.provenance.credentials import Signer, encode_png
+        from backend.provenance.stamp import RenderStamp
         from backend.subject.conditioning import render_conditioning
         from backend.subject.store import load_subject, read_manifest, resolve_subject
         from shared.camera import camera_from_dict, camera_views
@@ -88,20 +95,34 @@ class RenderJob(Job):
         views = camera_views(cam, mw, len(cond))
         n = len(cond)
         fp16 = bool(p.get("fp16", True))
+        stamp = RenderStamp.for_render(manifest, p.get("camera"), *ctx.arrays)
         if cluster is None:
-            frames = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16)
+            frames = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16,
+                                     payload=stamp.payload)
         else:
             for i, view in enumerate(views):  # camera errors now, not after some frames
                 head_to_camera(view, cond.head_pose[i])
-            frames = cluster.render(folder, views, cond, fp16=fp16,
+            frames = cluster.render(folder, views, cond, fp16=fp16, payload=stamp.payload,
                                     cancelled=lambda: ctx.cancelled)
-        with closing(frames):  # a cancelled or failed job frees its actors at once
-            for i, rgba, depth in frames:
-                ctx.check_cancelled()
-                ctx.frame({"index": i, "depth_units": "mm"}, [rgba, depth])
-                ctx.progress((i + 1) / n, f"frame {i + 1}/{n}")
+        signer = Signer(stamp) if p.get("signed_png") else None
+        try:
+            with closing(frames):  # a cancelled or failed job frees its actors at once
+                for i, rgba, depth in frames:
+                    ctx.check_cancelled()
+                    out = [rgba, depth]
+                    if signer is not None:
+                        png = signer.sign_bytes(encode_png(rgba), "image/png", f"{i:06d}.png")
+                        out.append(np.frombuffer(png, np.uint8))
+                    ctx.frame({"index": i, "depth_units": "mm"}, out)
+                    ctx.progress((i + 1) / n, f"frame {i + 1}/{n}")
+        finally:
+            if signer is not None:
+                signer.close()
         w, h = cam.image_size
-        body = {"frames": n, "width": w, "height": h, "depth_units": "mm"}
+        body = {"frames": n, "width": w, "height": h, "depth_units": "mm",
+                "subject": stamp.subject_name, "consent": consent_line(manifest),
+                "provenance": {**stamp.to_dict(), "watermark": stamp.assertion()["watermark"],
+                               "c2pa": "signed PNG per frame" if signer else "not asked"}}
         if cluster is not None:
             body["cluster"] = frames.stats.to_dict()
         return body

@@ -19,6 +19,8 @@ on its outputs.
 
 Outputs per frame: RGBA uint8 (straight alpha, for PNG/compositing) and depth as uint16
 MILLIMETRES of planar distance from the camera (along its -Z axis; 0 = no subject).
+Every RGBA frame leaves here carrying the invisible watermark of its render
+(``backend.provenance``): this is the one place all rendered frames pass through.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from shared.camera import CameraView
 from shared.errors import InputError
 from shared.landmarks import N_LANDMARKS
 
+from ..provenance.payload import Payload
+from ..provenance.watermark import mark_frame
 from .render import SampleOptions
 from .torso import pose_code
 from .view import render_view
@@ -138,9 +142,10 @@ def to_outputs(rgba: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
-                    opts: SampleOptions | None = None, fp16: bool = False
-                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (index, rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame.
+                    opts: SampleOptions | None = None, fp16: bool = False, *,
+                    payload: Payload) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield (index, rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame; the RGBA
+    carries ``payload`` as its watermark (``RenderStamp.payload``).
 
     Deterministic: the same inputs give bit-identical frames (no jitter, fixed chunks).
     """
@@ -162,4 +167,5 @@ def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
                                   None if codes is None else codes[i:i + 1])
         rgba, depth = render_view(model, grid, view.k, view.width, view.height, poses[i],
                                   vol, opts, fp16=fp16, body_to_camera=body_poses[i])
-        yield (i, *to_outputs(rgba, depth))
+        rgba8, mm = to_outputs(rgba, depth)
+        yield i, mark_frame(rgba8, payload), mm

@@ -1,0 +1,263 @@
+"""Check files for Facecast provenance: the invisible watermark and the C2PA credentials.
+
+:func:`verify_paths` takes files and folders (folders: the images and videos inside,
+recursively) and returns one :class:`FileReport` per file: whether the watermark was
+found and what it says (subject and render fingerprints, matched against the subjects
+installed here), whether a C2PA manifest is present and holds up, and whose face it is.
+It never raises for a bad file: an unreadable or non-image file gets a report that says
+so. Depth maps (16-bit single-channel PNGs) are recognised and not checked: they carry
+no picture to mark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .credentials import Credentials, describe, mime_of, read_credentials
+from .payload import Payload
+from .watermark import detect, detect_video
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+MAX_VIDEO_FRAMES = 300
+
+# Exit codes of `facecast verify` (worst wins).
+EXIT_OK, EXIT_UNMARKED, EXIT_UNREADABLE, EXIT_TAMPERED = 0, 1, 2, 3
+
+
+@dataclass
+class WatermarkResult:
+    found: bool
+    payload: Payload | None = None
+    frames: int = 1  # frames checked (1 for an image)
+    frames_found: int = 0  # frames where it was found alone
+    frames_windowed: int = 0  # frames where it was found with its neighbours (video)
+
+    def describe(self) -> str:
+        if not self.found:
+            if self.frames > 1:
+                return f"no Facecast watermark in {self.frames} frames"
+            return "no Facecast watermark"
+        p = self.payload
+        text = f"Facecast watermark: subject {p.subject_hex}, render {p.render_hex}"
+        if self.frames > 1:
+            text += (f"; alone in {self.frames_found}/{self.frames} frames, with 1 s of "
+                     f"neighbours in {self.frames_windowed}/{self.frames}")
+        return text
+
+
+@dataclass
+class FileReport:
+    path: str
+    kind: str  # image | video | depth | unreadable
+    error: str = ""
+    watermark: WatermarkResult | None = None
+    credentials: Credentials | None = None
+    subject: str = ""  # whose face: from the credentials, or the matching local subject
+    consent: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.credentials is not None and self.credentials.state in ("damaged", "invalid"):
+            return EXIT_TAMPERED
+        if self.kind == "unreadable":
+            return EXIT_UNREADABLE
+        if self.kind == "depth":
+            return EXIT_OK
+        return EXIT_OK if self.watermark is not None and self.watermark.found \
+            else EXIT_UNMARKED
+
+    def lines(self) -> list[str]:
+        out = [self.path]
+        if self.kind == "unreadable":
+            out.append(f"  cannot check: {self.error}")
+            if self.credentials is not None:
+                out.append(f"  {describe(self.credentials)}")
+            return out
+        if self.kind == "depth":
+            return [*out, "  depth map (16-bit, one channel): not a picture, not marked"]
+        out.append(f"  {self.watermark.describe() if self.watermark else 'not checked'}")
+        if self.credentials is not None:
+            out.append(f"  {describe(self.credentials)}")
+        if self.subject:
+            out.append(f"  subject: {self.subject}" + (f"; {self.consent}" if self.consent
+                                                       else ""))
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+    def to_dict(self) -> dict:
+        wm = self.watermark
+        return {"path": self.path, "kind": self.kind, "error": self.error,
+                "watermark": None if wm is None else {
+                    "found": wm.found, "frames": wm.frames,
+                    "frames_found": wm.frames_found, "frames_windowed": wm.frames_windowed,
+                    "subject": wm.payload.subject_hex if wm.payload else None,
+                    "render": wm.payload.render_hex if wm.payload else None},
+                "c2pa": None if self.credentials is None else {
+                    "state": self.credentials.state, "detail": self.credentials.detail,
+                    "signer": self.credentials.signer, "issuer": self.credentials.issuer,
+                    "synthetic": self.credentials.synthetic,
+                    "render": self.credentials.render,
+                    "failures": self.credentials.failures},
+                "subject": self.subject, "consent": self.consent, "notes": self.notes,
+                "exit_code": self.exit_code}
+
+
+def _files(paths: list[Path]) -> list[tuple[Path, bool]]:
+    """(file, named explicitly) for files and the media inside folders."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            out += [(f, False) for f in sorted(p.rglob("*"))
+                    if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)]
+        else:
+            out.append((p, True))
+    return out
+
+
+def _local_subjects() -> dict[int, tuple[str, str]]:
+    """Subject fingerprint -> (name, consent line) for the subjects installed here."""
+    from .consent import consent_line, installed_subjects
+    from .stamp import subject_fingerprint
+
+    found: dict[int, tuple[str, str]] = {}
+    for name, _, manifest in installed_subjects():
+        found.setdefault(subject_fingerprint(manifest), (name, consent_line(manifest)))
+    return found
+
+
+def _read_image(path: Path) -> tuple[np.ndarray | None, str]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I") and len(im.getbands()) == 1:
+                return None, "depth"
+            if im.mode not in ("RGB", "RGBA", "L"):
+                im = im.convert("RGBA" if "A" in im.getbands() or im.mode == "P" else "RGB")
+            return np.asarray(im), ""
+    except UnidentifiedImageError:
+        return None, "not an image or video Facecast can read"
+    except (OSError, ValueError) as exc:
+        return None, f"unreadable image ({exc})"
+
+
+def _read_video(path: Path, max_frames: int) -> tuple[list[np.ndarray], int, str]:
+    try:
+        import av
+    except ImportError:
+        return [], 0, "reading video needs PyAV: pip install 'facecast[tracking]'"
+    frames: list[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return [], 0, "the file has no video stream"
+            for frame in container.decode(video=0):
+                total += 1
+                if len(frames) < max_frames:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        if not frames:
+            return [], 0, f"not a video Facecast can read ({str(exc).splitlines()[0]})"
+    return frames, total, ""
+
+
+def verify_file(path: Path, *, explicit: bool = True, max_frames: int = MAX_VIDEO_FRAMES,
+                trust_anchors: bytes | None = None,
+                subjects: dict[int, tuple[str, str]] | None = None) -> FileReport:
+    rep = FileReport(str(path), "image")
+    if not path.is_file():
+        rep.kind, rep.error = "unreadable", "no such file"
+        return rep
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        rep.kind = "video"
+        frames, total, err = _read_video(path, max_frames)
+        if err:
+            rep.kind, rep.error = "unreadable", err
+        else:
+            scan = detect_video(frames)
+            hit = scan.combined
+            rep.watermark = WatermarkResult(hit is not None, hit.payload if hit else None,
+                                            len(frames), scan.found_alone,
+                                            sum(scan.window_found))
+            if total > len(frames):
+                rep.notes.append(f"checked the first {len(frames)} of {total} frames")
+    else:
+        image, err = _read_image(path)
+        if err == "depth":
+            rep.kind = "depth"
+            return rep
+        if image is None:
+            rep.kind, rep.error = "unreadable", err + ("" if explicit else " (skipped)")
+        else:
+            d = detect(image).detection
+            rep.watermark = WatermarkResult(d is not None, d.payload if d else None, 1,
+                                            int(d is not None))
+    mime = mime_of(path)
+    if mime is not None:  # even when the pixels are unreadable: is the manifest damaged?
+        try:
+            creds = read_credentials(path, mime, trust_anchors)
+        except OSError as exc:
+            rep.notes.append(f"could not read the C2PA manifest: {exc}")
+        else:
+            if rep.kind != "unreadable" or creds.state in ("damaged", "invalid"):
+                rep.credentials = creds
+    if rep.kind == "unreadable":
+        return rep
+    _name_subject(rep, _local_subjects() if subjects is None else subjects)
+    return rep
+
+
+def _name_subject(rep: FileReport, subjects: dict[int, tuple[str, str]]) -> None:
+    """Whose face: the credentials' subject, else the watermark's matched locally; and
+    a note when the two disagree (a frame whose pixels came from another render)."""
+    creds = rep.credentials
+    wm = rep.watermark
+    claimed = (creds.render.get("subject") or {}) if creds is not None and creds.ok else {}
+    if claimed.get("name"):
+        rep.subject = str(claimed["name"])
+        c = (creds.render.get("consent") or {}) if creds else {}
+        rep.consent = (f"consent statement ({str(c.get('date', ''))[:10]}, sha256 "
+                       f"{str(c.get('statement_sha256', ''))[:12]}): {c.get('summary', '')}"
+                       if c.get("recorded") else "consent: not recorded")
+    if wm is not None and wm.found and wm.payload is not None:
+        p = wm.payload
+        mark = (creds.render.get("watermark") or {}) if creds is not None and creds.ok else {}
+        if mark and (mark.get("subject"), mark.get("render")) != (p.subject_hex,
+                                                                   p.render_hex):
+            rep.notes.append(f"the watermark (subject {p.subject_hex}, render "
+                             f"{p.render_hex}) does not match the credentials (subject "
+                             f"{mark.get('subject')}, render {mark.get('render')})")
+        if not rep.subject:
+            local = subjects.get(p.subject)
+            rep.subject = (f"{local[0]} (installed here, matched by fingerprint "
+                           f"{p.subject_hex})" if local else
+                           f"unknown here (fingerprint {p.subject_hex})")
+            if local:
+                rep.consent = local[1]
+
+
+def verify_paths(paths: list[str | Path], *, max_frames: int = MAX_VIDEO_FRAMES,
+                 trust_anchors: bytes | None = None) -> list[FileReport]:
+    subjects = _local_subjects()
+    reports = []
+    for f, explicit in _files([Path(p) for p in paths]):
+        reports.append(verify_file(f, explicit=explicit, max_frames=max_frames,
+                                   trust_anchors=trust_anchors, subjects=subjects))
+    return reports
+
+
+def exit_code(reports: list[FileReport]) -> int:
+    codes = [r.exit_code for r in reports]
+    for code in (EXIT_TAMPERED, EXIT_UNREADABLE, EXIT_UNMARKED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
