@@ -4,9 +4,8 @@ ever fire on real footage, and what do the C2PA credentials cost?
 Frames: the default subject rendered with the conditioning of its held-out pack (24
 frames of d6's last 10 %, each ~4 source frames apart), at two framings: the source
 camera (the face fills the frame; the 24 frames as they are, a jumpy sequence) and the
-demo's front camera at 256^2 (the whole bust, the face about a third of the frame; the
-landmarks interpolated 4x between pack frames, ~30 fps of smooth motion as a render
-of an animation has). Each frame is rendered once, unmarked, then
+demo's front camera at 256^2 (head and neck from the front; the landmarks interpolated
+4x between pack frames, ~30 fps of smooth motion as a render of an animation has). Each frame is rendered once, unmarked, then
 marked exactly as the renderer does (``mark_frame``), so every row has its baseline: the
 same unmarked frames through the same steps (a detector that fires on them is broken).
 
@@ -38,12 +37,12 @@ import numpy as np
 import torch
 
 from ..motion.data import SHARED_DATA
-from ..nerf.pipeline import HEAD_DEFAULT, head_to_camera, to_outputs
-from ..nerf.view import render_view
+from ..nerf.pipeline import Conditioning, render_sequence
 from ..provenance.credentials import Signer, encode_png, read_credentials, sign_video
 from ..provenance.payload import CRC_BITS
 from ..provenance.stamp import RenderStamp
 from ..provenance.watermark import SCALES, detect, detect_video, mark_frame
+from ..subject.conditioning import render_conditioning
 from ..subject.framing import front_camera
 from ..subject.prepare import SubjectData
 from ..subject.store import load_subject
@@ -93,32 +92,27 @@ def _h264(frames: list[np.ndarray], crf: int, preset: str) -> list[np.ndarray]:
 
 
 def _render(subject, pack: SubjectData, framing: str) -> list[np.ndarray]:
-    """Unmarked RGBA uint8 renders of the pack's conditioning (pipeline minus the mark)."""
-    from shared.camera import camera_from_dict, camera_views
+    """Unmarked RGBA uint8 renders of the pack's conditioning, through the renderer's own
+    ``render_sequence`` (``payload=None``: the one caller that asks for no mark)."""
+    from shared.camera import CameraView, camera_from_dict, camera_views
 
-    tokens = pack.tokens
-    h, w = pack.frames.shape[1:3]
-    views = None
-    if framing == "demo":
+    if framing == "source":  # the footage's own camera: head poses are head -> camera
+        h, w = pack.frames.shape[1:3]
+        view = CameraView(np.asarray(pack.k, np.float64), np.eye(4), w, h, 0.01, 100.0)
+        views = [view] * len(pack.landmarks)
+        cond = Conditioning(np.asarray(pack.landmarks, np.float32),
+                            None if pack.blendshapes is None else
+                            np.asarray(pack.blendshapes, np.float32),
+                            np.asarray(pack.poses, np.float64), pack.body())
+    else:  # the demo's camera, the landmarks interpolated into a smooth motion
         steps = np.arange(4) / 4
-        tokens = np.concatenate([a[None] * (1 - t) + b[None] * t for a, b in
-                                 pairwise(tokens) for t in steps])
+        lm = np.concatenate([a[None] * (1 - t) + b[None] * t for a, b in
+                             pairwise(pack.landmarks) for t in steps]).astype(np.float32)
+        cond = render_conditioning({"landmarks": lm}, subject.manifest)
         cam, mw = camera_from_dict(front_camera(subject.manifest, 256))
-        views = camera_views(cam, mw, len(tokens))
-    tok = torch.from_numpy(np.asarray(tokens, np.float32))
-    out = []
-    for i in range(len(tok)):
-        with torch.inference_mode():
-            vol = subject.model.condition(tok[i:i + 1], None, subject.grid)
-        if views is None:
-            rgba, depth = render_view(subject.model, subject.grid, pack.k, w, h,
-                                      pack.poses[i], vol)
-        else:
-            v = views[i]
-            rgba, depth = render_view(subject.model, subject.grid, v.k, v.width, v.height,
-                                      head_to_camera(v, HEAD_DEFAULT), vol)
-        out.append(to_outputs(rgba, depth)[0])
-    return out
+        views = camera_views(cam, mw, len(cond))
+    return [rgba for _, rgba, _ in render_sequence(subject.model, subject.grid, views, cond,
+                                                   payload=None)]
 
 
 def _rate(detections: list) -> float:
@@ -232,7 +226,7 @@ def run_provenance_bench(frames: int = 24, fp_frames: int = 1000,
         renders[framing] = (unmarked, marked, time.perf_counter() - t)
         label = (f"source camera, face fills the frame ({len(marked)} frames)"
                  if framing == "source" else
-                 f"demo camera 256², whole bust ({len(marked)} frames)")
+                 f"demo camera 256² ({len(marked)} frames)")
         print("\n".join(_robustness(label, unmarked, marked, plates, payload)), flush=True)
 
     print("\n## Cost\n")

@@ -143,9 +143,12 @@ def to_outputs(rgba: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
                     opts: SampleOptions | None = None, fp16: bool = False, *,
-                    payload: Payload) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                    payload: Payload | None
+                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield (index, rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame; the RGBA
-    carries ``payload`` as its watermark (``RenderStamp.payload``).
+    carries ``payload`` as its watermark (``RenderStamp.payload``). Every caller must
+    say: ``None`` (no mark) is for measurements of the mark itself (``facecast bench
+    provenance`` compares marked and unmarked renders), never for output.
 
     Deterministic: the same inputs give bit-identical frames (no jitter, fixed chunks).
     """
@@ -168,4 +171,4 @@ def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
         rgba, depth = render_view(model, grid, view.k, view.width, view.height, poses[i],
                                   vol, opts, fp16=fp16, body_to_camera=body_poses[i])
         rgba8, mm = to_outputs(rgba, depth)
-        yield i, mark_frame(rgba8, payload), mm
+        yield i, rgba8 if payload is None else mark_frame(rgba8, payload), mm
