@@ -5,9 +5,10 @@ Frames: the default subject rendered with the conditioning of its held-out pack 
 frames of d6's last 10 %, each ~4 source frames apart), at two framings: the source
 camera (the face fills the frame; the 24 frames as they are, a jumpy sequence) and the
 demo's front camera at 256^2 (head and neck from the front; the landmarks interpolated
-4x between pack frames, ~30 fps of smooth motion as a render of an animation has). Each frame is rendered once, unmarked, then
-marked exactly as the renderer does (``mark_frame``), so every row has its baseline: the
-same unmarked frames through the same steps (a detector that fires on them is broken).
+4x between pack frames, ~30 fps of smooth motion as a render of an animation has).
+Each frame is rendered once, unmarked, then marked exactly as the renderer does
+(``mark_frame``), so every row has its baseline: the same unmarked frames through the
+same steps (a detector that fires on them is broken).
 
 Attacks (each on the frame composited over a real plate: frames of d9, a room):
 none; JPEG quality 75; a 50 % downscale (bicubic); H.264 CRF 23 with x264's defaults
