@@ -16,9 +16,10 @@ from backend.nerf.pipeline import check_conditioning, render_sequence
 from backend.provenance.stamp import RenderStamp
 from backend.server.app import Server
 from backend.server.config import ServerConfig
+from backend.subject.conditioning import render_conditioning
 from backend.subject.prepare import SubjectData
 from backend.subject.store import load_subject, resolve_subject
-from shared.camera import BlenderCamera, camera_to_dict, camera_views
+from shared.camera import BlenderCamera, camera_from_dict, camera_to_dict, camera_views
 from shared.protocol import BlockingClient, MsgType, load_key
 
 FRONT = np.array([[1.0, 0, 0, 0], [0, 0, -1, -0.9], [0, 1, 0, -0.05], [0, 0, 0, 1]])
@@ -40,14 +41,17 @@ def render_params(size: int = SIZE) -> dict:
 def reference_frames(lm: np.ndarray, size: int = SIZE, request: np.ndarray | None = None
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
     """What the local render job sends for ``lm`` (landmarks alone are not retargeted),
-    watermark included: the job's render id hashes the camera and the arrays of the
+    watermark included: the job's render id hashes the views and conditioning of the
     whole ``request`` (default ``lm``), of which ``lm`` may be the first frames."""
     subject = load_subject("default")
     cond = check_conditioning(lm, None, None)
     views = camera_views(BlenderCamera(lens=50.0, resolution_x=size, resolution_y=size),
                          FRONT, len(lm))
-    mark = RenderStamp.for_render(subject.manifest, render_params(size)["camera"],
-                                  lm if request is None else request).payload
+    request = lm if request is None else request  # the job's render id: its views + cond
+    cam, mw = camera_from_dict(render_params(size)["camera"])
+    mark = RenderStamp.for_render(
+        subject.manifest, camera_views(cam, mw, len(request)),
+        render_conditioning({"landmarks": request}, subject.manifest)).payload
     return [(rgba, depth) for _, rgba, depth in render_sequence(
         subject.model, subject.grid, views, cond, payload=mark)]
 

@@ -119,16 +119,14 @@ def _render(args: argparse.Namespace) -> int:
     made_for = motion.get("subject")
     cond = render_conditioning(motion, subject.manifest,
                                made_for=None if made_for is None else str(made_for))
-    camera = camera_dict(args.camera, subject.manifest, args.size)
-    cam, mw = camera_from_dict(camera)
+    cam, mw = camera_from_dict(camera_dict(args.camera, subject.manifest, args.size))
     views = camera_views(cam, mw, len(cond))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder {args.out}: {exc}",
                          "choose a writable folder") from exc
-    stamp = RenderStamp.for_render(subject.manifest, camera,
-                                   *(np.asarray(motion[k]) for k in sorted(motion)))
+    stamp = RenderStamp.for_render(subject.manifest, views, cond)
     signer = Signer(stamp)
     frames = render_sequence(subject.model, subject.grid, views, cond, fp16=args.fp16,
                              payload=stamp.payload)

@@ -109,12 +109,13 @@ def run_demo(opts: DemoOptions) -> DemoReport:
             camera = front_camera(manifest, opts.render_size)
             (out / "camera.json").write_text(json.dumps(camera, indent=1))
             with report.step("render"):
-                frames, stamp = _render(client, opts, anim, camera, out / "frames")
+                frames = _render(client, opts, anim, camera, out / "frames")
     report.facts["render_fps"] = round(n_frames / max(report.steps["render"], 1e-6), 2)
 
     with report.step("video"):
         _video(out / "facecast_demo.mp4", frames, anim, opts.fps, audio.samples)
-        sign_video(out / "facecast_demo.mp4", stamp)
+        sign_video(out / "facecast_demo.mp4", frames.stamp)
+    stamp = frames.stamp
     report.facts["provenance"] = (f"frames and MP4 watermarked (subject "
                                   f"{stamp.payload.subject_hex}, render "
                                   f"{stamp.payload.render_hex}) and C2PA-signed; "
@@ -180,8 +181,17 @@ def _default_names(n: int) -> list[str]:
     return list(RESULT_ARRAYS[:n])
 
 
+class RenderedFrames(list):
+    """The RGBA frames of a render job, in order, and its provenance (``stamp``): what
+    the demo's MP4 is signed with."""
+
+    def __init__(self, frames: list, stamp: RenderStamp) -> None:
+        super().__init__(frames)
+        self.stamp = stamp
+
+
 def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarray],
-            camera: dict, folder: Path) -> tuple[list[np.ndarray], RenderStamp]:
+            camera: dict, folder: Path) -> RenderedFrames:
     """Stream RGBA frames; each is kept in memory for the video and written as the
     signed PNG the job sends (its C2PA credentials intact)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -207,7 +217,7 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     missing = [i for i, f in enumerate(frames) if f is None]
     if missing:
         raise FacecastError(f"{len(missing)} frames did not arrive", "see backend.log")
-    return frames, RenderStamp.from_dict(done.body["provenance"])  # type: ignore[return-value]
+    return RenderedFrames(frames, RenderStamp.from_dict(done.body["provenance"]))
 
 
 def render_request(anim: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]:

@@ -95,7 +95,7 @@ class RenderJob(Job):
         views = camera_views(cam, mw, len(cond))
         n = len(cond)
         fp16 = bool(p.get("fp16", True))
-        stamp = RenderStamp.for_render(manifest, p.get("camera"), *ctx.arrays)
+        stamp = RenderStamp.for_render(manifest, views, cond)
         if cluster is None:
             frames = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16,
                                      payload=stamp.payload)

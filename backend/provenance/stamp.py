@@ -8,12 +8,15 @@ written (the full hashes, the consent record), so a frame's pixels and its crede
 can be checked against each other, and a frame whose metadata was stripped still names
 its subject and render by fingerprint.
 
-The render id is a hash of the subject and the inputs (camera, conditioning), not of the
-clock: the same request renders the same, bit for bit, marks included.
+The render id is a hash of the subject and of what the renderer is given (the camera
+views and the conditioning after retargeting), not of the clock or of how the request
+was spelled: the same render from the CLI, the job, the demo or the cluster gets the same
+id, and renders the same, bit for bit, marks included.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -38,18 +41,33 @@ def subject_fingerprint(manifest: dict) -> int:
 
 
 def render_id(manifest: dict, *inputs: Any) -> str:
-    """SHA-256 (hex) of the subject key and the render's inputs (arrays, dicts, text)."""
+    """SHA-256 (hex) of the subject key and the render's inputs: arrays, dataclasses (a
+    ``CameraView``, a ``Conditioning``) and lists of them field by field, other values
+    as JSON."""
     h = hashlib.sha256(subject_key(manifest).encode())
     for x in inputs:
-        if isinstance(x, np.ndarray):
-            a = np.ascontiguousarray(x)
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(a.tobytes())
-        elif isinstance(x, bytes | bytearray):
-            h.update(bytes(x))
-        else:
-            h.update(json.dumps(x, sort_keys=True, default=str).encode())
+        _feed(h, x)
     return h.hexdigest()
+
+
+def _feed(h: Any, x: Any) -> None:
+    if isinstance(x, np.ndarray):
+        a = np.ascontiguousarray(x)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+        h.update(type(x).__name__.encode())
+        for f in dataclasses.fields(x):
+            h.update(f.name.encode())
+            _feed(h, getattr(x, f.name))
+    elif isinstance(x, list | tuple):
+        h.update(f"[{len(x)}".encode())
+        for item in x:
+            _feed(h, item)
+    elif isinstance(x, bytes | bytearray):
+        h.update(bytes(x))
+    else:
+        h.update(json.dumps(x, sort_keys=True, default=str).encode())
 
 
 @dataclass(frozen=True)
