@@ -28,6 +28,26 @@ def test_same_text_gives_the_same_phones_and_duration() -> None:
     assert a.duration == pytest.approx(b.duration, rel=0.01)
 
 
+def test_breathy_voices_speak_the_same_samples_in_every_process() -> None:
+    """espeak-ng seeds its noise generator (breath in the +f variants) from the clock at
+    start-up; two training runs of the same seed then heard different audio. Each call is
+    reseeded now, so two fresh processes saying the same lines agree bit for bit."""
+    import subprocess
+    import sys
+    import time
+
+    script = ("import hashlib; from backend.speech import synthesize\n"
+              "for v in ('en+f3', 'en-gb-x-rp+f2', 'en-us'):\n"
+              "    a = synthesize('Peter bought a big blue umbrella.', v, 170).samples\n"
+              "    print(hashlib.sha1(a.tobytes()).hexdigest())")
+    runs = []
+    for _ in range(2):
+        runs.append(subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                   text=True, check=True, timeout=120).stdout)
+        time.sleep(1.1)  # the library's start-up seed is time(NULL): make the seconds differ
+    assert runs[0] == runs[1] and len(runs[0].split()) == 3
+
+
 @pytest.mark.parametrize(("text", "kwargs", "match"), [
     ("   ", {}, "empty"),
     ("x" * 6000, {}, "characters"),

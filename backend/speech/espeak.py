@@ -23,6 +23,7 @@ _CHARS_UTF8 = 1
 _EVENT_PHONEME = 7
 _PARAM_RATE = 1
 MAX_TEXT_CHARS = 5000
+RAND_SEED = 1
 
 
 class _EventId(ctypes.Union):
@@ -77,6 +78,7 @@ class _Engine:
                                           ctypes.c_void_p, ctypes.c_void_p)
         self.lib.espeak_SetVoiceByName.argtypes = (ctypes.c_char_p,)
         self.lib.espeak_SetParameter.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
+        self.lib.espeak_ng_SetRandSeed.argtypes = (ctypes.c_long,)
         data = espeakng_loader.get_data_path().encode()
         self.sample_rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data,
                                                       _INITIALIZE_PHONEME_EVENTS)
@@ -105,6 +107,10 @@ class _Engine:
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise InputError(f"espeak-ng has no voice {voice!r}", "use e.g. 'en-us' or 'en'")
         self.lib.espeak_SetParameter(_PARAM_RATE, int(words_per_minute), 0)
+        # espeak-ng adds noise (breathy variants, +f voices) from a generator it seeds
+        # with the clock at start-up: reseed it for every call, so the same line in the
+        # same voice always gives the same samples, whatever was said before.
+        self.lib.espeak_ng_SetRandSeed(RAND_SEED)
         raw = text.encode("utf-8") + b"\0"
         self.lib.espeak_Synth(raw, len(raw), 0, 0, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
