@@ -126,3 +126,27 @@ def test_garbage_refused_without_exceptions_leaking() -> None:
         Codec(KEY).decode([b"hello", b"x" * 32, b"\xc1\xc1", b"", b""])
     with pytest.raises(ProtocolError):
         Codec(KEY).decode([b"\x00" * 6, b"x", b"y", b"z"])
+
+
+@pytest.mark.parametrize("shape", [(0, 8), (3, 0, 2), (), (0,)])
+def test_empty_and_zero_dimensional_arrays_roundtrip(shape) -> None:
+    arr = np.zeros(shape, np.float32) if shape else np.float32(2.5)
+    out = roundtrip(Message("frame", arrays=[arr, np.asarray(arr)]))
+    for got in out.arrays:
+        assert got.shape == np.shape(arr) and got.dtype == np.float32
+        np.testing.assert_array_equal(got, arr)
+
+
+@pytest.mark.parametrize("shape", [[2**40, 2**40, 2**40], [2**62, 4], [2**63, 2]])
+def test_a_shape_whose_size_overflows_int64_is_refused(shape) -> None:
+    """numpy's int64 product wrapped to 0, so an empty frame matched a giant shape and
+    the reshape raised outside the protocol's errors (a crash in a client's poll)."""
+    sender = Codec(KEY)
+    frames = [bytes(memoryview(f)) for f in sender.encode(Message("frame", arrays=[
+        np.zeros(0, np.uint8)]))]
+    header = msgpack.unpackb(frames[2])
+    header["bufs"] = [["|u1", shape, 0]]
+    frames[2] = msgpack.packb(header)
+    frames[1] = sender.signer.sign([frames[0], *frames[2:]])
+    with pytest.raises(ProtocolError, match="does not match shape"):
+        Codec(KEY).decode(frames)

@@ -24,9 +24,10 @@ from .protocol_helpers import RawPeer, wait_for
 def test_short_fuzz_run_keeps_every_promise() -> None:
     """The CI-sized run of `facecast bench fuzz`: 2000 unsigned + 2000 signed hostile
     messages while stdout is a pipe nobody reads, takeover attempts, a slow reader at
-    credit 2^63, credit 0 then 2^63, four clients' jobs at once, then SIGTERM."""
-    r = run_fuzz_bench(messages=2000, slow_frames=150, produce_s=0.003, clients=4,
-                       real_jobs=False, takeover_attempts=60, quiet=True)
+    credit 2^63, credit 0 then 2^63, two clients' render + animate jobs at once (the
+    render's torch warning once blocked its thread on the full pipe), then SIGTERM."""
+    r = run_fuzz_bench(messages=2000, slow_frames=150, produce_s=0.003, clients=2,
+                       real_jobs=True, takeover_attempts=60, mix_timeout_s=120, quiet=True)
     assert r.alive and r.send_stalls == 0
     assert r.unsigned_sent == 2000 and r.signed_sent == 2000
     assert len(r.signed_classes) >= 15, "every hostile class was sent"
@@ -35,7 +36,7 @@ def test_short_fuzz_run_keeps_every_promise() -> None:
     for stream in r.streams:
         assert stream.ok, stream
     assert r.takeover_stolen == 0
-    assert r.mix_jobs_done == r.mix_jobs == 8
+    assert r.mix_jobs_done == r.mix_jobs == 4, r.mix_failures
     assert r.rss_growth_mb <= 50, f"server memory grew {r.rss_growth_mb:.0f} MB"
     assert r.stop_s <= 5.0, f"SIGTERM took {r.stop_s:.1f} s"
 

@@ -66,6 +66,8 @@ class FuzzResult:
     mix_jobs: int = 0
     mix_info_ms: list[float] = field(default_factory=list)
     mix_spread_s: float = 0.0
+    #: How the mix's jobs that did not finish ended (or "no final reply").
+    mix_failures: list[str] = field(default_factory=list)
     alive: bool = True
     stop_s: float = 0.0
 
@@ -273,7 +275,7 @@ def _count(check: StreamCheck, event) -> None:
 
 
 def _mix(endpoint: str, key: bytes, clients: int, real: bool, result: FuzzResult,
-         prober: _Prober) -> None:
+         prober: _Prober, timeout_s: float) -> None:
     """``clients`` clients, each running two heavy jobs at once, all submitted together."""
     jobs = _real_jobs() if real else [
         ("stream_test", {"n_frames": 30, "shape": [32, 32, 4], "delay_s": 0.02}, []),
@@ -292,14 +294,18 @@ def _mix(endpoint: str, key: bytes, clients: int, real: bool, result: FuzzResult
             pending[c.submit(kind, params, arrays, credit=8)] = i
     result.mix_clients, result.mix_jobs = clients, len(pending)
     finished_at: dict[int, float] = {}
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         for c in conns:
             for event in c.poll(2):
                 if event.final and event.job in pending:
                     i = pending.pop(event.job)
                     result.mix_jobs_done += event.kind == MsgType.DONE
+                    if event.kind != MsgType.DONE:
+                        result.mix_failures.append(
+                            f"{event.kind}: {str(event.body.get('message', ''))[:200]}")
                     finished_at[i] = time.monotonic() - started
+    result.mix_failures += ["no final reply"] * len(pending)
     result.mix_info_ms = prober.take()
     if finished_at:
         result.mix_spread_s = max(finished_at.values()) - min(finished_at.values())
@@ -340,7 +346,8 @@ def _warm_up(endpoint: str, key: bytes) -> None:
 
 def run_fuzz_bench(*, messages: int = 10_000, slow_frames: int = 2500,
                    produce_s: float = 0.002, clients: int = 8, real_jobs: bool = True,
-                   takeover_attempts: int = 200, quiet: bool = False) -> FuzzResult:
+                   takeover_attempts: int = 200, mix_timeout_s: float = 600.0,
+                   quiet: bool = False) -> FuzzResult:
     result = FuzzResult()
     with tempfile.TemporaryDirectory(prefix="facecast-fuzz-") as tmp:
         key_file, _ = ensure_key_file(Path(tmp) / "fuzz.key")
@@ -367,7 +374,7 @@ def run_fuzz_bench(*, messages: int = 10_000, slow_frames: int = 2500,
             result.streams.append(_credit_zero_then_huge(endpoint, key, 500))
             result.info_ms += prober.take()
             result.rss_peak = sampler.peak
-            _mix(endpoint, key, clients, real_jobs, result, prober)
+            _mix(endpoint, key, clients, real_jobs, result, prober, mix_timeout_s)
             prober.stop()
             sampler.stop()
             result.info_failures = prober.failures
@@ -408,6 +415,8 @@ def print_fuzz_report(r: FuzzResult, messages: int, real_jobs: bool) -> None:
     print(f"| {r.mix_clients} clients x ({mix}) + info: jobs done | {r.mix_jobs_done}/"
           f"{r.mix_jobs} (first to last client finished {r.mix_spread_s:.1f} s apart) "
           "| all, no starvation |")
+    for failure in r.mix_failures:
+        print(f"| a job of the mix ended with | {failure} | done |")
     print(f"| info latency during that mix, p50 / p99 | {_pct(mix_ms, .5):.1f} / "
           f"{_pct(mix_ms, .99):.1f} ms ({len(mix_ms)} answers) | p99 <= 100 ms |")
     print(f"| SIGTERM to exit | {r.stop_s:.2f} s | <= 5 s |")

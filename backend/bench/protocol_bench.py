@@ -1,4 +1,4 @@
-"""Protocol throughput vs raw ZeroMQ, and request round-trip latency, in one run.
+"""Protocol throughput vs raw ZeroMQ, CPU per frame, and request round trips, in one run.
 
 Every stream crosses a process boundary with the same bytes per frame (512x512 RGBA
 float16 = 2 MiB): the raw baselines from a bare PUSH socket in a child process (over TCP
@@ -6,6 +6,11 @@ loopback and over IPC), the protocol streams from a real ``facecast serve`` chil
 (signed, credit-gated) over TCP loopback — once on the remote path (every byte through
 the socket, BLAKE3 MAC over every byte) and once on the same-host fast path (payloads
 in shared memory, BLAKE3 of each payload, copied out by the client).
+
+Frames per second depend on what else the machine runs; CPU time per frame (sender
+process and receiver process, all their threads, measured around each stream) does
+much less, so both are printed: on an idle machine with a core per side, the slower
+side's CPU per frame bounds the rate.
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ from shared.protocol.signing import MAC_NAMES, default_mac
 from ..server.launcher import BackendProcess
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def protocol_stream(client: BlockingClient, frames: int, size: int, credit: int) -> float:
     params = {"n_frames": frames, "shape": [size, size, 4], "dtype": "float16",
               "pattern": "static"}
@@ -43,7 +58,8 @@ def protocol_stream(client: BlockingClient, frames: int, size: int, credit: int)
     return (count - 1) / (last - first)
 
 
-def raw_stream(frames: int, size: int, transport: str = "tcp") -> float:
+def raw_stream(frames: int, size: int, transport: str = "tcp") -> tuple[float, float, float]:
+    """Frames/s, and sender and receiver CPU ms per frame."""
     ctx = zmq.Context.instance()
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 16)
@@ -55,6 +71,7 @@ def raw_stream(frames: int, size: int, transport: str = "tcp") -> float:
         pull.bind(address)
     sender = subprocess.Popen([sys.executable, "-m", "backend.bench.raw_push", address,
                                str(frames), str(size)])
+    cpu0 = time.process_time()
     first = last = 0.0
     for i in range(frames):
         msg = pull.recv(copy=False)
@@ -62,9 +79,37 @@ def raw_stream(frames: int, size: int, transport: str = "tcp") -> float:
         last = time.perf_counter()
         if i == 0:
             first = last
-    sender.wait()
+    receiver_cpu = time.process_time() - cpu0
+    _, _, usage = os.wait4(sender.pid, 0)
+    sender.returncode = 0
     pull.close(linger=0)
-    return (frames - 1) / (last - first)
+    # The sender's start-up (interpreter, numpy) is in its CPU time: subtract a run of none.
+    sender_cpu = usage.ru_utime + usage.ru_stime - _startup_cpu(address, size)
+    return ((frames - 1) / (last - first), max(0.0, sender_cpu) / frames * 1e3,
+            receiver_cpu / frames * 1e3)
+
+
+_STARTUP: dict[int, float] = {}
+
+
+def _startup_cpu(address: str, size: int) -> float:
+    """CPU seconds of a raw sender that sends nothing (interpreter and imports)."""
+    if size not in _STARTUP:
+        proc = subprocess.Popen([sys.executable, "-m", "backend.bench.raw_push", address,
+                                 "0", str(size)])
+        _, _, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0
+        _STARTUP[size] = usage.ru_utime + usage.ru_stime
+    return _STARTUP[size]
+
+
+def measured_stream(client: BlockingClient, server_pid: int, frames: int, size: int,
+                    credit: int) -> tuple[float, float, float]:
+    """Frames/s, and server and client CPU ms per frame, of one protocol stream."""
+    server0, client0 = _cpu_s(server_pid), time.process_time()
+    fps = protocol_stream(client, frames, size, credit)
+    server_cpu = (_cpu_s(server_pid) - server0) / frames * 1e3
+    return fps, server_cpu, (time.process_time() - client0) / frames * 1e3
 
 
 def round_trips(client: BlockingClient, n: int = 200) -> list[float]:
@@ -79,7 +124,8 @@ def round_trips(client: BlockingClient, n: int = 200) -> list[float]:
 def run_protocol_bench(frames: int = 400, size: int = 512, credit: int = 16,
                        repeats: int = 3) -> dict:
     mb = size * size * 4 * 2 / 1e6
-    rates: dict[str, list[float]] = {"raw_tcp": [], "raw_ipc": [], "tcp": [], "shm": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {
+        "raw_tcp": [], "raw_ipc": [], "tcp": [], "shm": []}
     with tempfile.TemporaryDirectory() as tmp:
         key_file = Path(tmp) / "bench.key"
         with BackendProcess(key_file=key_file) as backend, \
@@ -92,25 +138,35 @@ def run_protocol_bench(frames: int = 400, size: int = 512, credit: int = 16,
             protocol_stream(remote, 20, size, credit)  # warm-up
             protocol_stream(local, 20, size, credit)
             # Interleaved, so each path sees the same background load in each round.
+            pid = backend.proc.pid
             for _ in range(repeats):
-                rates["raw_tcp"].append(raw_stream(frames, size, "tcp"))
-                rates["raw_ipc"].append(raw_stream(frames, size, "ipc"))
-                rates["tcp"].append(protocol_stream(remote, frames, size, credit))
-                rates["shm"].append(protocol_stream(local, frames, size, credit))
+                runs["raw_tcp"].append(raw_stream(frames, size, "tcp"))
+                runs["raw_ipc"].append(raw_stream(frames, size, "ipc"))
+                runs["tcp"].append(measured_stream(remote, pid, frames, size, credit))
+                runs["shm"].append(measured_stream(local, pid, frames, size, credit))
             rtt = round_trips(remote)
+    rates = {k: [r[0] for r in v] for k, v in runs.items()}
     best = {k: max(v) for k, v in rates.items()}
+    # CPU per frame: the median over rounds, per side.
+    cpu = {k: (statistics.median(r[1] for r in v), statistics.median(r[2] for r in v))
+           for k, v in runs.items()}
     p50, p99 = statistics.median(rtt) * 1e3, sorted(rtt)[int(0.99 * len(rtt))] * 1e3
     mac = MAC_NAMES[default_mac()]
     print(f"facecast bench protocol: {frames} frames of {size}x{size} RGBA float16 "
           f"({mb:.2f} MB each), credit {credit}, best of {repeats} interleaved rounds")
-    print("| path | frames/s | MB/s | vs raw TCP | all rounds (frames/s) |\n|---|---|---|---|---|")
+    print("| path | frames/s | MB/s | vs raw TCP | all rounds (frames/s) | CPU ms/frame, "
+          "sender / receiver |\n|---|---|---|---|---|---|")
     rows = [("raw pyzmq PUSH/PULL, TCP loopback", "raw_tcp"),
             ("raw pyzmq PUSH/PULL, IPC", "raw_ipc"),
             (f"facecast, TCP loopback (remote path, {mac} over every byte)", "tcp"),
             (f"facecast, same host (shared memory, {mac} of each payload)", "shm")]
     for label, k in rows:
         print(f"| {label} | {best[k]:.0f} | {best[k] * mb:.0f} | "
-              f"{best[k] / best['raw_tcp']:.0%} | {' '.join(f'{r:.0f}' for r in rates[k])} |")
+              f"{best[k] / best['raw_tcp']:.0%} | {' '.join(f'{r:.0f}' for r in rates[k])} | "
+              f"{cpu[k][0]:.2f} / {cpu[k][1]:.2f} |")
     print(f"job round trip (SUBMIT -> ACCEPTED -> DONE, TCP): median {p50:.2f} ms, "
           f"p99 {p99:.2f} ms")
-    return {"best": best, "rounds": rates, "rtt_p50_ms": p50, "rtt_p99_ms": p99}
+    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end; "
+          "frames/s on a shared machine move with its load, CPU per frame much less)")
+    return {"best": best, "rounds": rates, "cpu_ms": cpu, "rtt_p50_ms": p50,
+            "rtt_p99_ms": p99}

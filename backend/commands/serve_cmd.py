@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from backend.atomic_file import write_atomic
     from backend.server.app import Server
     from backend.server.config import ServerConfig
-    from backend.server.logs import setup_server_logging
+    from backend.server.logs import route_std_streams, setup_server_logging
     from backend.threads import set_threads
 
     set_threads(args.threads)
@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"same-host fast path: {'offered' if server.shm else 'off'}", flush=True)
     if args.ready_file:
         write_atomic(args.ready_file, lambda f: f.write(endpoint.encode()))
+    route_std_streams()  # from here on, nothing writes to a stdout that may be stuck
     try:
         server.serve_forever()
     finally:

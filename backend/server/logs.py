@@ -9,6 +9,11 @@ without bound.
 * :class:`DropSummary`: hostile traffic is logged as a summary — the first drop of each
   reason in an interval in full, then one line of counts by reason per interval.
 * ``--log-file`` rotates (:class:`logging.handlers.RotatingFileHandler`).
+* Nothing else in the process writes to the real stdout/stderr: Python warnings are
+  captured into logging and ``sys.stdout``/``sys.stderr`` become :class:`LineToLog`
+  writers (:func:`route_std_streams`), because a warning printed by a library inside a
+  job (torch warns about read-only arrays) would otherwise block that job's thread on a
+  full pipe, holding its compute slot forever.
 """
 
 from __future__ import annotations
@@ -77,6 +82,46 @@ class NonBlockingHandler(logging.handlers.QueueHandler):
         except queue.Full:
             pass
         logging.Handler.close(self)
+
+
+class LineToLog:
+    """A text stream that turns each written line into a log record (never blocks)."""
+
+    def __init__(self, logger: logging.Logger, level: int, original: object) -> None:
+        self._logger = logger
+        self._level = level
+        self._original = original
+        self._buffer = ""
+        self._lock = threading.Lock()
+        self.encoding = getattr(original, "encoding", "utf-8")
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._buffer += text
+            *lines, self._buffer = self._buffer.split("\n")
+            if len(self._buffer) > 4096:  # a writer that never ends its line
+                lines.append(self._buffer)
+                self._buffer = ""
+        for line in lines:
+            if line.strip():
+                self._logger.log(self._level, "%s", line[:2000])
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._original.fileno()  # type: ignore[attr-defined]
+
+
+def route_std_streams() -> None:
+    """Send warnings and anything printed from now on through the log handlers."""
+    logging.captureWarnings(True)
+    sys.stdout = LineToLog(logging.getLogger("facecast.stdout"), logging.INFO, sys.stdout)
+    sys.stderr = LineToLog(logging.getLogger("facecast.stderr"), logging.WARNING, sys.stderr)
 
 
 def setup_server_logging(level: int, log_file: Path | None = None,

@@ -7,6 +7,7 @@ the allow-list and the frame length before viewing the bytes as an array. No pic
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,9 @@ def check_descriptor(desc: Any) -> tuple[np.dtype, tuple[int, ...], int]:
                             f"use up to {MAX_NDIM} non-negative integer dimensions",
                             code="bad_shape")
     dtype = np.dtype(dtype_str)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else dtype.itemsize
+    # Exact integer maths: numpy's int64 product wraps, and a wrapped 0 once matched an
+    # empty frame for a shape like [2**40, 2**40, 2**40].
+    expected = math.prod(shape) * dtype.itemsize
     if not isinstance(nbytes, int) or nbytes != expected:
         raise ProtocolError(f"array byte count {nbytes!r} does not match shape {shape} of "
                             f"{dtype_str} ({expected} bytes)", "send consistent descriptors",

@@ -280,6 +280,10 @@ class Client:
         except ProtocolError as exc:
             log.warning("dropped a message from the backend: %s", exc.message)
             return []
+        except Exception as exc:  # whatever a peer sends, poll() must not raise
+            log.warning("dropped a message from the backend that broke the decoder: %s: %s",
+                        exc.__class__.__name__, str(exc)[:200])
+            return []
         self._last_recv = time.monotonic()
         if msg.type == MsgType.WELCOME:
             return self._on_welcome(msg)
