@@ -74,6 +74,15 @@ class BlenderCamera:
                      "pixel_aspect_y", "clip_start"):
             if numbers[name] <= 0:
                 raise InputError(f"camera {name} must be > 0, got {numbers[name]}", _FIX)
+        # Blender's own ranges (shift ±10 exactly; the others far beyond any real camera),
+        # so extreme numbers are refused here instead of overflowing in the renderer.
+        for name, limit in (("shift_x", 10.0), ("shift_y", 10.0), ("lens", 1e5),
+                            ("sensor_width", 1e4), ("sensor_height", 1e4),
+                            ("pixel_aspect_x", 1e3), ("pixel_aspect_y", 1e3)):
+            if abs(numbers[name]) > limit:
+                raise InputError(f"camera {name} is {numbers[name]!r}, outside "
+                                 f"[-{limit:g}, {limit:g}]" if name.startswith("shift") else
+                                 f"camera {name} is {numbers[name]!r}, above {limit:g}", _FIX)
         if self.clip_end <= self.clip_start:
             raise InputError(f"camera clip_end ({self.clip_end}) must exceed clip_start "
                              f"({self.clip_start})", "raise the camera's Clip End")

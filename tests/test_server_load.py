@@ -303,3 +303,28 @@ def test_the_server_log_is_a_bounded_summary(tmp_path, key_file) -> None:
 def assert_server_answers(backend, key_file) -> None:
     with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=10) as client:
         assert client.call("info").body["jobs"]
+
+
+def test_render_refuses_extreme_camera_numbers(backend, key_file) -> None:
+    """shift_x = 2^63 ended the render job with ZeroDivisionError (`internal`); every
+    camera number is now checked against Blender's own ranges first."""
+    from backend.subject.framing import front_camera
+    from backend.subject.store import read_manifest, resolve_subject
+    from shared.camera import camera_from_dict
+
+    base = front_camera(read_manifest(resolve_subject("default")), 16)
+    for name in ("lens", "sensor_width", "sensor_height", "shift_x", "shift_y",
+                 "pixel_aspect_x", "pixel_aspect_y", "clip_start", "clip_end"):
+        for value in (2**63 - 1, 1e308, -1e308, float("nan"), [1], "x"):
+            if name == "clip_end" and value in (2**63 - 1, 1e308):
+                continue  # a far clip plane is a valid (and harmless) camera
+            with pytest.raises(FacecastError) as info:
+                camera_from_dict({**base, name: value})
+            assert info.value.code == ErrorCode.BAD_INPUT and name in info.value.message
+    blend = np.zeros((1, 52), np.float32)
+    with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=30) as client:
+        for name in ("shift_x", "shift_y"):
+            with pytest.raises(FacecastError) as info:
+                client.call("render", {"subject": "default", "camera": {**base, name: 2**63 - 1},
+                                       "array_names": ["blendshapes"]}, [blend])
+            assert info.value.code == ErrorCode.BAD_INPUT and name in info.value.message
