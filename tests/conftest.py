@@ -49,10 +49,11 @@ def key_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def backend(key_file: Path):
-    """A real ``facecast serve`` child process on a free loopback port."""
+    """A real ``facecast serve`` child process on a free loopback port, with the default
+    client timeout (a short one drops busy test clients on a loaded machine)."""
     from backend.server.launcher import BackendProcess
 
-    with BackendProcess(key_file=key_file, extra_args=["--client-timeout", "2"]) as proc:
+    with BackendProcess(key_file=key_file) as proc:
         yield proc
 
 

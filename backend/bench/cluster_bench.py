@@ -100,6 +100,35 @@ def _cluster_s(ray, cluster, folder, views, cond, repeats: int
     return best
 
 
+def _cancel_s(cluster, folder, views, cond, after: int = 2) -> tuple[float, int]:
+    """Seconds from setting a job's cancel flag (after ``after`` frames arrived, as the
+    server does on CANCEL) until every actor is idle again and answers, and the frames
+    the actors rendered in all by then."""
+    import ray
+
+    from backend.jobs.base import JobCancelled
+
+    def rendered() -> int:
+        return sum(ray.get(h.ready.remote())["frames"]
+                   for h in cluster.pool.handles().values())
+
+    before = rendered()
+    flag = {"set": False}
+    t0 = time.perf_counter()
+    try:
+        for got, _ in enumerate(cluster.render(folder, views, cond, fp16=False,
+                                               payload=MARK,
+                                               cancelled=lambda: flag["set"]), 1):
+            if got == after:
+                flag["set"], t0 = True, time.perf_counter()
+    except JobCancelled:
+        pass
+    while cluster.pool.describe()["busy"]:
+        time.sleep(0.005)
+    done = rendered()  # every actor answers: its render task has stopped
+    return time.perf_counter() - t0, done - before
+
+
 def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1, 2, 4),
                       frames: int = 32, size: int = 128, chunk: int = 4,
                       overhead_size: int = 16, overhead_frames: tuple[int, int] = (16, 48),
@@ -125,13 +154,15 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
 
     ray.init(num_cpus=max(max(actors), 1), object_store_memory=256 * 2 ** 20,
              include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    rows, cheap_cluster = [], {}
+    rows, cheap_cluster, cancel = [], {}, None
     try:
         for k in actors:
             cluster = Cluster(ClusterConfig(address="auto", actors=k, chunk_frames=chunk))
             try:
                 rows.append((k, _cluster_s(ray, cluster, folder, views, cond,
                                            repeats)[0]))
+                if k == max(actors):
+                    cancel = (k, *_cancel_s(cluster, folder, views, cond))
                 if k == 1:
                     cheap_cluster = {n: _cluster_s(ray, cluster, folder, *cheap[n], repeats)
                                      for n in overhead_frames}
@@ -173,6 +204,12 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
         print(f"- CPU time spent outside the renderer by the gateway and the actor "
               f"(Ray's threads, serialisation, the scheduler; not inflated by other "
               f"processes on the cores): {(c2 - c1) / dn * 1e3:.1f} ms/frame")
+    if cancel is not None:
+        k, wait, rendered = cancel
+        print()
+        print(f"Cancel, {k} actors busy on a {frames}-frame job: every actor idle and "
+              f"answering {wait * 1e3:.0f} ms after the cancel (target ≤ 1000 ms); "
+              f"{rendered} of {frames} frames rendered")
     print()
     print(f"Speed-up is bounded by this machine's {cores} cores: actors beyond them "
           "(and the gateway, and anything else running) share the same cores, so past "
