@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .backend_link import BackendLink, LinkSettings, LocalBackend
 from .shared.errors import FacecastError
-from .shared.net import is_loopback
+from .shared.net import accepts_connections, is_loopback
 from .shared.protocol import Event, MsgType
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
@@ -29,6 +29,8 @@ class BackendSettings:
     timeout_s: float = 5.0
     executable: str = ""  # "" = ``facecast`` on PATH
     online_access: bool = True
+    job_timeout_s: float = 120.0  # no progress this long: the job is reported stalled
+    start_local: bool = True  # Animate/Render start a local backend when none answers
 
 
 @dataclass
@@ -94,6 +96,15 @@ class BackendSession:
                                 "set Backend Address to tcp://127.0.0.1:PORT")
         self.link.close()
         self.local.start(settings.executable, settings.address, settings.key_file)
+
+    def should_start_local(self, settings: BackendSettings) -> bool:
+        """Whether a job about to be sent should first start the local backend: the
+        preference allows it, nothing is connected, no backend of ours is starting or
+        running, the address is on this machine and nothing listens there (a backend
+        started in a terminal is used, not doubled)."""
+        return settings.start_local and not self.ready and \
+            self.local.poll() not in ("starting", "running") and \
+            is_loopback(settings.address) and not accepts_connections(settings.address)
 
     def stop_local(self) -> None:
         self.link.close()

@@ -107,6 +107,9 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         else:
             box.label(text=f"{s.progress * 100:.0f}%")
         _wrapped(box, label)
+        stalled = job_session.stall_note()
+        if stalled:
+            _wrapped(box, stalled, icon="TIME", alert=True)
         if busy:
             box.operator("facecast.cancel", icon="CANCEL")
     if s.last_error:

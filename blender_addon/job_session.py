@@ -38,6 +38,7 @@ from .animate_job import (
 from .audio_io import BACKEND_SAMPLE_RATE, load_pcm
 from .backend_session import BackendSession
 from .frame_writer import frames_on_disk
+from .job_stall import StallWatch
 from .render_job import HEAD_POSE_FRAME, RENDER_KIND, RenderTask, conditioning_hash, frames_root
 from .scene_inputs import LastAnimation
 from .shared.emotions import validate_emotion_arrays
@@ -67,6 +68,8 @@ class AnimateRun:
     text_sent: bool = False
     text_note: str = ""  # why the dialogue text was not used, if it was not
     applied: bool = False
+    started_backend: bool = False  # this job started the local backend
+    stall: StallWatch | None = None  # from submission on
 
     def submission(self, backend: BackendSession) -> tuple[str, dict, list[np.ndarray], int]:
         """Kind, params, arrays, credit — decided now that the backend's features are
@@ -93,6 +96,8 @@ class RenderRun:
     applied: bool = False
     strip_refreshed_at: float = 0.0
     strip_frames: int = 0
+    started_backend: bool = False  # this job started the local backend
+    stall: StallWatch | None = None  # from submission on
 
     def submission(self, backend: BackendSession) -> tuple[str, dict, list[np.ndarray], int]:
         return RENDER_KIND, self.params, self.arrays, RENDER_CREDIT
@@ -143,6 +148,31 @@ def backend_status() -> tuple[str, str]:
     return SESSION.backend.status()
 
 
+def reach_backend() -> bool:
+    """Connect for a job (no waiting). When nothing answers at a loopback address and
+    the preference "Start a Local Backend" is on, start one first, as the Start Backend
+    button does; the job is sent once it is ready. Returns whether one was started."""
+    settings = _backend_settings()
+    start = SESSION.backend.should_start_local(settings)
+    if start:
+        SESSION.backend.start_local(settings)
+    SESSION.backend.connect(settings)
+    ensure_timer()
+    return start
+
+
+STARTING_LOCAL = "starting a backend on this machine (none was running); the job is " \
+    "sent once it is ready"
+
+
+def stall_note() -> str:
+    """The panel's line when the running job has made no progress for Job Timeout."""
+    run = SESSION.run
+    if not SESSION.busy or run is None or run.stall is None:
+        return ""
+    return run.stall.note(time.monotonic())
+
+
 # --------------------------------------------------------------------------------------
 # Starting jobs
 
@@ -187,12 +217,13 @@ def start_animate(scene: bpy.types.Scene) -> AnimateTask:
                              _options(settings), f"{exact.numerator}/{exact.denominator}",
                              text)
     task = AnimateTask(request)
-    connect()  # no waiting: step() submits once the backend has answered
+    started = reach_backend()  # no waiting: step() submits once the backend has answered
     SESSION.run = AnimateRun(task, scene.name, obj.name,
                              settings.head_target.name if settings.head_target else "",
-                             bool(settings.landmark_empties), overrides)
-    _show(scene, "animate", 0.0, f"animating {span.count} frames ({span.first}-{span.last}) "
-          f"at {fps:.3f} fps", "")
+                             bool(settings.landmark_empties), overrides,
+                             started_backend=started)
+    what = f"animating {span.count} frames ({span.first}-{span.last}) at {fps:.3f} fps"
+    _show(scene, "animate", 0.0, STARTING_LOCAL if started else what, "")
     return task
 
 
@@ -236,10 +267,11 @@ def start_render(scene: bpy.types.Scene) -> RenderTask | None:
                   "signed_png": True}  # frames arrive watermarked and C2PA-signed
     task.requested = [int(f) for f in missing]
     run.strip_refreshed_at, run.strip_frames = time.monotonic(), len(have)
-    connect()  # no waiting: step() submits once the backend has answered
+    run.started_backend = reach_backend()  # no waiting: step() submits when it answers
     SESSION.run = run
+    what = f"rendering {missing.size} frames ({len(have)} reused)"
     _show(scene, "render", len(have) / len(frames),
-          f"rendering {missing.size} frames ({len(have)} reused)", "")
+          STARTING_LOCAL if run.started_backend else what, "")
     return task
 
 
@@ -299,6 +331,8 @@ def step() -> float | None:
         scene = bpy.data.scenes.get(run.scene)
         if not run.submitted and run.task.state == "running":
             _submit_when_ready(run, scene)
+        if run.stall is not None and run.task.state == "running":
+            run.stall.observe(run.task.progress, run.task.message, time.monotonic())
         if isinstance(run, RenderRun):
             _step_render(scene, run)
         else:
@@ -318,10 +352,18 @@ def _submit_when_ready(run: AnimateRun | RenderRun, scene: bpy.types.Scene | Non
         run.task.job = backend.link.submit(kind, params, arrays, run.task, credit=credit)
         run.submitted = True
         run.task.message = "sent to the backend"
+        run.stall = StallWatch(_backend_settings().job_timeout_s, time.monotonic())
+    elif run.started_backend and backend.local.state == "error":
+        run.task.state = "error"
+        run.task.error = f"The local backend did not start: {backend.local.message} — " \
+            "check Backend Executable in the add-on preferences"
     elif backend.link.state in ("lost", "closed") and backend.local.state != "starting":
         run.task.state = "error"
         run.task.error = backend.link.message or "the backend is not answering — start it " \
             "(Start Backend) or check the address in the preferences"
+    elif backend.local.state == "starting":
+        _show(scene, None, None, STARTING_LOCAL if run.started_backend else
+              "waiting for the local backend to start...", None)
     else:
         _show(scene, None, None, "waiting for the backend...", None)
 

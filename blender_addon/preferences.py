@@ -46,7 +46,9 @@ def backend_settings(context: bpy.types.Context | None = None) -> BackendSetting
         timeout_s=float(prefs.connect_timeout),
         executable=bpy.path.abspath(prefs.backend_executable)
         if prefs.backend_executable else "",
-        online_access=online)
+        online_access=online,
+        job_timeout_s=float(prefs.job_timeout),
+        start_local=bool(prefs.start_local_backend))
 
 
 def resolve_backend_executable(configured: str) -> str | None:

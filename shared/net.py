@@ -9,6 +9,8 @@ checked ``startswith("127.")`` while the add-on asked :mod:`ipaddress`).
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 from urllib.parse import urlsplit
 
 #: Host names that resolve to the loopback interface on every common system.
@@ -43,4 +45,31 @@ def is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        return False
+
+
+def accepts_connections(address: str, timeout_s: float = 0.5) -> bool:
+    """Whether something listens at ``address`` right now (no message is exchanged).
+
+    A ``tcp://`` endpoint gets a plain TCP connect that is closed at once: on loopback a
+    closed port refuses in microseconds, so this can run on Blender's UI thread. An
+    ``ipc://`` endpoint listens when its socket file exists. Anything else (``inproc``,
+    a wildcard, an unparsable address) counts as listening: the caller then connects and
+    lets the connection timeout speak, rather than starting a second backend.
+    """
+    if address.startswith("ipc://"):
+        return os.path.exists(address[len("ipc://"):])
+    host = endpoint_host(address)
+    try:
+        port = int(address.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return True
+    if not host or host == "*" or not 0 <= port < 65536:
+        return True
+    if port == 0:  # "any free port": nothing can be listening there
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
         return False

@@ -1,8 +1,9 @@
 """A test-owned backend: the real server with deterministic ``animate`` / ``render`` jobs.
 
 Run as ``python -m tests.job_doubles --address tcp://127.0.0.1:0 --key-file K
---ready-file R [--frame-delay S] [--no-text]``. It is ``facecast serve`` in every respect (real
-sockets, signing, credit, WELCOME with job features) except that this process's job
+--ready-file R [--frame-delay S] [--no-text] [--hold-after N --hold-file F]``. It is
+``facecast serve`` in every respect (real sockets, signing, credit, WELCOME with job
+features) except that this process's job
 registry holds the doubles below instead of the motion model and the NeRF — so add-on
 tests can check exact numbers, and the product carries no test hook.
 
@@ -10,12 +11,16 @@ tests can check exact numbers, and the product carries no test hook.
   backend) and answers with weights from :func:`double_weights`; DONE echoes what it
   received (params, array shapes, the dialogue text if any).
 * ``render`` streams RGBA frames and depth from :func:`double_depth` (uint16 mm, 0 =
-  no surface), the way the real job does; DONE echoes the conditioning's sums.
+  no surface), the way the real job does; DONE echoes the conditioning's sums. With
+  ``--hold-after N --hold-file F`` it hangs after its N-th frame (no frames, no progress:
+  only the server's heartbeats) until the file F exists — a stuck compute the test
+  releases when it chooses, so nothing depends on timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -27,6 +32,8 @@ from shared.blendshapes import ARKIT_BLENDSHAPES
 from shared.camera import camera_from_dict
 
 FRAME_DELAY_S = 0.0
+HOLD_AFTER = 0  # frames sent before the render hangs (0: never)
+HOLD_FILE = ""  # the hang ends when this file exists
 
 
 def double_weights(n_frames: int) -> np.ndarray:
@@ -83,6 +90,10 @@ class PatternRender(Job):
             rgba[h // 4: 3 * h // 4, w // 4: 3 * w // 4, 3] = 255
             ctx.frame({"index": i, "depth_units": "mm"}, [rgba, double_depth(i, h, w)])
             ctx.progress((i + 1) / n)
+            if i + 1 == HOLD_AFTER:
+                while not os.path.exists(HOLD_FILE):  # stuck, but cancellable
+                    ctx.check_cancelled()
+                    time.sleep(0.02)
         names = p.get("array_names", [])
         return {"frames": n, "received": {
             "params": {**{k: p[k] for k in ("frames", "first_frame", "n_frames",
@@ -94,13 +105,15 @@ class PatternRender(Job):
 
 
 def main() -> None:
-    global FRAME_DELAY_S
+    global FRAME_DELAY_S, HOLD_AFTER, HOLD_FILE
     parser = argparse.ArgumentParser()
     parser.add_argument("--frame-delay", type=float, default=0.0)
     parser.add_argument("--no-text", action="store_true",
                         help="an animate job without the text feature (an older backend)")
+    parser.add_argument("--hold-after", type=int, default=0)
+    parser.add_argument("--hold-file", default="")
     args, serve_args = parser.parse_known_args()
-    FRAME_DELAY_S = args.frame_delay
+    FRAME_DELAY_S, HOLD_AFTER, HOLD_FILE = args.frame_delay, args.hold_after, args.hold_file
     animate = EchoAnimate
     if args.no_text:
         animate = type("EchoAnimateAudioOnly", (EchoAnimate,), {"features": ()})

@@ -17,7 +17,7 @@ from tests.png_decode import decode_png
 @pytest.fixture(scope="module")
 def pkg(staged_addon: ModuleType) -> ModuleType:
     for sub in ("animate_job", "render_job", "frame_writer", "backend_link", "audio_io",
-                "rig_mapping", "pose_blend", "backend_session"):
+                "rig_mapping", "pose_blend", "backend_session", "job_stall"):
         importlib.import_module(f"{staged_addon.__name__}.{sub}")
     return staged_addon
 
@@ -153,3 +153,51 @@ def test_dialogue_text_is_sent_only_to_a_backend_that_declares_it(pkg: ModuleTyp
         g.dialogue_text("x" * (g.MAX_TEXT_CHARS + 1))
     with pytest.raises(pkg.shared.errors.InputError, match="NUL"):
         g.dialogue_text("a\x00b")
+
+
+def test_stall_is_reported_after_job_timeout_of_unchanged_progress(pkg: ModuleType) -> None:
+    w = pkg.job_stall.StallWatch(timeout_s=120.0, changed_at=0.0)
+    assert not w.observe(0.0, "sent to the backend", 0.0)
+    assert not w.observe(0.25, "frame 2 (2/8)", 100.0)  # progress at t=100
+    # Heartbeats repeat the last fraction and message: that is no progress.
+    for t in (130.0, 200.0, 219.99):
+        assert not w.observe(0.25, "frame 2 (2/8)", t) and w.note(t) == ""
+    assert w.observe(0.25, "frame 2 (2/8)", 220.0) and w.stalled
+    assert w.note(245.4) == "No progress for 145 s — the backend may be stuck; Cancel or wait"
+    assert w.observe(0.25 + 1e-9, "frame 2 (2/8)", 300.0)  # float noise is no progress
+    # A new message (same fraction) or a new fraction clears it, and the clock restarts.
+    assert not w.observe(0.25, "decoding", 301.0) and w.note(301.0) == ""
+    assert w.idle_s(302.0) == pytest.approx(1.0)
+    assert w.observe(0.25, "decoding", 421.0)
+    assert not w.observe(0.5, "decoding", 422.0)
+    # A job waiting for a compute slot is not "stuck": the line says it is queued.
+    q = pkg.job_stall.StallWatch(timeout_s=10.0, changed_at=0.0)
+    q.observe(0.0, "queued: waiting for a compute slot", 0.0)
+    assert q.observe(0.0, "queued: waiting for a compute slot", 12.0)
+    assert q.note(12.0).startswith("Queued for 12 s — the backend is busy with other jobs")
+
+
+def test_local_backend_is_started_only_when_nothing_answers(pkg: ModuleType) -> None:
+    import socket
+
+    b = pkg.backend_session
+    session = b.BackendSession()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        busy = f"tcp://127.0.0.1:{listening.getsockname()[1]}"
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            free = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+            assert session.should_start_local(b.BackendSettings(address=free))
+            assert session.should_start_local(b.BackendSettings(address="tcp://localhost:0"))
+            # Something (e.g. `facecast serve` in a terminal) listens: use it, not a twin.
+            assert not session.should_start_local(b.BackendSettings(address=busy))
+            # The preference off, or a backend on another machine: never.
+            assert not session.should_start_local(b.BackendSettings(address=free,
+                                                                    start_local=False))
+            assert not session.should_start_local(
+                b.BackendSettings(address="tcp://192.0.2.1:5557"))
+            # One of ours is already starting: wait for it rather than start another.
+            session.local.state = "starting"
+            assert not session.should_start_local(b.BackendSettings(address=free))

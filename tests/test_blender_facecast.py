@@ -64,7 +64,8 @@ def _doubles_executable(folder: Path, doubles_args: str) -> Path:
 
 
 def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2.0,
-             python: str = sys.executable, doubles_args: str = "") -> dict:
+             python: str = sys.executable, doubles_args: str = "",
+             extra: dict | None = None) -> dict:
     """Run one scenario in a fresh bpy process; return its JSON result."""
     wav = data_path("speech", "eng.wav")
     from shared.protocol.keys import ensure_key_file
@@ -73,7 +74,8 @@ def run_flow(zip_path: Path, scenario: str, tmp_path: Path, timeout_s: float = 2
     home = tmp_path / "home"
     cfg = {"wav": str(wav), "python": sys.executable, "key_file": str(key),
            "doubles": str(_doubles_executable(tmp_path, doubles_args)),
-           "address": f"tcp://127.0.0.1:{_free_port()}", "timeout": timeout_s}
+           "address": f"tcp://127.0.0.1:{_free_port()}", "timeout": timeout_s,
+           **(extra or {})}
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(cfg))
     env = dict(os.environ)
@@ -273,6 +275,53 @@ def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path,
     ((_, start, end, n),) = r["strip"]
     assert start == 1 and n == r["written"] and end == 1 + n
     assert r["backend_status"][0] == "error" and "exited" in r["backend_status"][1]
+
+
+def test_animate_starts_the_local_backend_when_none_answers(cp311_zip: Path, tmp_path: Path,
+                                                           blender_python: str) -> None:
+    r = run_flow(cp311_zip, "autostart", tmp_path, python=blender_python)
+    assert r["default_pref"] is True and r["state_before"] == "stopped"
+    # No backend at the (loopback) address: Animate starts one, and the panel says so.
+    assert r["started"] == [True, "starting"]
+    assert "starting a backend on this machine" in r["status_at_start"]
+    assert any("starting a backend" in line for line in r["panel_at_start"])
+    assert "starting a backend on this machine" in r["status_while_starting"]
+    state, status, error = r["take1"]
+    assert (state, error) == ("done", "") and "Take 1" in status, (status, error)
+    assert r["take1_frames"] == 48 and r["backend_after"] == "connected"
+    # The next Animate uses the running backend: nothing more is started.
+    started, state, status, error, same_process = r["take2"]
+    assert not started and state == "done" and "Take 2" in status and same_process, error
+    assert r["takes"] == ["Facecast Take 1", "Facecast Take 2"]
+    # The preference off: the existing clear error, and no process was started.
+    started, submitted, state, status, error, no_process = r["off"]
+    assert not started and not submitted and state == "error" and no_process
+    assert "no backend answered at tcp://127.0.0.1:" in error, error
+
+
+def test_stalled_job_is_reported_and_cancellable(cp311_zip: Path, tmp_path: Path,
+                                                 blender_python: str) -> None:
+    release = tmp_path / "release"
+    r = run_flow(cp311_zip, "stall", tmp_path, python=blender_python,
+                 doubles_args=f"--hold-after 3 --hold-file '{release}'",
+                 extra={"hold_file": str(release)})
+    assert r["started"] is True  # Render to sequencer started the local backend too
+    # Hung after 3 frames, heartbeats still arriving: stalled, but running and connected.
+    state, busy, written, link, idle_s, cancel_poll = r["stalled"]
+    assert (state, busy, written, link, cancel_poll) == ("running", True, 3, "ready", True)
+    assert idle_s >= 1.0  # never before Job Timeout (1 s here)
+    assert r["stalled_note"].startswith("No progress for ") and \
+        "the backend may be stuck; Cancel or wait" in r["stalled_note"]
+    assert "the backend may be stuck; Cancel or wait" in " ".join(r["stalled_panel"])
+    # Frames again: the line goes, the job finishes with every frame.
+    assert r["resumed"][:2] == ["", False]
+    state, written, status, error, note = r["finished"]
+    assert (state, written, error, note) == ("done", 8, "", "") and "8 frames" in status
+    # Stuck again; Cancel ends it and keeps the 3 frames received.
+    assert r["second_started"] is False and r["second_stalled"] == ["running", 3]
+    state, written, status, error, note, busy = r["cancelled"]
+    assert (state, written, error, note, busy) == ("cancelled", 3, "", "", False)
+    assert "cancelled; kept 3 frames" in status
 
 
 def _speech_levels(n_frames: int, fps: int = 24) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.net import endpoint_host, is_loopback
+from shared.net import accepts_connections, endpoint_host, is_loopback
 
 
 @pytest.mark.parametrize("address", [
@@ -43,3 +43,21 @@ def test_server_config_uses_the_same_rule() -> None:
 def test_a_name_that_only_starts_like_loopback_is_remote() -> None:
     """The server's old check, ``host.startswith("127.")``, took this for loopback."""
     assert not is_loopback("tcp://127.0.0.1.example.com:5557")
+
+
+def test_accepts_connections_on_loopback(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert accepts_connections(f"tcp://127.0.0.1:{port}")
+        assert accepts_connections(f"tcp://localhost:{port}")
+    assert not accepts_connections(f"tcp://127.0.0.1:{port}")  # closed now
+    assert not accepts_connections("tcp://127.0.0.1:0")  # "any port": nobody is there
+    assert not accepts_connections(f"ipc://{tmp_path / 'none'}")
+    (tmp_path / "sock").touch()
+    assert accepts_connections(f"ipc://{tmp_path / 'sock'}")
+    # Unknowable: say "listening", so nothing starts a second backend on a guess.
+    assert accepts_connections("tcp://*:5557") and accepts_connections("inproc://x")

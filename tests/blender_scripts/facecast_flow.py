@@ -765,9 +765,103 @@ def scenario_render_real(pkg):
     js.shutdown()
 
 
+def scenario_autostart(pkg):
+    """Animate with no backend running and "Start a Local Backend" on: the add-on starts
+    the local backend itself, says so, and sends the job once it is ready; a second
+    Animate reuses it. With the preference off: the clear error, nothing started."""
+    from bl_ext.user_default.facecast import job_session as js
+
+    scene, face = build_scene()
+    s = scene.facecast
+    scene.frame_start, scene.frame_end = 1, 48
+    s.scene_range_only = True
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.backend_executable = cfg["doubles"]
+    result["default_pref"] = prefs.start_local_backend
+    prefs.start_local_backend = True
+    result["state_before"] = js.backend_status()[0]
+    assert bpy.ops.facecast.animate() == {"FINISHED"}, s.last_error
+    run = js.SESSION.run
+    result["started"] = [run.started_backend, js.SESSION.backend.local.state]
+    result["status_at_start"] = s.status
+    result["panel_at_start"] = draw_panel_lines(pkg)
+    js.step()
+    result["status_while_starting"] = s.status
+    js.drive(120.0)
+    result["take1"] = [run.task.state, s.status, s.last_error]
+    result["take1_frames"] = run.task.done_body.get("n_frames")
+    result["backend_after"] = js.backend_status()[0]
+    pid = js.SESSION.backend.local.proc.pid
+    assert bpy.ops.facecast.animate() == {"FINISHED"}, s.last_error
+    run = js.SESSION.run
+    js.drive(60.0)
+    result["take2"] = [run.started_backend, run.task.state, s.status, s.last_error,
+                       js.SESSION.backend.local.proc.pid == pid]
+    result["takes"] = [t[1] for t in takes_info(face.data.shape_keys)["takes"]]
+
+    # The preference off: nothing is started, the job ends with the clear error.
+    assert bpy.ops.facecast.stop_backend() == {"FINISHED"}
+    prefs.start_local_backend = False
+    assert bpy.ops.facecast.animate() == {"FINISHED"}, s.last_error
+    run = js.SESSION.run
+    js.drive(60.0)
+    result["off"] = [run.started_backend, run.submitted, run.task.state, s.status,
+                     s.last_error, js.SESSION.backend.local.proc is None]
+
+
+def scenario_stall(pkg):
+    """Render to sequencer (the backend started by the job itself) whose compute hangs
+    after 3 frames while the server keeps sending heartbeats: the panel says it is stalled
+    after Job Timeout, the job stays (Cancel works), and progress resuming clears it."""
+    from bl_ext.user_default.facecast import job_session as js
+
+    scene, _face = build_scene()
+    s = scene.facecast
+    scene.frame_start, scene.frame_end = 1, 8
+    s.subject = "anyone"
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.backend_executable = cfg["doubles"]
+    prefs.start_local_backend = True
+    prefs.job_timeout = 1.0
+    release = cfg["hold_file"]
+    assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
+    run = js.SESSION.run
+    task = run.task
+    result["started"] = run.started_backend
+    js.drive(60.0, until=lambda: js.stall_note() != "")
+    now = time.monotonic()
+    result["stalled"] = [task.state, js.SESSION.busy, len(task.written),
+                         js.SESSION.backend.link.state, run.stall.idle_s(now),
+                         bpy.ops.facecast.cancel.poll()]
+    result["stalled_note"] = js.stall_note()
+    result["stalled_panel"] = draw_panel_lines(pkg)
+    open(release, "w").close()  # the compute comes back
+    js.drive(60.0, until=lambda: len(task.written) > 3)
+    result["resumed"] = [js.stall_note(), run.stall.stalled, task.state]
+    js.drive(120.0)
+    result["finished"] = [task.state, len(task.written), s.status, s.last_error,
+                          js.stall_note()]
+
+    # Stuck again, and the animator cancels: the frames so far stay.
+    os.remove(release)
+    scene.frame_end = 12  # new frames: a new render, which hangs after its 3rd frame
+    s.subject = "someone"
+    assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
+    run = js.SESSION.run
+    task = run.task
+    result["second_started"] = run.started_backend
+    js.drive(60.0, until=lambda: js.stall_note() != "")
+    result["second_stalled"] = [task.state, len(task.written)]
+    assert bpy.ops.facecast.cancel() == {"FINISHED"}
+    js.drive(60.0)
+    result["cancelled"] = [task.state, len(task.written), s.status, s.last_error,
+                           js.stall_note(), js.SESSION.busy]
+
+
 SCENARIOS = {"ui": scenario_ui, "takes": scenario_takes, "render": scenario_render,
              "kill": scenario_kill, "animate_real": scenario_animate_real,
-             "render_real": scenario_render_real}
+             "render_real": scenario_render_real, "autostart": scenario_autostart,
+             "stall": scenario_stall}
 
 try:
     package = setup_addon()
