@@ -297,6 +297,11 @@ def test_animate_starts_the_local_backend_when_none_answers(cp311_zip: Path, tmp
     started, submitted, state, status, error, no_process = r["off"]
     assert not started and not submitted and state == "error" and no_process
     assert "no backend answered at tcp://127.0.0.1:" in error, error
+    # A local backend that dies while starting: the job ends with its reason.
+    started, submitted, state, error = r["broken"]
+    assert started and not submitted and state == "error"
+    assert "The local backend did not start" in error and "exited (code 3)" in error
+    assert "broken install" in error and "Backend Executable" in error
 
 
 def test_stalled_job_is_reported_and_cancellable(cp311_zip: Path, tmp_path: Path,

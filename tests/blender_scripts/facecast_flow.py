@@ -808,6 +808,18 @@ def scenario_autostart(pkg):
     result["off"] = [run.started_backend, run.submitted, run.task.state, s.status,
                      s.last_error, js.SESSION.backend.local.proc is None]
 
+    # On again, with an executable that dies at once: the job ends with the reason.
+    broken = os.path.join(os.path.dirname(cfg["doubles"]), "facecast-broken")
+    with open(broken, "w", encoding="utf-8") as fh:
+        fh.write("#!/bin/sh\necho 'facecast: error: broken install' >&2\nexit 3\n")
+    os.chmod(broken, 0o755)
+    prefs.backend_executable = broken
+    prefs.start_local_backend = True
+    assert bpy.ops.facecast.animate() == {"FINISHED"}, s.last_error
+    run = js.SESSION.run
+    js.drive(60.0)
+    result["broken"] = [run.started_backend, run.submitted, run.task.state, s.last_error]
+
 
 def scenario_stall(pkg):
     """Render to sequencer (the backend started by the job itself) whose compute hangs
