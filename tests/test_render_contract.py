@@ -42,23 +42,37 @@ def anim_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cli_pair_and_demo_path_give_the_same_frames(anim_npz: Path, tmp_path: Path,
-                                                     key_file: Path) -> None:
+                                                     key_file: Path, capsys) -> None:
+    """...and neither passes an earlier, longer render's tail off as part of this one:
+    the demo removes its own stale frames, `facecast render` names them and keeps them."""
     from backend.demo.run import DemoOptions, _render
     from backend.server.launcher import BackendProcess
     from backend.subject.framing import front_camera
     from shared.protocol import BlockingClient, load_key
 
-    cli_dir = tmp_path / "cli"
+    cli_dir, demo_dir = tmp_path / "cli", tmp_path / "demo"
+    for folder in (cli_dir, demo_dir):
+        folder.mkdir()
+        for name in ("000099.png", "depth_000099.png", "notes.txt", "0001.png"):
+            (folder / name).write_bytes(b"earlier")
     assert main(["render", "default", "--motion", str(anim_npz), "--camera", "front",
                  "--size", str(SIZE), "-o", str(cli_dir), "--threads", "1"]) == 0
+    warning = capsys.readouterr().err
+    assert "2 older frame files" in warning and "000099.png" in warning, warning
+    assert all((cli_dir / n).read_bytes() == b"earlier"
+               for n in ("000099.png", "depth_000099.png", "notes.txt", "0001.png"))
     with np.load(anim_npz) as d:
         anim = {k: d[k] for k in d}
     camera = front_camera(read_manifest(resolve_subject("default")), SIZE)
     with BackendProcess(key_file=key_file, extra_args=["--threads", "1"]) as backend, \
             BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=60) as client:
         demo = _render(client, DemoOptions(out=tmp_path, device="cpu"), anim, camera,
-                       tmp_path / "demo")
+                       demo_dir)
     assert len(demo) == len(anim["blendshapes"]) >= 3
+    assert not (demo_dir / "000099.png").exists()
+    assert all((demo_dir / n).read_bytes() == b"earlier"
+               for n in ("depth_000099.png", "notes.txt", "0001.png"))  # not its own
+    assert len(list(demo_dir.glob("[0-9]" * 6 + ".png"))) == len(demo)
     for i, frame in enumerate(demo):
         cli = np.asarray(Image.open(cli_dir / f"{i + 1:06d}.png"))
         assert np.array_equal(cli, frame), f"frame {i} differs"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,7 @@ def camera_dict(camera: str, manifest: dict, size: str) -> dict:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from backend.media.frame_files import stale_frames
     from backend.nerf.pipeline import render_sequence
     from backend.progress import progress
     from backend.provenance.consent import consent_line
@@ -142,4 +144,10 @@ def _render(args: argparse.Namespace) -> int:
         signer.close()
     print(f"{len(cond)} frames written to {args.out} (watermarked, C2PA-signed: subject "
           f"{stamp.subject_name!r}, {consent_line(subject.manifest)})")
+    first, last = args.start, args.start + len(cond) - 1
+    stale = stale_frames(args.out, first, last) + stale_frames(args.out, first, last, "depth_")
+    if stale:
+        print(f"facecast: warning: {len(stale)} older frame files in {args.out} are outside "
+              f"this render's {first:06d}..{last:06d} ({stale[0].name} …) and were left as "
+              "they are — delete them or render into an empty folder", file=sys.stderr)
     return 0

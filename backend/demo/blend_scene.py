@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     compat.ensure_sequence_editor(scene)
     sound = compat.new_sound_strip(scene, "Facecast speech", str(args.audio.resolve()), 1, 1)
     frames_dir = args.frames.resolve()
-    on_disk = sorted(int(f.stem) for f in frames_dir.glob("[0-9]*.png"))
+    on_disk = [k for k in range(1, n + 1) if (frames_dir / f"{k:06d}.png").is_file()]
     sequencer_writer.place_image_strip(scene, "Facecast NeRF", frames_dir, on_disk,
                                        above=sound)
 

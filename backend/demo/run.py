@@ -28,6 +28,7 @@ from shared.protocol.keys import ensure_key_file
 from ..atomic_file import write_atomic
 from ..audio import load_audio
 from ..media.face_preview import FacePreview
+from ..media.frame_files import stale_frames
 from ..media.mp4 import write_mp4
 from ..progress import progress
 from ..provenance.credentials import sign_video
@@ -217,6 +218,9 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     missing = [i for i, f in enumerate(frames) if f is None]
     if missing:
         raise FacecastError(f"{len(missing)} frames did not arrive", "see backend.log")
+    # frames/ is the demo's own folder: an earlier, longer run's tail is not this run's.
+    for path in stale_frames(folder, 1, n):
+        path.unlink(missing_ok=True)
     return RenderedFrames(frames, RenderStamp.from_dict(done.body["provenance"]))
 
 
