@@ -112,6 +112,7 @@ class LocalBackend:
         self.state = "stopped"  # stopped | starting | running | error
         self.message = ""
         self.endpoint = ""
+        self.running_since = 0.0  # time.monotonic() when it was last seen ready
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._log = None
         self._started_at = 0.0
@@ -168,6 +169,7 @@ class LocalBackend:
             if self._ready.exists():
                 self.endpoint = self._ready.read_text().strip()
                 self.state, self.message = "running", f"listening on {self.endpoint}"
+                self.running_since = time.monotonic()
             elif time.monotonic() - self._started_at > startup_timeout_s:
                 self.state = "error"
                 self.message = f"the backend did not start in time: {self.log_tail(600)}"

@@ -10,7 +10,8 @@ preferences, so this module never touches bpy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 from .backend_link import BackendLink, LinkSettings, LocalBackend
 from .shared.errors import FacecastError
@@ -80,6 +81,7 @@ class BackendSession:
     info: InfoTask | None = None
     subjects: list[str] = field(default_factory=list)
     subject_consent: dict[str, str] = field(default_factory=dict)  # name -> consent line
+    connected_at: float = 0.0  # time.monotonic() of the last (re)connect
 
     def link_settings(self, settings: BackendSettings) -> LinkSettings:
         """A running local backend's bound endpoint wins (it may have picked its port)."""
@@ -113,9 +115,27 @@ class BackendSession:
     def connect(self, settings: BackendSettings) -> None:
         """Open the connection (no waiting) and ask the backend what it offers."""
         self.link.connect(self.link_settings(settings))
+        self.connected_at = time.monotonic()
+        self._ask_info()
+
+    def _ask_info(self) -> None:
         if self.info is None or self.info.state != "running":
             self.info = InfoTask()
             self.info.job = self.link.submit("info", {}, [], self.info)
+
+    def _relink_to_local(self) -> None:
+        """Our local backend came up after the link started waiting for it: connect
+        afresh to where it listens. The old link may already have given up (a backend
+        that starts slower than the connect timeout), and a job waiting to be sent must
+        not read that as "no backend answered"."""
+        settings = self.link.settings
+        if settings is None:
+            return
+        self.link.close()
+        self.info = None
+        self.link.connect(replace(settings, address=self.local.endpoint or settings.address))
+        self.connected_at = time.monotonic()
+        self._ask_info()
 
     def supports(self, kind: str, feature: str) -> bool:
         return self.link.supports(kind, feature)
@@ -133,7 +153,9 @@ class BackendSession:
 
     def poll(self) -> None:
         """One non-blocking tick: process state, socket, the ``info`` answer."""
-        self.local.poll()
+        if self.local.poll() == "running" and self.local.running_since > self.connected_at \
+                and self.link.state != "ready":
+            self._relink_to_local()
         self.link.poll(0)
         info = self.info
         if info is not None and info.state == "done":

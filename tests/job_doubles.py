@@ -1,7 +1,8 @@
 """A test-owned backend: the real server with deterministic ``animate`` / ``render`` jobs.
 
 Run as ``python -m tests.job_doubles --address tcp://127.0.0.1:0 --key-file K
---ready-file R [--frame-delay S] [--no-text] [--hold-after N --hold-file F]``. It is
+--ready-file R [--frame-delay S] [--no-text] [--hold-after N --hold-file F]
+[--start-delay S]``. It is
 ``facecast serve`` in every respect (real sockets, signing, credit, WELCOME with job
 features) except that this process's job
 registry holds the doubles below instead of the motion model and the NeRF — so add-on
@@ -112,11 +113,14 @@ def main() -> None:
                         help="an animate job without the text feature (an older backend)")
     parser.add_argument("--hold-after", type=int, default=0)
     parser.add_argument("--hold-file", default="")
+    parser.add_argument("--start-delay", type=float, default=0.0,
+                        help="seconds before the server starts (a slow first start)")
     args, serve_args = parser.parse_known_args()
     FRAME_DELAY_S, HOLD_AFTER, HOLD_FILE = args.frame_delay, args.hold_after, args.hold_file
     animate = EchoAnimate
     if args.no_text:
         animate = type("EchoAnimateAudioOnly", (EchoAnimate,), {"features": ()})
+    time.sleep(args.start_delay)
     registry.kinds()  # load the built-in jobs, then put the doubles in their place
     for job in (animate, PatternRender):
         registry._JOBS[job.kind] = job

@@ -279,7 +279,10 @@ def test_backend_killed_mid_render_keeps_frames(cp311_zip: Path, tmp_path: Path,
 
 def test_animate_starts_the_local_backend_when_none_answers(cp311_zip: Path, tmp_path: Path,
                                                            blender_python: str) -> None:
-    r = run_flow(cp311_zip, "autostart", tmp_path, python=blender_python)
+    # The backend takes longer to come up (3 s) than the connect timeout (2 s): the job
+    # must wait for it, not report "no backend answered".
+    r = run_flow(cp311_zip, "autostart", tmp_path, python=blender_python,
+                 doubles_args="--start-delay 3")
     assert r["default_pref"] is True and r["state_before"] == "stopped"
     # No backend at the (loopback) address: Animate starts one, and the panel says so.
     assert r["started"] == [True, "starting"]
