@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from shared.errors import InputError
 
@@ -159,6 +158,8 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Exact rational resampling: output length is ceil(n * rate_out / rate_in)."""
     if rate_in == rate_out:
         return samples
+    from scipy.signal import resample_poly  # lazy: ~0.8 s of imports, only when resampling
+
     g = math.gcd(rate_in, rate_out)
     out = resample_poly(samples, rate_out // g, rate_in // g)
     return out.astype(np.float32, copy=False)
