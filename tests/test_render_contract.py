@@ -24,6 +24,16 @@ from tests.conftest import data_path
 SIZE = 48
 
 
+def anim_pcm() -> np.ndarray:
+    """0.5 s of real speech (eng.wav from 2.0 s), 16 kHz mono float32."""
+    import soundfile as sf
+
+    from backend.audio import load_audio
+
+    pcm, rate = sf.read(data_path("speech", "eng.wav"), dtype="float32")
+    return load_audio((pcm[int(2.0 * rate):int(2.5 * rate)], rate), sample_rate=16000).samples
+
+
 @pytest.fixture(scope="module")
 def anim_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real animation: 0.5 s of real speech through `facecast animate`, happy."""
@@ -45,7 +55,7 @@ def test_cli_pair_and_demo_path_give_the_same_frames(anim_npz: Path, tmp_path: P
                                                      key_file: Path, capsys) -> None:
     """...and neither passes an earlier, longer render's tail off as part of this one:
     the demo removes its own stale frames, `facecast render` names them and keeps them."""
-    from backend.demo.run import DemoOptions, _render
+    from backend.demo.run import DemoOptions, _animate, _render
     from backend.server.launcher import BackendProcess
     from backend.subject.framing import front_camera
     from shared.protocol import BlockingClient, load_key
@@ -68,6 +78,12 @@ def test_cli_pair_and_demo_path_give_the_same_frames(anim_npz: Path, tmp_path: P
             BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=60) as client:
         demo = _render(client, DemoOptions(out=tmp_path, device="cpu"), anim, camera,
                        demo_dir)
+        # The demo's own animation.npz names its head-pose frame like `facecast animate`
+        # does, so the CLI renders it too.
+        demo_anim = _animate(client, anim_pcm(), DemoOptions(out=tmp_path, fps=8),
+                             "0:happy@0.8", 4)
+    assert str(demo_anim["head_pose_frame"]) == "motion"
+    render_conditioning(demo_anim, read_manifest(resolve_subject("default")))
     assert len(demo) == len(anim["blendshapes"]) >= 3
     assert not (demo_dir / "000099.png").exists()
     assert all((demo_dir / n).read_bytes() == b"earlier"

@@ -24,6 +24,7 @@ import soundfile as sf
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
+from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_MOTION
 
 from ..atomic_file import write_atomic
 from ..audio import load_audio
@@ -163,6 +164,9 @@ def _animate(client: BlockingClient, pcm: np.ndarray, opts: DemoOptions, emotion
     for key in chunks[0][1]:
         merged[key] = np.concatenate([c[key] for _, c in sorted(chunks, key=lambda x: x[0])])
     merged["fps"] = np.array(str(opts.fps))
+    # The animate job's head pose is motion relative to the rest pose, as `facecast
+    # animate` writes it: animation.npz says so, so `facecast render` accepts it.
+    merged[HEAD_POSE_FRAME_KEY] = np.array(HEAD_POSE_MOTION)
     return merged
 
 
@@ -229,8 +233,6 @@ def render_request(anim: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]
     they are: blendshapes (the backend retargets them onto the subject) and the head
     motion, named as such (``shared.render_conditioning``); the head rests at the
     contract's default placement, where ``front_camera`` looks."""
-    from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_MOTION
-
     names = ["blendshapes", "head_pose"]
     arrays = [np.ascontiguousarray(anim["blendshapes"], np.float32),
               np.ascontiguousarray(anim["head_pose"], np.float32)]
