@@ -10,8 +10,10 @@ run. What judges what:
   audio/video offset is estimated from the loudness envelope (the lag, within ±0.3 s,
   where loudness best follows the tracked mouth) and stated; r is given at lag 0 after
   that offset and at the best lag around it, with the number of frames behind it, for the
-  model and two baselines of the same audio: the RMS envelope and the phones-only curve
-  (pocketsphinx's phone loop -> the viseme table, with no model). Choosing the offset by
+  model and three baselines of the same audio: the RMS envelope, the phones-only curve
+  (pocketsphinx's phone loop -> the viseme table, with no model) and the acoustic curve
+  (the same acoustic model scored per frame -> viseme class probabilities -> the viseme
+  table, no network; ``backend.motion.phones.acoustic_evidence``). Choosing the offset by
   loudness can only flatter the RMS baseline, never the model.
 * **espeak-ng sentences** (exact phone times from espeak itself): lips back at rest
   around every p/b/m (inner-lip gap within 15 % of the speech opening range above the
@@ -133,6 +135,15 @@ def phones_only_mouth(samples: np.ndarray, frame_times: np.ndarray) -> np.ndarra
     return viseme_track(phones, len(samples) / 16000, frame_times)
 
 
+def acoustic_only_mouth(samples: np.ndarray, frame_times: np.ndarray, fps: float
+                        ) -> np.ndarray:
+    """Baseline: the acoustic model's frame scores -> viseme class probabilities ->
+    the viseme table, no network. [T, 27]."""
+    from backend.motion.phones import acoustic_evidence
+
+    return acoustic_evidence(samples).at_frames(frame_times, fps)[:, :27]
+
+
 def mouth_to_landmarks(mouth: np.ndarray, neutral: np.ndarray | None = None) -> np.ndarray:
     from backend.motion.train import MOUTH_IDS
 
@@ -217,7 +228,10 @@ def real_clip_row(model, ci: ClipInputs, trained: set[str]) -> ClipRow:
     pred, jaw = model_mouth(model, ci)
     signals = {"model": pred, "rms": ci.rms_db,
                "phones": mouth_opening(mouth_to_landmarks(
-                   phones_only_mouth(ci.audio.samples, ci.frame_times), ci.clip.neutral))}
+                   phones_only_mouth(ci.audio.samples, ci.frame_times), ci.clip.neutral)),
+               "acoustic": mouth_opening(mouth_to_landmarks(
+                   acoustic_only_mouth(ci.audio.samples, ci.frame_times, float(ci.clip.fps)),
+                   ci.clip.neutral))}
     rs = [masked_r(ci.rms_db, ref, mask, lag)
           for lag in range(-OFFSET_FRAMES, OFFSET_FRAMES + 1)]
     offset = (int(np.nanargmax(rs)) - OFFSET_FRAMES) if np.isfinite(rs).any() else 0
@@ -471,7 +485,7 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     print("r at the clip's stated A/V offset (best lag relative to it: r); "
           "offset + = the mouth moves after the sound")
     print(f"{'clip':5} {'voice':>5} {'part':>5} {'frames':>6} {'offset':>6} "
-          f"{'model':>17} {'RMS envelope':>17} {'phones only':>17}")
+          f"{'model':>17} {'RMS envelope':>17} {'phones only':>17} {'acoustic curve':>17}")
     rows, inputs = [], {}
     for name in ALL_CLIPS:
         if not (DATA / "clips" / f"{name}.mp4").is_file():
@@ -494,14 +508,15 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
         rows.append(row)
         print(f"{name:5} {row.voice:5.2f} {row.part:>5} {row.frames:6d} {row.offset:+6d} "
               f"{_fmt(row.r['model']):>17} {_fmt(row.r['rms']):>17} "
-              f"{_fmt(row.r['phones']):>17}")
+              f"{_fmt(row.r['phones']):>17} {_fmt(row.r['acoustic']):>17}")
     scored = [r for r in rows if r.frames >= 20]
     means = {k: float(np.nanmean([r.r[k][0] for r in scored])) if scored else float("nan")
-             for k in ("model", "rms", "phones")}
+             for k in ("model", "rms", "phones", "acoustic")}
     frames = sum(r.frames for r in scored)
     print(f"mean r at offset over {len(scored)} clip(s), {frames} frames: model "
-          f"{means['model']:+.2f}, RMS {means['rms']:+.2f}, phones-only {means['phones']:+.2f}"
-          f" (one clip's r has a standard error near 1/sqrt(frames))")
+          f"{means['model']:+.2f}, RMS {means['rms']:+.2f}, phones-only {means['phones']:+.2f}, "
+          f"acoustic curve {means['acoustic']:+.2f} (one clip's r has a standard error near "
+          "1/sqrt(frames))")
     out["real"] = {"rows": [r.__dict__ for r in rows], "means": means, "frames": frames}
 
     # 2. espeak sentences
@@ -610,7 +625,8 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     print("|---|---|---|---|---|")
     print(f"| real speech-only stretches, mean r at stated offset ({len(scored)} clips, "
           f"{frames} frames) | {means['model']:+.2f} | {means['rms']:+.2f} | "
-          f"{means['phones']:+.2f} | beat both by 0.05 ({best_base + 0.05:+.2f}) |")
+          f"{means['phones']:+.2f} (acoustic curve, no network: {means['acoustic']:+.2f}) | "
+          f"beat both by 0.05 ({best_base + 0.05:+.2f}) |")
     print(f"| p/b/m closed within ±1 frame (audio only) | {share(plain['model'].closure)} | "
           f"| {share(plain['phones'].closure)} | ≥ 90 % |")
     print(f"| p/b/m closed, dialogue text given | {share(tx) if tx else 'n/a'} | | | ≥ 95 % |")

@@ -20,15 +20,30 @@ segments become the evidence the model reads per frame:
 
 Everything is computed once per recording on the 100 Hz hop grid and sampled per frame,
 so chunked animation sees exactly what one long pass would.
+
+``acoustic_evidence`` is a third road, not yet read by the shipped model: the same
+acoustic model scored per 10 ms frame our own way (``backend.speech.acoustic``, ~0.1 s
+per minute where the phone loop's search costs ~3 s), each frame's phone posteriors
+summed into viseme class probabilities and coarticulated like phones. ``facecast bench
+motion`` prints it as a no-network baseline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from .visemes import ANTICIPATE_MS, GRID_HZ, N_MOUTH, viseme_class, viseme_grid
+from .visemes import (
+    ANTICIPATE_MS,
+    CLASSES,
+    GRID_HZ,
+    N_MOUTH,
+    coarticulate,
+    viseme_class,
+    viseme_grid,
+)
 
 N_PHONE_FEATURES = N_MOUTH + 2  # viseme curve + bilabial + labiodental
 
@@ -106,3 +121,57 @@ def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidenc
             return evidence_from_phones(alignment.phones, duration, "text")
         warning = f"the dialogue text was not used: {why}; lip sync follows the phones heard"
     return evidence_from_phones(heard, duration, "phone loop", warning)
+
+
+@lru_cache(maxsize=1)
+def _phone_to_class() -> np.ndarray:
+    """float32[acoustic model phones, C]: each ARPAbet phone's viseme class (silence and
+    noise fillers: rest)."""
+    from backend.speech.acoustic import acoustic_model
+    from backend.speech.phone_recognition import ARPABET_TO_ESPEAK, PAUSE
+
+    names = acoustic_model().names
+    out = np.zeros((len(names), len(CLASSES)), np.float32)
+    for i, name in enumerate(names):
+        out[i, CLASSES.index(viseme_class(ARPABET_TO_ESPEAK.get(name, PAUSE)))] = 1.0
+    out.setflags(write=False)
+    return out
+
+
+def _quiet_hops(samples: np.ndarray, n: int) -> np.ndarray:
+    """bool[n]: hops (10 ms centred on sample 160 i) too quiet to be speech, by the phone
+    loop's rule (digital silence has no phones, whatever a model scores for a spectrum it
+    never saw)."""
+    from backend.speech.phone_recognition import QUIET_BELOW_PEAK_DB, QUIET_DB
+
+    x = np.zeros(n * 160 + 160, np.float32)
+    x[80:80 + len(samples)] = samples[: len(x) - 80]
+    rms = np.sqrt(np.mean(x[: n * 160].reshape(n, 160) ** 2, axis=1))
+    db = 20.0 * np.log10(np.maximum(rms, 1e-10))
+    return db < max(QUIET_DB, float(db.max(initial=-200.0)) - QUIET_BELOW_PEAK_DB)
+
+
+def acoustic_class_probs(samples: np.ndarray) -> np.ndarray:
+    """float32[H, C] viseme class probabilities per 10 ms hop of 16 kHz mono
+    ``samples`` (``visemes.CLASSES`` order; quiet hops: rest)."""
+    from backend.speech.acoustic import phone_scores
+
+    probs = phone_scores(samples).posteriors() @ _phone_to_class()
+    probs[_quiet_hops(samples, len(probs))] = np.eye(len(CLASSES), dtype=np.float32)[0]
+    return probs
+
+
+def acoustic_evidence(samples: np.ndarray) -> PhoneEvidence:
+    """Evidence from the acoustic model's frame scores: the coarticulated curve of the
+    class probabilities; the must curves mark hops whose most likely class is bilabial /
+    labiodental."""
+    duration = len(samples) / 16000
+    n = int(np.ceil(duration * GRID_HZ)) + 1
+    classes = np.zeros((n, len(CLASSES)), np.float32)
+    classes[:, 0] = 1.0  # past the last hop: rest
+    probs = acoustic_class_probs(samples)[:n]
+    classes[: len(probs)] = probs
+    best = classes.argmax(axis=1)
+    must = np.stack([best == CLASSES.index("bilabial"),
+                     best == CLASSES.index("labiodental")], axis=1).astype(np.float32)
+    return PhoneEvidence((), "acoustic model", "", coarticulate(classes), must)

@@ -155,22 +155,40 @@ def _gauss_smooth(x: np.ndarray, fwhm_s: float) -> np.ndarray:
     return gaussian_filter1d(x, sigma, axis=0, mode="nearest")
 
 
+CLASSES: tuple[str, ...] = tuple(VISEMES)  # the viseme classes, in a fixed order
+_POSES = np.stack([VISEMES[c][0] for c in CLASSES])  # [C, 27]
+_DOMINANCE = np.array([VISEMES[c][1] for c in CLASSES], np.float32)  # [C]
+
+
+def class_grid(phones: Sequence[tuple[str, float]], duration: float) -> np.ndarray:
+    """float32[n, C] one-hot viseme class on a ``GRID_HZ`` grid (row ``i`` = time
+    ``i / GRID_HZ``; diphthongs split in halves; rest before, between and after)."""
+    n = int(np.ceil(duration * GRID_HZ)) + 1
+    out = np.zeros((n, len(CLASSES)), np.float32)
+    idx = np.zeros(n, np.int64)  # 0 = rest
+    for ph, t0, t1 in _segments(phones, duration):
+        i0 = round(t0 * GRID_HZ)
+        idx[i0:max(round(t1 * GRID_HZ), i0 + 1)] = CLASSES.index(viseme_class(ph))
+    out[np.arange(n), idx] = 1.0
+    return out
+
+
+def coarticulate(class_probs: np.ndarray, smooth_ms: float = SMOOTH_MS) -> np.ndarray:
+    """Viseme class probabilities float32[n, C] on the grid -> the coarticulated mouth
+    targets float32[n, 27]: each class's pose weighted by probability x dominance,
+    smoothed, normalised (a one-hot input is the dominance model of the module doc; a
+    distribution from the acoustic model blends the poses it finds likely)."""
+    w = np.asarray(class_probs, np.float32) * _DOMINANCE[None, :]
+    num = _gauss_smooth(w @ _POSES, smooth_ms / 1000)
+    den = _gauss_smooth(w.sum(axis=1, keepdims=True), smooth_ms / 1000)
+    return (num / np.maximum(den, 1e-6)).astype(np.float32)
+
+
 def viseme_grid(phones: Sequence[tuple[str, float]], duration: float,
                 smooth_ms: float = SMOOTH_MS) -> np.ndarray:
     """The coarticulated mouth targets float32[n, 27] on a ``GRID_HZ`` grid: row ``i``
     holds the target for time ``i / GRID_HZ - ANTICIPATE_MS`` (lips lead the sound)."""
-    n = int(np.ceil(duration * GRID_HZ)) + 1
-    pose = np.zeros((n, N_MOUTH), np.float32)
-    dom = np.full(n, VISEMES["rest"][1], np.float32)
-    for ph, t0, t1 in _segments(phones, duration):
-        i0 = round(t0 * GRID_HZ)
-        i1 = max(round(t1 * GRID_HZ), i0 + 1)
-        target, d = VISEMES[viseme_class(ph)]
-        pose[i0:i1] = target
-        dom[i0:i1] = d
-    num = _gauss_smooth(pose * dom[:, None], smooth_ms / 1000)
-    den = _gauss_smooth(dom[:, None], smooth_ms / 1000)
-    return (num / np.maximum(den, 1e-6)).astype(np.float32)
+    return coarticulate(class_grid(phones, duration), smooth_ms)
 
 
 def viseme_track(phones: Sequence[tuple[str, float]], duration: float,
