@@ -109,3 +109,28 @@ def test_a_short_bilabial_marks_a_frame_at_any_frame_rate() -> None:
         must = ev.at_frames(times, fps)[:, -2]
         hit = times[must > 0]
         assert len(hit) >= 1 and np.all(np.abs(hit - 0.545) < 0.5 / fps + 0.06), fps
+
+
+def test_acoustic_one_best_phones_drive_the_mouth_like_the_true_phones() -> None:
+    """Without a text the mouth reads the acoustic model's 1-best phones: in time order,
+    a pause over the leading silence, bilabials among them, and a jaw curve that follows
+    the one from espeak's own phones (the phone loop's test, same sentence, same bar)."""
+    from backend.motion.phones import phone_evidence
+    from backend.speech.acoustic import heard_phones
+
+    samples, truth = _espeak("Bob opened a big paper map, and mama laughed about it.")
+    got = heard_phones(samples)
+    times = [t for _, t in got]
+    assert times == sorted(times) and len(got) >= 15, got
+    assert got[0] == (PAUSE, 0.0) and times[1] >= 0.4, got[:3]  # 0.5 s of silence
+    assert {"b", "p", "m"} & {p for p, _ in got}, got
+    duration = len(samples) / 16000
+    frames = np.arange(0, duration, 1 / 30)
+    want = viseme_track(truth, duration, frames)[:, JAW]
+    have = viseme_track(got, duration, frames)[:, JAW]
+    r = float(np.corrcoef(want, have)[0, 1])
+    assert r > 0.55, r
+    ev = phone_evidence(samples)
+    assert ev.source == "acoustic model" and ev.phones == tuple(got)
+    assert heard_phones(np.zeros(16000, np.float32)) == [(PAUSE, 0.0)]
+    assert heard_phones(np.zeros(0, np.float32)) == []

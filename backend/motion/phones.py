@@ -1,12 +1,18 @@
 """Phone evidence for the speech model: what was said and when, per video frame.
 
-Two roads to the phones of a recording, one representation:
+Three roads to the phones of a recording, one representation:
 
-* **The phone loop** (no text): pocketsphinx's English acoustic model, trained on far more
-  speech than we have, labels every 10 ms (``backend.speech.phone_recognition``).
+* **The acoustic model's 1-best phones** (no text, the default): pocketsphinx's English
+  acoustic model, trained on far more speech than we have, scored per 10 ms frame our
+  own way (``backend.speech.acoustic.heard_phones``: ~0.1 s per minute of speech), the
+  best phone per frame after 30 ms smoothing.
 * **Dialogue text**: the text's own phones placed on the recording
   (``backend.speech.alignment``); a text that does not fit the speech falls back to the
   phone loop with a warning that says why.
+* **The phone loop**: pocketsphinx's own decoder with a search over the same model
+  (``backend.speech.phone_recognition``, ~3 s per minute), which the text alignment
+  needs; it was the road without text until the acoustic 1-best beat it on real speech
+  (d11: r 0.43 vs 0.25) at 1/30 of the cost.
 
 Why phones as a 1-best timed sequence and not per-frame posteriors or a lattice:
 pocketsphinx's Python API exposes segments with times and a word lattice, not senone
@@ -21,11 +27,9 @@ segments become the evidence the model reads per frame:
 Everything is computed once per recording on the 100 Hz hop grid and sampled per frame,
 so chunked animation sees exactly what one long pass would.
 
-``acoustic_evidence`` is a third road, not yet read by the shipped model: the same
-acoustic model scored per 10 ms frame our own way (``backend.speech.acoustic``, ~0.1 s
-per minute where the phone loop's search costs ~3 s), each frame's phone posteriors
-summed into viseme class probabilities and coarticulated like phones. ``facecast bench
-motion`` prints it as a no-network baseline.
+``acoustic_evidence`` is not read by the shipped model: each frame's phone posteriors
+summed into viseme class probabilities and coarticulated like phones (no 1-best
+choice). ``facecast bench motion`` prints it as a no-network baseline.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class PhoneEvidence:
     """Phones of one recording and their curves on the 100 Hz grid."""
 
     phones: tuple[tuple[str, float], ...]  # (espeak mnemonic or "_", start seconds)
-    source: str  # "phone loop" or "text"
+    source: str  # "acoustic model", "phone loop" or "text"
     warning: str  # why the text was not used ("" when it was, or none was given)
     visemes: np.ndarray  # [H, 27] coarticulated viseme curve (grid time i/100 - lead)
     must: np.ndarray  # [H, 2] bilabial, labiodental sounding (grid time i/100 - lead)
@@ -97,8 +101,24 @@ def evidence_from_phones(phones: list[tuple[str, float]], duration: float, sourc
 
 
 def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence:
-    """Phones of 16 kHz mono ``samples``: the dialogue ``text`` aligned when it fits,
-    else the phone loop (``warning`` says why the text was not used)."""
+    """Phones of 16 kHz mono ``samples`` as animation reads them: the dialogue ``text``
+    aligned when it fits (else the phone loop's phones, ``warning`` says why the text was
+    not used); without a text, the acoustic model's 1-best phones
+    (``acoustic.heard_phones``: ~1/30 of the phone loop's cost, and the mouth follows
+    real speech better with them — see the README's motion table)."""
+    if text is None or not text.strip():
+        from backend.speech.acoustic import heard_phones
+
+        return evidence_from_phones(heard_phones(samples), len(samples) / 16000,
+                                    "acoustic model")
+    return loop_evidence(samples, text)
+
+
+def loop_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence:
+    """The phone loop's phones (pocketsphinx's own search), or ``text`` aligned on them.
+    Training reads these for clips without exact phones: the shipped weights were
+    trained so (``facecast motion train`` reproduces them), and the text alignment
+    needs the loop's score and labels anyway."""
     from backend.speech.phone_recognition import decode_phone_loop
 
     duration = len(samples) / 16000
@@ -138,26 +158,13 @@ def _phone_to_class() -> np.ndarray:
     return out
 
 
-def _quiet_hops(samples: np.ndarray, n: int) -> np.ndarray:
-    """bool[n]: hops (10 ms centred on sample 160 i) too quiet to be speech, by the phone
-    loop's rule (digital silence has no phones, whatever a model scores for a spectrum it
-    never saw)."""
-    from backend.speech.phone_recognition import QUIET_BELOW_PEAK_DB, QUIET_DB
-
-    x = np.zeros(n * 160 + 160, np.float32)
-    x[80:80 + len(samples)] = samples[: len(x) - 80]
-    rms = np.sqrt(np.mean(x[: n * 160].reshape(n, 160) ** 2, axis=1))
-    db = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    return db < max(QUIET_DB, float(db.max(initial=-200.0)) - QUIET_BELOW_PEAK_DB)
-
-
 def acoustic_class_probs(samples: np.ndarray) -> np.ndarray:
     """float32[H, C] viseme class probabilities per 10 ms hop of 16 kHz mono
     ``samples`` (``visemes.CLASSES`` order; quiet hops: rest)."""
-    from backend.speech.acoustic import phone_scores
+    from backend.speech.acoustic import phone_scores, quiet_hops
 
     probs = phone_scores(samples).posteriors() @ _phone_to_class()
-    probs[_quiet_hops(samples, len(probs))] = np.eye(len(CLASSES), dtype=np.float32)[0]
+    probs[quiet_hops(samples, len(probs))] = np.eye(len(CLASSES), dtype=np.float32)[0]
     return probs
 
 

@@ -145,7 +145,7 @@ def make_clip(rng: np.random.Generator, voice: str, n_sentences: int = 2,
 
     from .augment import augment_audio
     from .features import model_inputs
-    from .phones import evidence_from_phones, phone_evidence
+    from .phones import evidence_from_phones, loop_evidence
 
     samples, phones, text = speak(rng, voice, n_sentences)
     if augment:
@@ -158,7 +158,7 @@ def make_clip(rng: np.random.Generator, voice: str, n_sentences: int = 2,
     duration = len(samples) / 16000
     weights[:, MOUTH_IDS] = viseme_track(phones, duration, feats.frame_times)
     ev = (evidence_from_phones(phones, duration, "text") if exact
-          else phone_evidence(audio.samples))
+          else loop_evidence(audio.samples))
     return SynthClip(name, fps, text, voice, samples, mel, pros, feats.vad.copy(), weights,
                      ev.at_frames(feats.frame_times, float(fps)))
 
@@ -203,7 +203,7 @@ def make_nonspeech_set(n_clips: int, seed: int) -> list[SynthClip]:
     from backend.audio import Audio, compute_audio_features, compute_frame_features
 
     from .features import model_inputs
-    from .phones import phone_evidence
+    from .phones import loop_evidence
 
     out = []
     for i in range(n_clips):
@@ -215,7 +215,7 @@ def make_nonspeech_set(n_clips: int, seed: int) -> list[SynthClip]:
         audio = Audio(np.ascontiguousarray(np.clip(x, -1, 1)), 16000, f"tones{i}")
         feats = compute_frame_features(audio, fps, features=compute_audio_features(audio))
         mel, pros = model_inputs(feats)
-        ev = phone_evidence(audio.samples).at_frames(feats.frame_times, float(fps))
+        ev = loop_evidence(audio.samples).at_frames(feats.frame_times, float(fps))
         out.append(SynthClip(f"tones{i}", fps, "", "", audio.samples, mel, pros,
                              feats.vad.copy(), np.zeros((feats.n_frames, 52), np.float32),
                              ev))

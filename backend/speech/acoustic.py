@@ -223,3 +223,55 @@ def acoustic_model() -> AcousticModel:
 
 def phone_scores(samples: np.ndarray) -> PhoneScores:
     return acoustic_model().score(samples)
+
+
+BEST_SCALE = 1.0  # 1-best labels: the frame scores nearly as they are
+BEST_SMOOTH_HOPS = 3  # posteriors averaged over 30 ms before the 1-best choice
+BEST_MIN_HOPS = 2  # a shorter run of one label continues the phone before it
+
+
+def quiet_hops(samples: np.ndarray, n: int) -> np.ndarray:
+    """bool[n]: hops (10 ms centred on 160 i) too quiet to be speech, by the phone loop's
+    rule (digital silence has no phones, whatever a model scores for a spectrum it never
+    saw)."""
+    from .phone_recognition import QUIET_BELOW_PEAK_DB, QUIET_DB
+
+    x = np.zeros(n * 160 + 160, np.float32)
+    x[80:80 + len(samples)] = samples[: len(x) - 80]
+    rms = np.sqrt(np.mean(x[: n * 160].reshape(n, 160) ** 2, axis=1))
+    db = 20.0 * np.log10(np.maximum(rms, 1e-10))
+    return db < max(QUIET_DB, float(db.max(initial=-200.0)) - QUIET_BELOW_PEAK_DB)
+
+
+def heard_phones(samples: np.ndarray) -> list[tuple[str, float]]:
+    """Timed 1-best phones of 16 kHz mono ``samples`` from the frame scores: the phone
+    with the highest posterior (averaged over ``BEST_SMOOTH_HOPS``) in every hop, runs
+    shorter than ``BEST_MIN_HOPS`` merged into the phone before, quiet hops a pause.
+    Same format as ``phone_recognition.recognise_phones`` (espeak mnemonic or PAUSE,
+    start seconds) at ~1/30 of its cost; it heard 31 of 172 bilabial onsets within
+    40 ms on espeak clips in training voices where the phone loop heard 35."""
+    from scipy.ndimage import uniform_filter1d
+
+    from .phone_recognition import ARPABET_TO_ESPEAK, PAUSE
+
+    scores = phone_scores(samples)
+    n = len(scores.loglik)
+    if n == 0:
+        return []
+    post = uniform_filter1d(scores.posteriors(BEST_SCALE), BEST_SMOOTH_HOPS, axis=0,
+                            mode="nearest")
+    names = np.array([ARPABET_TO_ESPEAK.get(p, PAUSE) for p in scores.names], dtype=object)
+    labels = names[post.argmax(axis=1)]
+    labels[quiet_hops(samples, n)] = PAUSE
+    out: list[list] = []  # [label, first hop, end hop]
+    start = 0
+    for i in range(1, n + 1):
+        if i < n and labels[i] == labels[start]:
+            continue
+        label, a, b = labels[start], start, i
+        if out and (b - a < BEST_MIN_HOPS or out[-1][0] == label):
+            out[-1][2] = b
+        else:
+            out.append([label, a, b])
+        start = i
+    return [(str(label), a / 100.0) for label, a, _ in out]
