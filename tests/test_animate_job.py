@@ -48,7 +48,7 @@ def test_animate_job_aligns_dialogue_text(backend, key_file) -> None:
         assert done.body["phones"] == "text" and done.body["warnings"] == []
         done = client.call("animate", {"fps": 25, "sample_rate": SR,
                                        "text": "Seven silly swans sing softly."}, [pcm])
-        assert done.body["phones"] == "phone loop" and "not used" in done.body["warnings"][0]
+        assert done.body["phones"] == "acoustic model" and "not used" in done.body["warnings"][0]
         with pytest.raises(FacecastError, match="text"):
             client.call("animate", {"fps": 25, "sample_rate": SR, "text": 5}, [pcm])
 

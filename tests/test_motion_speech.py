@@ -62,7 +62,7 @@ def test_dialogue_text_is_aligned_and_closes_the_lips(model) -> None:
 def test_wrong_empty_and_bad_text(model, tmp_path) -> None:
     _, audio = spoken()
     wrong = animate(audio, 25, None, model=model, text="Seven silly swans sing softly.")
-    assert wrong.meta["phones"] == "phone loop"
+    assert wrong.meta["phones"] == "acoustic model"
     assert "does not match" in wrong.meta["warning"] or "not used" in wrong.meta["warning"]
     plain = animate(audio, 25, None, model=model)
     blank = animate(audio, 25, None, model=model, text="   \n")

@@ -14,7 +14,7 @@ Results stream as one RESULT per chunk, body ``{"chunk": i, "start": frame offse
 emotion_weights[n, 8], emotion_intensity[n], landmarks[n, 478, 3]?]``, so a long line
 never builds one huge message and the add-on keeps what arrived if the backend dies.
 DONE carries the timing metadata, the array names, where the phones came from
-(``phones``: "text" or "phone loop") and ``warnings`` (e.g. why a text was not used).
+(``phones``: "text" or "acoustic model") and ``warnings`` (e.g. why a text was not used).
 """
 
 from __future__ import annotations

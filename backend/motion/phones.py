@@ -102,16 +102,20 @@ def evidence_from_phones(phones: list[tuple[str, float]], duration: float, sourc
 
 def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence:
     """Phones of 16 kHz mono ``samples`` as animation reads them: the dialogue ``text``
-    aligned when it fits (else the phone loop's phones, ``warning`` says why the text was
-    not used); without a text, the acoustic model's 1-best phones
-    (``acoustic.heard_phones``: ~1/30 of the phone loop's cost, and the mouth follows
-    real speech better with them — see the README's motion table)."""
-    if text is None or not text.strip():
-        from backend.speech.acoustic import heard_phones
+    aligned when it fits; otherwise (no text, or one that does not fit: ``warning`` says
+    why) the acoustic model's 1-best phones (``acoustic.heard_phones``: ~1/30 of the
+    phone loop's cost, and the mouth follows real speech better with them — see the
+    README's motion table). A text that is not used changes nothing."""
+    from backend.speech.acoustic import heard_phones
 
-        return evidence_from_phones(heard_phones(samples), len(samples) / 16000,
-                                    "acoustic model")
-    return loop_evidence(samples, text)
+    warning = ""
+    if text is not None and text.strip():
+        aligned = loop_evidence(samples, text)
+        if aligned.source == "text":
+            return aligned
+        warning = aligned.warning
+    return evidence_from_phones(heard_phones(samples), len(samples) / 16000,
+                                "acoustic model", warning)
 
 
 def loop_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence:
