@@ -78,9 +78,11 @@ def test_credit_2_63_and_a_stalled_reader_lose_no_frame(key_file) -> None:
                 finals.append(msg.type)
         peer.close()
     assert len(got) == n and got == list(range(n)) and finals == [MsgType.DONE]
-    # 160 MiB were produced; the server holds its pipe (64 messages) and the job's send
-    # budget (32 MiB) at most, not the stream.
-    assert (peak - base) / 2**20 < 64, f"server memory grew {(peak - base) / 2**20:.0f} MiB"
+    # 160 MiB were produced; the server holds its pipe (64 messages, 4 MiB) and the job's
+    # send budget (32 MiB) at most, not the stream. The bound leaves room for the
+    # allocator's arenas on a loaded machine (64.0 MiB was seen once) and still fails
+    # if the stream is held.
+    assert (peak - base) / 2**20 < 96, f"server memory grew {(peak - base) / 2**20:.0f} MiB"
 
 
 def test_jobs_waiting_for_credit_do_not_starve_other_clients(key_file) -> None:
