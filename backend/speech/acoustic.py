@@ -243,18 +243,20 @@ def quiet_hops(samples: np.ndarray, n: int) -> np.ndarray:
     return db < max(QUIET_DB, float(db.max(initial=-200.0)) - QUIET_BELOW_PEAK_DB)
 
 
-def heard_phones(samples: np.ndarray) -> list[tuple[str, float]]:
+def heard_phones(samples: np.ndarray, scores: PhoneScores | None = None
+                 ) -> list[tuple[str, float]]:
     """Timed 1-best phones of 16 kHz mono ``samples`` from the frame scores: the phone
     with the highest posterior (averaged over ``BEST_SMOOTH_HOPS``) in every hop, runs
     shorter than ``BEST_MIN_HOPS`` merged into the phone before, quiet hops a pause.
     Same format as ``phone_recognition.recognise_phones`` (espeak mnemonic or PAUSE,
     start seconds) at ~1/30 of its cost; it heard 31 of 172 bilabial onsets within
-    40 ms on espeak clips in training voices where the phone loop heard 35."""
+    40 ms on espeak clips in training voices where the phone loop heard 35. ``scores``:
+    this recording's ``phone_scores``, when the caller has them already."""
     from scipy.ndimage import uniform_filter1d
 
     from .phone_recognition import ARPABET_TO_ESPEAK, PAUSE
 
-    scores = phone_scores(samples)
+    scores = phone_scores(samples) if scores is None else scores
     n = len(scores.loglik)
     if n == 0:
         return []
