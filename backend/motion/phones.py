@@ -8,17 +8,18 @@ Three roads to the phones of a recording, one representation:
   best phone per frame after 30 ms smoothing; the lips must also meet (tuck) where the
   bilabial (labiodental) class outscores the other mouth classes.
 * **Dialogue text**: the text's own phones placed on the recording
-  (``backend.speech.alignment``); a text that does not fit the speech falls back to the
-  phone loop with a warning that says why.
+  (``backend.speech.alignment``); a text that does not fit the speech changes nothing:
+  the evidence is the no-text road's, with a warning that says why.
 * **The phone loop**: pocketsphinx's own decoder with a search over the same model
   (``backend.speech.phone_recognition``, ~3 s per minute), which the text alignment
   needs; it was the road without text until the acoustic 1-best beat it on real speech
   (d11: r 0.43 vs 0.25) at 1/30 of the cost.
 
-Why phones as a 1-best timed sequence and not per-frame posteriors or a lattice:
-pocketsphinx's Python API exposes segments with times and a word lattice, not senone
-posteriors; a mouth needs *which viseme when*, and the segments carry exactly that. The
-segments become the evidence the model reads per frame:
+Why a 1-best timed phone sequence and not the per-frame posteriors themselves: a mouth
+needs *which viseme when*, the shipped network was trained on timed phones (the phone
+loop's, and espeak's own), and a network retrained on posteriors followed real speech
+worse (see the README's motion section). The phones become the evidence the model reads
+per frame:
 
 * the coarticulated viseme curve of the phones (27 mouth channels, ``visemes``), and
 * two "must" curves, 1 where a bilabial (p/b/m: the lips must meet) or a labiodental
@@ -28,15 +29,17 @@ segments become the evidence the model reads per frame:
 Everything is computed once per recording on the 100 Hz hop grid and sampled per frame,
 so chunked animation sees exactly what one long pass would.
 
-``acoustic_evidence`` is not read by the shipped model: each frame's phone posteriors
-summed into viseme class probabilities and coarticulated like phones (no 1-best
-choice). ``facecast bench motion`` prints it as a no-network baseline.
+``acoustic_evidence``: each frame's phone posteriors summed into viseme class
+probabilities and coarticulated like phones (no 1-best choice); ``facecast bench motion``
+prints it as a no-network baseline. Only its "must" rule (``class_must``) joins the
+no-text evidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -49,6 +52,9 @@ from .visemes import (
     viseme_class,
     viseme_grid,
 )
+
+if TYPE_CHECKING:
+    from backend.speech.acoustic import PhoneScores
 
 N_PHONE_FEATURES = N_MOUTH + 2  # viseme curve + bilabial + labiodental
 
@@ -121,7 +127,7 @@ def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidenc
     # The lips must also meet where bilabials together outscore every other mouth class,
     # though no single bilabial phone wins the frame (p, b and m split the evidence):
     # p/b/m closed 53 % -> 65 % on the bench's espeak sentences, real speech unchanged.
-    by_class = acoustic_evidence(samples, scores).must
+    by_class = class_must(_class_grid(samples, scores))
     n = min(len(by_class), len(ev.must))
     must = ev.must.copy()
     must[:n] = np.maximum(must[:n], by_class[:n])
@@ -172,7 +178,8 @@ def _phone_to_class() -> np.ndarray:
     return out
 
 
-def acoustic_class_probs(samples: np.ndarray, scores=None) -> np.ndarray:
+def acoustic_class_probs(samples: np.ndarray, scores: PhoneScores | None = None
+                         ) -> np.ndarray:
     """float32[H, C] viseme class probabilities per 10 ms hop of 16 kHz mono
     ``samples`` (``visemes.CLASSES`` order; quiet hops: rest); ``scores``: its
     ``acoustic.phone_scores`` when already computed."""
@@ -184,17 +191,28 @@ def acoustic_class_probs(samples: np.ndarray, scores=None) -> np.ndarray:
     return probs
 
 
-def acoustic_evidence(samples: np.ndarray, scores=None) -> PhoneEvidence:
-    """Evidence from the acoustic model's frame scores: the coarticulated curve of the
-    class probabilities; the must curves mark hops whose most likely class is bilabial /
-    labiodental."""
-    duration = len(samples) / 16000
-    n = int(np.ceil(duration * GRID_HZ)) + 1
+def _class_grid(samples: np.ndarray, scores: PhoneScores | None) -> np.ndarray:
+    """float32[H, C] class probabilities on the evidence grid (``GRID_HZ``, one step past
+    the end; past the last hop: rest)."""
+    n = int(np.ceil(len(samples) / 16000 * GRID_HZ)) + 1
     classes = np.zeros((n, len(CLASSES)), np.float32)
-    classes[:, 0] = 1.0  # past the last hop: rest
+    classes[:, 0] = 1.0
     probs = acoustic_class_probs(samples, scores)[:n]
     classes[: len(probs)] = probs
+    return classes
+
+
+def class_must(classes: np.ndarray) -> np.ndarray:
+    """float32[H, 2]: 1 where the most likely class is bilabial / labiodental."""
     best = classes.argmax(axis=1)
-    must = np.stack([best == CLASSES.index("bilabial"),
+    return np.stack([best == CLASSES.index("bilabial"),
                      best == CLASSES.index("labiodental")], axis=1).astype(np.float32)
-    return PhoneEvidence((), "acoustic model", "", coarticulate(classes), must)
+
+
+def acoustic_evidence(samples: np.ndarray, scores: PhoneScores | None = None
+                      ) -> PhoneEvidence:
+    """Evidence from the acoustic model's frame scores: the coarticulated curve of the
+    class probabilities; the must curves mark hops whose most likely class is bilabial /
+    labiodental (``class_must``)."""
+    classes = _class_grid(samples, scores)
+    return PhoneEvidence((), "acoustic model", "", coarticulate(classes), class_must(classes))
