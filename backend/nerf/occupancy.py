@@ -143,8 +143,13 @@ class OccupancyGrid:
         self.occ = occ
 
     def carve(self, masks: list[np.ndarray], ks: list[np.ndarray],
-              head_to_camera: list[np.ndarray]) -> None:
+              head_to_camera: list[np.ndarray], fronts: list[np.ndarray] | None = None,
+              margin: float = 0.0) -> None:
         """Visual hull: keep cells whose centre projects inside every (dilated) matte.
+
+        With ``fronts`` (per view, a planar depth map of a surface known to be there, NaN
+        where unknown), cells nearer to that view's camera than the surface minus
+        ``margin`` metres are carved too: free space the mattes cannot see.
 
         A cell that projects outside an image (or behind the camera) is not carved by
         that view: the camera simply did not see it. A cell that NO view saw is carved:
@@ -155,7 +160,8 @@ class OccupancyGrid:
         pts = self.centres().cpu().double().numpy()
         keep = np.ones(len(pts), dtype=bool)
         seen_any = np.zeros(len(pts), dtype=bool)
-        for mask, k, pose in zip(masks, ks, head_to_camera, strict=True):
+        fronts = fronts if fronts is not None else [None] * len(masks)
+        for mask, k, pose, known in zip(masks, ks, head_to_camera, fronts, strict=True):
             cam = pts @ pose[:3, :3].T + pose[:3, 3]
             z = -cam[:, 2]
             front = z > 1e-3
@@ -165,6 +171,11 @@ class OccupancyGrid:
             seen = front & (x >= 0) & (x < w) & (y >= 0) & (y < h)
             inside = np.ones(len(pts), dtype=bool)
             inside[seen] = mask[y[seen], x[seen]]
+            if known is not None:
+                surface = np.full(len(pts), np.nan)
+                surface[seen] = known[y[seen], x[seen]]
+                with np.errstate(invalid="ignore"):
+                    inside &= ~(z < surface - margin)  # NaN (off the surface) keeps
             keep &= inside
             seen_any |= seen
         keep &= seen_any

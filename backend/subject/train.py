@@ -37,6 +37,7 @@ from ..nerf.occupancy import OccupancyGrid
 from ..nerf.render import SampleOptions, composite_layers, render_rays, render_torso_rays
 from ..nerf.torso import pose_code
 from ..nerf.view import composite, render_view
+from .face_depth import FREE_MARGIN, LandmarkDepth, front_depth
 from .prepare import SubjectData, box_rects, face_rects, feature_rects
 from .store import save_torch_atomic
 
@@ -66,6 +67,8 @@ class TrainConfig:
     refine_poses: bool = True  # head/body pose corrections (smooth in time) + focal scale
     lr_poses: float = 2e-4
     pose_weight: float = 1e-2  # on the mean squared correction (rad^2, 100 x m^2)
+    depth_rays: int = 128  # surface landmarks per frame whose depth is supervised
+    depth_weight: float = 1e-3  # per cm^2 of depth error (clipped at 5 cm)
     ckpt_every_s: float = 120.0
     seed: int = 0
     march: SampleOptions = TRAIN_MARCH
@@ -84,14 +87,17 @@ def _sample_pixels(rng: np.random.Generator, rect: np.ndarray, n: int) -> np.nda
 
 def carve_grid(grid: OccupancyGrid, data: SubjectData, max_views: int = 40,
                poses: np.ndarray | None = None) -> None:
-    """Initial occupancy from the mattes (dilated, so hair edges are never carved), seen
-    through ``poses`` (default: the head poses; the torso's grid uses the body poses)."""
+    """Initial occupancy from the mattes (dilated, so hair edges are never carved) and
+    the free space in front of the tracked face mesh (``face_depth``), seen through
+    ``poses`` (default: the head poses; the torso's grid uses the body poses)."""
     from scipy.ndimage import binary_dilation
 
     poses = data.poses if poses is None else poses
     idx = np.linspace(0, data.n_train - 1, min(max_views, data.n_train)).round().astype(int)
     masks = [binary_dilation(data.mattes[i] > 64, iterations=4) for i in idx]
-    grid.carve(masks, [data.k] * len(idx), [poses[i] for i in idx])
+    h, w = data.frames.shape[1:3]
+    fronts = [front_depth(data.landmarks[i], data.poses[i], data.k, w, h) for i in idx]
+    grid.carve(masks, [data.k] * len(idx), [poses[i] for i in idx], fronts, FREE_MARGIN)
 
 
 class Trainer:
@@ -130,6 +136,9 @@ class Trainer:
         self.box = box_rects(data)
         self.feat = feature_rects(data)
         self.plate = data.plate.astype(np.float32) / 255.0
+        h, w = data.frames.shape[1:3]
+        self.depth_prior = (LandmarkDepth(data.landmarks, data.pixels, w, h, cfg.depth_rays)
+                            if cfg.depth_rays > 0 and cfg.depth_weight > 0 else None)
 
     # -- checkpoints ------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -184,24 +193,41 @@ class Trainer:
         frames = self.rng.choice(d.n_train, cfg.frames_per_step,
                                  replace=d.n_train < cfg.frames_per_step)
         n_feat = cfg.rays_per_frame // 4
-        pix, fids, gts, bgs, ms = [], [], [], [], []
+        pix, fids, gts, bgs, ms, marks, points = [], [], [], [], [], [], []
         for j, f in enumerate(frames):
-            p = np.concatenate([
-                _sample_pixels(self.rng, self.box[f], cfg.rays_per_frame - n_feat),
-                _sample_pixels(self.rng, self.feat[f], n_feat)])
+            parts = [_sample_pixels(self.rng, self.box[f], cfg.rays_per_frame - n_feat),
+                     _sample_pixels(self.rng, self.feat[f], n_feat)]
+            n_plain = sum(len(q) for q in parts)
+            if self.depth_prior is not None:
+                lp, pts = self.depth_prior.sample(self.rng, int(f))
+                parts.append(lp)
+                points.append(pts)
+            p = np.concatenate(parts)
+            marks.append(np.arange(len(p)) >= n_plain)
             pix.append(p)
             fids.append(np.full(len(p), j))
             gts.append(d.frames[f, p[:, 1], p[:, 0]].astype(np.float32) / 255.0)
             bgs.append(self.plate[p[:, 1], p[:, 0]])
             ms.append(d.mattes[f, p[:, 1], p[:, 0]].astype(np.float32) / 255.0)
-        t = [torch.from_numpy(np.concatenate(a)).to(self.dev) for a in (fids, gts, bgs, ms)]
-        return frames, pix, *t
+        t = [torch.from_numpy(np.concatenate(a)).to(self.dev)
+             for a in (fids, gts, bgs, ms, marks)]
+        pts = (torch.from_numpy(np.concatenate(points)).to(self.dev) if points
+               else torch.zeros(0, 3, device=self.dev))
+        return frames, pix, *t, pts
+
+    def _depth_loss(self, o: torch.Tensor, d: torch.Tensor, depth: torch.Tensor,
+                    alpha: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Robust squared error (cm^2, clipped at 5 cm) between the rendered depth of the
+        landmark rays and each landmark's depth along its (corrected) ray."""
+        target = ((points - o) * d).sum(-1) / (d * d).sum(-1)
+        err_cm = (depth - target) * 100.0
+        return torch.mean(alpha.detach() * (err_cm ** 2).clamp(max=25.0))
 
     def train_step(self, progress: float) -> tuple[float, float]:
         cfg = self.cfg
         for g, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
             g["lr"] = base * 0.1 ** min(1.0, progress)
-        frames, pix, fid, gt, bg, matte = self._batch()
+        frames, pix, fid, gt, bg, matte, mark, points = self._batch()
         fsel = torch.as_tensor(frames, device=self.dev)
         # One attention/warp lattice evaluation per frame, shared by all its rays.
         vol = self.model.condition(self.landmarks[fsel], self.blendshapes[fsel], self.grid,
@@ -209,6 +235,7 @@ class Trainer:
         o, d = self._rays("head", frames, pix)
         out = render_rays(self.model, self.grid, o.float(), d.float(), fid.long(), vol,
                           cfg.march, generator=self.gen)
+        head_depth, head_alpha = out["depth"][mark], out["alpha"][mark]
         if self.model.torso is not None and self.model.torso_grid is not None:
             bo, bd = self._rays("body", frames, pix)
             body = render_torso_rays(self.model, bo.float(), bd.float(), fid.long(), vol,
@@ -220,6 +247,9 @@ class Trainer:
                 + cfg.offset_weight * out["offset_sq"])
         if self.cameras is not None:
             loss = loss + cfg.pose_weight * self.cameras.penalty()
+        if len(points):
+            loss = loss + cfg.depth_weight * self._depth_loss(
+                o[mark].float(), d[mark].float(), head_depth, head_alpha, points)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
