@@ -137,3 +137,30 @@ def test_canonical_face_is_where_the_warp_starts() -> None:
     the origin would still 'train')."""
     face = torch.from_numpy(canonical_face().vertices.copy())
     assert MeshWarp(face).canonical.abs().max() > 0.05
+
+
+def test_face_mesh_depth_carves_the_free_space_in_front_of_it() -> None:
+    """The mesh's depth map equals each landmark's depth at its pixel, and the grid
+    loses the cells more than the margin in front of the face, keeping those behind."""
+    from backend.nerf.occupancy import OccupancyGrid
+    from backend.subject.face_depth import FREE_MARGIN, camera_points, front_depth, project
+    from shared.landmarks import canonical_face
+
+    lm = canonical_face().vertices.astype(np.float64)
+    pose = np.eye(4)
+    pose[2, 3] = -0.5  # face 0.5 m in front of the camera, looking at it
+    k = np.array([[400.0, 0, 128], [0, 400.0, 128], [0, 0, 1]])
+    depth = front_depth(lm, pose, k, 256, 256)
+    pix, z = project(camera_points(lm[:468], pose), k)
+    nose = 1
+    x, y = int(pix[nose, 0]), int(pix[nose, 1])
+    assert abs(depth[y, x] - z[nose]) < 0.004
+    assert np.isnan(depth[2, 2])  # off the face: unknown
+    grid = OccupancyGrid(torch.tensor([-0.12, -0.12, -0.12]), torch.tensor([0.12, 0.12, 0.16]),
+                         48)
+    grid.carve([np.ones((256, 256), bool)], [k], [pose], [depth], FREE_MARGIN)
+    occupied = lambda p: bool(grid.lookup(torch.tensor([p], dtype=torch.float32))[0])
+    tip = lm[nose]
+    assert not occupied([tip[0], tip[1], tip[2] + 0.05])  # 5 cm in front of the nose
+    assert occupied([tip[0], tip[1], tip[2] - 0.01])  # inside the head
+    assert occupied([0.11, 0.11, 0.15])  # off the face (no mesh there): the hull decides

@@ -8,6 +8,9 @@ each beside a trivial baseline or reference measured in the same run.
   (Gaussian window, sigma 1.5, as Wang et al.). Baselines: the background plate alone,
   and the nearest training frame (the training image whose tracked 2-D landmarks are
   closest: what a lookup table of the footage would show).
+* **Geometry**: the rendered depth at the held-out frames' surface landmarks minus the
+  tracked face mesh's depth there (``subject.face_depth``): a face painted on a surface
+  in front of the real one looks right only from the footage's camera.
 * **Obedience per cue**: ARKit commands (jaw open, lip-corner lift / drop, inner-brow
   raise, brow lower, eye widen) go through the render contract onto the subject's face,
   are rendered at held-out cameras, and the renders are RE-TRACKED with the face mesh
@@ -51,6 +54,7 @@ from ..nerf.metrics import psnr
 from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
 from ..provenance.stamp import RenderStamp
 from ..subject.conditioning import render_conditioning
+from ..subject.face_depth import depth_error_mm
 from ..subject.prepare import SubjectData, face_rects
 from ..subject.store import load_subject
 from ..subject.train import render_frame
@@ -342,6 +346,11 @@ def run_render_bench(subject_ref: str, frames: int = 10, device: str | None = No
         rows.append(("held-out PSNR full / face", f"{ev.get('psnr')} / {ev.get('psnr_face')}"))
     else:
         rows += fidelity(subject, packs, nearest)
+    if held is not None:
+        signed, absolute = depth_error_mm(subject.model, subject.grid, held,
+                                          list(range(0, len(held.frames), 4)))
+        rows.append(("geometry: depth - tracked mesh", f"median {signed:+.1f} mm, median "
+                     f"|error| {absolute:.1f} mm (held-out, surface landmarks)"))
     if held is not None:
         picks = [0, len(held.frames) // 2, len(held.frames) - 1]
         for name, (a, g, pct) in obedience(subject, held, picks).items():

@@ -85,3 +85,36 @@ class LandmarkDepth:
         w, h = self.size
         inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
         return px[inside], self.landmarks[frame, pick[inside]]
+
+
+def depth_error_mm(model, grid, data, frames: list[int]) -> tuple[float, float]:
+    """(median signed, median absolute) rendered depth minus the tracked mesh's depth, in
+    millimetres, at the surface landmarks of ``frames`` that render opaque (negative: the
+    field's surface is in front of the mesh). The benchmark's geometry row."""
+    import torch
+
+    from ..nerf.view import render_view
+    from .train import torso_codes
+
+    h, w = data.frames.shape[1:3]
+    ids = surface_ids()
+    body = data.body()
+    errs = []
+    for f in frames:
+        bs = (data.blendshapes[f:f + 1] if data.blendshapes is not None
+              else np.zeros((1, 52), np.float32))
+        with torch.inference_mode():
+            vol = model.condition(torch.from_numpy(data.landmarks[f:f + 1]).float(),
+                                  torch.from_numpy(np.asarray(bs, np.float32)), grid,
+                                  torch.from_numpy(torso_codes(data.poses[f:f + 1],
+                                                               body[f:f + 1])))
+        rgba, depth = render_view(model, grid, data.k, w, h, data.poses[f], vol,
+                                  body_to_camera=body[f])
+        pix, z = project(camera_points(data.landmarks[f, ids].astype(np.float64),
+                                       data.poses[f]), data.k)
+        x, y = np.floor(pix[:, 0]).astype(int), np.floor(pix[:, 1]).astype(int)
+        ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        ok[ok] &= rgba[y[ok], x[ok], 3] > 0.5
+        errs.append((depth[y[ok], x[ok]] - z[ok]) * 1000.0)
+    e = np.concatenate(errs) if errs else np.array([np.nan])
+    return float(np.median(e)), float(np.median(np.abs(e)))
