@@ -159,7 +159,10 @@ def test_face_mesh_depth_carves_the_free_space_in_front_of_it() -> None:
     grid = OccupancyGrid(torch.tensor([-0.12, -0.12, -0.12]), torch.tensor([0.12, 0.12, 0.16]),
                          48)
     grid.carve([np.ones((256, 256), bool)], [k], [pose], [depth], FREE_MARGIN)
-    occupied = lambda p: bool(grid.lookup(torch.tensor([p], dtype=torch.float32))[0])
+
+    def occupied(p: list[float]) -> bool:
+        return bool(grid.lookup(torch.tensor([p], dtype=torch.float32))[0])
+
     tip = lm[nose]
     assert not occupied([tip[0], tip[1], tip[2] + 0.05])  # 5 cm in front of the nose
     assert occupied([tip[0], tip[1], tip[2] - 0.01])  # inside the head
