@@ -24,7 +24,7 @@ from shared.errors import InputError
 from tests.conftest import data_path
 
 FRONT = np.array([[1.0, 0, 0, 0], [0, 0, -1, -0.9], [0, 1, 0, -0.05], [0, 0, 0, 1]])
-# The current architecture (mesh warp, blendshapes, torso field, pose refinement), small.
+# The current architecture (mesh warp, blendshapes, torso field, depth prior), small.
 SMALL = dataclasses.replace(CURRENT, plane_levels=((48, 8), (12, 8)), torso_res=24,
                             torso_channels=4)
 
@@ -79,8 +79,9 @@ def test_resume_continues(tiny, tmp_path: Path) -> None:
     out, _ = tiny
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
+    # Resumed with --refine-cameras: the camera optimizer joins a checkpoint without it.
     cfg = TrainConfig(steps=105, minutes=5, frames_per_step=2, rays_per_frame=256,
-                      warmup=60, refresh_every=60, ckpt_every_s=1e9)
+                      warmup=60, refresh_every=60, ckpt_every_s=1e9, refine_poses=True)
     m2 = build_subject("missing.mp4", copy, name="tiny", res=64, train=cfg,
                        model_cfg=SMALL, resume=True, eval_frames=1, progress=False)
     assert m2["training"]["steps"] == 105  # continued from 100, did not restart
