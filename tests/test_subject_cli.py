@@ -32,3 +32,21 @@ def test_empty_name_is_refused_before_any_work(tmp_path, capsys) -> None:
     assert main(["subject", "build", str(tmp_path / "missing.mp4"), "--name", " ",
                  "--steps", "10"]) == 2
     assert "name is empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_build_options_reach_the_subject(tmp_path, capsys) -> None:
+    """--no-mesh-warp and --refine-cameras are what the built subject records."""
+    import json
+
+    from tests.conftest import data_path
+
+    out = tmp_path / "s"
+    assert main(["subject", "build", str(data_path("clips", "d12.mp4")), "--name", "s",
+                 "--out", str(out), "--res", "64", "--max-frames", "30", "--steps", "3",
+                 "--no-mesh-warp", "--refine-cameras", "--threads", "1",
+                 "--consent", "test footage, no renders kept"]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"]["mesh_warp"] is False and m["conditioning"]["mesh_warp"] is False
+    assert m["training"]["config"]["refine_poses"] is True
+    assert m["training"]["config"]["depth_rays"] > 0  # the depth prior is always on

@@ -47,6 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--max-frames", type=int, default=None, help="use the first N frames")
     b.add_argument("--plane-res", type=int, default=None,
                    help="finest tri-plane resolution (default 320)")
+    b.add_argument("--mesh-warp", action=argparse.BooleanOptionalAction, default=True,
+                   help="move sample points with the tracked face mesh, so expressions the "
+                        "footage lacks follow its geometry (lip corners, brows); "
+                        "--no-mesh-warp leaves expression to the landmark attention alone")
     b.add_argument("--refine-cameras", action="store_true",
                    help="also learn head-pose and focal corrections: fits the footage "
                         "closer but renders new poses worse (d6: training frames +1.6 dB, "
@@ -169,7 +173,7 @@ def _build(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     steps, minutes, cpu_minutes = check_budget(args.steps, args.minutes, args.cpu_minutes,
                                                args.device)
-    cfg = CURRENT
+    cfg = dataclasses.replace(CURRENT, mesh_warp=args.mesh_warp)
     if args.plane_res:
         (_, ch), *rest = cfg.levels()
         cfg = dataclasses.replace(cfg, plane_levels=((args.plane_res, ch), *rest))
