@@ -65,7 +65,7 @@ def test_face_surface_sits_on_the_tracked_mesh(tiny) -> None:
     from backend.subject.face_depth import depth_error_mm
     from backend.subject.store import load_subject
 
-    out, manifest = tiny
+    out, _ = tiny
     subject = load_subject(out)
     data = SubjectData.load(out / "cache" / "data.npz")
     signed, absolute = depth_error_mm(subject.model, subject.grid, data, [0, 10, 20])
