@@ -24,7 +24,7 @@ from shared.errors import InputError
 from tests.conftest import data_path
 
 FRONT = np.array([[1.0, 0, 0, 0], [0, 0, -1, -0.9], [0, 1, 0, -0.05], [0, 0, 0, 1]])
-# The current architecture (mesh warp, blendshapes, torso field, depth prior), small.
+# The current architecture (blendshapes, torso field, depth prior), small.
 SMALL = dataclasses.replace(CURRENT, plane_levels=((48, 8), (12, 8)), torso_res=24,
                             torso_channels=4)
 
@@ -52,7 +52,7 @@ def test_trains_above_plate_baseline(tiny) -> None:
     assert got > 18.0
     assert manifest["split"]["heldout"] == 3 and manifest["split"]["train"] == 27
     assert manifest["version"] == MANIFEST_VERSION and manifest["conditioning"]["landmarks"]
-    assert manifest["conditioning"]["mesh_warp"] and manifest["model"]["torso"]
+    assert not manifest["conditioning"]["mesh_warp"] and manifest["model"]["torso"]
     on_train = manifest["evaluation"]["training_frames"]["psnr"]
     assert on_train > baseline + 2.0, (on_train, baseline)
     assert (out / "checkpoints" / "last.pt").is_file()

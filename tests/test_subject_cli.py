@@ -36,7 +36,7 @@ def test_empty_name_is_refused_before_any_work(tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_build_options_reach_the_subject(tmp_path, capsys) -> None:
-    """--no-mesh-warp and --refine-cameras are what the built subject records."""
+    """--mesh-warp and --refine-cameras (both opt-in) are what the built subject records."""
     import json
 
     from tests.conftest import data_path
@@ -44,9 +44,9 @@ def test_build_options_reach_the_subject(tmp_path, capsys) -> None:
     out = tmp_path / "s"
     assert main(["subject", "build", str(data_path("clips", "d12.mp4")), "--name", "s",
                  "--out", str(out), "--res", "64", "--max-frames", "30", "--steps", "3",
-                 "--no-mesh-warp", "--refine-cameras", "--threads", "1",
+                 "--mesh-warp", "--refine-cameras", "--threads", "1",
                  "--consent", "test footage, no renders kept"]) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["model"]["mesh_warp"] is False and m["conditioning"]["mesh_warp"] is False
+    assert m["model"]["mesh_warp"] is True and m["conditioning"]["mesh_warp"] is True
     assert m["training"]["config"]["refine_poses"] is True
     assert m["training"]["config"]["depth_rays"] > 0  # the depth prior is always on

@@ -88,12 +88,15 @@ class ModelConfig:
 
 
 #: Current subjects: a head field that ends under the chin (the torso field takes the
-#: neck and shoulders), warped by the face mesh, conditioned on blendshapes too, with a
-#: three-level tri-plane whose finest level resolves ~1 mm over the head.
+#: neck and shoulders), conditioned on landmarks and blendshapes, with a three-level
+#: tri-plane whose finest level resolves ~1 mm over the head. The mesh warp is opt-in
+#: (``subject build --mesh-warp``): on d6 it moved lip corners and brows the footage
+#: lacks further (lift 71 vs 76 %, drop 71 vs 38 %) but halved a commanded jaw drop
+#: (37-50 % vs 109-131 %), and the jaw is what lip sync needs.
 HEAD_BOX_LO = (-0.17, -0.22, -0.17)
 HEAD_BOX_HI = (0.17, 0.21, 0.14)
 CURRENT = ModelConfig(plane_levels=((320, 8), (96, 16), (24, 16)), use_blendshapes=True,
-                      mesh_warp=True, torso=True, box_lo=HEAD_BOX_LO, box_hi=HEAD_BOX_HI,
+                      mesh_warp=False, torso=True, box_lo=HEAD_BOX_LO, box_hi=HEAD_BOX_HI,
                       fade=0.04, max_offset=0.01)
 
 
