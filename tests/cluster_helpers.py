@@ -12,7 +12,7 @@ import numpy as np
 import zmq
 
 from backend.cluster.runtime import ClusterConfig
-from backend.nerf.pipeline import check_conditioning, render_sequence
+from backend.nerf.pipeline import render_sequence
 from backend.provenance.stamp import RenderStamp
 from backend.server.app import Server
 from backend.server.config import ServerConfig
@@ -40,18 +40,19 @@ def render_params(size: int = SIZE) -> dict:
 
 def reference_frames(lm: np.ndarray, size: int = SIZE, request: np.ndarray | None = None
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """What the local render job sends for ``lm`` (landmarks alone are not retargeted),
+    """What the local render job sends for ``lm`` (through the render contract, like the
+    job: a subject conditioned on blendshapes gets them solved from the landmarks),
     watermark included: the job's render id hashes the views and conditioning of the
     whole ``request`` (default ``lm``), of which ``lm`` may be the first frames."""
     subject = load_subject("default")
-    cond = check_conditioning(lm, None, None)
     views = camera_views(BlenderCamera(lens=50.0, resolution_x=size, resolution_y=size),
                          FRONT, len(lm))
     request = lm if request is None else request  # the job's render id: its views + cond
+    whole = render_conditioning({"landmarks": request}, subject.manifest)
+    cond = whole.frames(0, len(lm))
     cam, mw = camera_from_dict(render_params(size)["camera"])
-    mark = RenderStamp.for_render(
-        subject.manifest, camera_views(cam, mw, len(request)),
-        render_conditioning({"landmarks": request}, subject.manifest)).payload
+    mark = RenderStamp.for_render(subject.manifest, camera_views(cam, mw, len(request)),
+                                  whole).payload
     return [(rgba, depth) for _, rgba, depth in render_sequence(
         subject.model, subject.grid, views, cond, payload=mark)]
 
