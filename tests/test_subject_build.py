@@ -79,9 +79,12 @@ def test_resume_continues(tiny, tmp_path: Path) -> None:
     out, _ = tiny
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    # Resumed with --refine-cameras: the camera optimizer joins a checkpoint without it.
     cfg = TrainConfig(steps=105, minutes=5, frames_per_step=2, rays_per_frame=256,
-                      warmup=60, refresh_every=60, ckpt_every_s=1e9, refine_poses=True)
+                      warmup=60, refresh_every=60, ckpt_every_s=1e9)
+    with pytest.raises(InputError, match="started without --refine-cameras"):
+        build_subject("missing.mp4", copy, name="tiny", res=64, model_cfg=SMALL,
+                      train=dataclasses.replace(cfg, refine_poses=True), resume=True,
+                      progress=False)
     m2 = build_subject("missing.mp4", copy, name="tiny", res=64, train=cfg,
                        model_cfg=SMALL, resume=True, eval_frames=1, progress=False)
     assert m2["training"]["steps"] == 105  # continued from 100, did not restart

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shared.errors import InputError
 from shared.face_basis import solve_blendshapes
 from shared.landmarks import estimate_neutral
 
@@ -158,6 +159,10 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         ck = torch.load(path, map_location=self.dev, weights_only=False)
+        if ("cameras" in ck) != (self.cameras is not None):
+            was = "with" if "cameras" in ck else "without"
+            raise InputError(f"this build was started {was} --refine-cameras",
+                             f"resume it {was} --refine-cameras (or start a new --out)")
         self.model.load_state_dict(ck["model"])
         if self.cameras is not None and "cameras" in ck:
             self.cameras.load_state_dict(ck["cameras"])
