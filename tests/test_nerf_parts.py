@@ -143,7 +143,7 @@ def test_face_mesh_depth_carves_the_free_space_in_front_of_it() -> None:
     """The mesh's depth map equals each landmark's depth at its pixel, and the grid
     loses the cells more than the margin in front of the face, keeping those behind."""
     from backend.nerf.occupancy import OccupancyGrid
-    from backend.subject.face_depth import FREE_MARGIN, camera_points, front_depth, project
+    from backend.subject.face_depth import FREE_MARGIN, front_depth, project
     from shared.landmarks import canonical_face
 
     lm = canonical_face().vertices.astype(np.float64)
@@ -151,7 +151,7 @@ def test_face_mesh_depth_carves_the_free_space_in_front_of_it() -> None:
     pose[2, 3] = -0.5  # face 0.5 m in front of the camera, looking at it
     k = np.array([[400.0, 0, 128], [0, 400.0, 128], [0, 0, 1]])
     depth = front_depth(lm, pose, k, 256, 256)
-    pix, z = project(camera_points(lm[:468], pose), k)
+    pix, z = project(lm[:468], pose, k, 256, 256)
     nose = 1
     x, y = int(pix[nose, 0]), int(pix[nose, 1])
     assert abs(depth[y, x] - z[nose]) < 0.004

@@ -62,13 +62,13 @@ def test_trains_above_plate_baseline(tiny) -> None:
 def test_face_surface_sits_on_the_tracked_mesh(tiny) -> None:
     """The depth prior puts the field's face where the tracked mesh is (without it the
     d6 subjects' faces floated 29-37 mm in front, out of the mesh warp's reach)."""
-    from backend.subject.face_depth import depth_error_mm
+    from backend.bench.render_bench import depth_error_mm
     from backend.subject.store import load_subject
 
     out, _ = tiny
     subject = load_subject(out)
     data = SubjectData.load(out / "cache" / "data.npz")
-    signed, absolute = depth_error_mm(subject.model, subject.grid, data, [0, 10, 20])
+    signed, absolute = depth_error_mm(subject, data, [0, 10, 20])
     assert abs(signed) < 6.0 and absolute < 10.0, (signed, absolute)
 
 

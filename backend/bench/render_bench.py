@@ -54,10 +54,10 @@ from ..nerf.metrics import psnr
 from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
 from ..provenance.stamp import RenderStamp
 from ..subject.conditioning import render_conditioning
-from ..subject.face_depth import depth_error_mm
+from ..subject.face_depth import project, surface_ids
 from ..subject.prepare import SubjectData, face_rects
 from ..subject.store import load_subject
-from ..subject.train import render_frame
+from ..subject.train import render_frame, render_frame_layers
 
 #: cue -> (ARKit channels commanded, weight, metric, sign of the expected change)
 CUES = {
@@ -122,6 +122,25 @@ def fidelity(subject, packs: dict[str, SubjectData], nearest: np.ndarray | None
             near = [n.astype(np.float32) / 255.0 for n in nearest]
             rows.append((f"{name}: nearest training frame", _fmt(_scores(near, data, frames))))
     return rows
+
+
+def depth_error_mm(subject, data: SubjectData, frames: list[int]) -> tuple[float, float]:
+    """(median signed, median absolute) rendered depth minus the tracked mesh's depth, in
+    millimetres, at the surface landmarks of ``frames`` that render opaque (negative: the
+    field's surface is in front of the mesh)."""
+    h, w = data.frames.shape[1:3]
+    ids = surface_ids()
+    errs = []
+    for f in frames:
+        rgba, depth = render_frame_layers(subject.model, subject.grid, data, f,
+                                          torch.device("cpu"))
+        pix, z = project(data.landmarks[f, ids], data.poses[f], data.k, w, h)
+        x, y = np.floor(pix[:, 0]).astype(int), np.floor(pix[:, 1]).astype(int)
+        ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        ok[ok] &= rgba[y[ok], x[ok], 3] > 0.5
+        errs.append((depth[y[ok], x[ok]] - z[ok]) * 1000.0)
+    e = np.concatenate(errs) if errs else np.array([np.nan])
+    return float(np.median(e)), float(np.median(np.abs(e)))
 
 
 def nearest_training_frames(data: SubjectData, frames: list[int]) -> np.ndarray:
@@ -347,8 +366,7 @@ def run_render_bench(subject_ref: str, frames: int = 10, device: str | None = No
     else:
         rows += fidelity(subject, packs, nearest)
     if held is not None:
-        signed, absolute = depth_error_mm(subject.model, subject.grid, held,
-                                          list(range(0, len(held.frames), 4)))
+        signed, absolute = depth_error_mm(subject, held, list(range(0, len(held.frames), 4)))
         rows.append(("geometry: depth - tracked mesh", f"median {signed:+.1f} mm, median "
                      f"|error| {absolute:.1f} mm (held-out, surface landmarks)"))
     if held is not None:

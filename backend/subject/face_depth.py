@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from shared.camera import CameraView
 from shared.landmarks import canonical_face
 
 FREE_MARGIN = 0.025  # metres in front of the mesh that stay occupiable
@@ -37,17 +38,13 @@ def surface_ids() -> np.ndarray:
     return np.array([i for i in range(468) if i not in drop], dtype=np.int64)
 
 
-def camera_points(landmarks: np.ndarray, head_to_camera: np.ndarray) -> np.ndarray:
-    """Head-frame landmarks [N, 3] -> camera space [N, 3] (camera looks down -Z)."""
-    return landmarks @ head_to_camera[:3, :3].T + head_to_camera[:3, 3]
-
-
-def project(points_cam: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Camera-space points -> (pixels [N, 2] top-left origin, y down; planar depth [N])."""
-    z = -points_cam[:, 2]
-    x = k[0, 0] * points_cam[:, 0] / z + k[0, 2]
-    y = -k[1, 1] * points_cam[:, 1] / z + k[1, 2]
-    return np.stack([x, y], axis=1), z
+def project(points: np.ndarray, head_to_camera: np.ndarray, k: np.ndarray,
+            width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Head-frame points [N, 3] -> (pixels [N, 2], planar depth [N]) through the camera
+    (``shared.camera.CameraView.project``)."""
+    view = CameraView(np.asarray(k, np.float64), np.asarray(head_to_camera, np.float64),
+                      int(width), int(height), 1e-3, 1e3)
+    return view.project(np.asarray(points, np.float64))
 
 
 def front_depth(landmarks: np.ndarray, head_to_camera: np.ndarray, k: np.ndarray,
@@ -57,8 +54,7 @@ def front_depth(landmarks: np.ndarray, head_to_camera: np.ndarray, k: np.ndarray
     the lips' depth, so the mouth interior behind it is never carved)."""
     from scipy.interpolate import LinearNDInterpolator
 
-    pix, z = project(camera_points(np.asarray(landmarks, np.float64)[:468],
-                                   np.asarray(head_to_camera, np.float64)), k)
+    pix, z = project(np.asarray(landmarks)[:468], head_to_camera, k, width, height)
     ok = np.isfinite(pix).all(1) & (z > 1e-3)
     interp = LinearNDInterpolator(pix[ok], z[ok])
     ys, xs = np.mgrid[0:height, 0:width]
@@ -86,35 +82,3 @@ class LandmarkDepth:
         inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
         return px[inside], self.landmarks[frame, pick[inside]]
 
-
-def depth_error_mm(model, grid, data, frames: list[int]) -> tuple[float, float]:
-    """(median signed, median absolute) rendered depth minus the tracked mesh's depth, in
-    millimetres, at the surface landmarks of ``frames`` that render opaque (negative: the
-    field's surface is in front of the mesh). The benchmark's geometry row."""
-    import torch
-
-    from ..nerf.view import render_view
-    from .train import torso_codes
-
-    h, w = data.frames.shape[1:3]
-    ids = surface_ids()
-    body = data.body()
-    errs = []
-    for f in frames:
-        bs = (data.blendshapes[f:f + 1] if data.blendshapes is not None
-              else np.zeros((1, 52), np.float32))
-        with torch.inference_mode():
-            vol = model.condition(torch.from_numpy(data.landmarks[f:f + 1]).float(),
-                                  torch.from_numpy(np.asarray(bs, np.float32)), grid,
-                                  torch.from_numpy(torso_codes(data.poses[f:f + 1],
-                                                               body[f:f + 1])))
-        rgba, depth = render_view(model, grid, data.k, w, h, data.poses[f], vol,
-                                  body_to_camera=body[f])
-        pix, z = project(camera_points(data.landmarks[f, ids].astype(np.float64),
-                                       data.poses[f]), data.k)
-        x, y = np.floor(pix[:, 0]).astype(int), np.floor(pix[:, 1]).astype(int)
-        ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        ok[ok] &= rgba[y[ok], x[ok], 3] > 0.5
-        errs.append((depth[y[ok], x[ok]] - z[ok]) * 1000.0)
-    e = np.concatenate(errs) if errs else np.array([np.nan])
-    return float(np.median(e)), float(np.median(np.abs(e)))

@@ -392,6 +392,16 @@ def render_frame(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, f: int
                  blendshapes: np.ndarray | None = None) -> np.ndarray:
     """Frame ``f`` of ``data`` rendered at its camera and composited over the plate
     (float RGB [H, W, 3]); ``landmarks`` / ``blendshapes`` replace its conditioning."""
+    rgba, _ = render_frame_layers(model, grid, data, f, device, landmarks, blendshapes)
+    return composite(rgba, data.plate)
+
+
+def render_frame_layers(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, f: int,
+                        device: torch.device, landmarks: np.ndarray | None = None,
+                        blendshapes: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``render_frame`` before compositing: (premultiplied rgba [H, W, 4], planar depth
+    [H, W] in metres)."""
     h, w = data.frames.shape[1:3]
     lm = data.landmarks[f] if landmarks is None else landmarks
     if blendshapes is None:
@@ -404,6 +414,5 @@ def render_frame(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, f: int
                               torch.from_numpy(np.asarray(blendshapes, np.float32)[None]
                                                ).to(device), grid,
                               torch.from_numpy(code).to(device))
-    rgba, _ = render_view(model, grid, data.k, w, h, data.poses[f], vol,
-                          body_to_camera=body[f])
-    return composite(rgba, data.plate)
+    return render_view(model, grid, data.k, w, h, data.poses[f], vol,
+                       body_to_camera=body[f])
