@@ -7,6 +7,11 @@ full, read-only folder) removes its temp file and re-raises; the first write int
 folder also removes temp files that a killed Facecast process left there (their names
 carry the writer's pid). New files get the usual permissions (0666 minus the umask),
 not mkstemp's 0600.
+
+Whole output folders (the demo's) are written the same way: ``staged_folder`` gives a
+temp folder beside the target and moves its files in only when the run succeeded, so a
+failed run leaves no new folder and the earlier outputs as they were. ``check_writable``
+names the user's own path (never a temp name) before any work starts.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from shared.errors import InputError
 from shared.processes import pid_alive
 
 #: ``.tmp-<pid>-<hex>`` (this module) or ``.tmp-<8 chars>`` (mkstemp, older releases).
@@ -48,8 +56,79 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
     return path
 
 
+def check_writable(path: str | Path, what: str = "output", folder: bool = False) -> Path:
+    """Refuse, naming ``path``, an output that cannot be written: its folder (or the
+    nearest one that exists) is a file, read-only or not ours to write; ``path`` itself
+    is a folder where a file is meant (or a file where a ``folder`` is meant), or a
+    read-only file. Nothing is created."""
+    path = Path(path).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path} is a file, not a folder", "choose a folder name")
+    if not folder and path.is_dir():
+        raise InputError(f"{what} {path} is a folder", "give a file name inside it")
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise InputError(f"{what} {path} is a read-only file",
+                         "choose another name, or make the file writable")
+    return _check_folder(path, path if folder and path.is_dir() else path.parent, what)
+
+
+def _check_folder(path: Path, folder: Path, what: str) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {what} {path}: {folder} is a file, not a folder",
+                         "choose a path inside a folder")
+    if _read_only(folder):
+        raise InputError(f"cannot write {what} {path}: {folder} is on a read-only file "
+                         "system", "write to another folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {what} {path}: permission denied for {folder}",
+                         "choose a folder you can write, or fix its permissions")
+    return path
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows): os.access decides
+        return False
+
+
+@contextmanager
+def staged_folder(final: str | Path) -> Iterator[Path]:
+    """Yield a temp folder beside ``final``; on success move what was written there
+    into ``final`` (file by file, replacing same-named files, keeping the user's
+    others), on failure remove it. ``final`` is created only on success."""
+    final = check_writable(Path(final), "output folder", folder=True)
+    _check_folder(final, final.parent, "output folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temp_files(final.parent)
+    stage = final.parent / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
+    stage.mkdir()
+    try:
+        yield stage
+        _merge(stage, final)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _merge(src: Path, dst: Path) -> None:
+    dst.mkdir(exist_ok=True)
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if entry.is_dir() and not entry.is_symlink():
+            if target.exists() and not target.is_dir():
+                target.unlink()
+            _merge(entry, target)
+        else:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+
+
 def sweep_stale_temp_files(folder: Path) -> int:
-    """Remove temp files of dead writers in ``folder`` (once per folder and process)."""
+    """Remove temp files (and staged folders) of dead writers in ``folder`` (once per
+    folder and process)."""
     key = str(folder.resolve())
     with _swept_lock:
         if key in _swept:
@@ -72,6 +151,9 @@ def sweep_stale_temp_files(folder: Path) -> int:
                 stale = now - entry.stat(follow_symlinks=False).st_mtime > _LEGACY_AGE_S
             if stale and entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
+                removed += 1
+            elif stale and match.group(1) is not None and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
                 removed += 1
         except OSError:
             pass

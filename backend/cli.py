@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -35,8 +36,16 @@ COMMANDS = (demo_cmd, serve_cmd, info_cmd, keys_cmd, animate_cmd, motion_cmd, su
             render_cmd, verify_cmd, bench_cmd)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error: a missing or malformed argument is
+    ``facecast: error: <what> — <where to look>``, like every other failure."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"facecast: error: {self.prog}: {message} — see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="facecast", description="Voice + emotion keys -> facial animation and "
         "photoreal NeRF frames for Blender.")
     parser.add_argument("--version", action="version", version=f"facecast {__version__}")
@@ -58,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FacecastError as exc:
         print(f"facecast: error: {exc.message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `facecast subject info x | head`: the reader has enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         if args.verbose:
             traceback.print_exc()

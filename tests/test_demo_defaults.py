@@ -40,3 +40,13 @@ def test_front_camera_frames_the_head_region() -> None:
     assert span.max() > 100, "the head fills most of the frame"
     nose = view.project(to_blender_axes(np.array([0.0, 0.0, 0.1])))[0]
     assert abs(nose[0] - 64) < 1, "the face is centred left-right"
+
+
+@pytest.mark.parametrize("n_frames", range(1, 12))
+def test_default_track_has_one_key_per_frame_on_any_length(n_frames: int) -> None:
+    """A 0.1 s line (3 frames) used to put two keys on one frame and fail with an
+    emotion-key error the user never gave."""
+    from shared.emotions import validate_track
+
+    keys = validate_track(parse_emotion_string(default_emotion_track(n_frames)))
+    assert keys[0].frame == 0 and keys[-1].frame <= max(n_frames - 1, 0)

@@ -81,7 +81,7 @@ def test_cli_pair_and_demo_path_give_the_same_frames(anim_npz: Path, tmp_path: P
         # The demo's own animation.npz names its head-pose frame like `facecast animate`
         # does, so the CLI renders it too.
         demo_anim = _animate(client, anim_pcm(), DemoOptions(out=tmp_path, fps=8),
-                             "0:happy@0.8", 4)
+                             "0:happy@0.8", 4).to_arrays()
     assert str(demo_anim["head_pose_frame"]) == "motion"
     render_conditioning(demo_anim, read_manifest(resolve_subject("default")))
     assert len(demo) == len(anim["blendshapes"]) >= 3

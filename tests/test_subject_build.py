@@ -44,7 +44,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 def test_trains_above_plate_baseline(tiny) -> None:
     out, manifest = tiny
     data = SubjectData.load(out / "cache" / "data.npz")
-    held = manifest["evaluation"]["frames"]
+    held = [int(np.flatnonzero(data.frame_index == f)[0])  # source frames -> positions
+            for f in manifest["evaluation"]["frames"]]
     plate = data.plate.astype(np.float32) / 255
     baseline = np.mean([psnr(plate, data.frames[f] / 255.0) for f in held])
     got = manifest["evaluation"]["psnr"]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from backend.atomic_file import write_atomic
+from backend.atomic_file import check_writable
 from shared.errors import InputError
 
 
@@ -48,23 +45,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def to_json(anim) -> dict:
-    """The JSON layout: same fields as the .npz, nested lists, landmarks rounded to 0.01 mm."""
-    a = anim.to_arrays()
-    return {"fps": str(a["fps"]), "first_frame": int(a["first_frame"]),
-            "n_frames": anim.n_frames,
-            "blendshape_names": list(anim.names), "emotion_names": list(a["emotion_names"]),
-            "frame_numbers": a["frame_numbers"].tolist(),
-            "frame_times": np.round(a["frame_times"], 6).tolist(),
-            "blendshapes": np.round(a["blendshapes"], 5).tolist(),
-            "landmarks": np.round(a["landmarks"], 5).tolist(),
-            "head_pose": np.round(a["head_pose"], 6).tolist(),
-            "head_pose_frame": str(a["head_pose_frame"]),
-            "blink": np.round(a["blink"], 4).tolist(),
-            "emotion_weights": np.round(a["emotion_weights"], 4).tolist(),
-            "emotion_intensity": np.round(a["emotion_intensity"], 4).tolist()}
-
-
 def read_text_file(path: str) -> str:
     """The dialogue from a UTF-8 text file, or a clear error."""
     p = Path(path)
@@ -83,12 +63,17 @@ def run(args: argparse.Namespace) -> int:
 
     from backend.audio import load_audio
     from backend.motion.animate import animate
+    from backend.motion.animation_file import check_animation_path, write_animation
     from backend.motion.model import load_model
 
-    out = Path(args.output)
-    if out.suffix.lower() not in (".npz", ".json"):
-        raise InputError(f"output {out.name!r} must end in .npz or .json",
-                         "write e.g. -o anim.npz or -o anim.json")
+    # Everything the user named is checked before the work (seconds of computing).
+    out = check_writable(check_animation_path(args.output), "output")
+    if args.frames is not None and args.frames < 1:
+        raise InputError(f"--frames {args.frames} is not a frame count",
+                         "pass 1 or more, or leave it out to animate to the end of the audio")
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise InputError(f"motion weights {args.weights} do not exist",
+                         "check the --weights path, or leave it out for the shipped model")
     text = args.text if args.text_file is None else read_text_file(args.text_file)
     audio = load_audio(args.audio)
     model = load_model(args.weights)
@@ -110,10 +95,7 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     if anim.meta.get("warning"):
         print(f"facecast: warning: {anim.meta['warning']}", file=sys.stderr)
-    if out.suffix.lower() == ".npz":
-        write_atomic(out, lambda f: np.savez_compressed(f, **anim.to_arrays()))
-    else:
-        write_atomic(out, lambda f: f.write(json.dumps(to_json(anim)).encode()))
+    write_animation(out, anim)
     print(f"wrote {out}: {anim.n_frames} frames at {anim.to_arrays()['fps']} fps "
           f"(frames {anim.first_frame}..{anim.first_frame + anim.n_frames - 1})")
     return 0

@@ -28,7 +28,15 @@ def _hmac(args: argparse.Namespace) -> int:
 
 
 def _curve(args: argparse.Namespace) -> int:
-    public, secret = generate_curve_keypair(args.dir or config_dir() / "curve", args.name)
+    from backend.atomic_file import check_writable
+    from shared.errors import InputError
+
+    name = args.name.strip()
+    if not name or name.startswith(".") or "/" in name or "\\" in name:
+        raise InputError(f"key name {args.name!r} is not a file name",
+                         "pass a plain name such as 'server' or 'my-laptop'")
+    folder = check_writable(args.dir or config_dir() / "curve", "key folder", folder=True)
+    public, secret = generate_curve_keypair(folder, name)
     print(f"public key: {public}  (give this to the other side)")
     print(f"secret key: {secret}  (mode 0600; never share it)")
     return 0

@@ -84,6 +84,9 @@ def _train(args: argparse.Namespace) -> int:
                          "--weight-decay >= 0, --synth-ratio in [0, 0.9], "
                          "--min-speech-share and --exact-share in [0, 1], "
                          "--nonspeech-clips >= 0")
+    from backend.atomic_file import check_writable
+
+    check_writable(args.out, "output folder", folder=True)  # before minutes of tracking
     clips = load_clips(_names(args.clips), data_dir=args.data, progress=True)
     cfg = TrainConfig(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
                       batch=args.batch, synth_clips=args.synth_clips, synth_ratio=args.synth_ratio,

@@ -15,6 +15,7 @@ import json
 import logging
 from pathlib import Path
 
+from backend.atomic_file import check_writable
 from backend.threads import add_threads_argument
 from shared.errors import InputError
 
@@ -67,6 +68,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     i = ss.add_parser("info", help="what a subject is: footage, training, consent")
     i.add_argument("subject", help="subject name or folder")
     i.set_defaults(func=_info)
+    e = ss.add_parser("evaluate", help="measure a subject as it ships (held-out and "
+                      "training-frame PSNR/SSIM, the bench's numbers) and record it")
+    e.add_argument("subject", help="subject name or folder")
+    e.set_defaults(func=_evaluate)
     ls = ss.add_parser("list", help="the subjects installed here, with their consent")
     ls.set_defaults(func=_list)
 
@@ -103,12 +108,12 @@ def _info(args: argparse.Namespace) -> int:
 
     folder = resolve_subject(args.subject)
     m = read_manifest(folder)
-    src, ev, tr = m.get("source") or {}, m.get("evaluation") or {}, m.get("training") or {}
+    src, ev, tr = m.get("source") or {}, m.get("evaluation"), m.get("training") or {}
     print(f"subject {m.get('name')!r} in {folder}\n"
           f"  built {m.get('created', '?')} from {src.get('clip')} (sha256 "
           f"{str(src.get('sha256'))[:16]}…, {src.get('frames_used')} frames)\n"
-          f"  trained {tr.get('steps')} steps on {tr.get('device')}; held-out PSNR "
-          f"{ev.get('psnr')} dB, SSIM {ev.get('ssim')}\n"
+          f"  trained {tr.get('steps')} steps on {tr.get('device')}; "
+          f"{fidelity_line(ev)}\n"
           f"  {consent_line(m)}")
     c = consent_of(m)
     if c is not None:
@@ -116,6 +121,26 @@ def _info(args: argparse.Namespace) -> int:
               f"{c.source_clip} (sha256 {c.source_sha256}):\n    "
               + c.statement.replace("\n", "\n    "))
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from backend.subject.build import record_evaluation
+    from backend.subject.store import resolve_subject
+
+    folder = resolve_subject(args.subject)
+    check_writable(folder / "manifest.json", "manifest")
+    ev = record_evaluation(folder)["evaluation"]
+    print(f"subject {args.subject!r}: {fidelity_line(ev)}")
+    return 0
+
+
+def fidelity_line(ev: dict) -> str:
+    """The subject's measured fidelity, as ``subject info`` and ``evaluate`` print it."""
+    if not ev:
+        return "fidelity not measured (run `facecast subject evaluate NAME`)"
+    tr = ev.get("training_frames") or {}
+    return (f"held-out PSNR {ev.get('psnr')} dB, SSIM {ev.get('ssim')} "
+            f"({len(ev.get('frames') or [])} frames; training frames {tr.get('psnr')} dB)")
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -164,9 +189,20 @@ def _build(args: argparse.Namespace) -> int:
     from backend.subject.store import default_subject_dir
     from backend.subject.train import TrainConfig
     from backend.threads import set_threads
+    from backend.video.decode import probe_video
 
+    # Everything the user named is checked before any work starts (and before any
+    # warning about the budget): name, clip, output folder, options, consent.
     if not args.name.strip():
         raise InputError("the subject name is empty", "pass --name NAME (e.g. --name alice)")
+    out = args.out or default_subject_dir(args.name)
+    if not (args.resume and (out / "cache" / "data.npz").is_file()):
+        probe_video(args.clip)  # "video file not found" / "cannot read video" / no stream
+    check_writable(out, "subject folder", folder=True)
+    for flag, value, lo, hi in (("--max-frames", args.max_frames, 2, 10**7),
+                                ("--plane-res", args.plane_res, 8, 4096)):
+        if value is not None and not lo <= value <= hi:
+            raise InputError(f"{flag} {value} is out of range", f"use {lo}..{hi}")
     # The consent is stated (and the clip hashed) before any work starts.
     statement, consent_file = read_statement(args.consent, args.consent_file)
     consent = make_consent(statement, args.clip, consent_file)
@@ -177,7 +213,6 @@ def _build(args: argparse.Namespace) -> int:
     if args.plane_res:
         (_, ch), *rest = cfg.levels()
         cfg = dataclasses.replace(cfg, plane_levels=((args.plane_res, ch), *rest))
-    out = args.out or default_subject_dir(args.name)
     m = build_subject(args.clip, out, name=args.name, res=args.res,
                       train=TrainConfig(steps=steps, minutes=minutes, cpu_minutes=cpu_minutes,
                                         refine_poses=args.refine_cameras),

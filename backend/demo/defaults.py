@@ -18,7 +18,10 @@ EMOTION_KEYS = ((0.0, "neutral", 1.0), (0.15, "happy", 0.9), (0.4, "surprised", 
 
 
 def default_emotion_track(n_frames: int) -> str:
-    """The demo's emotion track in the ``frame:emotion@intensity`` grammar."""
-    keys = [f"{round(frac * max(n_frames - 1, 0))}:{emo}@{inten:g}"
-            for frac, emo, inten in EMOTION_KEYS]
-    return ",".join(keys)
+    """The demo's emotion track in the ``frame:emotion@intensity`` grammar. On a line
+    too short for every key to get a frame of its own, a key that lands on an earlier
+    key's frame replaces it (one key per frame, whatever the length)."""
+    keys: dict[int, str] = {}
+    for frac, emo, inten in EMOTION_KEYS:
+        keys[round(frac * max(n_frames - 1, 0))] = f"{emo}@{inten:g}"
+    return ",".join(f"{frame}:{key}" for frame, key in keys.items())

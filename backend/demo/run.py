@@ -21,16 +21,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from shared.emotions import load_emotion_track, validate_track
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
 from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_MOTION
 
-from ..atomic_file import write_atomic
-from ..audio import load_audio
+from ..atomic_file import check_writable, staged_folder, write_atomic
+from ..audio import Audio, load_audio
 from ..media.face_preview import FacePreview
 from ..media.frame_files import stale_frames
 from ..media.mp4 import write_mp4
+from ..motion.animation_file import Animation, animation_from_job, write_animation
 from ..progress import progress
 from ..provenance.credentials import sign_video
 from ..provenance.stamp import RenderStamp
@@ -77,46 +79,56 @@ class DemoReport:
 
 
 def run_demo(opts: DemoOptions) -> DemoReport:
-    out = opts.out
-    out.mkdir(parents=True, exist_ok=True)
+    """Everything the user gave is checked before the work (subject, audio, emotion
+    track, output folder); the run writes into a staged folder that replaces the files
+    of ``opts.out`` only when it succeeded, so a failure leaves no new folder behind
+    and an earlier demo's outputs as they were."""
     report = DemoReport()
     t0 = time.perf_counter()
     subject_dir = resolve_subject(opts.subject)
     manifest = read_manifest(subject_dir)
-
     with report.step("speech"):
-        audio_path = _speech(opts, out)
-    audio = load_audio(audio_path, sample_rate=SAMPLE_RATE)
+        audio = _speech(opts)
     n_frames = int(np.ceil(audio.duration * opts.fps))
-    emotion = opts.emotion or default_emotion_track(n_frames)
+    emotion = _emotion(opts.emotion, n_frames)
+    check_writable(opts.out, "output folder", folder=True)
     report.facts.update({"audio_seconds": round(audio.duration, 2), "fps": opts.fps,
                          "frames": n_frames, "emotion_track": emotion,
                          "subject": str(subject_dir), "render_size": opts.render_size})
 
-    keys_dir = out / ".facecast"
-    key_file, _ = ensure_key_file(keys_dir / "hmac.key")
-    started = time.perf_counter()
-    threads = None if opts.threads is None else ["--threads", str(opts.threads)]
-    with BackendProcess(key_file=key_file, log_file=out / "backend.log",
-                        extra_args=threads) as backend:
-        report.steps["backend start"] = round(time.perf_counter() - started, 2)
-        with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=30) as client:
-            info = client.call("info").body
-            report.facts["device"] = info.get("gpu") or info.get("device")
-            report.facts["torch"] = info.get("torch")
-            with report.step("animate"):
-                anim = _animate(client, audio.samples, opts, emotion, n_frames)
-            np.savez_compressed(out / "animation.npz", **anim)
-            report.outputs["animation"] = "animation.npz"
-            camera = front_camera(manifest, opts.render_size)
-            (out / "camera.json").write_text(json.dumps(camera, indent=1))
-            with report.step("render"):
-                frames = _render(client, opts, anim, camera, out / "frames")
-    report.facts["render_fps"] = round(n_frames / max(report.steps["render"], 1e-6), 2)
+    with staged_folder(opts.out) as out:
+        sf.write(out / "speech.wav", audio.samples, audio.sample_rate, subtype="PCM_16")
+        keys_dir = out / ".facecast"
+        key_file, _ = ensure_key_file(keys_dir / "hmac.key")
+        started = time.perf_counter()
+        threads = None if opts.threads is None else ["--threads", str(opts.threads)]
+        with BackendProcess(key_file=key_file, log_file=out / "backend.log",
+                            extra_args=threads) as backend:
+            report.steps["backend start"] = round(time.perf_counter() - started, 2)
+            with BlockingClient(backend.endpoint, key=load_key(key_file),
+                                timeout_s=30) as client:
+                info = client.call("info").body
+                report.facts["device"] = info.get("gpu") or info.get("device")
+                report.facts["torch"] = info.get("torch")
+                with report.step("animate"):
+                    anim = _animate(client, audio.samples, opts, emotion, n_frames)
+                write_animation(out / "animation.npz", anim)
+                report.outputs["animation"] = "animation.npz"
+                camera = front_camera(manifest, opts.render_size)
+                (out / "camera.json").write_text(json.dumps(camera, indent=1))
+                with report.step("render"):
+                    frames = _render(client, opts, anim.to_arrays(), camera,
+                                     out / "frames")
+        report.facts["render_fps"] = round(n_frames / max(report.steps["render"], 1e-6), 2)
 
-    with report.step("video"):
-        _video(out / "facecast_demo.mp4", frames, anim, opts.fps, audio.samples)
-        sign_video(out / "facecast_demo.mp4", frames.stamp)
+        with report.step("video"):
+            _video(out / "facecast_demo.mp4", frames, anim.landmarks, opts.fps,
+                   audio.samples)
+            sign_video(out / "facecast_demo.mp4", frames.stamp)
+    # frames/ is the demo's own folder: an earlier, longer run's tail is not this run's.
+    for path in stale_frames(opts.out / "frames", 1, n_frames):
+        path.unlink(missing_ok=True)
+    out = opts.out
     stamp = frames.stamp
     report.facts["provenance"] = (f"frames and MP4 watermarked (subject "
                                   f"{stamp.payload.subject_hex}, render "
@@ -125,7 +137,7 @@ def run_demo(opts: DemoOptions) -> DemoReport:
     report.outputs["video"] = "facecast_demo.mp4"
     if opts.blend:
         with report.step("blend"):
-            blend = _blend(out, audio_path, opts.fps)
+            blend = _blend(out, out / "speech.wav", opts.fps)
         if blend:
             report.outputs["blend"] = blend.name
     report.steps["total"] = round(time.perf_counter() - t0, 2)
@@ -133,41 +145,45 @@ def run_demo(opts: DemoOptions) -> DemoReport:
     return report
 
 
-def _speech(opts: DemoOptions, out: Path) -> Path:
-    """The line to animate, as a 16 kHz WAV in the output folder."""
+def _speech(opts: DemoOptions) -> Audio:
+    """The line to animate, at 16 kHz: the user's recording or espeak-ng's speech."""
     if opts.audio is not None:
-        clip = load_audio(opts.audio, sample_rate=SAMPLE_RATE)
-        samples, rate = clip.samples, clip.sample_rate
-    else:
-        from ..speech import synthesize
+        return load_audio(opts.audio, sample_rate=SAMPLE_RATE)
+    from ..speech import synthesize
 
-        speech = synthesize(opts.text or (QUICK_LINE if opts.quick else DEFAULT_LINE))
-        clip = load_audio((speech.samples, speech.sample_rate), sample_rate=SAMPLE_RATE)
-        samples, rate = clip.samples, clip.sample_rate
-    path = out / "speech.wav"
-    sf.write(path, samples, rate, subtype="PCM_16")
-    return path
+    speech = synthesize(opts.text or (QUICK_LINE if opts.quick else DEFAULT_LINE))
+    return load_audio((speech.samples, speech.sample_rate), sample_rate=SAMPLE_RATE)
+
+
+def _emotion(emotion: str | None, n_frames: int) -> str:
+    """The emotion track to send, checked here (before the work): the user's, or the
+    demo's default spread over the line."""
+    if emotion is None:
+        return default_emotion_track(n_frames)
+    if emotion.strip().lower() != "auto":
+        validate_track(load_emotion_track(emotion))
+    return emotion
 
 
 def _animate(client: BlockingClient, pcm: np.ndarray, opts: DemoOptions, emotion: str,
-             n_frames: int) -> dict[str, np.ndarray]:
+             n_frames: int) -> Animation:
+    """The ``animate`` job's chunks as one :class:`Animation`: the same fields, file and
+    head-pose convention as ``facecast animate`` writes, so ``facecast render`` accepts
+    the demo's animation.npz."""
     params = {"fps": str(opts.fps), "sample_rate": SAMPLE_RATE, "emotion": emotion,
               "n_frames": n_frames, "seed": opts.seed}
     chunks: list[tuple[int, dict[str, np.ndarray]]] = []
     bar = progress(n_frames, "animate", "frame", leave=False)
-    client.call("animate", params, [np.asarray(pcm, np.float32)],
-                on_event=lambda e: _collect(e, chunks, bar))
+    done = client.call("animate", params, [np.asarray(pcm, np.float32)],
+                       on_event=lambda e: _collect(e, chunks, bar))
     bar.close()
     if not chunks:
         raise FacecastError("the animate job returned no frames", "see backend.log")
     merged: dict[str, np.ndarray] = {}
     for key in chunks[0][1]:
         merged[key] = np.concatenate([c[key] for _, c in sorted(chunks, key=lambda x: x[0])])
-    merged["fps"] = np.array(str(opts.fps))
-    # The animate job's head pose is motion relative to the rest pose, as `facecast
-    # animate` writes it: animation.npz says so, so `facecast render` accepts it.
-    merged[HEAD_POSE_FRAME_KEY] = np.array(HEAD_POSE_MOTION)
-    return merged
+    return animation_from_job(merged, done.body.get("fps") or str(opts.fps), SAMPLE_RATE,
+                              first_frame=int(done.body.get("first_frame", 0)))
 
 
 def _collect(event, chunks: list, bar) -> None:
@@ -239,14 +255,14 @@ def render_request(anim: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]
     return arrays, {"array_names": names, HEAD_POSE_FRAME_KEY: HEAD_POSE_MOTION}
 
 
-def _video(path: Path, frames: list[np.ndarray], anim: dict[str, np.ndarray], fps: int,
+def _video(path: Path, frames: list[np.ndarray], landmarks: np.ndarray, fps: int,
            pcm: np.ndarray) -> None:
     """NeRF render (over a flat background) beside the animated landmark mesh."""
     size = frames[0].shape[0]
     preview = FacePreview(size)
 
     def composed() -> Iterator[np.ndarray]:
-        for rgba, lm in zip(frames, anim["landmarks"], strict=True):
+        for rgba, lm in zip(frames, landmarks, strict=True):
             a = rgba[..., 3:].astype(np.float32) / 255.0
             nerf = rgba[..., :3].astype(np.float32) * a + BACKGROUND * (1 - a)
             yield np.concatenate([nerf.astype(np.uint8), preview.render(lm)], axis=1)

@@ -1,7 +1,10 @@
 """Image quality metrics (numpy): PSNR and SSIM, our own implementation.
 
 SSIM follows Wang et al. 2004 (11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03) on
-each RGB channel, averaged; images are float in [0, 1].
+each RGB channel, averaged over the pixels whose window lies inside the image (the
+5-pixel border is left out), as scikit-image's ``structural_similarity`` with Gaussian
+weights computes it: a build's ``subject info`` and ``facecast bench render`` give the
+same number; images are float in [0, 1].
 """
 
 from __future__ import annotations
@@ -31,5 +34,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
         syy = blur(y * y) - my * my
         sxy = blur(x * y) - mx * my
         s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-        vals.append(s.mean())
+        pad = 5  # (11 - 1) // 2: the window's half-width
+        vals.append(s[pad:-pad, pad:-pad].mean() if min(s.shape) > 2 * pad else s.mean())
     return float(np.mean(vals))

@@ -113,13 +113,8 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
     data = trainer.refined_data()  # learned focal, refined training poses, body poses
     n = len(data.frames)
     held = list(range(data.n_train, n))
-    pick = np.linspace(0, len(held) - 1, min(eval_frames, len(held))).round().astype(int)
-    evaluation = evaluate(model, grid, data, [held[i] for i in pick], dev)
     train_pick = np.linspace(0, data.n_train - 1, min(eval_frames, data.n_train)
                              ).round().astype(int)
-    on_train = evaluate(model, grid, data, [int(i) for i in train_pick], dev)
-    evaluation["training_frames"] = {k: on_train[k] for k in ("psnr", "ssim", "psnr_face",
-                                                              "ssim_face", "frames")}
     # Held-out evaluation pack (a few MB): lets `facecast bench render` measure fidelity
     # and obedience of a shipped subject that has no training cache.
     n_pack = min(24, len(held))
@@ -176,7 +171,34 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
         "training": {**record, "device": dev.type, "res": res, "prepare_seconds":
                      round(prep_s, 1), "torch": torch.__version__,
                      "threads": threads or torch.get_num_threads()},
-        "evaluation": evaluation,
+        "evaluation": None,
     }
     write_json_atomic(out / "manifest.json", manifest)
+    return record_evaluation(out)
+
+
+def record_evaluation(folder: Path) -> dict:
+    """Measure the subject as it ships and record it in its manifest (returned).
+
+    The weights as ``load_subject`` reads them (fp16), rendered on the CPU at the frames
+    of its packs (``heldout.npz``, ``training.npz``), PSNR and SSIM composited over the
+    plate, full frame and face box: exactly the "model" rows of ``facecast bench render``,
+    so ``facecast subject info`` and the bench give one number. Per-frame values are
+    kept so a test can check a few frames against the bench's own scoring."""
+    from .store import load_subject
+
+    subject = load_subject(folder, "cpu")
+    cpu = torch.device("cpu")
+    result: dict = {"method": "shipped weights on the CPU, frames of heldout.npz / "
+                    "training.npz, over the plate; SSIM as scikit-image (Gaussian, sigma "
+                    "1.5)"}
+    for key, pack in (("heldout", "heldout.npz"), ("training_frames", "training.npz")):
+        data = SubjectData.load(folder / pack)
+        frames = list(range(len(data.frames)))
+        scores = evaluate(subject.model, subject.grid, data, frames, cpu)
+        scores["frames"] = [int(f) for f in data.frame_index]  # frames of the source clip
+        result[key] = scores
+    evaluation = {**result.pop("heldout"), **result}
+    manifest = {**subject.manifest, "evaluation": evaluation}
+    write_json_atomic(folder / "manifest.json", manifest)
     return manifest

@@ -384,7 +384,8 @@ def evaluate(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, frames: li
     m = np.mean(rows, axis=0) if rows else [float("nan")] * 4
     return {"psnr": round(float(m[0]), 3), "ssim": round(float(m[1]), 4),
             "psnr_face": round(float(m[2]), 3), "ssim_face": round(float(m[3]), 4),
-            "frames": [int(f) for f in frames]}
+            "frames": [int(f) for f in frames],
+            "per_frame": [[round(float(v), 4) for v in row] for row in rows]}
 
 
 def render_frame(model: FaceNeRF, grid: OccupancyGrid, data: SubjectData, f: int,
