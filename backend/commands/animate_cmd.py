@@ -62,12 +62,16 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from backend.audio import load_audio
+    from backend.jobs.animate import MAX_FRAME
     from backend.motion.animate import animate
     from backend.motion.animation_file import check_animation_path, write_animation
     from backend.motion.model import load_model
 
     # Everything the user named is checked before the work (seconds of computing).
-    out = check_writable(check_animation_path(args.output), "output")
+    out = check_animation_path(check_writable(args.output, "output"))
+    if abs(args.first_frame) > MAX_FRAME:
+        raise InputError(f"--first-frame {args.first_frame} is outside Blender's frames",
+                         f"use a frame number within ±{MAX_FRAME}")
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames {args.frames} is not a frame count",
                          "pass 1 or more, or leave it out to animate to the end of the audio")

@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.demo.run import DemoOptions, run_demo
+    from backend.demo.run import MAX_TEXT_CHARS, DemoOptions, run_demo
     from shared.errors import InputError
 
     if args.fps <= 0 or args.fps > 120:
@@ -42,6 +42,16 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--size {args.size} is out of range", "use 32..1024")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads} is not a thread count", "pass 1 or more")
+    if args.text is not None and args.audio is not None:
+        raise InputError("--text and --audio were both given (the demo speaks the text "
+                         "only when there is no recording)", "pass one of them")
+    if args.text is not None and not args.text.strip():
+        raise InputError("--text is empty", "give the line to speak, or leave --text out "
+                         "for the demo's own line")
+    if args.text is not None and len(args.text) > MAX_TEXT_CHARS:
+        raise InputError(f"--text is {len(args.text)} characters; the demo speaks up to "
+                         f"{MAX_TEXT_CHARS}", "shorten it, or use `facecast animate` and "
+                         "`facecast render` for long lines")
     report = run_demo(DemoOptions(
         out=args.out, quick=args.quick, audio=args.audio, text=args.text,
         emotion=args.emotion, subject=args.subject, fps=args.fps, size=args.size,

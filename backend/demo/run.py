@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from shared.emotions import load_emotion_track, validate_track
-from shared.errors import FacecastError
+from shared.errors import FacecastError, InputError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
 from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_MOTION
@@ -42,6 +42,10 @@ from ..subject.store import read_manifest, resolve_subject
 from .defaults import DEFAULT_LINE, QUICK_LINE, default_emotion_track
 
 SAMPLE_RATE = 16000
+#: The demo keeps every rendered frame for its MP4 and renders at ~0.5-3 frames/s on a
+#: CPU: two minutes (3000 frames at 25 fps, ~0.8 GB at 256^2) is its longest line.
+MAX_AUDIO_SECONDS = 120.0
+MAX_TEXT_CHARS = 1000
 BACKGROUND = np.array([38, 40, 48], np.float32)
 
 
@@ -148,11 +152,18 @@ def run_demo(opts: DemoOptions) -> DemoReport:
 def _speech(opts: DemoOptions) -> Audio:
     """The line to animate, at 16 kHz: the user's recording or espeak-ng's speech."""
     if opts.audio is not None:
-        return load_audio(opts.audio, sample_rate=SAMPLE_RATE)
-    from ..speech import synthesize
+        audio = load_audio(opts.audio, sample_rate=SAMPLE_RATE)
+    else:
+        from ..speech import synthesize
 
-    speech = synthesize(opts.text or (QUICK_LINE if opts.quick else DEFAULT_LINE))
-    return load_audio((speech.samples, speech.sample_rate), sample_rate=SAMPLE_RATE)
+        speech = synthesize(opts.text or (QUICK_LINE if opts.quick else DEFAULT_LINE))
+        audio = load_audio((speech.samples, speech.sample_rate), sample_rate=SAMPLE_RATE)
+    if audio.duration > MAX_AUDIO_SECONDS:
+        raise InputError(f"{opts.audio or 'the spoken --text'} is {audio.duration:.0f} s "
+                         f"long; the demo renders up to {MAX_AUDIO_SECONDS:.0f} s",
+                         "cut it shorter, or use `facecast animate` and `facecast render` "
+                         "for long lines")
+    return audio
 
 
 def _emotion(emotion: str | None, n_frames: int) -> str:
