@@ -248,9 +248,9 @@ CASES = [
     ("animate {in}/line.wav -o {out}/a.npz --text-file {in}/nosuch.txt", ["nosuch.txt"]),
     ("animate {in}/line.wav -o {out}/a.npz --text-file {in}/latin1.txt", ["not UTF-8"]),
     # subject
-    ("subject build {in}/nosuch.mp4 --name alice --steps 10 --out {out}/alice",
+    ("subject build {in}/nosuch.mp4 --name alice --steps 10 --out {out}/alice --consent ok",
      ["video file not found"]),
-    ("subject build {in}/text.wav --name alice --out {out}/alice", ["text.wav"]),
+    ("subject build {in}/text.wav --name alice --out {out}/alice --consent ok", ["text.wav"]),
     ("subject build {in}/clip.mp4 --name '' --out {out}/alice", ["name is empty"]),
     ("subject build {in}/clip.mp4 --name alice --out {out}/alice", ["consent statement"]),
     ("subject build {in}/clip.mp4 --name alice --out {out}/alice --consent-file "
@@ -336,7 +336,7 @@ def test_a_failed_demo_leaves_an_earlier_demo_as_it_was(inputs, tmp_path, capsys
 
 def test_subject_build_names_a_missing_clip_before_any_warning(tmp_path) -> None:
     out = facecast("subject", "build", str(tmp_path / "nosuch.mp4"), "--name", "alice",
-                   "--steps", "10", "--out", str(tmp_path / "alice"))
+                   "--steps", "10", "--out", str(tmp_path / "alice"), "--consent", "ok")
     assert_one_line_error(out, "video file not found")
     assert "fog" not in out.stderr and "warning" not in out.stderr.lower(), out.stderr
 

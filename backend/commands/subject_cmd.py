@@ -192,9 +192,10 @@ def _build(args: argparse.Namespace) -> int:
     from backend.video.decode import probe_video
 
     # Everything the user named is checked before any work starts (and before any
-    # warning about the budget): name, clip, output folder, options, consent.
+    # warning about the budget): name, consent, clip, output folder, options.
     if not args.name.strip():
         raise InputError("the subject name is empty", "pass --name NAME (e.g. --name alice)")
+    statement, consent_file = read_statement(args.consent, args.consent_file)
     out = args.out or default_subject_dir(args.name)
     if not (args.resume and (out / "cache" / "data.npz").is_file()):
         probe_video(args.clip)  # "video file not found" / "cannot read video" / no stream
@@ -203,8 +204,6 @@ def _build(args: argparse.Namespace) -> int:
                                 ("--plane-res", args.plane_res, 8, 4096)):
         if value is not None and not lo <= value <= hi:
             raise InputError(f"{flag} {value} is out of range", f"use {lo}..{hi}")
-    # The consent is stated (and the clip hashed) before any work starts.
-    statement, consent_file = read_statement(args.consent, args.consent_file)
     consent = make_consent(statement, args.clip, consent_file)
     threads = set_threads(args.threads)
     steps, minutes, cpu_minutes = check_budget(args.steps, args.minutes, args.cpu_minutes,
