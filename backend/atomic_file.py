@@ -50,8 +50,10 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno and exc.filename in (None, str(tmp)):
+            exc.filename = str(path)  # the user's file, not our temp name
         raise
     return path
 

@@ -360,3 +360,17 @@ def test_read_only_outputs_are_named_before_the_work(inputs, tmp_path, namespace
         out = subprocess.CompletedProcess([], code, "", text)
         assert_one_line_error(out, "cannot write", str(ro / name), "read-only file system")
         assert ".tmp-" not in text and "fog" not in text, text
+
+
+def test_disk_full_during_animate_names_the_file(inputs, tmp_path, namespaces) -> None:
+    """One line naming the user's file, no temp file and no traceback from a zip
+    writer's finaliser after it."""
+    full = tmp_path / "full"
+    full.mkdir()
+    cmd = _cli("animate", str(inputs / "line.wav"), "-o", str(full / "anim.npz"))
+    run = _in_namespace(f"mount -t tmpfs -o size=4k tmpfs {full} && {cmd}; echo @@rc=$?; "
+                        f"ls -A {full}")
+    code, listing = run.stdout.split("@@rc=")[1].split("\n", 1)
+    out = subprocess.CompletedProcess([], int(code), "", run.stderr)
+    assert_one_line_error(out, "no space left", str(full / "anim.npz"))
+    assert "Exception ignored" not in run.stderr and listing.strip() == "", run.stderr

@@ -10,6 +10,7 @@ used, so both paths write the same file.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,8 +39,14 @@ def write_animation(path: str | Path, anim: Animation) -> Path:
     """Write ``anim`` as .npz or .json (by the suffix), atomically."""
     path = check_animation_path(path)
     if path.suffix.lower() == ".npz":
-        return write_atomic(path, lambda f: np.savez_compressed(f, **anim.to_arrays()))
-    return write_atomic(path, lambda f: f.write(json.dumps(to_json(anim)).encode()))
+        # Built in memory first: a zip writer that fails mid-file (disk full) would
+        # print a traceback from its finaliser after the clean error.
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **anim.to_arrays())
+        data = buffer.getvalue()
+    else:
+        data = json.dumps(to_json(anim)).encode()
+    return write_atomic(path, lambda f: f.write(data))
 
 
 def to_json(anim: Animation) -> dict:
