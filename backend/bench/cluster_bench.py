@@ -106,7 +106,7 @@ def _cancel_s(cluster, folder, views, cond, after: int = 2) -> tuple[float, int]
     the actors rendered in all by then."""
     import ray
 
-    from backend.jobs.base import JobCancelled
+    from shared.errors import JobCancelled
 
     def rendered() -> int:
         return sum(ray.get(h.ready.remote())["frames"]

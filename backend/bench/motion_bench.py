@@ -276,7 +276,7 @@ def _phone_spans(clip) -> list[tuple[str, float, float]]:
 
 def _score_sentence(mouth: np.ndarray, times: np.ndarray, fps: float, spans) -> dict:
     """Closure, rounding and lip-tuck hits for one sentence's mouth channels [T, 27]."""
-    from backend.motion.visemes import viseme_class
+    from backend.speech.viseme_classes import viseme_class
 
     lm_gap = mouth_opening(mouth_to_landmarks(mouth))
     rest = float(mouth_opening(canonical_face().vertices))

@@ -43,15 +43,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .visemes import (
-    ANTICIPATE_MS,
-    CLASSES,
-    GRID_HZ,
-    N_MOUTH,
-    coarticulate,
-    viseme_class,
-    viseme_grid,
-)
+from ..speech.viseme_classes import CLASSES, viseme_class
+from .visemes import ANTICIPATE_MS, GRID_HZ, N_MOUTH, coarticulate, viseme_grid
 
 if TYPE_CHECKING:
     from backend.speech.acoustic import PhoneScores

@@ -28,7 +28,7 @@ from ..nerf.occupancy import OccupancyGrid
 from ..nerf.tokens import token_ids
 from ..nerf.torso import TORSO_HI, TORSO_LO
 from ..tracking.cache import file_hash
-from .prepare import FOV_DEG, HOLDOUT, SubjectData, prepare
+from .prepare import FOV_DEG, HOLDOUT, SubjectData, nearest_training_frames, prepare
 from .store import MANIFEST_FORMAT, MANIFEST_VERSION, export_model, write_json_atomic
 from .train import TrainConfig, Trainer, carve_grid, evaluate
 
@@ -129,8 +129,6 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
     # Training frames (refined cameras) and, per held-out pack frame, the nearest training
     # frame (the trivial baseline): the benchmark's fidelity rows without the cache.
     data.subset([int(i) for i in train_pick]).save(out / "training.npz")
-    from ..bench.render_bench import nearest_training_frames
-
     near = nearest_training_frames(data, held_pack)
     write_atomic(out / "nearest.npz", lambda f: np.savez_compressed(
         f, frames=data.frames[near], index=near))

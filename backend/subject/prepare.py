@@ -135,6 +135,17 @@ def prepare(clip: str | Path, res: int = 256, max_frames: int | None = None
                        np.array([video.fps.numerator, video.fps.denominator]), n_train)
 
 
+def nearest_training_frames(data: SubjectData, frames: list[int]) -> np.ndarray:
+    """Indices of the training frames whose tracked 2-D landmarks are nearest to each
+    of ``frames`` (pose and expression in image terms)."""
+    train = data.pixels[: data.n_train].reshape(data.n_train, -1)
+    out = []
+    for f in frames:
+        d = np.sum((train - data.pixels[f].reshape(1, -1)) ** 2, axis=1)
+        out.append(int(np.argmin(d)))
+    return np.asarray(out)
+
+
 def box_rects(data: SubjectData) -> np.ndarray:
     """Per frame, the image rectangle [x0, y0, x1, y1] the head box projects into."""
     corners = np.array([[x, y, z] for x in (BOX_LO[0], BOX_HI[0])
