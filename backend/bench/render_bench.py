@@ -51,8 +51,9 @@ from shared.landmarks import (
 )
 
 from ..nerf.metrics import psnr
-from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
+from ..nerf.pipeline import HEAD_DEFAULT
 from ..provenance.stamp import RenderStamp
+from ..render import render_frames
 from ..subject.conditioning import render_conditioning
 from ..subject.face_depth import project, surface_ids
 from ..subject.prepare import SubjectData, face_rects, nearest_training_frames
@@ -260,7 +261,7 @@ def _fps(subject, size: int, n: int, fp16: bool) -> float:
     cam, mw = bench_camera(size)
     views = camera_views(cam, mw, n + 1)
     mark = RenderStamp.for_render(subject.manifest, "bench").payload  # as every render
-    it = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16, payload=mark)
+    it = render_frames(subject, views, cond, fp16=fp16, payload=mark)
     next(it)  # warm-up
     cuda = next(subject.model.parameters()).is_cuda
     if cuda:
