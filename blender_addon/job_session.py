@@ -35,12 +35,13 @@ from .animate_job import (
     fps_fraction,
     scene_fps,
 )
-from .audio_io import BACKEND_SAMPLE_RATE, load_pcm
+from .audio_io import load_pcm
 from .backend_session import BackendSession
 from .frame_writer import frames_on_disk
 from .job_stall import StallWatch
 from .render_job import HEAD_POSE_FRAME, RENDER_KIND, RenderTask, conditioning_hash, frames_root
 from .scene_inputs import LastAnimation
+from .shared.audio import SAMPLE_RATE
 from .shared.emotions import validate_emotion_arrays
 from .shared.errors import FacecastError, InputError
 from .shared.landmarks import pose_to_blender_axes, to_blender_axes
@@ -206,14 +207,14 @@ def start_animate(scene: bpy.types.Scene) -> AnimateTask:
     text = scene_inputs.dialogue(settings)
     fps = scene_fps(scene.render.fps, scene.render.fps_base)
     audio = scene_inputs.audio_input(scene)
-    pcm = load_pcm(audio.path, BACKEND_SAMPLE_RATE)
+    pcm = load_pcm(audio.path, SAMPLE_RATE)
     scene_range = (scene.frame_start, scene.frame_end) if settings.scene_range_only else None
-    span = audio_span(audio.start_frame, pcm.size / BACKEND_SAMPLE_RATE, fps, audio.visible,
+    span = audio_span(audio.start_frame, pcm.size / SAMPLE_RATE, fps, audio.visible,
                       scene_range)
     weights, intensity = scene_inputs.sample_emotions(scene, span.frames())
     weights, intensity = validate_emotion_arrays(weights, intensity, span.count)
     exact = fps_fraction(scene.render.fps, scene.render.fps_base)
-    request = AnimateRequest(pcm, BACKEND_SAMPLE_RATE, fps, span, weights, intensity,
+    request = AnimateRequest(pcm, SAMPLE_RATE, fps, span, weights, intensity,
                              _options(settings), f"{exact.numerator}/{exact.denominator}",
                              text)
     task = AnimateTask(request)

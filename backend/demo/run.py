@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
@@ -39,7 +40,6 @@ from ..subject.framing import front_camera
 from ..subject.store import read_manifest, resolve_subject
 from .defaults import DEFAULT_LINE, QUICK_LINE, default_emotion_track
 
-SAMPLE_RATE = 16000
 BACKGROUND = np.array([38, 40, 48], np.float32)
 
 

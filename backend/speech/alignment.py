@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
+
 from .phone_recognition import FRAME_S, PAUSE
 from .viseme_classes import DIPHTHONGS, normalise_phone, viseme_class
 
@@ -195,7 +197,7 @@ def forced_alignment(samples: np.ndarray, text: str
 
     from pocketsphinx import Decoder, get_model_path
 
-    from .phone_recognition import ARPABET_TO_ESPEAK, HOP_SAMPLES, SAMPLE_RATE, SEED, _lock
+    from .phone_recognition import ARPABET_TO_ESPEAK, HOP_SAMPLES, SEED, _lock
 
     words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
     if not words or len(samples) > FA_MAX_SECONDS * SAMPLE_RATE:

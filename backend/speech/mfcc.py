@@ -29,7 +29,8 @@ from functools import lru_cache
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from shared.audio import SAMPLE_RATE
+
 HOP = 160  # 10 ms, the hop grid of backend.audio.features
 FRAME = 410  # 25.625 ms
 N_FFT = 512

@@ -17,10 +17,10 @@ import threading
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import FacecastError
 
 FRAME_S = 0.01  # pocketsphinx frames are 10 ms
-SAMPLE_RATE = 16000
 
 # ARPAbet (CMU) -> espeak-ng English mnemonic with the same mouth shape.
 ARPABET_TO_ESPEAK: dict[str, str] = {
