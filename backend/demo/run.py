@@ -26,6 +26,7 @@ from shared.errors import FacecastError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
 from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_MOTION
+from shared.render_request import RenderJobRequest
 
 from ..atomic_file import write_atomic
 from ..audio import load_audio
@@ -200,9 +201,7 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     """Stream RGBA frames; each is kept in memory for the video and written as the
     signed PNG the job sends (its C2PA credentials intact)."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays, params = render_request(anim)
-    params.update({"subject": opts.subject, "camera": camera, "device": opts.device,
-                   "signed_png": True})
+    params, arrays = render_request(anim, opts.subject, camera, opts.device).to_wire()
     n = len(anim["blendshapes"])
     frames: list[np.ndarray | None] = [None] * n
     bar = progress(n, "render", "frame", leave=False)
@@ -228,15 +227,16 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     return RenderedFrames(frames, RenderStamp.from_dict(done.body["provenance"]))
 
 
-def render_request(anim: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]:
-    """The render job's arrays and params for an animation from the ``animate`` job, as
-    they are: blendshapes (the backend retargets them onto the subject) and the head
-    motion, named as such (``shared.render_conditioning``); the head rests at the
-    contract's default placement, where ``front_camera`` looks."""
-    names = ["blendshapes", "head_pose"]
-    arrays = [np.ascontiguousarray(anim["blendshapes"], np.float32),
-              np.ascontiguousarray(anim["head_pose"], np.float32)]
-    return arrays, {"array_names": names, HEAD_POSE_FRAME_KEY: HEAD_POSE_MOTION}
+def render_request(anim: dict[str, np.ndarray], subject: str, camera: dict,
+                   device: str) -> RenderJobRequest:
+    """The render job's request for an animation from the ``animate`` job, as it is:
+    blendshapes (the backend retargets them onto the subject) and the head motion, named
+    as such (``shared.render_conditioning``); the head rests at the contract's default
+    placement, where ``front_camera`` looks. Frames come back as signed PNGs."""
+    arrays = {"blendshapes": np.ascontiguousarray(anim["blendshapes"], np.float32),
+              "head_pose": np.ascontiguousarray(anim["head_pose"], np.float32)}
+    return RenderJobRequest(subject, camera, arrays, head_pose_frame=HEAD_POSE_MOTION,
+                            device=device, signed_png=True)
 
 
 def _video(path: Path, frames: list[np.ndarray], anim: dict[str, np.ndarray], fps: int,

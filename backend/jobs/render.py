@@ -1,7 +1,8 @@
 """``render`` job: stream a subject's RGBA + depth frames to the add-on under credit.
 
-Params: ``subject`` (name or folder), ``camera`` (the cam.json dict), ``array_names``
-naming the input arrays in order (any of ``landmarks`` [T,478,3], ``blendshapes``
+The request is ``shared.render_request.RenderJobRequest`` on both sides. Params:
+``subject`` (name or folder), ``camera`` (the cam.json dict), ``array_names`` naming the
+input arrays in order (any of ``landmarks`` [T,478,3], ``blendshapes``
 [T,52], ``head_pose`` [T,4,4], ``body_pose`` [T,4,4]), ``head_pose_frame`` (required with
 a head pose: ``"world"`` = canonical head frame -> Blender world, what the add-on sends;
 ``"motion"`` = motion relative to the rest pose, what the ``animate`` job returns),
@@ -31,12 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.errors import InputError
-
 from . import registry
 from .base import Job, JobContext
-
-_NAMES = ("landmarks", "blendshapes", "head_pose", "body_pose")
 
 
 @registry.register
@@ -50,18 +47,7 @@ class RenderJob(Job):
         from backend.provenance.consent import consent_line
         from backend.render import RenderRequest, prepare_render
 
-        p = ctx.params
-        names = p.get("array_names", [])
-        if (not isinstance(names, list) or len(names) != len(ctx.arrays)
-                or any(n not in _NAMES for n in names) or len(set(names)) != len(names)):
-            raise InputError(f"array_names {names!r} does not describe the "
-                             f"{len(ctx.arrays)} arrays sent",
-                             f"name each array once, in order, from {_NAMES}")
-        request = RenderRequest(
-            subject=p.get("subject"), arrays=dict(zip(names, ctx.arrays, strict=True)),
-            camera=p.get("camera"), head_pose_frame=p.get("head_pose_frame"),
-            placement=p.get("placement"), device=p.get("device", "auto"),
-            fp16=bool(p.get("fp16", True)), signed_png=bool(p.get("signed_png")))
+        request = RenderRequest.from_wire(ctx.params, ctx.arrays)  # shared.render_request
         cluster = active_cluster()  # the actors pick their own device
         render = prepare_render(request, cluster, cancelled=lambda: ctx.cancelled)
         n = len(render)

@@ -19,7 +19,7 @@ so the flow exists once:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ import torch
 from shared.camera import CameraView, camera_from_dict, camera_views
 from shared.errors import InputError
 from shared.render_conditioning import check_head_pose_frame
+from shared.render_request import RenderJobRequest
 
 from ..nerf.pipeline import Conditioning, check_conditioning, head_to_camera, render_sequence
 from ..provenance.credentials import Signer, encode_png
@@ -40,10 +41,6 @@ from ..provenance.watermark import mark_frame
 from ..subject.conditioning import render_conditioning
 from ..subject.framing import front_camera
 from ..subject.store import Subject, load_subject, read_manifest, resolve_subject
-
-#: The per-frame arrays a render takes (``shared.render_conditioning``).
-CONDITIONING_ARRAYS = ("landmarks", "blendshapes", "head_pose", "body_pose")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -55,23 +52,17 @@ class FrontCamera:
 
 
 @dataclass
-class RenderRequest:
-    """What to render. ``arrays``: any of :data:`CONDITIONING_ARRAYS` (one row per
-    frame); ``head_pose_frame``: ``"world"`` or ``"motion"`` (required with a head pose);
-    ``placement``: 4x4 rest head frame -> world for ``"motion"``; ``made_for``: the
-    subject an animation says it was made for (refused for another); ``camera``: a
-    ``cam.json`` dict or :class:`FrontCamera`; ``signed_png``: each frame also carries its
-    PNG, C2PA-signed, titled ``{first_number + index:06d}.png``."""
+class RenderRequest(RenderJobRequest):
+    """What to render: the ``render`` job's wire request (``shared.render_request``:
+    ``arrays`` by name, one row per frame; ``head_pose_frame`` ``"world"`` or
+    ``"motion"``, required with a head pose; ``placement``; ``device``; ``fp16``;
+    ``signed_png``: each frame also carries its PNG, C2PA-signed) plus what only the
+    command line sets: ``camera`` may be a :class:`FrontCamera`; ``made_for``, the subject
+    an animation says it was made for (refused for another); ``first_number``, the
+    number in the signed PNGs' titles (``{first_number + index:06d}.png``)."""
 
-    subject: str | Path
-    arrays: Mapping[str, np.ndarray]
     camera: dict | FrontCamera
-    head_pose_frame: str | None = None
-    placement: Any = None
     made_for: str | None = None
-    device: str = "auto"
-    fp16: bool = False
-    signed_png: bool = False
     first_number: int = 0
 
 
