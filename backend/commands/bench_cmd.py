@@ -42,6 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cluster.add_argument("--size", type=int, default=128, help="frame side in pixels")
     cluster.add_argument("--chunk", type=int, default=4, help="frames per chunk")
     cluster.set_defaults(func=_cluster)
+    cov = bs.add_parser("coverage", help="which emotions each real clip's footage covers, "
+                        "beside the FER2013 judge on the same footage (tracking only)")
+    cov.add_argument("--data", type=Path, default=None,
+                     help="the real data folder (default: ../shared/data)")
+    cov.set_defaults(func=_coverage)
     prov = bs.add_parser("provenance", help="watermark robustness, cost, false positives; "
                          "C2PA cost")
     prov.add_argument("--frames", type=int, default=24, help="held-out frames rendered")
@@ -79,6 +84,13 @@ def _provenance(args: argparse.Namespace) -> int:
     from backend.bench.provenance_bench import run_provenance_bench
 
     run_provenance_bench(frames=args.frames, fp_frames=args.fp_frames, data=args.data)
+    return 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from backend.bench.coverage_bench import run_coverage_bench
+
+    run_coverage_bench(args.data)
     return 0
 
 
