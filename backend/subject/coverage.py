@@ -116,13 +116,15 @@ class Coverage:
         return [e for e, c in self.emotions.items() if e != "neutral" and c.level == level]
 
     def summary(self) -> str:
-        """One line: what renders will show (the add-on panel and ``subject list``)."""
-        parts = []
-        for level in ("covered", "partly", "not covered"):
+        """One line: what renders will show (the add-on panel, ``bench coverage``)."""
+        full = self.covered("covered")
+        parts = [f"footage covers {', '.join(full)}" if full
+                 else "footage covers no keyed emotion fully"]
+        for level, word in (("partly", "partly"), ("not covered", "not")):
             names = [f"{e} {self.emotions[e].fraction:.0%}" for e in self.covered(level)]
             if names:
-                parts.append(f"{level}: {', '.join(names)}")
-        return "footage covers " + "; ".join(parts)
+                parts.append(f"{word} {', '.join(names)}")
+        return "; ".join(parts)
 
     def lines(self) -> list[str]:
         """The full report ``subject build`` / ``subject info`` print."""
