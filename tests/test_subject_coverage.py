@@ -82,3 +82,20 @@ def test_bad_landmarks_are_one_clear_error() -> None:
 
     with pytest.raises(InputError, match=r"\[T, 478, 3\]"):
         footage_coverage(np.zeros((5, 468, 3)), fps=25.0)
+
+
+def test_subject_info_measures_older_subjects_on_their_kept_frames(tmp_path, capsys) -> None:
+    """A subject built before coverage existed: measured on the training frames it keeps."""
+    import shutil
+
+    from backend.subject.store import BUILTIN_SUBJECTS
+
+    src = BUILTIN_SUBJECTS["default"]
+    m = json.loads((src / "manifest.json").read_text())
+    del m["coverage"]
+    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    shutil.copy(src / "training.npz", tmp_path / "training.npz")
+    assert main(["subject", "info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "measured now on training.npz (12 frames)" in out
+    assert "(12 training frames" in out and "happy " in out
