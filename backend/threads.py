@@ -6,7 +6,7 @@ beyond ~8 threads the synchronisation costs more than it gains). OpenMP threads 
 passively (``backend/__init__.py``), so threads that find their core taken by another
 process sleep instead of spinning; on a busy shared machine pass a smaller ``--threads``
 (1 beside one CPU-bound process on 2 cores keeps ~60 % of the idle speed; see the
-README's render table).
+docs/BENCHMARKS.md's render table).
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ import wave
 
 import numpy as np
 
+from .shared.audio import SAMPLE_RATE
 from .shared.errors import InputError
 
-BACKEND_SAMPLE_RATE = 16000
 MAX_SECONDS = 30 * 60  # a dialogue line, not a feature film: refuse before eating RAM
 
 
-def load_pcm(path: str, sample_rate: int = BACKEND_SAMPLE_RATE) -> np.ndarray:
+def load_pcm(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode ``path`` to mono float32 samples in [-1, 1] at ``sample_rate``."""
     if not path or not os.path.isfile(path):
         raise InputError(f"Audio file {path!r} does not exist",

@@ -72,6 +72,12 @@ def consent_lines(info_body: dict) -> dict[str, str]:
     return out
 
 
+def coverage_lines(info_body: dict) -> dict[str, str]:
+    """Subject name -> what its footage covers (one line), from an ``info`` answer."""
+    return {str(s["name"]): s["coverage"] for s in info_body.get("subjects") or []
+            if isinstance(s, dict) and s.get("name") and isinstance(s.get("coverage"), str)}
+
+
 @dataclass
 class BackendSession:
     """Connection + local process + what the backend offers."""
@@ -81,6 +87,7 @@ class BackendSession:
     info: InfoTask | None = None
     subjects: list[str] = field(default_factory=list)
     subject_consent: dict[str, str] = field(default_factory=dict)  # name -> consent line
+    subject_coverage: dict[str, str] = field(default_factory=dict)  # name -> coverage line
     connected_at: float = 0.0  # time.monotonic() of the last (re)connect
 
     def link_settings(self, settings: BackendSettings) -> LinkSettings:
@@ -161,6 +168,7 @@ class BackendSession:
         if info is not None and info.state == "done":
             self.subjects = subject_names(info.body)
             self.subject_consent = consent_lines(info.body)
+            self.subject_coverage = coverage_lines(info.body)
             self.info = InfoTask(state="seen", body=info.body)
         elif info is not None and info.state in ("error", "cancelled"):
             self.info = None

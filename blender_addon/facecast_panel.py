@@ -63,6 +63,9 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     consent = job_session.SESSION.backend.subject_consent.get(s.subject.strip())
     if consent:
         _wrapped(col, consent, icon="INFO")
+    coverage = job_session.SESSION.backend.subject_coverage.get(s.subject.strip())
+    if coverage:
+        _wrapped(col, coverage, icon="INFO")
 
     draw_dialogue(layout.box(), s)
     draw_mapping(layout.box(), s)

@@ -35,15 +35,17 @@ from .animate_job import (
     fps_fraction,
     scene_fps,
 )
-from .audio_io import BACKEND_SAMPLE_RATE, load_pcm
+from .audio_io import load_pcm
 from .backend_session import BackendSession
 from .frame_writer import frames_on_disk
 from .job_stall import StallWatch
 from .render_job import HEAD_POSE_FRAME, RENDER_KIND, RenderTask, conditioning_hash, frames_root
 from .scene_inputs import LastAnimation
+from .shared.audio import SAMPLE_RATE
 from .shared.emotions import validate_emotion_arrays
 from .shared.errors import FacecastError, InputError
 from .shared.landmarks import pose_to_blender_axes, to_blender_axes
+from .shared.render_request import RenderJobRequest
 from .take_writer import face_id, write_face_take, write_head_take, write_landmark_empties
 from .takes import next_take_number
 
@@ -206,14 +208,14 @@ def start_animate(scene: bpy.types.Scene) -> AnimateTask:
     text = scene_inputs.dialogue(settings)
     fps = scene_fps(scene.render.fps, scene.render.fps_base)
     audio = scene_inputs.audio_input(scene)
-    pcm = load_pcm(audio.path, BACKEND_SAMPLE_RATE)
+    pcm = load_pcm(audio.path, SAMPLE_RATE)
     scene_range = (scene.frame_start, scene.frame_end) if settings.scene_range_only else None
-    span = audio_span(audio.start_frame, pcm.size / BACKEND_SAMPLE_RATE, fps, audio.visible,
+    span = audio_span(audio.start_frame, pcm.size / SAMPLE_RATE, fps, audio.visible,
                       scene_range)
     weights, intensity = scene_inputs.sample_emotions(scene, span.frames())
     weights, intensity = validate_emotion_arrays(weights, intensity, span.count)
     exact = fps_fraction(scene.render.fps, scene.render.fps_base)
-    request = AnimateRequest(pcm, BACKEND_SAMPLE_RATE, fps, span, weights, intensity,
+    request = AnimateRequest(pcm, SAMPLE_RATE, fps, span, weights, intensity,
                              _options(settings), f"{exact.numerator}/{exact.denominator}",
                              text)
     task = AnimateTask(request)
@@ -257,14 +259,12 @@ def start_render(scene: bpy.types.Scene) -> RenderTask | None:
     cam = dict(inputs.camera)
     if not inputs.static_camera:
         cam["matrix_world"] = np.asarray(cam["matrix_world"])[missing_idx].tolist()
-    names = sorted(inputs.arrays)
-    run.arrays = [np.ascontiguousarray(inputs.arrays[n][missing_idx]) for n in names]
-    run.params = {"subject": inputs.subject, "camera": cam,
-                  "frames": [int(f) for f in missing], "first_frame": int(missing[0]),
-                  "n_frames": int(missing.size), "array_names": names,
-                  "fps": scene_fps(scene.render.fps, scene.render.fps_base),
-                  "head_pose_frame": HEAD_POSE_FRAME,
-                  "signed_png": True}  # frames arrive watermarked and C2PA-signed
+    request = RenderJobRequest(  # frames arrive watermarked and C2PA-signed
+        inputs.subject, cam, {n: a[missing_idx] for n, a in inputs.arrays.items()},
+        head_pose_frame=HEAD_POSE_FRAME, signed_png=True)
+    run.params, run.arrays = request.to_wire(
+        frames=[int(f) for f in missing], first_frame=int(missing[0]),
+        n_frames=int(missing.size), fps=scene_fps(scene.render.fps, scene.render.fps_base))
     task.requested = [int(f) for f in missing]
     run.strip_refreshed_at, run.strip_frames = time.monotonic(), len(have)
     run.started_backend = reach_backend()  # no waiting: step() submits when it answers

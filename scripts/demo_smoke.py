@@ -4,7 +4,7 @@ what it wrote is sane — the MP4's duration matches its speech, the NeRF half o
 frames is not blank and changes over time, the report exists, the .blend exists
 whenever the ``bpy`` module is installed, and `facecast verify` finds valid C2PA
 credentials on the MP4 and every frame and the watermark in every frame PNG (the
---quick MP4, 128 px high, is too small for the watermark to survive H.264: the README
+--quick MP4, 128 px high, is too small for the watermark to survive H.264: docs/PROVENANCE.md
 says so)."""
 
 from __future__ import annotations

@@ -57,3 +57,8 @@ class BackendUnavailable(FacecastError):
     """The backend could not be reached or died mid-job."""
 
     code = "unavailable"
+
+
+class JobCancelled(Exception):
+    """Raised inside a job (and the renderer's cluster stream) when its client cancelled
+    it or went away. Not a :class:`FacecastError`: a cancel is no failure to report."""

@@ -259,9 +259,13 @@ def estimate_neutral(face_landmarks: np.ndarray) -> np.ndarray:
     subjects (animation is retargeted onto it: the MEAN face of an expressive performer
     has a half-open mouth).
     """
+    return np.median(face_landmarks[calm_frames(face_landmarks)], axis=0).astype(np.float32)
+
+
+def calm_frames(face_landmarks: np.ndarray) -> np.ndarray:
+    """bool [T]: the frames ``estimate_neutral`` takes the neutral face from (mouth among
+    the most closed fifth, eyes not blinking; every finite frame when fewer than 3)."""
     mo = mouth_opening(face_landmarks)
     eo = eye_opening(face_landmarks)
     calm = (mo <= np.nanpercentile(mo, 20)) & (eo >= np.nanpercentile(eo, 30))
-    if calm.sum() < 3:
-        calm = np.isfinite(mo)
-    return np.median(face_landmarks[calm], axis=0).astype(np.float32)
+    return calm if calm.sum() >= 3 else np.isfinite(mo)

@@ -12,8 +12,8 @@ import numpy as np
 import zmq
 
 from backend.cluster.runtime import ClusterConfig
-from backend.nerf.pipeline import render_sequence
 from backend.provenance.stamp import RenderStamp
+from backend.render import render_frames
 from backend.server.app import Server
 from backend.server.config import ServerConfig
 from backend.subject.conditioning import render_conditioning
@@ -53,8 +53,8 @@ def reference_frames(lm: np.ndarray, size: int = SIZE, request: np.ndarray | Non
     cam, mw = camera_from_dict(render_params(size)["camera"])
     mark = RenderStamp.for_render(subject.manifest, camera_views(cam, mw, len(request)),
                                   whole).payload
-    return [(rgba, depth) for _, rgba, depth in render_sequence(
-        subject.model, subject.grid, views, cond, payload=mark)]
+    return [(rgba, depth) for _, rgba, depth in render_frames(
+        subject, views, cond, fp16=False, payload=mark)]
 
 
 @contextmanager

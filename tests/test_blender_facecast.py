@@ -394,6 +394,9 @@ def test_render_to_sequencer_with_real_render_job(cp311_zip: Path, tmp_path: Pat
     assert r["png_size"] == [64, 48] and r["png_channels"] == 4
     assert r["alpha_max"] > 0.5, "the subject is not in the frame"
     assert r["alpha_mean"] < 0.95, "alpha must let the plate through around the head"
+    # The panel says what the subject's footage covers (the backend's subject listing).
+    assert any(line.startswith("footage covers ") for line in r["panel_lines"]), \
+        r["panel_lines"]
     # Depth: the PNG of each frame is exactly the millimetres the backend sent.
     assert r["depth_dtype"] == "uint16" and sorted(r["backend_depth"]) == ["1", "2", "3", "4"]
     for frame, sent in r["backend_depth"].items():

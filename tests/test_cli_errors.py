@@ -267,6 +267,8 @@ CASES = [
      ["notes.txt is a file"]),
     ("subject build {in}/clip.mp4 --name alice --out {out}/alice --consent ok --threads 0",
      ["--threads 0"]),
+    ("subject coverage {in}/nosuch.mp4", ["video file not found"]),
+    ("subject coverage {in}/text.wav", ["text.wav"]),
     ("subject info nobody", ["unknown subject 'nobody'"]),
     ("subject evaluate nobody", ["unknown subject 'nobody'"]),
     ("subject consent nobody --consent ok", ["unknown subject 'nobody'"]),

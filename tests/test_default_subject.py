@@ -7,7 +7,6 @@ import numpy as np
 import torch
 
 from backend.nerf.pipeline import check_conditioning, render_sequence
-from backend.provenance.stamp import RenderStamp
 from backend.subject.prepare import SubjectData
 from backend.subject.store import BUILTIN_SUBJECTS, load_subject, resolve_subject
 from shared.camera import BlenderCamera, camera_views
@@ -31,11 +30,8 @@ def test_default_renders_a_face() -> None:
     cond = check_conditioning(pack.landmarks[:1], None, None)
     cam = BlenderCamera(lens=50.0, resolution_x=40, resolution_y=40)
     views = camera_views(cam, FRONT, 1)
-    mark = RenderStamp.for_render(subject.manifest, cond.landmarks).payload
-    (_, rgba, depth), = list(render_sequence(subject.model, subject.grid, views, cond,
-                                             payload=mark))
-    (_, again, _), = list(render_sequence(subject.model, subject.grid, views, cond,
-                                          payload=mark))
+    (_, rgba, depth), = list(render_sequence(subject.model, subject.grid, views, cond))
+    (_, again, _), = list(render_sequence(subject.model, subject.grid, views, cond))
     assert np.array_equal(rgba, again)  # deterministic
     centre = rgba[17:23, 17:23, 3]
     assert centre.mean() > 200  # the face is opaque

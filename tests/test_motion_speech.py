@@ -12,8 +12,8 @@ import pytest
 from backend.audio import load_audio
 from backend.motion.animate import animate
 from backend.motion.model import load_model
-from backend.motion.visemes import viseme_class
 from backend.speech.espeak import synthesize
+from backend.speech.viseme_classes import viseme_class
 from shared.blendshapes import BLENDSHAPE_INDEX
 from shared.errors import InputError
 from shared.landmarks import canonical_face, mouth_opening

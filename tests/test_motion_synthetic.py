@@ -6,7 +6,8 @@ import numpy as np
 
 from backend.motion.augment import augment_audio
 from backend.motion.synthetic import make_sentence, make_synthetic_set
-from backend.motion.visemes import viseme_class, viseme_target, viseme_track
+from backend.motion.visemes import viseme_target, viseme_track
+from backend.speech.viseme_classes import viseme_class
 from shared.face_basis import MOUTH_CHANNELS, landmarks_from_blendshapes
 from shared.landmarks import canonical_face, mouth_opening
 

@@ -214,6 +214,11 @@ def test_render_job_sends_signed_marked_frames(backend, key_file, tmp_path: Path
     session = importlib.import_module(f"{staged_addon.__name__}.backend_session")
     line = session.consent_lines(info)["default"]
     assert line == done.body["consent"]
+    # The panel's coverage line comes through the same listing (the manifest's coverage).
+    from backend.subject.coverage import Coverage
+
+    assert session.coverage_lines(info)["default"] == \
+        Coverage.from_dict(manifest["coverage"]).summary()
     for n in (1, 2):
         rep = verify_file(tmp_path / "frames" / f"{n:06d}.png")
         assert rep.watermark.found and rep.credentials.state == "trusted", rep.lines()

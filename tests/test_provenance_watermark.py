@@ -156,9 +156,11 @@ def test_real_footage_never_decodes() -> None:
 
 
 def test_a_real_render_leaves_the_pipeline_marked() -> None:
-    """The renderer's choke point: render_sequence marks what it yields."""
+    """The render service's choke point: render_frames marks what it yields; the field's
+    own frame loop (nerf) returns the same frame unmarked."""
     from backend.nerf.pipeline import check_conditioning, render_sequence
     from backend.provenance.stamp import RenderStamp
+    from backend.render import render_frames
     from backend.subject.framing import front_camera
     from backend.subject.store import load_subject
     from shared.camera import camera_from_dict, camera_views
@@ -168,10 +170,12 @@ def test_a_real_render_leaves_the_pipeline_marked() -> None:
     cond = check_conditioning(lm, None, None)
     cam, mw = camera_from_dict(front_camera(subject.manifest, 256))
     stamp = RenderStamp.for_render(subject.manifest, "test")
-    (_, rgba, _), = render_sequence(subject.model, subject.grid, camera_views(cam, mw, 1),
-                                    cond, payload=stamp.payload)
+    views = camera_views(cam, mw, 1)
+    (_, rgba, _), = render_frames(subject, views, cond, fp16=False, payload=stamp.payload)
     scan = detect(rgba)
     assert scan.found and scan.detection.payload == stamp.payload
+    (_, raw, _), = render_sequence(subject.model, subject.grid, views, cond)
+    assert not detect(raw).found and not np.array_equal(raw, rgba)
     assert stamp.payload.subject_hex == stamp.assertion()["watermark"]["subject"]
 
 

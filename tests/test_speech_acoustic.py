@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from backend.motion.phones import acoustic_class_probs, acoustic_evidence
-from backend.motion.visemes import CLASSES, viseme_class
 from backend.speech import mfcc
 from backend.speech.acoustic import acoustic_model, phone_scores
 from backend.speech.espeak import synthesize
+from backend.speech.viseme_classes import CLASSES, viseme_class
 
 from .conftest import data_path
 

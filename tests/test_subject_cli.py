@@ -47,6 +47,10 @@ def test_build_options_reach_the_subject(tmp_path, capsys) -> None:
                  "--mesh-warp", "--refine-cameras", "--threads", "1",
                  "--consent", "test footage, no renders kept"]) == 0
     m = json.loads((out / "manifest.json").read_text())
+    printed = capsys.readouterr().out  # the coverage report comes before training ends
+    assert printed.index("expression coverage of the footage (27 training frames") < \
+        printed.index("subject 's' written")
+    assert m["coverage"]["frames"] == 27 and set(m["coverage"]["emotions"]) >= {"happy"}
     assert m["model"]["mesh_warp"] is True and m["conditioning"]["mesh_warp"] is True
     assert m["training"]["config"]["refine_poses"] is True
     assert m["training"]["config"]["depth_rays"] > 0  # the depth prior is always on

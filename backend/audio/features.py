@@ -16,12 +16,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import InputError
 
 from .loading import Audio
 from .vad import voice_activity
 
-SAMPLE_RATE = 16000
 N_MELS = 80
 WIN = 400  # 25 ms analysis window
 HOP = 160  # 10 ms hop -> 100 hops per second

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import InputError
 
-DEFAULT_SAMPLE_RATE = 16000
 DEFAULT_MAX_SECONDS = 1800.0
 #: Peak below this (about -60 dBFS) counts as "no sound at all": lip sync would be empty.
 SILENCE_PEAK = 10.0 ** (-60.0 / 20.0)
@@ -165,7 +165,7 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def load_audio(source: AudioSource, sample_rate: int = DEFAULT_SAMPLE_RATE,
+def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE,
                max_seconds: float = DEFAULT_MAX_SECONDS) -> Audio:
     """Load a path or a ``(samples, rate)`` pair as mono float32 at ``sample_rate``."""
     target = check_sample_rate(sample_rate, "Target sample rate")

@@ -31,7 +31,6 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from shared.errors import FacecastError
 
-SAMPLE_RATE = 16000
 CHUNK = 512  # samples per step (32 ms), what the 16 kHz network expects
 CONTEXT = 64  # samples of the previous chunk each step also sees
 ENCODER_BLOCK = 4096  # chunks per encoder pass (~2 min of audio): bounded memory

@@ -3,7 +3,7 @@
 On a private local Ray runtime (as ``facecast serve --cluster local``) it renders the
 same frames (the subject's held-out conditioning, cycled) with
 
-* the local executor's loop (``render_sequence`` in this process) with all cores — what
+* the local executor's loop (``backend.render.render_frames`` in this process) with all cores — what
   ``facecast serve`` without ``--cluster`` does — and with one thread (one actor's share);
 * the cluster with 1, 2, 4... actors of one CPU each (subjects loaded before timing:
   steady state),
@@ -27,8 +27,9 @@ import torch
 
 from shared.camera import camera_views
 
-from ..nerf.pipeline import check_conditioning, render_sequence
+from ..nerf.pipeline import check_conditioning
 from ..provenance.payload import Payload
+from ..render import render_frames
 from ..subject.prepare import SubjectData
 from ..subject.store import load_subject
 from .render_bench import bench_camera
@@ -56,11 +57,11 @@ def _local_s(subject, views, cond, threads: int, repeats: int) -> float:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        next(render_sequence(subject.model, subject.grid, views[:1], cond, payload=MARK))
+        next(render_frames(subject, views[:1], cond, fp16=False, payload=MARK))
         best = float("inf")
         for _ in range(repeats):
             t = time.perf_counter()
-            for _ in render_sequence(subject.model, subject.grid, views, cond, payload=MARK):
+            for _ in render_frames(subject, views, cond, fp16=False, payload=MARK):
                 pass
             best = min(best, time.perf_counter() - t)
         return best
@@ -106,7 +107,7 @@ def _cancel_s(cluster, folder, views, cond, after: int = 2) -> tuple[float, int]
     the actors rendered in all by then."""
     import ray
 
-    from backend.jobs.base import JobCancelled
+    from shared.errors import JobCancelled
 
     def rendered() -> int:
         return sum(ray.get(h.ready.remote())["frames"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, Client, Message, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
@@ -319,7 +320,7 @@ def _real_jobs() -> list[tuple[str, dict, list]]:
     from backend.subject.store import read_manifest, resolve_subject
     from shared.blendshapes import ARKIT_BLENDSHAPES
 
-    rate = 16000
+    rate = SAMPLE_RATE
     t = np.arange(rate, dtype=np.float32) / rate
     pcm = (0.2 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(
         np.float32)
@@ -338,7 +339,7 @@ def _warm_up(endpoint: str, key: bytes) -> None:
         client.call("info")
         client.call("stream_test", {"n_frames": 2})
         try:  # refused after the imports (n_frames beyond the audio)
-            client.call("animate", {"sample_rate": 16000, "n_frames": 10**6},
+            client.call("animate", {"sample_rate": SAMPLE_RATE, "n_frames": 10**6},
                         [np.zeros(1600, np.float32)])
         except FacecastError:
             pass

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.emotions import EMOTIONS, parse_emotion_string
 from shared.face_basis import MOUTH_CHANNELS, landmarks_from_blendshapes
 from shared.landmarks import canonical_face, inter_ocular, mouth_opening
@@ -131,8 +132,8 @@ def phones_only_mouth(samples: np.ndarray, frame_times: np.ndarray) -> np.ndarra
     from backend.motion.visemes import viseme_track
     from backend.speech.phone_recognition import recognise_phones
 
-    phones = recognise_phones(samples, 16000)
-    return viseme_track(phones, len(samples) / 16000, frame_times)
+    phones = recognise_phones(samples, SAMPLE_RATE)
+    return viseme_track(phones, len(samples) / SAMPLE_RATE, frame_times)
 
 
 def acoustic_only_mouth(samples: np.ndarray, frame_times: np.ndarray, fps: float
@@ -276,7 +277,7 @@ def _phone_spans(clip) -> list[tuple[str, float, float]]:
 
 def _score_sentence(mouth: np.ndarray, times: np.ndarray, fps: float, spans) -> dict:
     """Closure, rounding and lip-tuck hits for one sentence's mouth channels [T, 27]."""
-    from backend.motion.visemes import viseme_class
+    from backend.speech.viseme_classes import viseme_class
 
     lm_gap = mouth_opening(mouth_to_landmarks(mouth))
     rest = float(mouth_opening(canonical_face().vertices))
@@ -427,11 +428,12 @@ torch.set_num_threads(2)
 from backend.audio import Audio, load_audio
 from backend.motion.animate import iter_animation
 from backend.motion.model import load_model
+from shared.audio import SAMPLE_RATE
 w = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None
 eng = load_audio(sys.argv[2]).samples
-x = np.tile(eng, int(np.ceil(1800 * 16000 / len(eng))))[: 1800 * 16000]
+x = np.tile(eng, int(np.ceil(1800 * SAMPLE_RATE / len(eng))))[: 1800 * SAMPLE_RATE]
 n = 0
-for chunk in iter_animation(Audio(x, 16000), 30, None, model=load_model(w)):
+for chunk in iter_animation(Audio(x, SAMPLE_RATE), 30, None, model=load_model(w)):
     n += chunk.n_frames
 print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -550,7 +552,7 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     # 3. tones / instrumental
     tone_jaw = {}
     for label, x in bench_tones().items():
-        anim = run_animation(model, load_audio((x, 16000)), 25)
+        anim = run_animation(model, load_audio((x, SAMPLE_RATE)), 25)
         tone_jaw[label] = float(anim.blendshapes[:, 17].mean())
     music = {}
     for name in ("d12", "d14"):
@@ -592,7 +594,7 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
 
     # 5 + 6. identity and expression
     eng = load_audio(DATA / "speech" / "eng.wav")
-    tail = Audio(np.ascontiguousarray(eng.samples[int(0.8 * eng.n_samples):]), 16000)
+    tail = Audio(np.ascontiguousarray(eng.samples[int(0.8 * eng.n_samples):]), SAMPLE_RATE)
     ident = identity_and_expression(model, tail)
     print("\nIdentity (all 478 points, similarity Procrustes vs the neutral run, "
           "eng.wav held-out tail) and expression (FER2013 judge on shaded mesh renders of "
@@ -610,7 +612,7 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     n_lift = sum(r["score"] > r["neutral_score"] + 0.02 for r in lifted)
 
     # 7. speed and memory
-    sixty = Audio(np.ascontiguousarray(eng.samples[: 60 * 16000]), 16000)
+    sixty = Audio(np.ascontiguousarray(eng.samples[: 60 * SAMPLE_RATE]), SAMPLE_RATE)
     rt = speed(model, sixty)
     mem = memory_30_minutes(weights) if memory else (0, float("nan"))
     print(f"\nSpeed: {rt:.0f}x real time (60 s of speech at 30 fps, VAD + phone front-end + "

@@ -93,8 +93,8 @@ def _h264(frames: list[np.ndarray], crf: int, preset: str) -> list[np.ndarray]:
 
 
 def _render(subject, pack: SubjectData, framing: str) -> list[np.ndarray]:
-    """Unmarked RGBA uint8 renders of the pack's conditioning, through the renderer's own
-    ``render_sequence`` (``payload=None``: the one caller that asks for no mark)."""
+    """Unmarked RGBA uint8 renders of the pack's conditioning, straight from the field's
+    ``render_sequence`` (raw frames: the render service would mark them)."""
     from shared.camera import CameraView, camera_from_dict, camera_views
 
     if framing == "source":  # the footage's own camera: head poses are head -> camera
@@ -112,8 +112,7 @@ def _render(subject, pack: SubjectData, framing: str) -> list[np.ndarray]:
         cond = render_conditioning({"landmarks": lm}, subject.manifest)
         cam, mw = camera_from_dict(front_camera(subject.manifest, 256))
         views = camera_views(cam, mw, len(cond))
-    return [rgba for _, rgba, _ in render_sequence(subject.model, subject.grid, views, cond,
-                                                   payload=None)]
+    return [rgba for _, rgba, _ in render_sequence(subject.model, subject.grid, views, cond)]
 
 
 def _rate(detections: list) -> float:

@@ -51,11 +51,12 @@ from shared.landmarks import (
 )
 
 from ..nerf.metrics import psnr
-from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
+from ..nerf.pipeline import HEAD_DEFAULT
 from ..provenance.stamp import RenderStamp
+from ..render import render_frames
 from ..subject.conditioning import render_conditioning
 from ..subject.face_depth import project, surface_ids
-from ..subject.prepare import SubjectData, face_rects
+from ..subject.prepare import SubjectData, face_rects, nearest_training_frames
 from ..subject.store import load_subject
 from ..subject.train import render_frame, render_frame_layers
 
@@ -141,17 +142,6 @@ def depth_error_mm(subject, data: SubjectData, frames: list[int]) -> tuple[float
         errs.append((depth[y[ok], x[ok]] - z[ok]) * 1000.0)
     e = np.concatenate(errs) if errs else np.array([np.nan])
     return float(np.median(e)), float(np.median(np.abs(e)))
-
-
-def nearest_training_frames(data: SubjectData, frames: list[int]) -> np.ndarray:
-    """Indices of the training frames whose tracked 2-D landmarks are nearest to each
-    of ``frames`` (pose and expression in image terms)."""
-    train = data.pixels[: data.n_train].reshape(data.n_train, -1)
-    out = []
-    for f in frames:
-        d = np.sum((train - data.pixels[f].reshape(1, -1)) ** 2, axis=1)
-        out.append(int(np.argmin(d)))
-    return np.asarray(out)
 
 
 # --- obedience, expression, identity ------------------------------------------------------
@@ -271,7 +261,7 @@ def _fps(subject, size: int, n: int, fp16: bool) -> float:
     cam, mw = bench_camera(size)
     views = camera_views(cam, mw, n + 1)
     mark = RenderStamp.for_render(subject.manifest, "bench").payload  # as every render
-    it = render_sequence(subject.model, subject.grid, views, cond, fp16=fp16, payload=mark)
+    it = render_frames(subject, views, cond, fp16=fp16, payload=mark)
     next(it)  # warm-up
     cuda = next(subject.model.parameters()).is_cuda
     if cuda:

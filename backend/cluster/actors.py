@@ -8,8 +8,9 @@ streaming generator: it yields ``(index, rgba, depth)`` frame by frame and check
 frames whether the gateway cancelled it (``ray.cancel``), so a cancel frees the actor
 within one frame's time.
 
-:func:`render_frames` is the cluster's only call into the renderer — the same call the
-local render job makes — so a change of the renderer's interface is adapted here, once.
+:func:`render_frames` is the cluster's only call into the renderer — the render service's
+frame loop (``backend.render.render_frames``), the same one a local render runs — so a
+change of the renderer's interface is adapted here, once.
 """
 
 from __future__ import annotations
@@ -40,12 +41,11 @@ class SubjectDoesNotFit(FacecastError):
 def render_frames(subject, views: list[CameraView], cond, fp16: bool, payload
                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame of ``views``/``cond``:
-    exactly what the local render job streams for the same inputs, watermarked with
-    ``payload`` (:class:`backend.provenance.payload.Payload`) by the renderer."""
-    from backend.nerf.pipeline import render_sequence
+    exactly what a local render streams for the same inputs, watermarked with ``payload``
+    (:class:`backend.provenance.payload.Payload`) by the render service."""
+    from backend.render import render_frames as service_frames
 
-    for _, rgba, depth in render_sequence(subject.model, subject.grid, views, cond,
-                                          fp16=fp16, payload=payload):
+    for _, rgba, depth in service_frames(subject, views, cond, fp16=fp16, payload=payload):
         yield rgba, depth
 
 

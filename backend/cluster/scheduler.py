@@ -33,9 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from backend.jobs.base import JobCancelled
 from shared.camera import CameraView
-from shared.errors import FacecastError, InputError
+from shared.errors import FacecastError, InputError, JobCancelled
 
 from .actors import SubjectDoesNotFit, slice_conditioning
 from .pool import ActorPool, ActorSlot, is_actor_loss

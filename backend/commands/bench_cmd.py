@@ -1,4 +1,4 @@
-"""``facecast bench``: benchmarks that print the numbers the README reports."""
+"""``facecast bench``: benchmarks that print the numbers docs/BENCHMARKS.md reports."""
 
 from __future__ import annotations
 
@@ -42,6 +42,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cluster.add_argument("--size", type=int, default=128, help="frame side in pixels")
     cluster.add_argument("--chunk", type=int, default=4, help="frames per chunk")
     cluster.set_defaults(func=_cluster)
+    cov = bs.add_parser("coverage", help="which emotions each real clip's footage covers, "
+                        "beside the FER2013 judge on the same footage (tracking only)")
+    cov.add_argument("--data", type=Path, default=None,
+                     help="the real data folder (default: ../shared/data)")
+    cov.set_defaults(func=_coverage)
+    keyed = bs.add_parser("keyed", help="keyed emotions through animate -> render -> "
+                          "the FER2013 judge: lift above the neutral take")
+    keyed.add_argument("subject", nargs="?", default="default", help="subject name/folder")
+    keyed.add_argument("--audio", type=Path, default=None,
+                       help="speech file (default: ../shared/data/speech/eng.wav)")
+    keyed.add_argument("--frames", type=int, default=24, help="frames per take")
+    keyed.add_argument("--start", type=float, default=2.0,
+                       help="audio seconds at the first frame (default 2: mid-speech)")
+    keyed.add_argument("--size", type=int, default=256, help="frame side in pixels")
+    keyed.add_argument("--keep", type=Path, default=None,
+                       help="keep the animations and frames in this folder")
+    keyed.set_defaults(func=_keyed)
     prov = bs.add_parser("provenance", help="watermark robustness, cost, false positives; "
                          "C2PA cost")
     prov.add_argument("--frames", type=int, default=24, help="held-out frames rendered")
@@ -79,6 +96,21 @@ def _provenance(args: argparse.Namespace) -> int:
     from backend.bench.provenance_bench import run_provenance_bench
 
     run_provenance_bench(frames=args.frames, fp_frames=args.fp_frames, data=args.data)
+    return 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from backend.bench.coverage_bench import run_coverage_bench
+
+    run_coverage_bench(args.data)
+    return 0
+
+
+def _keyed(args: argparse.Namespace) -> int:
+    from backend.bench.keyed_bench import run_keyed_bench
+
+    run_keyed_bench(args.subject, args.audio, frames=args.frames, size=args.size,
+                    start=args.start, keep=args.keep)
     return 0
 
 

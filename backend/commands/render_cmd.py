@@ -1,9 +1,9 @@
 """``facecast render SUBJECT --motion anim.npz --camera cam.json|front -o frames/``.
 
-The animation goes through the one conditioning contract
-(``backend.subject.conditioning.render_conditioning``): an ``anim.npz`` from
-``facecast animate`` renders as it is (its head pose is recorded as ``motion``, placed
-at the origin facing -Y); ``--camera front`` frames the head from the front at
+The render is the render service's (``backend.render``); the animation goes through the
+one conditioning contract (``backend.subject.conditioning.render_conditioning``): an
+``anim.npz`` from ``facecast animate`` renders as it is (its head pose is recorded as
+``motion``, placed at the origin facing -Y); ``--camera front`` frames the head from the front at
 ``--size`` (the demo's camera), so no add-on is needed for a ``cam.json``.
 
 Writes ``NNNNNN.png`` (RGBA, straight alpha, 8 bit; invisibly watermarked and carrying
@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,7 +28,11 @@ from backend.threads import add_threads_argument
 from shared.errors import InputError
 from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_FRAMES
 
-MOTION_KEYS = ("landmarks", "blendshapes", "head_pose", HEAD_POSE_FRAME_KEY, "subject")
+if TYPE_CHECKING:
+    from backend.render import FrontCamera, RenderRequest
+
+CONDITIONING_KEYS = ("landmarks", "blendshapes", "head_pose")
+MOTION_KEYS = (*CONDITIONING_KEYS, HEAD_POSE_FRAME_KEY, "subject")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,11 +92,21 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def camera_dict(camera: str, manifest: dict, size: str) -> dict:
-    """``--camera``: a cam.json file, or 'front' (``backend.subject.framing``)."""
+    """``--camera`` as a cam.json dict for ``manifest``'s subject."""
+    from backend.render import FrontCamera
     from backend.subject.framing import front_camera
 
+    arg = camera_arg(camera, size)
+    return front_camera(manifest, arg.width, arg.height) if isinstance(arg, FrontCamera) \
+        else arg
+
+
+def camera_arg(camera: str, size: str) -> dict | FrontCamera:
+    """``--camera``: a cam.json file, or 'front' at ``--size`` (``backend.subject.framing``)."""
+    from backend.render import FrontCamera
+
     if camera.strip().lower() == "front":
-        return front_camera(manifest, *parse_size(size))
+        return FrontCamera(*parse_size(size))
     path = Path(camera)
     try:
         return json.loads(path.read_text())
@@ -102,49 +118,47 @@ def camera_dict(camera: str, manifest: dict, size: str) -> dict:
                          "export it again from the add-on, or use --camera front") from exc
 
 
+def _request(args: argparse.Namespace, motion: dict) -> RenderRequest:
+    """The render service's request for the command line's motion and camera."""
+    from backend.render import RenderRequest
+
+    frame, made_for = motion.get(HEAD_POSE_FRAME_KEY), motion.get("subject")
+    return RenderRequest(
+        subject=args.subject, camera=camera_arg(args.camera, args.size),
+        device=args.device, fp16=args.fp16,
+        arrays={k: motion[k] for k in CONDITIONING_KEYS if k in motion},
+        head_pose_frame=None if frame is None else str(np.asarray(frame)),
+        made_for=None if made_for is None else str(made_for),
+        signed_png=True, first_number=args.start)
+
+
 def _render(args: argparse.Namespace) -> int:
     from backend.media.frame_files import stale_frames
-    from backend.nerf.pipeline import render_sequence
     from backend.progress import progress
     from backend.provenance.consent import consent_line
-    from backend.provenance.credentials import Signer, encode_png
-    from backend.provenance.stamp import RenderStamp
+    from backend.render import prepare_render
     from backend.subject.build import pick_device
-    from backend.subject.conditioning import render_conditioning
-    from backend.subject.store import load_subject
     from backend.threads import set_threads
-    from shared.camera import camera_from_dict, camera_views
 
     set_threads(args.threads)
     motion = load_motion(args.motion)
-    subject = load_subject(args.subject, pick_device(args.device))
-    made_for = motion.get("subject")
-    cond = render_conditioning(motion, subject.manifest,
-                               made_for=None if made_for is None else str(made_for))
-    cam, mw = camera_from_dict(camera_dict(args.camera, subject.manifest, args.size))
-    views = camera_views(cam, mw, len(cond))
+    pick_device(args.device)  # --device cuda without a GPU: said in the flag's words
+    render = prepare_render(_request(args, motion))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder {args.out}: {exc}",
                          "choose a writable folder") from exc
-    stamp = RenderStamp.for_render(subject.manifest, views, cond)
-    signer = Signer(stamp)
-    frames = render_sequence(subject.model, subject.grid, views, cond, fp16=args.fp16,
-                             payload=stamp.payload)
-    try:
-        with progress(len(cond), "rendering", "frame") as bar:
-            for i, rgba, depth in frames:
-                n = args.start + i
-                png = signer.sign_bytes(encode_png(rgba), "image/png", f"{n:06d}.png")
-                write_atomic(args.out / f"{n:06d}.png", lambda f, png=png: f.write(png))
-                write_png_atomic(args.out / f"depth_{n:06d}.png", depth)
-                bar.update(1)
-    finally:
-        signer.close()
-    print(f"{len(cond)} frames written to {args.out} (watermarked, C2PA-signed: subject "
-          f"{stamp.subject_name!r}, {consent_line(subject.manifest)})")
-    first, last = args.start, args.start + len(cond) - 1
+    n_frames = len(render)
+    with progress(n_frames, "rendering", "frame") as bar, closing(render.frames()) as frames:
+        for f in frames:
+            n = args.start + f.index
+            write_atomic(args.out / f"{n:06d}.png", lambda out, png=f.png: out.write(png))
+            write_png_atomic(args.out / f"depth_{n:06d}.png", f.depth)
+            bar.update(1)
+    print(f"{n_frames} frames written to {args.out} (watermarked, C2PA-signed: subject "
+          f"{render.stamp.subject_name!r}, {consent_line(render.manifest)})")
+    first, last = args.start, args.start + n_frames - 1
     stale = stale_frames(args.out, first, last) + stale_frames(args.out, first, last, "depth_")
     if stale:
         print(f"facecast: warning: {len(stale)} older frame files in {args.out} are outside "

@@ -1,6 +1,8 @@
 """``facecast subject build CLIP --name NAME --consent "…"``: capture a person as a
 renderable subject; ``subject list``, ``subject info NAME`` and ``subject consent NAME``
-show subjects and record the performer's consent (``backend.provenance.consent``).
+show subjects and record the performer's consent (``backend.provenance.consent``);
+``subject coverage CLIP`` tracks a clip (no training) and says which keyed emotions its
+footage covers (``backend.subject.coverage``), as ``build`` does before it trains.
 
 Budgets: ``--steps`` (reproducible: the same steps give the same subject on any
 machine), ``--cpu-minutes`` (process CPU time, all threads together: what the build
@@ -74,6 +76,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_evaluate)
     ls = ss.add_parser("list", help="the subjects installed here, with their consent")
     ls.set_defaults(func=_list)
+    cv = ss.add_parser("coverage", help="which keyed emotions a clip's footage covers "
+                                        "(tracking only, no training)")
+    cv.add_argument("clip", type=Path, help="video of one person facing the camera")
+    cv.add_argument("--res", type=int, default=256, help="tracking resolution (longer side)")
+    cv.add_argument("--max-frames", type=int, default=None, help="use the first N frames")
+    cv.add_argument("--json", action="store_true", help="print the coverage as JSON")
+    cv.set_defaults(func=_coverage)
 
 
 def _consent_args(p: argparse.ArgumentParser) -> None:
@@ -104,6 +113,7 @@ def _consent(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from backend.provenance.consent import consent_line, consent_of
+    from backend.subject.coverage import subject_coverage
     from backend.subject.store import read_manifest, resolve_subject
 
     folder = resolve_subject(args.subject)
@@ -115,6 +125,15 @@ def _info(args: argparse.Namespace) -> int:
           f"  trained {tr.get('steps')} steps on {tr.get('device')}; "
           f"{fidelity_line(ev)}\n"
           f"  {consent_line(m)}")
+    found = subject_coverage(folder, m)
+    if found is None:
+        print("  expression coverage: unknown (the subject keeps no training frames)")
+    else:
+        cov, where = found
+        if where != "manifest":
+            print(f"  (measured now on {where}: a sample of the footage; subjects built "
+                  "by this Facecast store the whole footage's coverage)")
+        print("\n".join("  " + line for line in cov.lines()))
     c = consent_of(m)
     if c is not None:
         print(f"  consent statement (sha256 {c.sha256}), recorded {c.recorded} for "
@@ -154,6 +173,34 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coverage(args: argparse.Namespace) -> int:
+    import time
+    from fractions import Fraction
+
+    from backend.subject.coverage import footage_coverage
+    from backend.subject.prepare import track_face
+
+    t0 = time.perf_counter()
+    face = track_face(args.clip, res=args.res, max_frames=args.max_frames)
+    fps = Fraction(face.tracks.fps)
+    cov = footage_coverage(face.face_landmarks[: face.n_train], float(fps))
+    if args.json:
+        print(json.dumps({"clip": args.clip.name, **cov.to_dict()}, indent=1))
+    else:
+        print(f"{args.clip.name}: tracked {len(face.keep)} frames in "
+              f"{time.perf_counter() - t0:.1f} s")
+        print("\n".join(cov.lines()))
+        print(cov.summary())
+    return 0
+
+
+def print_coverage(cov) -> None:
+    """``subject build``'s report after tracking, before training."""
+    print("\n".join(cov.lines()))
+    weak = [e for e in cov.emotions if e != "neutral" and cov.emotions[e].level != "covered"]
+    if weak:
+        print(f"renders of {', '.join(weak)} will be weak or show the nearest expression "
+              "the footage has; see docs/CAPTURE.md for what to film", flush=True)
 
 
 def check_budget(steps: int | None, minutes: float | None, cpu_minutes: float | None,
@@ -216,7 +263,8 @@ def _build(args: argparse.Namespace) -> int:
                       train=TrainConfig(steps=steps, minutes=minutes, cpu_minutes=cpu_minutes,
                                         refine_poses=args.refine_cameras),
                       model_cfg=cfg, device=args.device, resume=args.resume,
-                      max_frames=args.max_frames, threads=threads)
+                      max_frames=args.max_frames, threads=threads,
+                      on_coverage=print_coverage)
     m = record_consent(out, consent, replace=args.resume)
     print(f"subject {args.name!r} written to {out}")
     t = m["training"]

@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from shared.audio import SAMPLE_RATE
 from shared.emotions import load_emotion_track, validate_track
 from shared.errors import FacecastError, InputError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
-from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_MOTION
+from shared.render_conditioning import HEAD_POSE_MOTION
+from shared.render_request import RenderJobRequest
 
 from ..atomic_file import check_writable, staged_folder, write_atomic
 from ..audio import Audio, load_audio
@@ -41,7 +43,6 @@ from ..subject.framing import front_camera
 from ..subject.store import read_manifest, resolve_subject
 from .defaults import DEFAULT_LINE, QUICK_LINE, default_emotion_track
 
-SAMPLE_RATE = 16000
 #: The demo keeps every rendered frame for its MP4 and renders at ~0.5-3 frames/s on a
 #: CPU: two minutes (3000 frames at 25 fps, ~0.8 GB at 256^2) is its longest line.
 MAX_AUDIO_SECONDS = 120.0
@@ -227,9 +228,7 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     """Stream RGBA frames; each is kept in memory for the video and written as the
     signed PNG the job sends (its C2PA credentials intact)."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays, params = render_request(anim)
-    params.update({"subject": opts.subject, "camera": camera, "device": opts.device,
-                   "signed_png": True})
+    params, arrays = render_request(anim, opts.subject, camera, opts.device).to_wire()
     n = len(anim["blendshapes"])
     frames: list[np.ndarray | None] = [None] * n
     bar = progress(n, "render", "frame", leave=False)
@@ -255,15 +254,16 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     return RenderedFrames(frames, RenderStamp.from_dict(done.body["provenance"]))
 
 
-def render_request(anim: dict[str, np.ndarray]) -> tuple[list[np.ndarray], dict]:
-    """The render job's arrays and params for an animation from the ``animate`` job, as
-    they are: blendshapes (the backend retargets them onto the subject) and the head
-    motion, named as such (``shared.render_conditioning``); the head rests at the
-    contract's default placement, where ``front_camera`` looks."""
-    names = ["blendshapes", "head_pose"]
-    arrays = [np.ascontiguousarray(anim["blendshapes"], np.float32),
-              np.ascontiguousarray(anim["head_pose"], np.float32)]
-    return arrays, {"array_names": names, HEAD_POSE_FRAME_KEY: HEAD_POSE_MOTION}
+def render_request(anim: dict[str, np.ndarray], subject: str, camera: dict,
+                   device: str) -> RenderJobRequest:
+    """The render job's request for an animation from the ``animate`` job, as it is:
+    blendshapes (the backend retargets them onto the subject) and the head motion, named
+    as such (``shared.render_conditioning``); the head rests at the contract's default
+    placement, where ``front_camera`` looks. Frames come back as signed PNGs."""
+    arrays = {"blendshapes": np.ascontiguousarray(anim["blendshapes"], np.float32),
+              "head_pose": np.ascontiguousarray(anim["head_pose"], np.float32)}
+    return RenderJobRequest(subject, camera, arrays, head_pose_frame=HEAD_POSE_MOTION,
+                            device=device, signed_png=True)
 
 
 def _video(path: Path, frames: list[np.ndarray], landmarks: np.ndarray, fps: int,

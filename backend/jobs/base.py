@@ -15,9 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-
-class JobCancelled(Exception):
-    """Raised inside a job when its client cancelled it or went away."""
+from shared.errors import JobCancelled
 
 
 class JobContext(ABC):

@@ -50,8 +50,16 @@ def cluster_info() -> dict[str, Any] | None:
 
 
 def subjects_info() -> list[dict[str, Any]]:
-    """The subjects this backend can render, each with its consent line."""
+    """The subjects this backend can render, each with its consent line and, when its
+    manifest records it, its footage's expression coverage (one line)."""
     from backend.provenance.consent import consent_line, consent_of, installed_subjects
+    from backend.subject.coverage import Coverage
+
+    def coverage(m: dict) -> dict[str, Any]:
+        try:
+            return {"coverage": Coverage.from_dict(m["coverage"]).summary()}
+        except (KeyError, TypeError, ValueError):
+            return {}
 
     return [{"name": name, "consent": consent_line(m), "consent_recorded":
-             consent_of(m) is not None} for name, _, m in installed_subjects()]
+             consent_of(m) is not None, **coverage(m)} for name, _, m in installed_subjects()]

@@ -15,11 +15,13 @@ from pathlib import Path
 import av
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import InputError
 
 
 def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float | int,
-              audio: np.ndarray | None = None, sample_rate: int = 16000, crf: int = 20) -> Path:
+              audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
+              crf: int = 20) -> Path:
     """Encode RGB uint8 frames ``[H, W, 3]`` (even sizes) and optional mono audio."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

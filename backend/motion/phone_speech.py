@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.face_basis import MOUTH_CHANNELS, channel_index
 
 from .data import HOLDOUT, real_data_file
@@ -67,7 +68,7 @@ def prepare_speech(name: str, fps: Fraction | None = None,
     from .visemes import viseme_track
 
     fps = fps or SPEECH_RECORDINGS.get(name, Fraction(30))
-    audio = load_audio(speech_path(name, data_dir), sample_rate=16000)
+    audio = load_audio(speech_path(name, data_dir), sample_rate=SAMPLE_RATE)
     phones = recognise_phones(audio.samples, audio.sample_rate)
     feats = compute_frame_features(audio, fps, features=compute_audio_features(audio))
     mel, pros = model_inputs(feats)

@@ -18,7 +18,7 @@ Three roads to the phones of a recording, one representation:
 Why a 1-best timed phone sequence and not the per-frame posteriors themselves: a mouth
 needs *which viseme when*, the shipped network was trained on timed phones (the phone
 loop's, and espeak's own), and a network retrained on posteriors followed real speech
-worse (see the README's motion section). The phones become the evidence the model reads
+worse (see docs/INTERNALS.md, 'How the mouth is made'). The phones become the evidence the model reads
 per frame:
 
 * the coarticulated viseme curve of the phones (27 mouth channels, ``visemes``), and
@@ -43,15 +43,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .visemes import (
-    ANTICIPATE_MS,
-    CLASSES,
-    GRID_HZ,
-    N_MOUTH,
-    coarticulate,
-    viseme_class,
-    viseme_grid,
-)
+from shared.audio import SAMPLE_RATE
+
+from ..speech.viseme_classes import CLASSES, viseme_class
+from .visemes import ANTICIPATE_MS, GRID_HZ, N_MOUTH, coarticulate, viseme_grid
 
 if TYPE_CHECKING:
     from backend.speech.acoustic import PhoneScores
@@ -112,7 +107,7 @@ def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidenc
     aligned when it fits; otherwise (no text, or one that does not fit: ``warning`` says
     why) the acoustic model's 1-best phones (``acoustic.heard_phones``: ~1/30 of the
     phone loop's cost, and the mouth follows real speech better with them — see the
-    README's motion table). A text that is not used changes nothing."""
+    docs/BENCHMARKS.md's motion table). A text that is not used changes nothing."""
     from backend.speech.acoustic import heard_phones, phone_scores
 
     warning = ""
@@ -122,7 +117,7 @@ def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidenc
             return aligned
         warning = aligned.warning
     scores = phone_scores(samples)
-    ev = evidence_from_phones(heard_phones(samples, scores), len(samples) / 16000,
+    ev = evidence_from_phones(heard_phones(samples, scores), len(samples) / SAMPLE_RATE,
                               "acoustic model", warning)
     # The lips must also meet where bilabials together outscore every other mouth class,
     # though no single bilabial phone wins the frame (p, b and m split the evidence):
@@ -141,8 +136,8 @@ def loop_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence
     needs the loop's score and labels anyway."""
     from backend.speech.phone_recognition import decode_phone_loop
 
-    duration = len(samples) / 16000
-    heard, loop_score = decode_phone_loop(samples, 16000)
+    duration = len(samples) / SAMPLE_RATE
+    heard, loop_score = decode_phone_loop(samples, SAMPLE_RATE)
     warning = ""
     if text is not None and text.strip():
         from backend.speech.alignment import (
@@ -194,7 +189,7 @@ def acoustic_class_probs(samples: np.ndarray, scores: PhoneScores | None = None
 def _class_grid(samples: np.ndarray, scores: PhoneScores | None) -> np.ndarray:
     """float32[H, C] class probabilities on the evidence grid (``GRID_HZ``, one step past
     the end; past the last hop: rest)."""
-    n = int(np.ceil(len(samples) / 16000 * GRID_HZ)) + 1
+    n = int(np.ceil(len(samples) / SAMPLE_RATE * GRID_HZ)) + 1
     classes = np.zeros((n, len(CLASSES)), np.float32)
     classes[:, 0] = 1.0
     probs = acoustic_class_probs(samples, scores)[:n]

@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.face_basis import MOUTH_CHANNELS, channel_index
 
 from .visemes import viseme_track
@@ -115,7 +116,7 @@ def speak(rng: np.random.Generator, voice: str, n_sentences: int
     from backend.speech.espeak import synthesize
 
     pieces, phones, texts, t = [], [], [], 0.0
-    sr_out = 16000
+    sr_out = SAMPLE_RATE
     lead = np.zeros(int(rng.uniform(0.05, 0.6) * sr_out), np.float32)
     pieces.append(lead)
     t += len(lead) / sr_out
@@ -149,13 +150,13 @@ def make_clip(rng: np.random.Generator, voice: str, n_sentences: int = 2,
 
     samples, phones, text = speak(rng, voice, n_sentences)
     if augment:
-        samples = augment_audio(samples, 16000, rng)
+        samples = augment_audio(samples, SAMPLE_RATE, rng)
     fps = Fraction(int(rng.choice([25, 30])))
-    audio = Audio(np.ascontiguousarray(samples), 16000, name)
+    audio = Audio(np.ascontiguousarray(samples), SAMPLE_RATE, name)
     feats = compute_frame_features(audio, fps, features=compute_audio_features(audio))
     mel, pros = model_inputs(feats)
     weights = np.zeros((feats.n_frames, 52), np.float32)
-    duration = len(samples) / 16000
+    duration = len(samples) / SAMPLE_RATE
     weights[:, MOUTH_IDS] = viseme_track(phones, duration, feats.frame_times)
     ev = (evidence_from_phones(phones, duration, "text") if exact
           else loop_evidence(audio.samples))
@@ -167,7 +168,7 @@ def tone_sounds(rng: np.random.Generator, seconds: float = 3.0) -> dict[str, np.
     """Non-speech sounds at 16 kHz: a sustained sine, a square wave, plucked notes
     (Karplus-Strong), plucks over a square arpeggio, a vibrato tone with a chord. Pitches
     and notes come from ``rng`` (training and the bench use different seeds)."""
-    sr = 16000
+    sr = SAMPLE_RATE
     t = np.arange(int(seconds * sr)) / sr
 
     def square(f: float) -> np.ndarray:
@@ -212,7 +213,7 @@ def make_nonspeech_set(n_clips: int, seed: int) -> list[SynthClip]:
         names = sorted(sounds)
         x = sounds[names[int(rng.integers(len(names)))]] * float(rng.uniform(0.3, 1.5))
         fps = Fraction(int(rng.choice([25, 30])))
-        audio = Audio(np.ascontiguousarray(np.clip(x, -1, 1)), 16000, f"tones{i}")
+        audio = Audio(np.ascontiguousarray(np.clip(x, -1, 1)), SAMPLE_RATE, f"tones{i}")
         feats = compute_frame_features(audio, fps, features=compute_audio_features(audio))
         mel, pros = model_inputs(feats)
         ev = loop_evidence(audio.samples).at_frames(feats.frame_times, float(fps))

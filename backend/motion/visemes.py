@@ -20,12 +20,13 @@ Scale: values follow the real clips' solved weights (jawOpen median ~0.2, 95th p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from shared.face_basis import MOUTH_CHANNELS
+
+from ..speech.viseme_classes import CLASSES, DIPHTHONGS, normalise_phone, viseme_class
 
 N_MOUTH = len(MOUTH_CHANNELS)
 SMOOTH_MS = 70.0  # FWHM of the coarticulation kernel
@@ -45,7 +46,7 @@ def _pose(**w: float) -> np.ndarray:
     return v
 
 
-# viseme class -> (target pose, dominance)
+# viseme class (``speech.viseme_classes.CLASSES``) -> (target pose, dominance)
 VISEMES: dict[str, tuple[np.ndarray, float]] = {
     "rest": (_pose(), 1.0),
     "bilabial": (_pose(jawOpen=0.04, mouthClose=0.3, mouthPress_=0.45), 6.0),
@@ -71,58 +72,6 @@ VISEMES: dict[str, tuple[np.ndarray, float]] = {
     "rounded_close": (_pose(jawOpen=0.12, mouthFunnel=0.4, mouthPucker=0.6), 1.5),
     "rhotic_vowel": (_pose(jawOpen=0.25, mouthFunnel=0.25, mouthPucker=0.15), 0.9),
 }
-
-# espeak-ng English mnemonic (stress and variant digits stripped) -> viseme class
-PHONES: dict[str, str] = {
-    **dict.fromkeys(["_", "_:", "_!", "_^_", "||", "|", ""], "rest"),
-    **dict.fromkeys(["p", "b", "m"], "bilabial"),
-    **dict.fromkeys(["f", "v"], "labiodental"),
-    **dict.fromkeys(["T", "D"], "dental"),
-    **dict.fromkeys(["t", "d", "n", "l", "@L", "t#", "d#", "n-", "l/"], "alveolar"),
-    **dict.fromkeys(["s", "z"], "sibilant"),
-    **dict.fromkeys(["S", "Z", "tS", "dZ"], "postalveolar"),
-    **dict.fromkeys(["k", "g", "N", "x"], "velar"),
-    **dict.fromkeys(["h", "?"], "glottal"),
-    **dict.fromkeys(["r", "r-", "*"], "r"),
-    **dict.fromkeys(["w", "W", "w#"], "w"),
-    **dict.fromkeys([";"], "glottal"),  # a palatalisation mark: takes its neighbours' shape
-    "j": "j",
-    **dict.fromkeys(["a", "A", "A:", "a#", "aa", "A@"], "open"),
-    **dict.fromkeys(["V", "E", "e", "VR"], "open_mid"),
-    **dict.fromkeys(["e@"], "mid"),
-    **dict.fromkeys(["@", "@2", "@5", "a2"], "schwa"),
-    **dict.fromkeys(["i:", "i", "I", "I#", "I2", "y", "IR"], "front_close"),
-    **dict.fromkeys(["O:", "O", "0", "O@", "o@"], "rounded_open"),
-    **dict.fromkeys(["o", "U@"], "rounded_mid"),
-    **dict.fromkeys(["u:", "U", "u"], "rounded_close"),
-    **dict.fromkeys(["3:", "3", "@r"], "rhotic_vowel"),
-}
-
-# diphthongs: two halves, each half a plain phone
-DIPHTHONGS: dict[str, tuple[str, str]] = {
-    "aI": ("a", "I"), "aU": ("a", "U"), "oU": ("o", "U"), "eI": ("E", "I"),
-    "OI": ("O", "I"), "e@": ("E", "@"), "i@": ("i", "@"), "U@": ("U", "@"),
-    "aI@": ("a", "@"), "aU@": ("a", "@"), "O@": ("O", "@"), "A@": ("A", "@"),
-}
-
-
-def normalise_phone(phone: str) -> str:
-    """Strip espeak's stress/length marks and variant digits: "'aI2" -> "aI"."""
-    p = phone.strip().lstrip("'%,=")
-    if len(p) > 1 and p[-1].isdigit() and not re.fullmatch(r"[@3]\d?", p):
-        p = p.rstrip("0123456789")
-    return p
-
-
-def viseme_class(phone: str) -> str:
-    """The viseme class of one phone; unknown phones read as a neutral mid vowel."""
-    p = normalise_phone(phone)
-    if p.startswith("_"):
-        return "rest"
-    if p in DIPHTHONGS:  # alone, a diphthong reads as its first half
-        p = DIPHTHONGS[p][0]
-    return PHONES.get(p, PHONES.get(p.rstrip(":"), "mid"))
-
 
 def viseme_target(phone: str) -> np.ndarray:
     """The 27-channel target pose of one (non-diphthong) phone."""
@@ -155,7 +104,6 @@ def _gauss_smooth(x: np.ndarray, fwhm_s: float) -> np.ndarray:
     return gaussian_filter1d(x, sigma, axis=0, mode="nearest")
 
 
-CLASSES: tuple[str, ...] = tuple(VISEMES)  # the viseme classes, in a fixed order
 _POSES = np.stack([VISEMES[c][0] for c in CLASSES])  # [C, 27]
 _DOMINANCE = np.array([VISEMES[c][1] for c in CLASSES], np.float32)  # [C]
 

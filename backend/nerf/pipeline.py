@@ -1,12 +1,11 @@
 """From a subject's field, cameras and a ``Conditioning`` to RGBA + depth frames.
 
-``render_sequence`` is the one entry point every renderer calls (the CLI, the render job,
-the demo through the job, the benchmark, cluster actors): give it the subject's field and
-occupancy grid, one ``shared.camera.CameraView`` per frame and a ``Conditioning`` made by
+``render_sequence`` is the field's frame loop: give it the subject's field and occupancy
+grid, one ``shared.camera.CameraView`` per frame and a ``Conditioning`` made by
 ``backend.subject.conditioning.render_conditioning`` (the contract: validation,
 retargeting onto the subject, head and body poses in the Blender world). It yields one
-``(index, rgba, depth)`` per frame; a watermark or any other per-frame post-process goes
-on its outputs.
+raw ``(index, rgba, depth)`` per frame. Renders for users go through the render service
+(``backend.render``), which stamps every frame with its watermark and signs it.
 
 ``Conditioning`` (validated by ``check_conditioning``):
 
@@ -19,8 +18,6 @@ on its outputs.
 
 Outputs per frame: RGBA uint8 (straight alpha, for PNG/compositing) and depth as uint16
 MILLIMETRES of planar distance from the camera (along its -Z axis; 0 = no subject).
-Every RGBA frame leaves here carrying the invisible watermark of its render
-(``backend.provenance``): this is the one place all rendered frames pass through.
 """
 
 from __future__ import annotations
@@ -35,8 +32,6 @@ from shared.camera import CameraView
 from shared.errors import InputError
 from shared.landmarks import N_LANDMARKS
 
-from ..provenance.payload import Payload
-from ..provenance.watermark import mark_frame
 from .render import SampleOptions
 from .torso import pose_code
 from .view import render_view
@@ -142,13 +137,10 @@ def to_outputs(rgba: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
-                    opts: SampleOptions | None = None, fp16: bool = False, *,
-                    payload: Payload | None
+                    opts: SampleOptions | None = None, fp16: bool = False
                     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (index, rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame; the RGBA
-    carries ``payload`` as its watermark (``RenderStamp.payload``). Every caller must
-    say: ``None`` (no mark) is for measurements of the mark itself (``facecast bench
-    provenance`` compares marked and unmarked renders), never for output.
+    """Yield raw (index, rgba uint8 [H, W, 4], depth uint16 mm [H, W]) per frame, with no
+    watermark (``backend.render.render_frames`` adds it).
 
     Deterministic: the same inputs give bit-identical frames (no jitter, fixed chunks).
     """
@@ -171,4 +163,4 @@ def render_sequence(model, grid, views: list[CameraView], cond: Conditioning,
         rgba, depth = render_view(model, grid, view.k, view.width, view.height, poses[i],
                                   vol, opts, fp16=fp16, body_to_camera=body_poses[i])
         rgba8, mm = to_outputs(rgba, depth)
-        yield i, rgba8 if payload is None else mark_frame(rgba8, payload), mm
+        yield i, rgba8, mm

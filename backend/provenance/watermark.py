@@ -1,7 +1,7 @@
 """The invisible watermark in every rendered frame: embed (:func:`mark_frame`) and find
 (:func:`detect`, :func:`detect_video`).
 
-Scheme (our own, numpy + scipy; the README's provenance section says why not the
+Scheme (our own, numpy + scipy; docs/PROVENANCE.md says why not the
 ``invisible-watermark`` package): spread spectrum in the block DCT. The frame is cut
 into 8 x 8 blocks (JPEG's and H.264's grid when the frame is not moved); in each block
 seven mid-frequency DCT coefficients ((1,2) ... (3,2): above the face's smooth shading,

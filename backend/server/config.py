@@ -56,8 +56,8 @@ class ServerConfig:
         check_address(self.address, bind=True)
         if not is_loopback(self.address) and not self.curve_secret_file:
             raise InputError(f"{self.address} is not a loopback address and --curve is off",
-                             "serve remote clients with --curve (see README, 'Remote GPU "
-                             "host'), or bind to 127.0.0.1")
+                             "serve remote clients with --curve (see docs/SERVING.md, "
+                             "'Remote GPU host'), or bind to 127.0.0.1")
         if self.curve_secret_file and not self.curve_clients_dir:
             raise InputError("--curve needs --curve-clients, a folder of the allowed "
                              "clients' public keys", "create one with `facecast keys curve "

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from backend.jobs.base import Job, JobCancelled, JobContext
-from shared.errors import FacecastError
+from backend.jobs.base import Job, JobContext
+from shared.errors import FacecastError, JobCancelled
 from shared.protocol import ErrorCode, MsgType, error_body
 from shared.protocol.constants import MAX_CREDIT
 from shared.protocol.shm import ShmArena, ShmRef

@@ -39,7 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
+
 from .phone_recognition import FRAME_S, PAUSE
+from .viseme_classes import DIPHTHONGS, normalise_phone, viseme_class
 
 MIN_FRAMES = 2  # every text phone lasts at least 20 ms
 MATCH_RATIO = 0.85  # road 2: a text must cost < 85 % of its own shuffle
@@ -61,8 +64,6 @@ class Alignment:
 
 def text_phones(text: str) -> list[str]:
     """espeak-ng's phones for ``text`` (pauses dropped: the aligner places its own)."""
-    from backend.motion.visemes import viseme_class
-
     from .espeak import MAX_TEXT_CHARS as ESPEAK_CHARS
     from .espeak import synthesize
 
@@ -84,8 +85,6 @@ def text_phones(text: str) -> list[str]:
 
 def _phone_key(phone: str) -> tuple[str, str, bool]:
     """(normalised phone, viseme class, is a vowel)."""
-    from backend.motion.visemes import DIPHTHONGS, normalise_phone, viseme_class
-
     p = normalise_phone(phone)
     cls = viseme_class(phone)
     vowel = p in DIPHTHONGS or cls in {
@@ -198,7 +197,7 @@ def forced_alignment(samples: np.ndarray, text: str
 
     from pocketsphinx import Decoder, get_model_path
 
-    from .phone_recognition import ARPABET_TO_ESPEAK, HOP_SAMPLES, SAMPLE_RATE, SEED, _lock
+    from .phone_recognition import ARPABET_TO_ESPEAK, HOP_SAMPLES, SEED, _lock
 
     words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
     if not words or len(samples) > FA_MAX_SECONDS * SAMPLE_RATE:

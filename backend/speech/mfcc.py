@@ -16,7 +16,7 @@ with: cepstral mean normalisation is the batch mean of the whole recording (the 
 the frames sit on our 100 Hz hop grid (frame ``i`` centred on sample ``160 * i``, the
 grid of ``backend.audio.features``) instead of starting at sample 0. The model's spectral
 noise removal (``-remove_noise``, a per-frame recursive noise tracker) is left out: it is
-sequential by nature and changed little on our tests (see the README's bench notes).
+sequential by nature and changed little on our tests (see docs/BENCHMARKS.md's motion notes).
 
 Features: the 13 cepstra, their deltas ``c[t+2] - c[t-2]`` and double deltas
 ``(c[t+3] - c[t-1]) - (c[t+1] - c[t-3])``, edges repeated: Sphinx's ``1s_c_d_dd``, split
@@ -29,7 +29,8 @@ from functools import lru_cache
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from shared.audio import SAMPLE_RATE
+
 HOP = 160  # 10 ms, the hop grid of backend.audio.features
 FRAME = 410  # 25.625 ms
 N_FFT = 512

@@ -7,8 +7,8 @@ boundaries, no transcript needed. Phone recognition is imperfect (a phone-loop d
 confuses neighbouring vowels or stops), but *where* a stop closes the lips and *where* a
 vowel opens the jaw is what the mouth curves need, and that it gets mostly right.
 
-The phones are returned in the espeak-ng mnemonics ``backend.motion.visemes`` already
-maps to mouth shapes, so one viseme table serves synthetic and real speech.
+The phones are returned in the espeak-ng mnemonics :mod:`.viseme_classes` groups into
+viseme classes, so one table serves synthetic and real speech.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import threading
 
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import FacecastError
 
 FRAME_S = 0.01  # pocketsphinx frames are 10 ms
-SAMPLE_RATE = 16000
 
 # ARPAbet (CMU) -> espeak-ng English mnemonic with the same mouth shape.
 ARPABET_TO_ESPEAK: dict[str, str] = {

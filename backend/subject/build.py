@@ -1,7 +1,9 @@
 """``facecast subject build``: clip -> trained subject folder (see ``store`` for layout).
 
 Steps: prepare (decode, track, pose, matte, plate, split; cached in ``cache/data.npz`` so
-``--resume`` never re-tracks), carve the occupancy grid, train under the step/time
+``--resume`` never re-tracks), measure the footage's expression coverage (``coverage``;
+reported before training, so the user knows what renders will show before spending the
+time), carve the occupancy grid, train under the step/time
 budget with a progress bar and checkpoints, evaluate on the held-out tail, export fp16
 weights and write the manifest last (a folder with a manifest is always complete).
 """
@@ -28,7 +30,8 @@ from ..nerf.occupancy import OccupancyGrid
 from ..nerf.tokens import token_ids
 from ..nerf.torso import TORSO_HI, TORSO_LO
 from ..tracking.cache import file_hash
-from .prepare import FOV_DEG, HOLDOUT, SubjectData, prepare
+from .coverage import Coverage, footage_coverage
+from .prepare import FOV_DEG, HOLDOUT, SubjectData, nearest_training_frames, prepare
 from .store import MANIFEST_FORMAT, MANIFEST_VERSION, export_model, write_json_atomic
 from .train import TrainConfig, Trainer, carve_grid, evaluate
 
@@ -55,8 +58,10 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
                   train: TrainConfig | None = None, model_cfg: ModelConfig | None = None,
                   device: str = "cpu", resume: bool = False, max_frames: int | None = None,
                   eval_frames: int = 12, progress: bool = True, threads: int | None = None,
-                  on_progress: Callable[[int, float, float], None] | None = None) -> dict:
-    """Build (or resume) a subject in ``out``; returns the manifest."""
+                  on_progress: Callable[[int, float, float], None] | None = None,
+                  on_coverage: Callable[[Coverage], None] | None = None) -> dict:
+    """Build (or resume) a subject in ``out``; returns the manifest. ``on_coverage``
+    receives the footage's expression coverage after tracking, before training."""
     t0 = time.perf_counter()
     train = train or TrainConfig()
     if not name or not name.strip():
@@ -77,6 +82,10 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
         data = prepare(clip, res=res, max_frames=max_frames)
         data.save(cache)
     prep_s = time.perf_counter() - t0
+    coverage = footage_coverage(data.landmarks[: data.n_train],
+                                float(Fraction(int(data.fps[0]), int(data.fps[1]))))
+    if on_coverage is not None:
+        on_coverage(coverage)
     torch.manual_seed(train.seed)
     cfg = model_cfg or CURRENT
     model = FaceNeRF(cfg).to(dev)
@@ -124,8 +133,6 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
     # Training frames (refined cameras) and, per held-out pack frame, the nearest training
     # frame (the trivial baseline): the benchmark's fidelity rows without the cache.
     data.subset([int(i) for i in train_pick]).save(out / "training.npz")
-    from ..bench.render_bench import nearest_training_frames
-
     near = nearest_training_frames(data, held_pack)
     write_atomic(out / "nearest.npz", lambda f: np.savez_compressed(
         f, frames=data.frames[near], index=near))
@@ -172,6 +179,7 @@ def build_subject(clip: str | Path, out: Path, *, name: str, res: int = 256,
                      round(prep_s, 1), "torch": torch.__version__,
                      "threads": threads or torch.get_num_threads()},
         "evaluation": None,
+        "coverage": coverage.to_dict(),
     }
     write_json_atomic(out / "manifest.json", manifest)
     return record_evaluation(out)

@@ -23,8 +23,14 @@ from shared.errors import InputError
 from ..atomic_file import write_atomic
 from ..nerf.geometry import BOX_HI, BOX_LO
 from ..nerf.tokens import token_ids
-from ..tracking.cache import track_clip
-from ..tracking.head_pose import estimate_intrinsics, fit_head_pose, smooth_poses
+from ..tracking.cache import ClipTracks, track_clip
+from ..tracking.head_pose import (
+    HeadPoses,
+    Intrinsics,
+    estimate_intrinsics,
+    fit_head_pose,
+    smooth_poses,
+)
 from ..video.decode import probe_video, read_video
 from .background import background_plate
 from .matting import person_mattes
@@ -92,21 +98,37 @@ class SubjectData:
         return cls(**kw)
 
 
-def prepare(clip: str | Path, res: int = 256, max_frames: int | None = None
-            ) -> SubjectData:
-    """Decode + track + matte a clip at ``res`` (longer side) into SubjectData."""
+@dataclass
+class TrackedFace:
+    """A clip's tracking as subjects use it: face-space landmarks of the usable frames."""
+
+    tracks: ClipTracks
+    fit: HeadPoses
+    keep: np.ndarray  # bool [T]: a face was found and its head pose is finite
+    intrinsics: Intrinsics
+
+    @property
+    def face_landmarks(self) -> np.ndarray:
+        """float32 [N, 478, 3] face space (metres, head pose removed), usable frames."""
+        return self.fit.face_landmarks[self.keep].astype(np.float32)
+
+    @property
+    def n_train(self) -> int:
+        n = int(self.keep.sum())
+        return max(1, min(n - 1, round(n * (1.0 - HOLDOUT))))
+
+
+def track_face(clip: str | Path, res: int = 256, max_frames: int | None = None
+               ) -> TrackedFace:
+    """Track a clip at ``res`` (longer side) and fit head poses, refusing clips with too
+    few faces: everything ``prepare`` does before it needs the pixels."""
     clip = Path(clip)
     info = probe_video(clip)  # InputError: missing / unreadable / no video stream
     if info.n_frames and info.n_frames < MIN_FRAMES:
         raise InputError(f"{clip.name} has only {info.n_frames} frames",
                          f"use a clip of at least {MIN_FRAMES} frames (a few seconds of "
                          "the person talking; 1-5 minutes gives the best subject)")
-    video = read_video(clip, max_frames=max_frames, max_side=res)
     tracked = track_clip(clip, max_side=res, max_frames=max_frames)
-    if len(tracked.frame_index) != len(video.frame_index) or not np.array_equal(
-            tracked.frame_index, video.frame_index):
-        raise InputError(f"tracking and decoding of {clip.name} disagree on frames",
-                         "re-encode the clip with a constant frame rate")
     found = tracked.found
     if found.sum() == 0:
         raise InputError(f"no face found in any of the {len(found)} frames of {clip.name}",
@@ -117,22 +139,44 @@ def prepare(clip: str | Path, res: int = 256, max_frames: int | None = None
     if found.sum() < MIN_FRAMES:
         raise InputError(f"{clip.name} has only {int(found.sum())} frames with a face",
                          f"use a clip with at least {MIN_FRAMES} frames showing the face")
-    h, w = video.height, video.width
-    intr = estimate_intrinsics(w, h, fov_deg=FOV_DEG)
+    intr = estimate_intrinsics(*tracked.tracks.image_size, fov_deg=FOV_DEG)
     fit = fit_head_pose(tracked.landmarks, intr)
     keep = found & np.all(np.isfinite(fit.poses.reshape(len(found), -1)), axis=1)
-    poses = smooth_poses(fit.poses[keep])
+    return TrackedFace(tracked, fit, keep, intr)
+
+
+def prepare(clip: str | Path, res: int = 256, max_frames: int | None = None
+            ) -> SubjectData:
+    """Decode + track + matte a clip at ``res`` (longer side) into SubjectData."""
+    clip = Path(clip)
+    face = track_face(clip, res, max_frames)
+    video = read_video(clip, max_frames=max_frames, max_side=res)
+    tracked, keep, intr = face.tracks, face.keep, face.intrinsics
+    if len(tracked.frame_index) != len(video.frame_index) or not np.array_equal(
+            tracked.frame_index, video.frame_index):
+        raise InputError(f"tracking and decoding of {clip.name} disagree on frames",
+                         "re-encode the clip with a constant frame rate")
+    poses = smooth_poses(face.fit.poses[keep])
     frames = video.frames[keep]
     log.info("matting %d frames", len(frames))
     mattes = person_mattes(frames)
     plate = background_plate(frames, mattes)
-    n = len(frames)
-    n_train = max(1, min(n - 1, round(n * (1.0 - HOLDOUT))))
     return SubjectData(frames, (mattes * 255).round().astype(np.uint8), plate, poses,
-                       intr.matrix(), fit.face_landmarks[keep].astype(np.float32),
+                       intr.matrix(), face.face_landmarks,
                        tracked.landmarks[keep, :, :2].astype(np.float32),
                        video.frame_index[keep],
-                       np.array([video.fps.numerator, video.fps.denominator]), n_train)
+                       np.array([video.fps.numerator, video.fps.denominator]), face.n_train)
+
+
+def nearest_training_frames(data: SubjectData, frames: list[int]) -> np.ndarray:
+    """Indices of the training frames whose tracked 2-D landmarks are nearest to each
+    of ``frames`` (pose and expression in image terms)."""
+    train = data.pixels[: data.n_train].reshape(data.n_train, -1)
+    out = []
+    for f in frames:
+        d = np.sum((train - data.pixels[f].reshape(1, -1)) ** 2, axis=1)
+        out.append(int(np.argmin(d)))
+    return np.asarray(out)
 
 
 def box_rects(data: SubjectData) -> np.ndarray:

@@ -21,6 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from shared.audio import SAMPLE_RATE
 from shared.errors import InputError
 
 MAX_DECODED_BYTES = 4 << 30  # read_video refuses to hold more pixels than this at once
@@ -193,7 +194,7 @@ def read_video(path: str | Path, max_frames: int | None = None, stride: int = 1,
                  np.asarray(indices, dtype=np.int64), (info.width, info.height))
 
 
-def read_audio_track(path: str | Path, sample_rate: int = 16000
+def read_audio_track(path: str | Path, sample_rate: int = SAMPLE_RATE
                      ) -> tuple[np.ndarray, int] | None:
     """Decode the clip's first audio stream to float32 mono at ``sample_rate``.
 
@@ -203,7 +204,7 @@ def read_audio_track(path: str | Path, sample_rate: int = 16000
     """
     if sample_rate <= 0:
         raise InputError(f"sample_rate must be positive, got {sample_rate}",
-                         "use 16000 for speech features")
+                         f"use {SAMPLE_RATE} for speech features")
     with _open(path) as container:
         if not container.streams.audio:
             return None

@@ -746,6 +746,7 @@ def scenario_render_real(pkg):
     t0 = time.monotonic()
     js.drive(300.0)
     result["render_s"] = round(time.monotonic() - t0, 2)
+    result["panel_lines"] = draw_panel_lines(pkg)
     result["status"], result["last_error"] = s.status, s.last_error
     folder = str(task.folder)
     result["folder"] = folder

@@ -1,0 +1,199 @@
+"""Imports point forward: every module's imports (top-level, inside functions and under
+``TYPE_CHECKING`` alike, read with ``ast``) go to its own stage or an earlier one, never
+to a later stage and never into the diagnostics wing; the backend's packages form no
+cycle. The stages and the wing are drawn in ``docs/ARCHITECTURE.md``.
+
+A new backend package or top-level module must be placed in :data:`STAGES` (or
+:data:`DIAGNOSTICS`) before this test passes - that is the moment to decide where it sits.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Package or module -> stage (earlier stages never import later ones). The longest
+#: matching prefix decides.
+STAGES: dict[str, int] = {
+    # 0: what everything may use: the wire (shared/) and the backend's own small helpers
+    "shared": 0, "backend.atomic_file": 0, "backend.progress": 0,
+    "backend.threads": 0,
+    # 1: inputs - sound, speech (phones, viseme classes), video, faces in video, media
+    "backend.audio": 1, "backend.speech": 1, "backend.video": 1, "backend.tracking": 1,
+    "backend.media": 1,
+    # 2: motion - audio + emotion -> landmarks, blendshapes, head pose, blinks
+    "backend.motion": 2,
+    # 3: the field (tri-plane NeRF): raw frames from a conditioning and cameras
+    "backend.nerf": 3,
+    # 4: subjects (build, store, conditioning contract) and their provenance
+    "backend.subject": 4, "backend.provenance": 4,
+    # 5: the render service: request in, stamped and signed frames out
+    "backend.render": 5,
+    # 6-8: serving - the render farm, the jobs, the ZeroMQ server
+    "backend.cluster": 6, "backend.jobs": 7, "backend.server": 8,
+    # 9-10: the user's doors - commands, the demo, the CLI entry point
+    "backend.commands": 9, "backend.demo": 9, "backend.cli": 10,
+}
+#: The diagnostics wing: measures the product, may import any of it; product code never
+#: imports it. ``bench_cmd`` is the wing's door on the CLI, which only ``backend.cli``
+#: (the entry point, registering every command) may open.
+DIAGNOSTICS = ("backend.bench", "backend.judges", "backend.commands.bench_cmd")
+ENTRY_POINT = "backend.cli"
+
+
+def _match(name: str, table) -> str | None:
+    best = None
+    for key in table:
+        if (name == key or name.startswith(key + ".")) and (best is None
+                                                             or len(key) > len(best)):
+            best = key
+    return best
+
+
+def stage_of(name: str) -> int | None:
+    if name == "backend":  # the package's __init__ (it only sets up the environment)
+        return 0
+    key = _match(name, STAGES)
+    return None if key is None else STAGES[key]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """(absolute module imported, line) for every import in ``path``, at any depth;
+    ``from x import y`` counts ``x.y`` (y may be a module)."""
+    name = module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            out += [(f"{base}.{a.name}", node.lineno) for a in node.names]
+    return out
+
+
+def _ours(target: str) -> bool:
+    return target.split(".")[0] in ("backend", "shared")
+
+
+def _files(*roots: str) -> list[Path]:
+    return sorted(p for r in roots for p in (REPO / r).rglob("*.py"))
+
+
+def backward_imports(files: list[Path]) -> list[str]:
+    """One line per import that points back or into the diagnostics wing."""
+    bad = []
+    for path in files:
+        src = module_name(path)
+        src_diag = _match(src, DIAGNOSTICS)
+        src_stage = stage_of(src)
+        if src_diag is None and src_stage is None:
+            bad.append(f"{src} is in no stage: place it in STAGES or DIAGNOSTICS")
+            continue
+        for target, line in imports_of(path):
+            if not _ours(target):
+                continue
+            where = f"{path.relative_to(REPO)}:{line}"
+            if _match(target, DIAGNOSTICS) is not None:
+                if src_diag is None and src != ENTRY_POINT:
+                    bad.append(f"{where}: product module {src} imports the diagnostics "
+                               f"wing ({target})")
+                continue
+            stage = stage_of(target)
+            if stage is None:
+                bad.append(f"{where}: {target} is in no stage")
+            elif src_diag is None and stage > src_stage:
+                bad.append(f"{where}: {src} (stage {src_stage}) imports {target} "
+                           f"(stage {stage}): the arrow points back")
+    return bad
+
+
+def package_cycles(files: list[Path]) -> list[list[str]]:
+    """Cycles among the backend's packages (``backend.x``), every import counted."""
+    edges: dict[str, set[str]] = {}
+    for path in files:
+        src = ".".join(module_name(path).split(".")[:2])
+        for target, _ in imports_of(path):
+            dst = ".".join(target.split(".")[:2])
+            if target.startswith("backend.") and dst != src and (REPO / Path(
+                    *dst.split("."))).is_dir():
+                edges.setdefault(src, set()).add(dst)
+    cycles, done = [], set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        if node in trail:
+            cycles.append([*trail[trail.index(node):], node])
+            return
+        if node in done:
+            return
+        for nxt in sorted(edges.get(node, ())):
+            visit(nxt, [*trail, node])
+        done.add(node)
+
+    for node in sorted(edges):
+        visit(node, [])
+    return cycles
+
+
+def test_every_import_points_forward() -> None:
+    bad = backward_imports(_files("backend", "shared"))
+    assert not bad, "\n".join(bad)
+
+
+def test_backend_packages_form_no_cycle() -> None:
+    cycles = package_cycles(_files("backend"))
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_shared_and_the_addon_never_import_the_backend() -> None:
+    bad = [f"{p.relative_to(REPO)}:{line}: {t}" for p in _files("shared", "blender_addon")
+           for t, line in imports_of(p) if t.split(".")[0] == "backend"]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(("src", "code", "needle"), [
+    ("backend/nerf/fake.py", "from ..provenance.watermark import mark_frame\n",
+     "the arrow points back"),
+    ("backend/speech/fake.py", "def f():\n    from backend.motion import visemes\n",
+     "the arrow points back"),
+    ("backend/subject/fake.py", "from ..bench.render_bench import x\n",
+     "imports the diagnostics wing"),
+    ("backend/newthing/fake.py", "import os\n", "is in no stage"),
+])
+def test_a_backward_import_is_caught(tmp_path, monkeypatch, src, code, needle) -> None:
+    """The checker itself: a planted backward import (top-level or inside a function)
+    is reported with its file and line."""
+    import sys
+
+    here = sys.modules[__name__]
+    monkeypatch.setattr(here, "REPO", tmp_path)
+    path = tmp_path / src
+    path.parent.mkdir(parents=True)
+    path.write_text(code)
+    bad = backward_imports([path])
+    assert len(bad) == 1 and needle in bad[0], bad
+
+
+def test_a_package_cycle_is_caught(tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    for a, b in (("jobs", "cluster"), ("cluster", "jobs")):
+        (tmp_path / "backend" / a).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "backend" / a / "m.py").write_text(f"from backend.{b} import m\n")
+    files = sorted((tmp_path / "backend").rglob("*.py"))
+    assert package_cycles(files) == [["backend.cluster", "backend.jobs", "backend.cluster"]]
