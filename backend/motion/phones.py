@@ -18,8 +18,8 @@ Three roads to the phones of a recording, one representation:
 Why a 1-best timed phone sequence and not the per-frame posteriors themselves: a mouth
 needs *which viseme when*, the shipped network was trained on timed phones (the phone
 loop's, and espeak's own), and a network retrained on posteriors followed real speech
-worse (see docs/INTERNALS.md, 'How the mouth is made'). The phones become the evidence the model reads
-per frame:
+worse (see docs/INTERNALS.md, 'How the mouth is made'). The phones become the evidence
+the model reads per frame:
 
 * the coarticulated viseme curve of the phones (27 mouth channels, ``visemes``), and
 * two "must" curves, 1 where a bilabial (p/b/m: the lips must meet) or a labiodental
