@@ -11,11 +11,13 @@ not mkstemp's 0600.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -40,12 +42,33 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
                  | getattr(os, "O_BINARY", 0), 0o666)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            try:
+                write(f)
+            except BaseException as exc:
+                _close_abandoned_zips(exc)
+                raise
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _close_abandoned_zips(exc: BaseException | None) -> None:
+    """Close, quietly and while the file is still open, any ZipFile a failed writer left
+    open in its frames (``numpy.savez`` does on a full disk): the garbage collector would
+    close it later, on a closed file, and print a traceback after the clean error."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, zipfile.ZipFile):
+                    with contextlib.suppress(Exception):
+                        value.close()
+            tb = tb.tb_next
+        exc = exc.__context__
 
 
 def sweep_stale_temp_files(folder: Path) -> int:
