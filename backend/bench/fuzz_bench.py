@@ -68,12 +68,13 @@ class LimitsResult:
     #: (case, how its job ended: "error bad_request", "done", "no reply")
     shm_cases: list[tuple[str, str]] = field(default_factory=list)
     shm_rss_before: int = 0
+    shm_rss_peak: int = 0
     shm_rss_after: int = 0
     tracebacks: int = 0
 
     @property
     def shm_growth_mb(self) -> float:
-        return (self.shm_rss_after - self.shm_rss_before) / 1e6
+        return (self.shm_rss_peak - self.shm_rss_before) / 1e6
 
     def unanswered(self) -> list[str]:
         return [case for case, reply in self.shm_cases if not reply.startswith("error")]
@@ -392,6 +393,8 @@ def _limits(key_file: Path, key: bytes, out: LimitsResult, big_frames: int,
             out.shm_rss_before = backend.rss_bytes()
             peer, plain = shm_session(backend.endpoint, key), RawPeer(backend.endpoint, key)
             arena = shm_mod.ShmArena(key, 512 << 20)
+            sampler = _RssSampler(backend)
+            sampler.start()
             try:
                 plain.send(plain.hello_frames())
                 plain.recv(5)
@@ -403,9 +406,11 @@ def _limits(key_file: Path, key: bytes, out: LimitsResult, big_frames: int,
                     sender.send(frames)
                     out.shm_cases.append((name, _ending(sender, job)))
             finally:
+                sampler.stop()
                 peer.close()
                 plain.close()
                 arena.close()
+            out.shm_rss_peak = max(sampler.peak, out.shm_rss_before)
             out.shm_rss_after = backend.rss_bytes()
         out.tracebacks = backend.log_tail(10**7).count("Traceback")
 
@@ -512,16 +517,20 @@ def print_limits_report(lim: LimitsResult) -> None:
     st = lim.stall
     if st is not None:
         print(f"| {st.frames} frames of {st.frame_mb:.0f} MB at credit 2^63, reader stops "
-              f"after the first: server RSS before / peak | {st.rss_before / 1e6:.0f} / "
-              f"{st.rss_peak / 1e6:.0f} MB ({st.growth_mb:+.0f} MB) | <= +150 MB |")
-        print(f"| ... then reads on | {st.received}/{st.frames} frames, "
-              f"{'in order' if st.in_order else 'OUT OF ORDER'}, finals {st.finals} "
-              "| all, 1 done |")
+              f"after the first: server RSS before / peak while stalled | "
+              f"{st.rss_before / 1e6:.0f} / {st.rss_stalled / 1e6:.0f} MB "
+              f"({st.stalled_growth_mb:+.0f} MB) | <= +150 MB |")
+        print(f"| ... then reads on: frames; server RSS peak over the whole stream | "
+              f"{st.received}/{st.frames}, {'in order' if st.in_order else 'OUT OF ORDER'}, "
+              f"finals {st.finals}; {st.rss_peak / 1e6:.0f} MB ({st.growth_mb:+.0f} MB) | "
+              "all, 1 done; <= +150 MB |")
     if not lim.shm_cases:
         print("| bad shared-memory payloads | skipped: no /dev/shm fast path here | |")
     for case, ending in lim.shm_cases:
         print(f"| bad shared-memory payload: {case} | {ending} | error |")
     if lim.shm_cases:
-        print(f"| server RSS before / after those payloads | {lim.shm_rss_before / 1e6:.0f} / "
-              f"{lim.shm_rss_after / 1e6:.0f} MB ({lim.shm_growth_mb:+.0f} MB) | <= +150 MB |")
+        print(f"| server RSS before / peak / after those payloads | "
+              f"{lim.shm_rss_before / 1e6:.0f} / {lim.shm_rss_peak / 1e6:.0f} / "
+              f"{lim.shm_rss_after / 1e6:.0f} MB (peak {lim.shm_growth_mb:+.0f} MB) "
+              "| <= +150 MB |")
     print(f"| tracebacks in the server log | {lim.tracebacks} | 0 |")

@@ -169,7 +169,8 @@ class StallResult:
     in_order: bool = True
     finals: list[str] = dataclasses.field(default_factory=list)
     rss_before: int = 0
-    rss_peak: int = 0
+    rss_stalled: int = 0  # the peak while the reader was stalled
+    rss_peak: int = 0  # the peak over the whole stream
     error: str = ""
     frame_bytes: int = 0
 
@@ -181,6 +182,10 @@ class StallResult:
     def growth_mb(self) -> float:
         return (self.rss_peak - self.rss_before) / 1e6
 
+    @property
+    def stalled_growth_mb(self) -> float:
+        return (self.rss_stalled - self.rss_before) / 1e6
+
 
 def stalled_reader(endpoint: str, key: bytes, rss: Callable[[], int], *, frames: int,
                        frame_bytes: int, stall_s: float) -> StallResult:
@@ -188,7 +193,7 @@ def stalled_reader(endpoint: str, key: bytes, rss: Callable[[], int], *, frames:
     stops reading for ``stall_s`` (the server's memory sampled meanwhile), then reads the
     rest: all must arrive, in order, with one DONE."""
     out = StallResult(frames, rss_before=rss(), frame_bytes=frame_bytes // 8192 * 8192)
-    out.rss_peak = out.rss_before
+    out.rss_peak = out.rss_stalled = out.rss_before
     peer = RawPeer(endpoint, key, rcvhwm=1)
     try:
         peer.send(peer.hello_frames())
@@ -216,10 +221,10 @@ def stalled_reader(endpoint: str, key: bytes, rss: Callable[[], int], *, frames:
                 if out.received == 1:  # stall, pinging so the server keeps the session
                     until = time.monotonic() + stall_s
                     while time.monotonic() < until:
-                        out.rss_peak = max(out.rss_peak, rss())
+                        out.rss_stalled = max(out.rss_stalled, rss())
                         peer.send(peer.codec.encode(Message(MsgType.PING)))
                         time.sleep(0.1)
-                out.rss_peak = max(out.rss_peak, rss())
+                out.rss_peak = max(out.rss_peak, out.rss_stalled, rss())
             elif msg.type in MsgType.FINAL_TYPES:
                 out.finals.append(msg.type)
                 out.error = str(msg.body.get("message", ""))
@@ -246,25 +251,28 @@ def shm_session(endpoint: str, key: bytes) -> RawPeer:
 def shm_abuse(peer: RawPeer, arena: ShmArena, segment_bytes: int = 1 << 20,
               ) -> list[tuple[str, list, str]]:
     """``(class, frames, job)`` of SUBMITs whose shared-memory payloads the server must
-    refuse with an error reply for ``job``, before reading (or allocating) them."""
-    ref = arena.share(np.full(segment_bytes, 7, np.uint8))
-    if ref is None:
-        raise RuntimeError("could not create a shared-memory segment for the bench")
+    refuse with an error reply for ``job``; all but the wrong MAC (a 64 KiB payload the
+    server must read to check) before reading or allocating anything. The size abuses
+    use a segment of ``segment_bytes``."""
+    small = arena.share(np.full(64 * 1024, 7, np.uint8))
+    big = arena.share(np.full(segment_bytes, 7, np.uint8))
+    if small is None or big is None:
+        raise RuntimeError("could not create shared-memory segments for the bench")
     uid = os.geteuid()
 
     def named(segment: str) -> ShmRef:
-        return dataclasses.replace(ref, segment=segment)
+        return dataclasses.replace(small, segment=segment)
 
     def declared(nbytes: int) -> ShmRef:
-        return dataclasses.replace(ref, shape=(nbytes,), nbytes=nbytes)
+        return dataclasses.replace(big, shape=(nbytes,), nbytes=nbytes)
 
     cases = {
-        "wrong MAC": [dataclasses.replace(ref, mac=b"\0" * 32)],
+        "wrong MAC": [dataclasses.replace(small, mac=b"\0" * 32)],
         "short segment (declared 2x its size)": [declared(2 * segment_bytes)],
         "declared 2^40 bytes": [declared(2**40)],
         "another user's segment": [named(f"facecast-{uid + 1}-0-1-{'0' * 32}")],
         "path-like name ../../etc/passwd": [named("../../etc/passwd")],
-        "one segment named 4 times": [ref] * 4,
+        "one segment named 4 times": [big] * 4,
     }
     out = []
     for i, (name, arrays) in enumerate(cases.items()):

@@ -10,8 +10,10 @@ credit, or room in its send queue — so a slow reader never holds a worker.
 A client's unsent bytes are bounded by one :class:`SendBudget` shared by all its jobs:
 ``frame()`` and ``result()`` wait (slot released) until ZeroMQ has written enough of
 that client's earlier messages to the socket (the loop tracks each message until ZeroMQ
-lets go of it), so a client that stops reading holds the budget, not its stream,
-whatever the frame size, and no frame is ever dropped. PROGRESS is coalesced: only the
+lets go of it), and return only once another message of the same size would fit (a job
+does not make its next frame while its client is not taking this one). So a client that
+stops reading holds the budget, not its stream, whatever the frame size, and no frame
+is ever dropped. PROGRESS is coalesced: only the
 latest unsent one is kept.
 
 A Ray-actor executor can implement the same contract with a context that forwards these
@@ -230,6 +232,9 @@ class ThreadJobContext(JobContext):
         # One message always fits when nothing is held, so a huge frame cannot wedge.
         self._wait_for(lambda: budget.fits(nbytes), then=take)
         self._outbox.put(Outgoing(self.job_id, type_, body, payload, nbytes))
+        # Return when a message like this one would fit again: a job does not make its
+        # next frame (more memory) while the client is not taking this one.
+        self._wait_for(lambda: budget.held + nbytes <= budget.limit or budget.held == 0)
 
     def _wait_for(self, ready: Callable[[], bool],
                   then: Callable[[], None] | None = None) -> None:
