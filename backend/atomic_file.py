@@ -16,12 +16,14 @@ names the user's own path (never a temp name) before any work starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +50,11 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
                  | getattr(os, "O_BINARY", 0), 0o666)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            try:
+                write(f)
+            except BaseException as exc:
+                _close_abandoned_zips(exc)
+                raise
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -126,6 +132,23 @@ def _merge(src: Path, dst: Path) -> None:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(entry, target)
+
+
+def _close_abandoned_zips(exc: BaseException | None) -> None:
+    """Close, quietly and while the file is still open, any ZipFile a failed writer left
+    open in its frames (``numpy.savez`` does on a full disk): the garbage collector would
+    close it later, on a closed file, and print a traceback after the clean error."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, zipfile.ZipFile):
+                    with contextlib.suppress(Exception):
+                        value.close()
+            tb = tb.tb_next
+        exc = exc.__context__
 
 
 def sweep_stale_temp_files(folder: Path) -> int:

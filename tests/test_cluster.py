@@ -131,6 +131,49 @@ def test_an_actor_killed_mid_job_loses_and_duplicates_nothing(farm, ray_runtime,
                     pool.live_names(), timeout_s=30)
 
 
+def test_four_kills_in_a_row_then_a_new_job_completes_at_full_pool(farm, ray_runtime
+                                                                    ) -> None:
+    """Render actors killed four times while they work (the old pool stopped replacing
+    them after 2 x target starts a minute, for good): the pool refills with back-off,
+    and a new job completes with the pool back at its target."""
+    from backend.cluster.runtime import active_cluster
+
+    ray = ray_runtime
+    server, key = farm
+    pool = active_cluster().pool
+    killed: list[str] = []
+    short = []  # what info said while the pool was below its target
+    with connect(server, key) as bc:
+        job = bc.client.submit("render", render_params(), [landmarks(60)], credit=4)
+        final = None
+        since = CHUNK  # frames since the last kill: one chunk's worth between kills, so
+        deadline = time.monotonic() + 120  # no chunk loses 3 actors in a row
+        while final is None and time.monotonic() < deadline:
+            for e in bc.client.poll(20):
+                since += e.job == job and e.kind == MsgType.FRAME
+                final = e if e.job == job and e.final else final
+            busy = {n: h for n, h in pool.handles(busy=True).items() if n not in killed}
+            if len(killed) < 4 and busy and since >= CHUNK:
+                name, handle = next(iter(busy.items()))
+                ray.kill(handle, no_restart=True)
+                killed.append(name)
+                since = 0
+            refill = pool.describe().get("refill")
+            if refill is not None:
+                short.append(refill)
+        if final is None:
+            bc.client.cancel(job)
+        assert len(killed) == 4, f"only {len(killed)} kills: the job ended first"
+        assert wait_for(lambda: pool.describe()["actors"] == 2, timeout_s=60), \
+            pool.describe()
+        events = list(bc.stream("render", render_params(), [landmarks(6)]))
+        info = bc.call("info").body["cluster"]
+    assert events[-1].kind == MsgType.DONE, events[-1].body
+    assert [f.body["index"] for f in frames_of(events)] == list(range(6))
+    assert info["actors"] == info["target"] == 2 and info.get("refill") is None
+    assert short and all(r["missing"] >= 1 for r in short)
+
+
 def test_cancel_reaches_the_actors_and_frees_them(farm, ray_runtime) -> None:
     """Cancel stops the actors' render tasks (they render no more frames of the job and
     take the next at once). How fast is measured by ``facecast bench cluster`` (target
@@ -266,19 +309,9 @@ def test_a_client_that_never_grants_credit_holds_the_actors_back(farm, ray_runti
 
 
 def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
+    from backend.cluster.reaper import descendants
+
+    return set(descendants(pid))
 
 
 def test_facecast_serve_cluster_local_as_a_process(key_file) -> None:

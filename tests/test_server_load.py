@@ -14,6 +14,7 @@ import pytest
 import zmq
 
 from backend.bench.fuzz_bench import run_fuzz_bench
+from backend.bench.hostile import stalled_reader
 from backend.server.launcher import BackendProcess
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, Client, Codec, ErrorCode, Message, MsgType, load_key
@@ -25,9 +26,13 @@ def test_short_fuzz_run_keeps_every_promise() -> None:
     """The CI-sized run of `facecast bench fuzz`: 2000 unsigned + 2000 signed hostile
     messages while stdout is a pipe nobody reads, takeover attempts, a slow reader at
     credit 2^63, credit 0 then 2^63, two clients' render + animate jobs at once (the
-    render's torch warning once blocked its thread on the full pipe), then SIGTERM."""
+    render's torch warning once blocked its thread on the full pipe), then SIGTERM; then
+    the byte limits on a second backend (big frames to a stalled reader, bad
+    shared-memory payloads), each payload answered and no traceback in its log."""
     r = run_fuzz_bench(messages=2000, slow_frames=150, produce_s=0.003, clients=2,
-                       real_jobs=True, takeover_attempts=60, mix_timeout_s=120, quiet=True)
+                       real_jobs=True, takeover_attempts=60, mix_timeout_s=120,
+                       big_frames=8, big_frame_bytes=8 << 20, stall_s=1.0,
+                       shm_segment_bytes=1 << 20, quiet=True)
     assert r.alive and r.send_stalls == 0
     assert r.unsigned_sent == 2000 and r.signed_sent == 2000
     assert len(r.signed_classes) >= 15, "every hostile class was sent"
@@ -39,6 +44,9 @@ def test_short_fuzz_run_keeps_every_promise() -> None:
     assert r.mix_jobs_done == r.mix_jobs == 4, r.mix_failures
     assert r.rss_growth_mb <= 50, f"server memory grew {r.rss_growth_mb:.0f} MB"
     assert r.stop_s <= 5.0, f"SIGTERM took {r.stop_s:.1f} s"
+    lim = r.limits
+    assert lim.stall is not None and lim.stall.received == 8 and lim.stall.in_order
+    assert lim.unanswered() == [] and lim.tracebacks == 0, (lim.shm_cases, lim.tracebacks)
 
 
 def test_credit_2_63_and_a_stalled_reader_lose_no_frame(key_file) -> None:
@@ -50,39 +58,13 @@ def test_credit_2_63_and_a_stalled_reader_lose_no_frame(key_file) -> None:
     with BackendProcess(key_file=key_file) as backend:
         assert_server_answers(backend, key_file)  # torch is loaded from here on
         time.sleep(0.3)
-        base = backend.rss_bytes()
-        peer = RawPeer(backend.endpoint, load_key(key_file))
-        peer.send(peer.hello_frames())
-        assert peer.recv(5).type == MsgType.WELCOME
-        peer.send(peer.codec.encode(Message(MsgType.SUBMIT, {
-            "kind": "stream_test", "credit": 2**63,
-            "params": {"n_frames": n, "shape": [128, 128, 4]}}, job="big")))
-        got, finals, peak = [], [], base
-        last_ping = time.monotonic()
-        deadline = time.monotonic() + 120
-        while not finals and time.monotonic() < deadline:
-            if time.monotonic() - last_ping > 1:
-                peer.send(peer.codec.encode(Message(MsgType.PING)))
-                last_ping = time.monotonic()
-            msg = peer.recv(1.0)
-            if msg is None or msg.job != "big":
-                continue
-            if msg.type == MsgType.FRAME:
-                assert np.all(msg.arrays[0] == len(got) % 251)
-                got.append(msg.body["index"])
-                if len(got) == 1:
-                    time.sleep(3.0)  # the reader stalls; the producer does not
-                if len(got) % 100 == 0:
-                    peak = max(peak, backend.rss_bytes())
-            elif msg.type in MsgType.FINAL_TYPES:
-                finals.append(msg.type)
-        peer.close()
-    assert len(got) == n and got == list(range(n)) and finals == [MsgType.DONE]
-    # 160 MiB were produced; the server holds its pipe (64 messages, 4 MiB) and the job's
-    # send budget (32 MiB) at most, not the stream. The bound leaves room for the
-    # allocator's arenas on a loaded machine (64.0 MiB was seen once) and still fails
-    # if the stream is held.
-    assert (peak - base) / 2**20 < 96, f"server memory grew {(peak - base) / 2**20:.0f} MiB"
+        r = stalled_reader(backend.endpoint, load_key(key_file), backend.rss_bytes,
+                           frames=n, frame_bytes=128 * 128 * 4, stall_s=3.0)
+    assert r.received == n and r.in_order and r.finals == [MsgType.DONE], r.error
+    # 160 MiB were produced; the server holds the client's send budget (64 MiB) at most,
+    # not the stream. The bound leaves room for the allocator's arenas on a loaded
+    # machine and still fails if the stream is held.
+    assert r.growth_mb < 100, f"server memory grew {r.growth_mb:.0f} MB"
 
 
 def test_jobs_waiting_for_credit_do_not_starve_other_clients(key_file) -> None:

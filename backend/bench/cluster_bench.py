@@ -9,7 +9,9 @@ same frames (the subject's held-out conditioning, cycled) with
   steady state),
 
 and prints frames/s, speed-up over the local executor and over one actor, parallel
-efficiency, and the per-frame overhead of the cluster path at a cheap setting (a tiny
+efficiency, how the pool recovers when its actors are killed again and again while
+they render (then a new job must complete with the pool back at its target), and the
+per-frame overhead of the cluster path at a cheap setting (a tiny
 image, so the renderer's cost does not drown it) two ways: wall time per frame minus the
 local loop's (one thread each), and wall time per frame minus the time the actor spent
 inside the renderer (its own clock). Actors beyond the machine's cores share them: the
@@ -130,6 +132,41 @@ def _cancel_s(cluster, folder, views, cond, after: int = 2) -> tuple[float, int]
     return time.perf_counter() - t0, done - before
 
 
+def _kill_and_recover(ray, cluster, folder, views, cond, kills: int = 4
+                      ) -> tuple[int, str, float, int, float]:
+    """Kill a busy actor ``kills`` times while jobs render (one kill per chunk's worth of
+    frames delivered, so no chunk loses three actors in a row and fails its job), then
+    wait for the pool to refill and run a new job: (kills, how the jobs under fire
+    ended, seconds until the pool was back at its target, frames the new job delivered,
+    its seconds)."""
+    from shared.errors import FacecastError
+
+    pool = cluster.pool
+    pace = cluster.config.chunk_frames
+    killed: list[str] = []
+    endings = []
+    t0 = time.perf_counter()
+    while len(killed) < kills and len(endings) < 3:
+        ending, since = "done", pace
+        try:
+            for _ in cluster.render(folder, views, cond, fp16=False, payload=MARK):
+                since += 1
+                busy = [n for n in pool.handles(busy=True) if n not in killed]
+                if len(killed) < kills and busy and since >= pace:
+                    ray.kill(pool.handles()[busy[0]], no_restart=True)
+                    killed.append(busy[0])
+                    since = 0
+        except FacecastError as exc:
+            ending = f"error: {exc.problem[:80]}"
+        endings.append(ending)
+    while pool.describe()["actors"] < pool.target and time.perf_counter() - t0 < 300:
+        time.sleep(0.05)
+    back = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    n = sum(1 for _ in cluster.render(folder, views, cond, fp16=False, payload=MARK))
+    return len(killed), "; ".join(endings), back, n, time.perf_counter() - t1
+
+
 def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1, 2, 4),
                       frames: int = 32, size: int = 128, chunk: int = 4,
                       overhead_size: int = 16, overhead_frames: tuple[int, int] = (16, 48),
@@ -155,7 +192,7 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
 
     ray.init(num_cpus=max(max(actors), 1), object_store_memory=256 * 2 ** 20,
              include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    rows, cheap_cluster, cancel = [], {}, None
+    rows, cheap_cluster, cancel, recover = [], {}, None, None
     try:
         for k in actors:
             cluster = Cluster(ClusterConfig(address="auto", actors=k, chunk_frames=chunk))
@@ -164,6 +201,7 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
                                            repeats)[0]))
                 if k == max(actors):
                     cancel = (k, *_cancel_s(cluster, folder, views, cond))
+                    recover = (k, *_kill_and_recover(ray, cluster, folder, views, cond))
                 if k == 1:
                     cheap_cluster = {n: _cluster_s(ray, cluster, folder, *cheap[n], repeats)
                                      for n in overhead_frames}
@@ -211,6 +249,15 @@ def run_cluster_bench(subject_ref: str = "default", actors: tuple[int, ...] = (1
         print(f"Cancel, {k} actors busy on a {frames}-frame job: every actor idle and "
               f"answering {wait * 1e3:.0f} ms after the cancel (target ≤ 1000 ms); "
               f"{rendered} of {frames} frames rendered")
+    if recover is not None:
+        k, killed, ending, back, n, took = recover
+        print()
+        print(f"Kill and recover, {k} actors: {killed} busy actors killed with ray.kill "
+              f"while {frames}-frame jobs rendered (they ended: {ending}); the pool was "
+              f"back at "
+              f"{k}/{k} actors {back:.1f} s after the job started; a new {frames}-frame job "
+              f"then delivered {n}/{frames} frames in {took:.1f} s (target: all, at full "
+              "pool)")
     print()
     print(f"Speed-up is bounded by this machine's {cores} cores: actors beyond them "
           "(and the gateway, and anything else running) share the same cores, so past "

@@ -6,8 +6,11 @@ sampled, the bench floods it with unsigned junk and with signed hostile messages
 class in ``hostile.py``), streams to a reader ten times slower than the producer at
 credit 2^63, starts a stream at credit 0 and grants 2^63, tries to take over a
 streaming client's session, runs many clients' heavy jobs at once, and finally times
-how long SIGTERM takes. It prints one table; :func:`run_fuzz_bench` returns the numbers
-(a short run of it is a test).
+how long SIGTERM takes. A second backend, logging to a file, then meets the byte
+limits: big frames to a reader that stops, and every kind of bad shared-memory payload
+(each must get its error reply), with its memory before and after and its log searched
+for tracebacks. It prints one table; :func:`run_fuzz_bench` returns the numbers (a short
+run of it is a test).
 """
 
 from __future__ import annotations
@@ -26,10 +29,20 @@ import zmq
 from shared.audio import SAMPLE_RATE
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, Client, Message, MsgType, load_key
+from shared.protocol import shm as shm_mod
 from shared.protocol.keys import ensure_key_file
 
 from ..server.launcher import BackendProcess
-from .hostile import RawPeer, signed_hostile, unsigned_junk
+from .hostile import (
+    RawPeer,
+    StallResult,
+    not_negotiated_shm,
+    shm_abuse,
+    shm_session,
+    signed_hostile,
+    stalled_reader,
+    unsigned_junk,
+)
 
 
 @dataclass
@@ -46,6 +59,26 @@ class StreamCheck:
     def ok(self) -> bool:
         return (self.received == self.expected and self.in_order
                 and self.finals == [MsgType.DONE])
+
+
+@dataclass
+class LimitsResult:
+    """The byte-limit phase, on a backend of its own."""
+
+    stall: StallResult | None = None
+    #: (case, how its job ended: "error bad_request", "done", "no reply")
+    shm_cases: list[tuple[str, str]] = field(default_factory=list)
+    shm_rss_before: int = 0
+    shm_rss_peak: int = 0
+    shm_rss_after: int = 0
+    tracebacks: int = 0
+
+    @property
+    def shm_growth_mb(self) -> float:
+        return (self.shm_rss_peak - self.shm_rss_before) / 1e6
+
+    def unanswered(self) -> list[str]:
+        return [case for case, reply in self.shm_cases if not reply.startswith("error")]
 
 
 @dataclass
@@ -71,6 +104,7 @@ class FuzzResult:
     mix_failures: list[str] = field(default_factory=list)
     alive: bool = True
     stop_s: float = 0.0
+    limits: LimitsResult = field(default_factory=LimitsResult)
 
     @property
     def rss_growth_mb(self) -> float:
@@ -345,9 +379,58 @@ def _warm_up(endpoint: str, key: bytes) -> None:
             pass
 
 
+def _limits(key_file: Path, key: bytes, out: LimitsResult, big_frames: int,
+            big_frame_bytes: int, stall_s: float, shm_segment_bytes: int) -> None:
+    """Big frames to a reader that stops, then bad shared-memory payloads."""
+    with BackendProcess(key_file=key_file) as backend:
+        with BlockingClient(backend.endpoint, key=key, timeout_s=120) as client:
+            client.call("stream_test", {"n_frames": 2})  # torch and the job modules
+        time.sleep(0.3)
+        out.stall = stalled_reader(backend.endpoint, key, backend.rss_bytes,
+                                   frames=big_frames, frame_bytes=big_frame_bytes,
+                                   stall_s=stall_s)
+        if shm_mod.available():
+            time.sleep(0.3)
+            out.shm_rss_before = backend.rss_bytes()
+            peer, plain = shm_session(backend.endpoint, key), RawPeer(backend.endpoint, key)
+            arena = shm_mod.ShmArena(key, 512 << 20)
+            sampler = _RssSampler(backend)
+            sampler.start()
+            try:
+                plain.send(plain.hello_frames())
+                plain.recv(5)
+                # Named four times, the bench's 200 MB segment is 800 MB if the server
+                # read it.
+                cases = [(peer, c) for c in shm_abuse(peer, arena, shm_segment_bytes)]
+                cases.append((plain, not_negotiated_shm(plain)))
+                for sender, (name, frames, job) in cases:
+                    sender.send(frames)
+                    out.shm_cases.append((name, _ending(sender, job)))
+            finally:
+                sampler.stop()
+                peer.close()
+                plain.close()
+                arena.close()
+            out.shm_rss_peak = max(sampler.peak, out.shm_rss_before)
+            out.shm_rss_after = backend.rss_bytes()
+        out.tracebacks = backend.log_tail(10**7).count("Traceback")
+
+
+def _ending(peer: RawPeer, job: str, timeout_s: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        msg = peer.recv(0.5)
+        if msg is not None and msg.job == job and msg.type in MsgType.FINAL_TYPES:
+            code = msg.body.get("code", "")
+            return f"{msg.type} {code}".strip()
+    return "no reply"
+
+
 def run_fuzz_bench(*, messages: int = 10_000, slow_frames: int = 2500,
                    produce_s: float = 0.002, clients: int = 8, real_jobs: bool = True,
                    takeover_attempts: int = 200, mix_timeout_s: float = 600.0,
+                   big_frames: int = 24, big_frame_bytes: int = 64 << 20,
+                   stall_s: float = 5.0, shm_segment_bytes: int = 200 << 20,
                    quiet: bool = False) -> FuzzResult:
     result = FuzzResult()
     with tempfile.TemporaryDirectory(prefix="facecast-fuzz-") as tmp:
@@ -383,6 +466,8 @@ def run_fuzz_bench(*, messages: int = 10_000, slow_frames: int = 2500,
         finally:
             result.stop_s = backend.stop(timeout=30)
             backend._dir.cleanup()
+        _limits(key_file, key, result.limits, big_frames, big_frame_bytes, stall_s,
+                shm_segment_bytes)
     if not quiet:
         print_fuzz_report(result, messages, real_jobs)
     return result
@@ -421,6 +506,32 @@ def print_fuzz_report(r: FuzzResult, messages: int, real_jobs: bool) -> None:
     print(f"| info latency during that mix, p50 / p99 | {_pct(mix_ms, .5):.1f} / "
           f"{_pct(mix_ms, .99):.1f} ms ({len(mix_ms)} answers) | p99 <= 100 ms |")
     print(f"| SIGTERM to exit | {r.stop_s:.2f} s | <= 5 s |")
+    print_limits_report(r.limits)
     if ms:
         print(f"(info latency mean {statistics.mean(ms):.1f} ms; this machine's cores are "
               "shared with other work, so latencies include waiting for a core)")
+
+
+def print_limits_report(lim: LimitsResult) -> None:
+    print("\nbyte limits (a second backend, logging to a file):")
+    print("| check | result | target |\n|---|---|---|")
+    st = lim.stall
+    if st is not None:
+        print(f"| {st.frames} frames of {st.frame_mb:.0f} MB at credit 2^63, reader stops "
+              f"after the first: server RSS before / peak while stalled | "
+              f"{st.rss_before / 1e6:.0f} / {st.rss_stalled / 1e6:.0f} MB "
+              f"({st.stalled_growth_mb:+.0f} MB) | <= +150 MB |")
+        print(f"| ... then reads on: frames; server RSS peak over the whole stream | "
+              f"{st.received}/{st.frames}, {'in order' if st.in_order else 'OUT OF ORDER'}, "
+              f"finals {st.finals}; {st.rss_peak / 1e6:.0f} MB ({st.growth_mb:+.0f} MB) | "
+              "all, 1 done; <= +150 MB |")
+    if not lim.shm_cases:
+        print("| bad shared-memory payloads | skipped: no /dev/shm fast path here | |")
+    for case, ending in lim.shm_cases:
+        print(f"| bad shared-memory payload: {case} | {ending} | error |")
+    if lim.shm_cases:
+        print(f"| server RSS before / peak / after those payloads | "
+              f"{lim.shm_rss_before / 1e6:.0f} / {lim.shm_rss_peak / 1e6:.0f} / "
+              f"{lim.shm_rss_after / 1e6:.0f} MB (peak {lim.shm_growth_mb:+.0f} MB) "
+              "| <= +150 MB |")
+    print(f"| tracebacks in the server log | {lim.tracebacks} | 0 |")

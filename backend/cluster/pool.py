@@ -5,8 +5,12 @@ Actors are created when the gateway joins the cluster (one per GPU, or one per
 actor for one chunk and the actor comes back when that chunk's task ends, so concurrent
 jobs interleave chunk by chunk. An actor whose task died with its worker (killed, node
 lost, out of memory) is dropped and a replacement is requested; Ray places it wherever
-resources allow. Replacements are rate-limited so a broken node cannot make the pool
-spin.
+resources allow. A pool below its target keeps refilling for as long as this process
+is attached to Ray: the first ``target`` replacements in a row start at once, later ones
+wait with an exponential back-off (up to ``MAX_BACKOFF_S``), so a broken node cannot
+make the pool spin and a burst of losses does not leave it short for good. An actor
+that served for ``STABLE_S`` resets the back-off. ``describe()`` says when the next
+attempt is due.
 
 Ray reports task ends on its own callback thread, where calling back into Ray
 (``ray.kill``, creating an actor) deadlocks; those callbacks only update the pool's state
@@ -24,6 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("facecast.cluster")
+
+#: Longest wait between refill attempts of a pool below its target.
+MAX_BACKOFF_S = 30.0
+#: An actor ready this long before it was lost counts as a healthy one (back-off reset).
+STABLE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,7 @@ class ActorSlot:
     busy: bool = False
     alive: bool = True
     info: dict = field(default_factory=dict)
+    ready_at: float = 0.0
 
 
 def is_actor_loss(exc: BaseException) -> bool:
@@ -69,7 +79,8 @@ class ActorPool:
         self._cond = threading.Condition()
         self._slots: list[ActorSlot] = []
         self._idle: deque[ActorSlot] = deque()
-        self._spawned: deque[float] = deque()  # spawn times, for the replacement limit
+        self._losses = 0  # actors lost in a row without one serving STABLE_S
+        self._next_try = 0.0  # monotonic time of the next refill attempt
         self._counter = 0
         self._closed = False
         self._chores: queue.SimpleQueue = queue.SimpleQueue()  # Ray calls off callbacks
@@ -80,8 +91,12 @@ class ActorPool:
             self._spawn()
 
     def _maintain(self) -> None:
+        """Run Ray calls off Ray's callback threads; refill when a back-off ends."""
         while True:
-            chore = self._chores.get()
+            try:
+                chore = self._chores.get(timeout=self._refill_wait())
+            except queue.Empty:
+                chore = self._refill
             if chore is None:
                 return
             try:
@@ -90,18 +105,34 @@ class ActorPool:
                 log.exception("actor pool upkeep failed")
 
     # -- life of actors ---------------------------------------------------------------
+    def _refill_wait(self) -> float | None:
+        """Seconds until the maintainer should try to refill (None: the pool is full)."""
+        with self._cond:
+            if self._closed or len(self._slots) >= self.target:
+                return None
+            return max(0.05, self._next_try - time.monotonic())
+
+    def _refill(self) -> None:
+        """Start actors up to the target, unless a back-off is running or Ray is gone."""
+        import ray
+
+        with self._cond:
+            missing = self.target - len(self._slots)
+            due = time.monotonic() >= self._next_try
+        if self._closed or missing <= 0 or not due:
+            return
+        if not ray.is_initialized():  # detached: nothing to refill into
+            with self._cond:
+                self._next_try = time.monotonic() + MAX_BACKOFF_S
+            return
+        log.info("refilling the render pool: starting %d actor(s)", missing)
+        for _ in range(missing):
+            self._spawn()
+
     def _spawn(self) -> None:
         with self._cond:
             if self._closed:
                 return
-            now = time.monotonic()
-            while self._spawned and now - self._spawned[0] > 60.0:
-                self._spawned.popleft()
-            if len(self._spawned) >= 2 * self.target:
-                log.error("render actors keep dying (%d started in the last minute); not "
-                          "replacing more for now", len(self._spawned))
-                return
-            self._spawned.append(now)
             self._counter += 1
             slot = ActorSlot(self._remote.remote(self.spec.memory), f"render-{self._counter}")
             self._slots.append(slot)
@@ -113,6 +144,7 @@ class ActorPool:
         with self._cond:
             if exc is None and slot.alive:
                 slot.ready, slot.info = True, fut.result()
+                slot.ready_at = time.monotonic()
                 self._idle.append(slot)
                 self._cond.notify_all()
                 log.info("%s ready on %s (%s)", slot.name, slot.info.get("host"),
@@ -123,7 +155,9 @@ class ActorPool:
             self._drop(slot)
 
     def _drop(self, slot: ActorSlot) -> None:
-        """Forget a lost actor now; kill it for good and replace it on the upkeep thread."""
+        """Forget a lost actor now; kill it for good and refill on the upkeep thread, at
+        once for the first ``target`` losses in a row, then after a growing back-off."""
+        now = time.monotonic()
         with self._cond:
             if not slot.alive:
                 return
@@ -131,8 +165,13 @@ class ActorPool:
             if slot in self._idle:
                 self._idle.remove(slot)
             self._slots.remove(slot)
+            stable = slot.ready and now - slot.ready_at >= STABLE_S
+            self._losses = 1 if stable else self._losses + 1
+            delay = 0.0 if self._losses <= self.target else min(
+                MAX_BACKOFF_S, 2.0 ** (self._losses - self.target - 1))
+            self._next_try = max(self._next_try, now + delay)
             self._cond.notify_all()
-        log.warning("%s lost; requesting a replacement", slot.name)
+        log.warning("%s lost; a replacement starts in %.0f s", slot.name, delay)
         self._chores.put(lambda: self._replace(slot))
 
     def _replace(self, slot: ActorSlot) -> None:
@@ -142,7 +181,7 @@ class ActorPool:
             ray.kill(slot.handle, no_restart=True)
         except Exception:  # already gone
             pass
-        self._spawn()
+        self._refill()
 
     def wait_ready(self, timeout_s: float) -> int:
         """Wait until every actor started (or the timeout); the number ready."""
@@ -201,9 +240,15 @@ class ActorPool:
             for s in ready:
                 dev = s.info.get("device", "?")
                 devices[dev] = devices.get(dev, 0) + 1
+            missing = self.target - len(self._slots)
+            refill = None
+            if missing > 0 and not self._closed:
+                refill = {"missing": missing, "losses_in_a_row": self._losses,
+                          "next_try_s": round(max(0.0, self._next_try - time.monotonic()),
+                                              1)}
             return {"actors": len(ready), "busy": sum(s.busy for s in ready),
                     "starting": len(self._slots) - len(ready), "target": self.target,
-                    "devices": devices,
+                    "refill": refill, "devices": devices,
                     "per_actor": {"num_cpus": self.spec.num_cpus,
                                   "num_gpus": self.spec.num_gpus,
                                   "memory": self.spec.memory}}

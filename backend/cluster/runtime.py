@@ -12,7 +12,9 @@ Addresses (``facecast serve --cluster ADDRESS``):
 An address nobody answers at fails within ``connect_timeout_s`` with a message, never a
 hang; a missing Ray names the extra to install. A private runtime gets
 ``object_store_memory`` (256 MiB by default) instead of Ray's default of 30 % of RAM in
-``/dev/shm``: the gateway keeps at most ``window * chunk_frames`` frames there.
+``/dev/shm``: the gateway keeps at most ``window * chunk_frames`` frames there. A
+private runtime's processes die with the gateway, even one killed with SIGKILL
+(``reaper.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from shared.errors import FacecastError
 
+from . import reaper
 from .pool import ActorPool, ActorSpec
 from .scheduler import ClusterUnavailable, OrderedFrames, SchedulePolicy
 from .subject_package import SubjectPackage
@@ -106,6 +109,7 @@ class Cluster:
         self.config = config
         ray = import_ray()
         self._started_here = False
+        self._reaper = None
         self.address = self._connect(ray, config)
         try:
             resources = ray.cluster_resources()
@@ -150,10 +154,16 @@ class Cluster:
                 log.info("no running Ray cluster on this machine; starting a private one")
             address = "local"
         if address == "local":
-            ray.init(num_cpus=config.local_cpus or os.cpu_count(), num_gpus=config.local_gpus,
-                     object_store_memory=config.object_store_memory,
-                     include_dashboard=False, logging_level=logging.WARNING,
-                     log_to_driver=False)
+            self._reaper = reaper.start()  # first: it watches what ray.init starts
+            try:
+                ray.init(num_cpus=config.local_cpus or os.cpu_count(),
+                         num_gpus=config.local_gpus,
+                         object_store_memory=config.object_store_memory,
+                         include_dashboard=False, logging_level=logging.WARNING,
+                         log_to_driver=False)
+            except BaseException:
+                reaper.goodbye(self._reaper)
+                raise
             self._started_here = True
             return f"local ({ray.get_runtime_context().gcs_address})"
         _probe(address, config.connect_timeout_s)
@@ -218,6 +228,8 @@ class Cluster:
             pool.close()
         if self._started_here and ray.is_initialized():
             ray.shutdown()
+        reaper.goodbye(self._reaper)
+        self._reaper = None
 
 
 def _fmt(resources: dict) -> str:

@@ -8,8 +8,11 @@ is dropped and counted in a rate-limited log summary, never a crash.
 
 No message is ever dropped on the way out: the ROUTER runs with ``ROUTER_MANDATORY``,
 so a full pipe to a slow reader says so (EAGAIN) instead of silently discarding, and
-the message waits in its session's queue; job threads wait when their share of that
-queue is full. Every job ends with exactly one final reply.
+the message waits in its session's queue. A job's message counts against its client's
+send budget in bytes from the moment it is queued until ZeroMQ has written it to the
+socket (tracked per message), and job threads wait while the budget is spent: a reader
+that stops holds the budget, not the stream. Every job ends with exactly one final
+reply, also when its SUBMIT named a shared-memory payload that cannot be used.
 """
 
 from __future__ import annotations
@@ -44,10 +47,10 @@ from shared.protocol.messages import clip
 from shared.protocol.shm import ShmArena, ShmReader, ShmRef
 
 from .config import ServerConfig
-from .executor import Outbox, Outgoing, ThreadExecutor, ThreadJobContext
+from .executor import Outbox, Outgoing, SendBudget, ThreadExecutor, ThreadJobContext
 from .logs import DropSummary
 from .scheduler import FairScheduler
-from .sessions import MAX_QUEUED_CONTROL, JobRecord, Pending, Session
+from .sessions import MAX_QUEUED_CONTROL, InFlight, JobRecord, Pending, Session
 
 log = logging.getLogger("facecast.server")
 
@@ -57,7 +60,7 @@ HEARTBEAT_S = 1.0
 #: Messages received per loop turn before the outbox gets its turn.
 RECV_BATCH = 256
 #: ROUTER send high-water mark per client pipe (messages); beyond it messages wait in
-#: the session's queue, where job threads' budgets bound them in bytes.
+#: the session's queue. Bytes are bounded by the client's send budget, not by this.
 SEND_HWM = 64
 #: Unsessioned replies (version mismatch, no_session) per second, all clients together.
 UNSESSIONED_REPLIES_PER_S = 50
@@ -156,7 +159,7 @@ class Server:
         last_check = time.monotonic()
         try:
             while not self._stop.is_set():
-                blocked = any(s.queue for s in self.sessions.values())
+                blocked = any(s.queue or s.in_flight for s in self.sessions.values())
                 poller.poll(5 if blocked else 100)
                 for _ in range(RECV_BATCH):
                     try:
@@ -164,6 +167,8 @@ class Server:
                     except zmq.Again:
                         break
                     self._on_frames(frames)
+                for session in self.sessions.values():
+                    session.reap()
                 for item in self.outbox.drain():
                     self._route(item)
                 self._flush_all()
@@ -243,13 +248,9 @@ class Server:
             return
         self.codec.replay.check(msg.session, msg.seq, msg.ts)
         session.touch()
-        if any(isinstance(a, ShmRef) for a in msg.arrays):
-            if session.reader is None:
-                raise ProtocolError("shared-memory payload on a connection that did not "
-                                    "negotiate the fast path", "use the Facecast client",
-                                    code="bad_shm")
-            msg.arrays, released = session.reader.resolve(msg.arrays)
-            self._send_control(session, Message(MsgType.RELEASE, {"slots": released}))
+        if any(isinstance(a, ShmRef) for a in msg.arrays) and not self._resolve_shm(session,
+                                                                                     msg):
+            return
         handler = {
             MsgType.PING: self._on_ping, MsgType.SUBMIT: self._on_submit,
             MsgType.CANCEL: self._on_cancel, MsgType.CREDIT: self._on_credit,
@@ -261,6 +262,29 @@ class Server:
                 job=msg.job))
             return
         handler(session, msg)
+
+    def _resolve_shm(self, session: Session, msg: Message) -> bool:
+        """Replace the message's shared-memory payloads by private copies. A payload that
+        cannot be used (not negotiated, over the message limit, named twice, not this
+        user's segment, short, changed) ends its job with an error reply; the sender's
+        slots are released either way."""
+        released = shm_mod.slots_of(msg.arrays)
+        try:
+            if session.reader is None:
+                raise ProtocolError("this connection sent a shared-memory payload without "
+                                    "negotiating the fast path", "use the Facecast client",
+                                    code="bad_shm")
+            msg.arrays = session.reader.resolve(msg.arrays, self.config.max_total_bytes)
+            return True
+        except ProtocolError as exc:
+            self.drops.add(exc.code, exc.message)
+            self._send_control(session, Message(MsgType.ERROR, error_body(
+                ErrorCode.BAD_REQUEST, f"the backend could not use this message's "
+                f"payload: {exc.message}"), job=msg.job))
+            return False
+        finally:
+            if session.arena is not None or session.reader is not None:
+                self._send_control(session, Message(MsgType.RELEASE, {"slots": released}))
 
     def _on_hello(self, identity: bytes, curve_key: str, msg: Message) -> None:
         existing = self.sessions.get(msg.session)
@@ -296,7 +320,8 @@ class Server:
                     ErrorCode.BUSY, "the backend has as many clients as it serves — try "
                     "again shortly", retryable=True)))
                 return
-            session = Session(msg.session, identity, client, version, curve_key=curve_key)
+            session = Session(msg.session, identity, client, version, curve_key=curve_key,
+                              budget=SendBudget(self.config.client_send_budget))
             self.sessions[msg.session] = session
             self._by_identity[identity] = msg.session
             log.info("client %s connected (session %s)", client, msg.session[:8])
@@ -398,7 +423,7 @@ class Server:
         ctx = ThreadJobContext(job_id, params, list(msg.arrays), min(credit, MAX_CREDIT),
                                self.outbox, client=session.id,
                                scheduler=None if job_cls.cheap else self.scheduler,
-                               arena=session.arena, send_budget=self.config.job_send_budget)
+                               arena=session.arena, budget=session.budget)
         record = JobRecord(job_id, kind, session.id, job_cls(), ctx)
         self.jobs[job_id] = record
         session.jobs[job_id] = record
@@ -498,9 +523,10 @@ class Server:
         while session.queue:
             pending = session.queue[0]
             if pending.frames is None:
-                pending.frames = self._encode(pending)
+                pending.frames = self._encode(pending, session)
+            frames, tracker = _tracked(pending)
             try:
-                self.router.send_multipart([session.identity, *pending.frames], zmq.NOBLOCK,
+                self.router.send_multipart([session.identity, *frames], zmq.NOBLOCK,
                                            copy=False)
             except zmq.Again:
                 return  # the pipe is full: try again on the next turn
@@ -510,32 +536,41 @@ class Server:
                 while session.queue:
                     self._sent(session, session.queue.popleft(), time.monotonic())
                 return
-            self._sent(session, session.queue.popleft(), time.monotonic())
+            del frames  # ZeroMQ holds the only references now: the tracker can finish
+            self._sent(session, session.queue.popleft(), time.monotonic(), tracker)
 
-    def _encode(self, pending: Pending) -> list:
+    def _encode(self, pending: Pending, session: Session) -> list:
+        """Sign a queued message with the session's own sequence number."""
         if pending.control is not None:
-            return self.codec.encode(pending.control)
+            return self.codec.encode(pending.control, session=session.id,
+                                     seq=session.next_seq())
         item = pending.item
         assert item is not None and pending.ctx is not None
         body = item.body
         if item.type == MsgType.PROGRESS and body is None:
             body = pending.ctx.take_progress()
+        msg = Message(item.type, body or {}, item.arrays, job=item.job)
         try:
-            return self.codec.encode(Message(item.type, body or {}, item.arrays, job=item.job))
+            return self.codec.encode(msg, session=session.id, seq=session.next_seq())
         except FacecastError as exc:  # a job produced something unsendable
             log.error("job %s: could not encode %s: %s", item.job[:8], item.type, exc.message)
             return self.codec.encode(Message(MsgType.PROGRESS, {
                 "fraction": pending.ctx.last_fraction,
-                "message": f"a {item.type} could not be sent: {exc.message}"}, job=item.job))
+                "message": f"a {item.type} could not be sent: {exc.message}"}, job=item.job),
+                session=session.id, seq=session.next_seq())
 
-    def _sent(self, session: Session, pending: Pending, now: float) -> None:
+    def _sent(self, session: Session, pending: Pending, now: float,
+              tracker: Any = None) -> None:
         if pending.item is None:
             session.queued_control -= 1
             if pending.control.type == MsgType.PONG:
                 session.pong_queued = False
             return
         assert pending.ctx is not None
-        pending.ctx.sent(pending.item.nbytes)
+        if tracker is not None and pending.item.nbytes and not tracker.done:
+            session.in_flight.append(InFlight(tracker, pending.item.nbytes, pending.ctx))
+        else:
+            pending.ctx.sent(pending.item.nbytes)
         record = session.jobs.get(pending.item.job)
         if record is not None:
             record.last_sent = now
@@ -572,10 +607,27 @@ class Server:
             record.final_sent = True
             self.jobs.pop(record.id, None)
         session.queue.clear()
+        while session.in_flight:  # nobody waits for these bytes any more
+            gone = session.in_flight.popleft()
+            gone.ctx.sent(gone.nbytes)
         session.close()
         self.sessions.pop(session.id, None)
         if self._by_identity.get(session.identity) == session.id:
             del self._by_identity[session.identity]
+
+
+def _tracked(pending: Pending) -> tuple[list, Any]:
+    """The frames to send for ``pending``, with large ones wrapped so ZeroMQ reports when
+    it lets go of them; the tracker (None for a message without payload bytes)."""
+    frames = pending.frames
+    assert frames is not None
+    if pending.item is None or not pending.item.nbytes:
+        return frames, None
+    wrapped = [zmq.Frame(f, copy=False, track=True)
+               if not isinstance(f, zmq.Frame) and memoryview(f).nbytes >= zmq.COPY_THRESHOLD
+               else f for f in frames]
+    watched = [f for f in wrapped if isinstance(f, zmq.Frame) and f.tracker is not None]
+    return wrapped, zmq.MessageTracker(*watched) if watched else None
 
 
 def _curve_key(frame: Any) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.cluster.runtime import ClusterConfig
+from backend.server.executor import CLIENT_SEND_BUDGET
 from shared.protocol.constants import (
     DEFAULT_ADDRESS,
     DEFAULT_MAX_FRAME_BYTES,
@@ -33,8 +34,10 @@ class ServerConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_frames: int = DEFAULT_MAX_FRAMES
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
-    #: Unsent bytes one job may have waiting in the server before it waits.
-    job_send_budget: int = 32 * 1024 * 1024
+    #: Bytes of one client's messages the server may hold (queued, or in ZeroMQ and not
+    #: yet written to its socket) before that client's jobs wait; one larger message
+    #: still goes, alone.
+    client_send_budget: int = CLIENT_SEND_BUDGET
     #: Same-host fast path: offered to clients that prove they share this host, with at
     #: most this many bytes of shared-memory segments per client.
     shm: bool = True

@@ -7,10 +7,14 @@ them); the :class:`~.scheduler.FairScheduler` bounds how many compute at once
 (``--workers``). A context gives its compute slot back while it waits for the client —
 credit, or room in its send queue — so a slow reader never holds a worker.
 
-A job's unsent bytes are bounded by a memory budget: ``frame()`` and ``result()`` wait
-(slot released) until the loop has handed enough of them to ZeroMQ, so the loop never
-has to overrun the socket's high-water mark and no frame is ever dropped. PROGRESS is
-coalesced: only the latest unsent one is kept.
+A client's unsent bytes are bounded by one :class:`SendBudget` shared by all its jobs:
+``frame()`` and ``result()`` wait (slot released) until ZeroMQ has written enough of
+that client's earlier messages to the socket (the loop tracks each message until ZeroMQ
+lets go of it), and return only once another message of the same size would fit (a job
+does not make its next frame while its client is not taking this one). So a client that
+stops reading holds the budget, not its stream, whatever the frame size, and no frame
+is ever dropped. PROGRESS is coalesced: only the
+latest unsent one is kept.
 
 A Ray-actor executor can implement the same contract with a context that forwards these
 calls (the job interface in ``backend/jobs/base.py`` does not change).
@@ -40,8 +44,32 @@ from .scheduler import FairScheduler
 
 log = logging.getLogger("facecast.server")
 
-#: Unsent bytes one job may have queued in the server before it waits.
-JOB_SEND_BUDGET = 32 * 1024 * 1024
+#: Bytes of one client's messages the server may hold (queued, or in ZeroMQ but not yet
+#: written to the socket) before that client's jobs wait.
+CLIENT_SEND_BUDGET = 64 * 1024 * 1024
+
+
+class SendBudget:
+    """The bytes one client's messages hold in the server, shared by all its jobs.
+
+    A job takes its message's payload bytes before queueing it and the loop gives them
+    back once ZeroMQ has released the message. One message always fits when nothing is
+    held, so a frame larger than the budget still goes (alone). The condition is the
+    jobs' own: they wait on it for credit, room in the budget or a cancel."""
+
+    def __init__(self, limit: int = CLIENT_SEND_BUDGET) -> None:
+        self.limit = int(limit)
+        self.held = 0
+        self.cond = threading.Condition()
+
+    def fits(self, nbytes: int) -> bool:
+        return self.held == 0 or self.held + nbytes <= self.limit
+
+    def give_back(self, nbytes: int) -> None:
+        if nbytes:
+            with self.cond:
+                self.held -= nbytes
+                self.cond.notify_all()
 
 
 @dataclass
@@ -97,7 +125,7 @@ class ThreadJobContext(JobContext):
 
     def __init__(self, job_id: str, params: dict, arrays: list[np.ndarray], credit: int,
                  outbox: Outbox, *, client: str = "", scheduler: FairScheduler | None = None,
-                 arena: ShmArena | None = None, send_budget: int = JOB_SEND_BUDGET) -> None:
+                 arena: ShmArena | None = None, budget: SendBudget | None = None) -> None:
         self.job_id = job_id
         self.params = params
         self.arrays = arrays
@@ -105,10 +133,9 @@ class ThreadJobContext(JobContext):
         self._outbox = outbox
         self._scheduler = scheduler
         self._arena = arena
-        self._budget = send_budget
+        self.budget = budget or SendBudget()
         self._credit = min(MAX_CREDIT, max(0, credit))
-        self._unsent = 0
-        self._cond = threading.Condition()
+        self._cond = self.budget.cond  # one client's jobs share it
         self._cancel = threading.Event()
         self._holds_slot = False
         self._progress: dict | None = None
@@ -133,11 +160,8 @@ class ThreadJobContext(JobContext):
             self._scheduler.wake()
 
     def sent(self, nbytes: int) -> None:
-        """The loop handed ``nbytes`` of this job's payload to ZeroMQ."""
-        if nbytes:
-            with self._cond:
-                self._unsent -= nbytes
-                self._cond.notify_all()
+        """ZeroMQ let go of ``nbytes`` of this job's payload (or it will never be sent)."""
+        self.budget.give_back(nbytes)
 
     def take_progress(self) -> dict:
         with self._cond:
@@ -200,14 +224,22 @@ class ThreadJobContext(JobContext):
                 arr = np.asarray(arr)
                 payload.append(arr)
                 nbytes += arr.nbytes
-        # Always let one message through, however large, so a huge frame cannot wedge.
-        self._wait_for(lambda: self._unsent == 0 or self._unsent + nbytes <= self._budget)
-        with self._cond:
-            self._unsent += nbytes
-        self._outbox.put(Outgoing(self.job_id, type_, body, payload, nbytes))
+        budget = self.budget
 
-    def _wait_for(self, ready: Callable[[], bool]) -> None:
-        """Wait (compute slot given back) until ``ready()``; raise if cancelled."""
+        def take() -> None:
+            budget.held += nbytes
+
+        # One message always fits when nothing is held, so a huge frame cannot wedge.
+        self._wait_for(lambda: budget.fits(nbytes), then=take)
+        self._outbox.put(Outgoing(self.job_id, type_, body, payload, nbytes))
+        # Return when a message like this one would fit again: a job does not make its
+        # next frame (more memory) while the client is not taking this one.
+        self._wait_for(lambda: budget.held + nbytes <= budget.limit or budget.held == 0)
+
+    def _wait_for(self, ready: Callable[[], bool],
+                  then: Callable[[], None] | None = None) -> None:
+        """Wait (compute slot given back) until ``ready()``, then call ``then()`` under
+        the same lock; raise if cancelled."""
         paused = False
         with self._cond:
             while not ready() and not self._cancel.is_set():
@@ -216,7 +248,10 @@ class ThreadJobContext(JobContext):
                     self.state = "waiting"
                     self._drop_slot()
                 self._cond.wait(0.5)
-        if self._cancel.is_set():
+            cancelled = self._cancel.is_set()
+            if not cancelled and then is not None:
+                then()
+        if cancelled:
             raise JobCancelled()
         if paused:
             self._take_slot()

@@ -300,17 +300,19 @@ class Client:
                 return []  # an answer to something sent before our new HELLO
             return self._server_restarted()
         if any(isinstance(a, shm.ShmRef) for a in msg.arrays):
+            released = shm.slots_of(msg.arrays)
             try:
                 if self._shm_reader is None:
                     raise ProtocolError("the backend sent a shared-memory payload that was "
                                         "not negotiated", "update the add-on and the "
                                         "backend to the same Facecast release")
-                msg.arrays, released = self._shm_reader.resolve(msg.arrays)
+                msg.arrays = self._shm_reader.resolve(msg.arrays)
+            except ProtocolError as exc:
+                return self._lost_payload(msg, exc)
+            finally:  # copied or given up on: the backend may reuse the slots
                 if not self._to_release:
                     self._release_since = time.monotonic()
                 self._to_release.extend(released)
-            except ProtocolError as exc:
-                return self._lost_payload(msg, exc)
         if msg.type == MsgType.ERROR and msg.body.get("code") == ErrorCode.VERSION_MISMATCH:
             self.state = "lost"
             return [*self._fail_all(ErrorCode.VERSION_MISMATCH,

@@ -46,6 +46,11 @@ def ensure_key_file(path: str | os.PathLike | None = None) -> tuple[Path, bool]:
 def load_key(path: str | os.PathLike | None = None) -> bytes:
     """Read a key file written by :func:`ensure_key_file`."""
     key_path = Path(path) if path else default_key_path()
+    if key_path.is_dir():
+        raise FacecastError(f"key file {key_path} is a folder, not a key file",
+                            "pass the key file itself (e.g. "
+                            f"{key_path / default_key_path().name}), or a path where "
+                            "`facecast serve` may create one", code="key_file")
     if not key_path.is_file():
         raise FacecastError(f"key file {key_path} does not exist",
                             "start the backend once (`facecast serve`) to create it, or "

@@ -142,10 +142,15 @@ class Codec:
         self.replay = ReplayGuard()
         self._seq = 0
 
-    def encode(self, msg: Message) -> list[Any]:
-        """Frames for ``msg``; fills in session, seq and timestamp."""
-        self._seq += 1
-        msg.session, msg.seq, msg.ts = self.session, self._seq, time.time()
+    def encode(self, msg: Message, *, session: str | None = None,
+               seq: int | None = None) -> list[Any]:
+        """Frames for ``msg``; fills in session, seq and timestamp. A server replying to
+        a client's session passes that ``session`` and its own counter's ``seq``."""
+        if session is None:
+            self._seq += 1
+            session, seq = self.session, self._seq
+        assert seq is not None, "a session needs its own seq"
+        msg.session, msg.seq, msg.ts = session, seq, time.time()
         descs, buffers = [], []
         for arr in msg.arrays:
             if isinstance(arr, ShmRef):

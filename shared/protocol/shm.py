@@ -325,23 +325,30 @@ class ShmReader:
         return fd
 
     def read(self, ref: ShmRef) -> np.ndarray:
-        """The payload as a private, read-only array whose hash matched."""
+        """The payload as a private, read-only array whose hash matched. The declared
+        size is checked against the segment before any memory is taken for it."""
+        if self._pread:
+            fd = self._fd(ref.segment) if ref.nbytes else -1
+            size = os.fstat(fd).st_size if ref.nbytes else 0
+        else:
+            mapping = self._map(ref.segment)
+            size = len(mapping)
+        if ref.nbytes > size:
+            self.forget(ref.segment)
+            raise ProtocolError(f"shared-memory segment {ref.segment} holds {size} bytes, "
+                                f"the message says {ref.nbytes}", "use the Facecast client",
+                                code="bad_shm")
         flat = self._buffers.take(ref.nbytes)
         out = flat.view(np.dtype(ref.dtype)).reshape(ref.shape) if ref.nbytes else \
             np.empty(ref.shape, np.dtype(ref.dtype))
         if self._pread:
-            got = os.preadv(self._fd(ref.segment), [flat], 0) if ref.nbytes else 0
-            if got != ref.nbytes:
+            got = os.preadv(fd, [flat], 0) if ref.nbytes else 0
+            if got != ref.nbytes:  # truncated since the check
                 self.forget(ref.segment)
                 raise ProtocolError(f"shared-memory segment {ref.segment} holds {got} of "
                                     f"{ref.nbytes} bytes", "use the Facecast client",
                                     code="bad_shm")
         else:
-            mapping = self._map(ref.segment)
-            if ref.nbytes > len(mapping):
-                raise ProtocolError(f"shared-memory payload of {ref.nbytes} bytes does not "
-                                    f"fit segment {ref.segment}", "use the Facecast client",
-                                    code="bad_shm")
             flat[:] = np.frombuffer(mapping, np.uint8, count=ref.nbytes)
         # Verify the private copy, not the mapping: the bytes checked are the bytes used.
         if not hmac.compare_digest(_mac(self._key, flat), ref.mac):
@@ -352,16 +359,20 @@ class ShmReader:
         self._buffers.lend(out, flat)
         return out
 
-    def resolve(self, arrays: list) -> tuple[list[np.ndarray], list[list[int]]]:
-        """Replace each :class:`ShmRef` by its payload; also returns the slots to release."""
-        out, released = [], []
-        for item in arrays:
-            if isinstance(item, ShmRef):
-                out.append(self.read(item))
-                released.append([item.slot, item.generation])
-            else:
-                out.append(item)
-        return out, released
+    def resolve(self, arrays: list, max_bytes: int | None = None) -> list[np.ndarray]:
+        """Replace each :class:`ShmRef` by its payload. Before anything is read, the
+        message's bytes (inline and in segments together) are held to ``max_bytes`` and
+        each segment may be named once."""
+        refs = [a for a in arrays if isinstance(a, ShmRef)]
+        names = [r.segment for r in refs]
+        if len(set(names)) != len(names):
+            raise ProtocolError("a message names one shared-memory segment twice",
+                                "use the Facecast client", code="bad_shm")
+        total = sum(int(a.nbytes) for a in arrays)
+        if max_bytes is not None and total > max_bytes:
+            raise ProtocolError(f"the message's arrays are {total} bytes (limit {max_bytes})",
+                                "send smaller messages", code="too_large")
+        return [self.read(a) if isinstance(a, ShmRef) else a for a in arrays]
 
     def forget(self, name: str) -> None:
         mapping = self._maps.pop(name, None)
@@ -378,6 +389,12 @@ class ShmReader:
             os.close(fd)
         self._maps.clear()
         self._fds.clear()
+
+
+def slots_of(arrays: list) -> list[list[int]]:
+    """``[[slot, generation], ...]`` of a message's shared-memory payloads: what the
+    receiver releases once it has copied them (or given up on them)."""
+    return [[a.slot, a.generation] for a in arrays if isinstance(a, ShmRef)]
 
 
 class _BufferPool:
