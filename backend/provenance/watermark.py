@@ -1,5 +1,12 @@
 """The invisible watermark in every rendered frame: embed (:func:`mark_frame`) and find
-(:func:`detect`, :func:`detect_video`).
+the payload (:func:`detect`, :func:`detect_video`).
+
+Every frame carries two marks, added together by :func:`mark_frame`: this module's
+*payload* mark (whose face, which render; needs a frame of about 128 px or more and
+light compression to read) and the *presence* mark of :mod:`.presence` (one bit: "a
+Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations).
+The payload mark is the scheme frames carried before the presence mark existed; its
+detector is unchanged, so older renders still verify. What follows is the payload mark.
 
 Scheme (our own, numpy + scipy; the README's provenance section says why not the
 ``invisible-watermark`` package): spread spectrum in the block DCT. The frame is cut
@@ -37,6 +44,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.fft import dctn, idctn
 
+from . import presence
 from .payload import CODED_BITS, Payload
 
 BLOCK = 8
@@ -56,7 +64,6 @@ MAX_VIEW_PIXELS = 2_200_000  # larger resampled views are not searched (cost)
 SYNC_MIN = 4.5  # weakest pilot peak (robust z) away from the origin that is decoded
 NOISE_FLOOR = 2.0  # AC energy every block is assumed to have (compression noise)
 _SEED = "facecast watermark v1"
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)
@@ -104,12 +111,14 @@ def canvas_size(height: int, width: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _pattern(payload: Payload, height: int, width: int) -> np.ndarray:
-    """The payload's pattern over a whole frame, rounded to integer levels (int16
-    [H, W, 1]; adding it to integer pixels is exactly what rounding after a float add
-    would give, at a fraction of the cost). The tiles are laid on the frame's canvas
-    (short side ``CANVAS``) and the canvas is resized to the frame: the mark scales
-    with the picture, so a 128^2 render carries the same mark as a 256^2 one, halved."""
+def _pattern(payload: Payload, height: int, width: int, with_presence: bool = True
+             ) -> np.ndarray:
+    """The marks over a whole frame, rounded to integer levels (int16 [H, W, 1]; adding
+    it to integer pixels is exactly what rounding after a float add would give, at a
+    fraction of the cost): the payload's tiles laid on the frame's canvas (short side
+    ``CANVAS``) and resized to the frame, so the mark scales with the picture (a 128^2
+    render carries the same mark as a 256^2 one, halved), plus the presence mark
+    (:mod:`.presence`) unless ``with_presence`` is false (the old scheme, for benches)."""
     hc, wc = canvas_size(height, width)
     reps = (-(-hc // PERIOD), -(-wc // PERIOD))
     full = np.tile(_tile(payload), reps)[:hc, :wc]
@@ -118,11 +127,16 @@ def _pattern(payload: Payload, height: int, width: int) -> np.ndarray:
 
         full = np.asarray(Image.fromarray(full, mode="F").resize(
             (width, height), Image.Resampling.BICUBIC))
+    if with_presence:
+        full = full + presence.pattern(height, width)
     return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
 
 
-def mark_frame(image: np.ndarray, payload: Payload) -> np.ndarray:
-    """A marked copy of a uint8 RGBA (straight alpha) or RGB frame ``[H, W, 3|4]``.
+def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = True
+               ) -> np.ndarray:
+    """A marked copy of a uint8 RGBA (straight alpha) or RGB frame ``[H, W, 3|4]``: the
+    payload mark and the presence mark (``with_presence=False``: the payload mark alone,
+    the scheme frames carried before the presence mark, kept for benches).
 
     Only pixels with alpha > 0 change (all of an RGB frame), and only in luminance: the
     same offset is added to R, G and B.
@@ -131,7 +145,7 @@ def mark_frame(image: np.ndarray, payload: Payload) -> np.ndarray:
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
         raise ValueError(f"mark_frame needs uint8 [H, W, 3|4], got {img.dtype} {img.shape}")
     h, w = img.shape[:2]
-    delta = _pattern(payload, h, w)
+    delta = _pattern(payload, h, w, with_presence)
     if img.shape[2] == 4:
         delta = delta * (img[..., 3:] > 0)
     rgb = img[..., :3].astype(np.int16)
@@ -168,15 +182,7 @@ class Scan:
         return self.detection is not None
 
 
-def _luma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    img = np.asarray(image)
-    if img.ndim == 2:
-        return img.astype(np.float32), None
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ValueError(f"expected an image [H, W], [H, W, 3] or [H, W, 4], got {img.shape}")
-    y = img[..., :3].astype(np.float32) @ _LUMA
-    weight = img[..., 3].astype(np.float32) / 255.0 if img.shape[2] == 4 else None
-    return y, weight
+_luma = presence.luma
 
 
 def _resample(a: np.ndarray, factor: float) -> np.ndarray:
@@ -252,11 +258,7 @@ def _whiten(y: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
 
 
 def _fold(r: np.ndarray) -> np.ndarray:
-    h, w = r.shape
-    ph, pw = -(-h // PERIOD) * PERIOD, -(-w // PERIOD) * PERIOD
-    padded = np.zeros((ph, pw), np.float32)
-    padded[:h, :w] = r
-    return padded.reshape(ph // PERIOD, PERIOD, pw // PERIOD, PERIOD).sum(axis=(0, 2))
+    return presence.fold(r, PERIOD)
 
 
 @lru_cache(maxsize=1)
