@@ -38,15 +38,15 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-CANVAS = 64  # cells on the frame's short side
+CANVAS = 128  # cells on the frame's short side (fewer in frames smaller than this)
 TILE = 32  # the pattern repeats every TILE cells
-AMPLITUDE = 3.0  # luminance levels RMS on marked pixels
+AMPLITUDE = 3.5  # luminance levels, the tile's RMS before resizing to the frame
 MIN_SIDE = 64  # smallest short side that carries a readable mark
 ALIGNED_Z = 5.5  # score needed at shift (0, 0): the frame as rendered, or resized
 SEARCHED_Z = 7.0  # score needed at a searched shift (crops, a frame inside another)
-ANGLES = (0.0, -1.0, 1.0, -2.0, 2.0, -3.0, 3.0)  # degrees tried (rotated frames)
+ANGLES = (0.0, -0.5, 0.5, -1.0, 1.0, -1.5, 1.5, -2.0, 2.0, -2.5, 2.5, -3.0, 3.0)
 MAX_ANGLE = max(ANGLES)
-CROP_SCALES = (1.0, 1 / 0.9, 1 / 0.8, 1 / 0.75, 1 / 0.5)  # short side lost to a crop
+CROP_SCALES = (1.0, 0.9, 0.8, 0.75, 0.5)  # share of the short side a crop kept
 _SEED = "facecast presence v2"
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 _WHITEN = 3  # local-mean window in cells
@@ -62,9 +62,12 @@ def tile() -> np.ndarray:
     return (t / t.std()).astype(np.float32)
 
 
-def canvas_size(height: int, width: int) -> tuple[int, int]:
+def canvas_size(height: int, width: int, cells: int | None = None) -> tuple[int, int]:
+    """The frame's canvas: ``cells`` (default: ``CANVAS``, or the short side of a smaller
+    frame: a cell is never smaller than a pixel) on the short side, same aspect."""
     m = min(height, width)
-    return max(1, round(height * CANVAS / m)), max(1, round(width * CANVAS / m))
+    cells = min(CANVAS, m) if cells is None else cells
+    return max(1, round(height * cells / m)), max(1, round(width * cells / m))
 
 
 @lru_cache(maxsize=8)
@@ -105,11 +108,12 @@ def luma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return y, weight
 
 
-def _to_canvas(a: np.ndarray, scale: float) -> np.ndarray:
-    """Resample a full-frame array onto its canvas, times ``scale`` (area average down)."""
+def _to_canvas(a: np.ndarray, scale: float, cells: int) -> np.ndarray:
+    """Resample a full-frame array onto a canvas of ``cells`` on the short side, times
+    ``scale`` (area average down)."""
     from PIL import Image
 
-    hc, wc = canvas_size(*a.shape)
+    hc, wc = canvas_size(*a.shape, cells)
     size = (max(1, round(wc * scale)), max(1, round(hc * scale)))
     return np.asarray(Image.fromarray(np.ascontiguousarray(a, np.float32), mode="F").resize(
         size, Image.Resampling.BICUBIC, reducing_gap=None if size[0] >= a.shape[1] else 2.0),
@@ -155,31 +159,35 @@ def scores(folded: np.ndarray) -> np.ndarray:
     return (corr - med) / spread
 
 
+View = tuple[float, float, int]  # (angle in degrees, crop scale, canvas cells)
+
+
 def folded_views(image: np.ndarray, angles: tuple[float, ...] = ANGLES,
-                 scales: tuple[float, ...] = CROP_SCALES) -> dict[tuple[float, float],
-                                                                  np.ndarray]:
-    """(angle, scale) -> the picture's whitened, folded canvas under that hypothesis."""
+                 scales: tuple[float, ...] = CROP_SCALES) -> dict[View, np.ndarray]:
+    """Each hypothesis -> the picture's whitened, folded canvas under it. A frame smaller
+    than ``CANVAS`` was rendered at its size (canvas = its short side) or shrunk from a
+    bigger render (canvas = ``CANVAS``): both are read."""
     y, w = luma(image)
+    m = min(y.shape)
     out = {}
-    for scale in scales:
-        yc = _to_canvas(y, scale)
-        if min(yc.shape) < TILE:
-            continue
-        wc = None if w is None else np.clip(_to_canvas(w, scale), 0.0, 1.0)
-        for angle in angles:
-            if scale != 1.0 and angle != 0.0:
-                continue  # crops are searched upright, rotations at the frame's scale
-            ya = _rotate(yc, angle)
-            wa = _rotate(wc if wc is not None else np.ones_like(yc), angle)
-            out[(angle, scale)] = fold(_whiten(ya, wa))
+    for cells in sorted({min(CANVAS, m), CANVAS}):
+        for scale in scales if cells <= m else (1.0,):
+            yc = _to_canvas(y, scale, cells)
+            if min(yc.shape) < TILE:
+                continue
+            wc = np.ones_like(yc) if w is None else np.clip(_to_canvas(w, scale, cells),
+                                                              0.0, 1.0)
+            for angle in angles if scale == 1.0 else (0.0,):  # crops: upright
+                out[(angle, scale, cells)] = fold(_whiten(_rotate(yc, angle),
+                                                          _rotate(wc, angle)))
     return out
 
 
-def judge(views: dict[tuple[float, float], np.ndarray]) -> Presence:
+def judge(views: dict[View, np.ndarray]) -> Presence:
     """The verdict over hypotheses: found when the aligned shift of any view reaches
     ``ALIGNED_Z`` or any shift reaches ``SEARCHED_Z``; else the best aligned score."""
     best = Presence(-np.inf, False)
-    for (angle, scale), folded in views.items():
+    for (angle, scale, _), folded in views.items():
         z = scores(folded)
         aligned = float(z[0, 0])
         if aligned >= ALIGNED_Z:
@@ -199,18 +207,20 @@ def detect(image: np.ndarray) -> Presence:
 
 def detect_frames(frames, window: int = 25) -> tuple[list[Presence], list[Presence]]:
     """Per frame: the frame alone, and the frame summed with its ``window`` neighbours
-    (at the frame's own scale, upright: a video is re-encoded, not rotated)."""
+    (upright, at the frame's own scale: a video is re-encoded, not rotated)."""
     alone, folded = [], []
     for f in frames:
         views = folded_views(f, angles=(0.0,), scales=(1.0,))
         alone.append(judge(views))
-        folded.append(views.get((0.0, 1.0), np.zeros((TILE, TILE), np.float32)))
-    if not folded:
-        return [], []
-    csum = np.concatenate([np.zeros((1, TILE, TILE)), np.cumsum(folded, 0)])
-    half = window // 2
+        folded.append(views)
     windowed = []
+    if not folded:
+        return alone, windowed
+    keys = [k for k in folded[0] if all(k in v for v in folded)]
+    csum = {k: np.concatenate([np.zeros((1, TILE, TILE)),
+                               np.cumsum([v[k] for v in folded], 0)]) for k in keys}
+    half = window // 2
     for i in range(len(folded)):
         lo, hi = max(0, i - half), min(len(folded), i + half + 1)
-        windowed.append(judge({(0.0, 1.0): csum[hi] - csum[lo]}))
+        windowed.append(judge({k: c[hi] - c[lo] for k, c in csum.items()}))
     return alone, windowed

@@ -238,6 +238,10 @@ def verify_file(path: Path, *, explicit: bool = True, max_frames: int = MAX_VIDE
             rep.kind, rep.error = "unreadable", err + ("" if explicit else " (skipped)")
         else:
             rep.watermark = read_image_marks(image)
+            if not rep.watermark.found and min(image.shape[:2]) < presence.MIN_SIDE:
+                rep.notes.append(f"{image.shape[1]}x{image.shape[0]} is below "
+                                 f"{presence.MIN_SIDE} px: too small to carry a readable "
+                                 "watermark")
     mime = mime_of(path)
     if mime is not None:  # even when the pixels are unreadable: is the manifest damaged?
         try:
@@ -303,3 +307,31 @@ def exit_code(reports: list[FileReport]) -> int:
             return code
     return EXIT_SYNTHETIC
 
+
+
+def confirmed_claim(video: Path, frames: list[Path], payload: Payload) -> str:
+    """What ``verify`` confirms about a render's outputs, in one line for a report: the
+    MP4 and the frame files read exactly as ``facecast verify`` reads them, so a report
+    claims only what a user's check would find."""
+    reps = [verify_file(p, subjects={}) for p in [video, *frames]]
+    vid, pics = reps[0], reps[1:]
+    parts = []
+    wm = vid.watermark
+    if wm is not None and wm.found:
+        parts.append(f"MP4: Facecast watermark found (alone in {wm.frames_found}/"
+                     f"{wm.frames} frames, with 1 s of neighbours in {wm.frames_windowed}/"
+                     f"{wm.frames}; payload " + ("matches" if wm.payload == payload else
+                                                 "not read") + ")")
+    else:
+        parts.append(f"MP4: NO Facecast watermark found ({vid.error or 'not found'})")
+    parts.append(f"C2PA {vid.credentials.state if vid.credentials else 'none'}")
+    if pics:
+        marked = sum(r.watermark is not None and r.watermark.found for r in pics)
+        read = sum(r.watermark is not None and r.watermark.payload == payload for r in pics)
+        states = sorted({r.credentials.state if r.credentials else "none" for r in pics})
+        parts.append(f"frames checked {len(pics)}: watermark found in {marked}, payload "
+                     f"read in {read}, C2PA {'/'.join(states)}")
+    synthetic = all(r.exit_code == EXIT_SYNTHETIC for r in reps)
+    verdict = "verify exit 0 (a Facecast render) on all" if synthetic else \
+        f"verify exit {exit_code(reps)} ({EXIT_CODES[exit_code(reps)]})"
+    return "; ".join(parts) + f"; {verdict}"

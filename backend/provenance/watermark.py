@@ -57,7 +57,10 @@ PERIOD = BLOCK * TILE_BLOCKS  # 64 px
 COEFS = ((1, 2), (2, 1), (2, 2), (1, 3), (3, 1), (2, 3), (3, 2))
 N_CHIPS = TILE_BLOCKS * TILE_BLOCKS * len(COEFS)  # 448
 N_PILOT = N_CHIPS // 8
-AMPLITUDE = 8.5  # per coefficient, orthonormal DCT units (luminance levels 0..255)
+AMPLITUDE = 7.0  # per coefficient, orthonormal DCT units (luminance levels 0..255)
+# Before the presence mark (alone in the frame) the payload mark had this amplitude;
+# ``mark_frame(..., with_presence=False)`` reproduces that scheme for benches.
+OLD_AMPLITUDE = 8.5
 CANVAS = 256  # the mark is laid out for a frame whose short side is this many pixels
 SCALES = (1.0, 2.0, 4 / 3, 0.5, 2 / 3, 1.5, 0.25)  # other resample factors tried
 MAX_VIEW_PIXELS = 2_200_000  # larger resampled views are not searched (cost)
@@ -97,11 +100,11 @@ def _chips_to_tile(chips: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _tile(payload: Payload) -> np.ndarray:
+def _tile(payload: Payload, amplitude: float = AMPLITUDE) -> np.ndarray:
     lay = _layout()
     chips = lay.sign.copy()
     chips[lay.data] *= 2.0 * payload.coded_bits()[lay.bit_of] - 1.0
-    return (_chips_to_tile(chips) * AMPLITUDE).astype(np.float32)
+    return (_chips_to_tile(chips) * amplitude).astype(np.float32)
 
 
 def canvas_size(height: int, width: int) -> tuple[int, int]:
@@ -121,7 +124,8 @@ def _pattern(payload: Payload, height: int, width: int, with_presence: bool = Tr
     (:mod:`.presence`) unless ``with_presence`` is false (the old scheme, for benches)."""
     hc, wc = canvas_size(height, width)
     reps = (-(-hc // PERIOD), -(-wc // PERIOD))
-    full = np.tile(_tile(payload), reps)[:hc, :wc]
+    full = np.tile(_tile(payload, AMPLITUDE if with_presence else OLD_AMPLITUDE),
+                   reps)[:hc, :wc]
     if (hc, wc) != (height, width):
         from PIL import Image
 
