@@ -283,7 +283,7 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
     print("\n## Stills (found with the right payload; baseline: the same frames unmarked, "
           "read as verify reads them)\n")
     print("| frames | n | old scheme | **new: found** | new: payload read | "
-          "new: weakest presence score | unmarked baseline (new) |")
+          "new: weakest presence score where found (≥ 5.5) | unmarked baseline (new) |")
     print("|---|---|---|---|---|---|---|")
     stills, render_s = {}, {}
     for size in SIZES:
