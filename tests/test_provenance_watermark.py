@@ -112,7 +112,7 @@ def test_mark_changes_only_visible_luminance(subjects: np.ndarray) -> None:
     assert np.all(delta[unclipped, 1] == delta[unclipped, 2])
     visible = rgba[..., 3] > 0
     psnr = 10 * np.log10(255 ** 2 / np.mean(delta[visible].astype(float) ** 2))
-    assert psnr > 37.0
+    assert psnr > 36.0  # both marks: ~36.7 dB on the subject
 
 
 def test_found_after_composite_jpeg_and_downscale(subjects, plates) -> None:

@@ -1,27 +1,33 @@
-"""``facecast bench provenance``: does the watermark survive, what does it cost, does it
-ever fire on real footage, and what do the C2PA credentials cost?
+"""``facecast bench provenance``: does the watermark survive where users take frames,
+what does it cost, does it ever fire on real footage, and what do the C2PA credentials
+cost? Every row is measured for the current scheme (payload mark + presence mark, read
+as ``facecast verify`` reads it) beside the old one (the payload mark alone, its own
+detector) from the same frames of the same run.
 
-Frames: the default subject rendered with the conditioning of its held-out pack (24
-frames of d6's last 10 %, each ~4 source frames apart), at two framings: the source
-camera (the face fills the frame; the 24 frames as they are, a jumpy sequence) and the
-demo's front camera at 256^2 (head and neck from the front; the landmarks interpolated
-4x between pack frames, ~30 fps of smooth motion as a render of an animation has).
-Each frame is rendered once, unmarked, then marked exactly as the renderer does
-(``mark_frame``), so every row has its baseline: the same unmarked frames through the
-same steps (a detector that fires on them is broken).
+Frames: the default subject rendered with the conditioning of its held-out pack (the
+first ``--frames`` frames of d6's last 10 %, each ~4 source frames apart) through the
+renderer's own ``render_sequence``, unmarked, then marked exactly as the renderer does
+(``mark_frame``): stills from the demo's front camera at 96^2, 128^2, 256^2 and 512^2
+(the add-on renders any size; 64 px is the smallest that carries a readable mark), and
+for video the landmarks interpolated 4x (smooth motion, as an animation has) at 256^2
+(the demo) and 128^2 (``demo --quick``). Every row has its baseline: the same unmarked
+frames through the same steps (a detector that fires on them is broken).
 
-Attacks (each on the frame composited over a real plate: frames of d9, a room):
-none; JPEG quality 75; a 50 % downscale (bicubic); H.264 CRF 23 with x264's defaults
-(preset medium) over the sequence; and the demo's own MP4 writer (CRF 20, veryfast).
-For videos "with neighbours" counts a frame as found when it, or the sum of the 25
-frames around it (1 s), decodes: the mark is the same in every frame of a render.
+Stills are composited over a real plate (frames of d9, a room), then: JPEG q50; a 50 %
+and a 25 % resize (bicubic); a 2 degree rotation (bicubic, same size); a 10 % crop (the
+centre 80 %); +20 % brightness. Videos are the demo's MP4 as the demo writes it (the
+render over its flat background beside the landmark preview, H.264 CRF 20 veryfast),
+then that MP4 re-encoded by a user (x264 CRF 23 and CRF 28, preset medium). "With
+neighbours" counts a frame as found when it, or the sum of the 25 frames around it (1 s),
+is found: the marks are the same in every frame of a render.
 
-False positives: ``--fp-frames`` frames (default 1000) of the real clips in
-../shared/data/clips, at their own size, spread evenly over every clip.
-Cost: PSNR of marked vs unmarked (subject pixels), held-out PSNR against the real
-frames with and without the mark (source framing, over the plate), CPU time of
-``mark_frame`` per 256^2 frame on one thread; C2PA: PNG encoding, signing and reading
-per frame, and signing an MP4.
+False positives: every frame of every real clip in ../shared/data/clips at its own size,
+read as verify reads a picture (the payload detector, ten times slower, on
+``--fp-frames`` of them spread evenly; 0: all), and each clip read as verify reads a
+video. Cost: PSNR of marked vs unmarked (subject
+pixels), held-out PSNR against the real frames with and without the mark (source
+framing, over the plate), CPU time of ``mark_frame`` per frame on one thread; C2PA: PNG
+encoding, signing and reading per frame, and signing an MP4.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -39,16 +44,18 @@ import torch
 
 from ..motion.data import SHARED_DATA
 from ..nerf.pipeline import Conditioning, render_sequence
+from ..provenance import presence
 from ..provenance.credentials import Signer, encode_png, read_credentials, sign_video
-from ..provenance.payload import CRC_BITS
 from ..provenance.stamp import RenderStamp
-from ..provenance.watermark import SCALES, detect, detect_video, mark_frame
+from ..provenance.verify import read_image_marks, read_video_marks
+from ..provenance.watermark import detect, detect_video, mark_frame
 from ..subject.conditioning import render_conditioning
 from ..subject.framing import front_camera
 from ..subject.prepare import SubjectData
 from ..subject.store import load_subject
 
-CLIPS = ("d3", "d6", "d9", "d11", "d12", "d14", "sun")
+SIZES = (96, 128, 256, 512)
+DEMO_BACKGROUND = np.array([38, 40, 48], np.float32)  # backend.demo.run.BACKGROUND
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,26 +64,46 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _over(rgba: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    if plate.ndim == 3 and plate.shape[:2] != rgba.shape[:2]:
+        plate = np.asarray(Image.fromarray(plate).resize(rgba.shape[1::-1]))
     a = rgba[..., 3:].astype(np.float32) / 255.0
     return (rgba[..., :3] * a + plate.astype(np.float32) * (1 - a) + 0.5).astype(np.uint8)
 
 
-def _jpeg(img: np.ndarray) -> np.ndarray:
+def _jpeg(img: np.ndarray, quality: int = 50) -> np.ndarray:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=75)
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
-def _half(img: np.ndarray) -> np.ndarray:
+def _resize(img: np.ndarray, factor: float) -> np.ndarray:
     from PIL import Image
 
     h, w = img.shape[:2]
-    return np.asarray(Image.fromarray(img).resize((w // 2, h // 2), Image.Resampling.BICUBIC))
+    return np.asarray(Image.fromarray(img).resize((round(w * factor), round(h * factor)),
+                                                  Image.Resampling.BICUBIC))
 
 
-def _h264(frames: list[np.ndarray], crf: int, preset: str) -> list[np.ndarray]:
+def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).rotate(degrees, Image.Resampling.BICUBIC))
+
+
+def _crop(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    return img[h // 10: h - h // 10, w // 10: w - w // 10]
+
+
+def _bright(img: np.ndarray) -> np.ndarray:
+    return np.clip(img.astype(np.float32) * 1.2 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _h264(frames: list[np.ndarray], crf: int, preset: str = "medium") -> list[np.ndarray]:
     import av
 
     buf = io.BytesIO()
@@ -92,113 +119,150 @@ def _h264(frames: list[np.ndarray], crf: int, preset: str) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
-def _render(subject, pack: SubjectData, framing: str) -> list[np.ndarray]:
-    """Unmarked RGBA uint8 renders of the pack's conditioning, straight from the field's
-    ``render_sequence`` (raw frames: the render service would mark them)."""
+def _conditioning(subject, pack: SubjectData, framing: str, size: int, smooth: bool):
     from shared.camera import CameraView, camera_from_dict, camera_views
 
     if framing == "source":  # the footage's own camera: head poses are head -> camera
         h, w = pack.frames.shape[1:3]
         view = CameraView(np.asarray(pack.k, np.float64), np.eye(4), w, h, 0.01, 100.0)
-        views = [view] * len(pack.landmarks)
         cond = Conditioning(np.asarray(pack.landmarks, np.float32),
                             None if pack.blendshapes is None else
                             np.asarray(pack.blendshapes, np.float32),
                             np.asarray(pack.poses, np.float64), pack.body())
-    else:  # the demo's camera, the landmarks interpolated into a smooth motion
+        return [view] * len(pack.landmarks), cond, np.asarray(pack.landmarks)
+    lm = np.asarray(pack.landmarks, np.float32)
+    if smooth:  # interpolated 4x into a smooth motion
         steps = np.arange(4) / 4
-        lm = np.concatenate([a[None] * (1 - t) + b[None] * t for a, b in
-                             pairwise(pack.landmarks) for t in steps]).astype(np.float32)
-        cond = render_conditioning({"landmarks": lm}, subject.manifest)
-        cam, mw = camera_from_dict(front_camera(subject.manifest, 256))
-        views = camera_views(cam, mw, len(cond))
-    return [rgba for _, rgba, _ in render_sequence(subject.model, subject.grid, views, cond)]
+        lm = np.concatenate([a[None] * (1 - t) + b[None] * t for a, b in pairwise(lm)
+                             for t in steps]).astype(np.float32)
+    cond = render_conditioning({"landmarks": lm}, subject.manifest)
+    cam, mw = camera_from_dict(front_camera(subject.manifest, size))
+    return camera_views(cam, mw, len(cond)), cond, lm
 
 
-def _rate(detections: list) -> float:
-    return 100.0 * sum(detections) / max(1, len(detections))
+def _render(subject, pack: SubjectData, framing: str, size: int = 256,
+            smooth: bool = False) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """Unmarked RGBA uint8 renders through the renderer's own ``render_sequence``
+    (raw frames: the render service would mark them), their landmarks, and the
+    seconds per frame."""
+    views, cond, lm = _conditioning(subject, pack, framing, size, smooth)
+    t = time.perf_counter()
+    frames = [rgba for _, rgba, _ in render_sequence(subject.model, subject.grid, views, cond)]
+    return frames, lm, (time.perf_counter() - t) / max(1, len(frames))
 
 
-def _found(images: list[np.ndarray], payload) -> list[bool]:
-    found = []
-    for img in images:
-        d = detect(img).detection
-        found.append(d is not None and d.payload == payload)
-    return found
+def _rate(hits) -> str:
+    hits = list(hits)
+    return f"{100.0 * sum(hits) / max(1, len(hits)):.0f} %"
 
 
-def _any(images: list[np.ndarray]) -> list[bool]:
-    return [detect(img).found for img in images]
+class _Schemes:
+    """The old and new scheme's marks and verdicts on the same frames."""
+
+    def __init__(self, payload) -> None:
+        self.payload = payload
+
+    def old(self, frame: np.ndarray) -> np.ndarray:
+        return mark_frame(frame, self.payload, with_presence=False)
+
+    def new(self, frame: np.ndarray) -> np.ndarray:
+        return mark_frame(frame, self.payload)
+
+    def still_row(self, label: str, unmarked, attack) -> str:
+        old = [attack(self.old(u), i) for i, u in enumerate(unmarked)]
+        new = [attack(self.new(u), i) for i, u in enumerate(unmarked)]
+        base = [attack(u, i) for i, u in enumerate(unmarked)]
+        d_old = [detect(x).detection for x in old]
+        r_new = [read_image_marks(x) for x in new]
+        r_base = [read_image_marks(x) for x in base]
+        return (f"| {label} | {len(unmarked)} | "
+                f"{_rate(d is not None and d.payload == self.payload for d in d_old)} | "
+                f"**{_rate(r.found for r in r_new)}** | "
+                f"{_rate(r.payload == self.payload for r in r_new)} | "
+                f"{min(r.presence_score for r in r_new):.1f} | "
+                f"{_rate(r.found for r in r_base)} |")
+
+    def video_rows(self, label: str, old: list[np.ndarray], new: list[np.ndarray],
+                   base: list[np.ndarray]) -> str:
+        s_old = detect_video(old)
+        ok_old = s_old.combined is not None and s_old.combined.payload == self.payload
+        old_alone = [s.found and s.detection.payload == self.payload for s in s_old.frames]
+        r_new = read_video_marks(new)
+        r_base = read_video_marks(base)
+        n = len(new)
+        return (f"| {label} | {n} | {_rate(old_alone)} / "
+                f"{_rate(s_old.window_found) if ok_old else '0 %'} | "
+                f"**{100 * r_new.frames_found / n:.0f} % / "
+                f"{100 * r_new.frames_windowed / n:.0f} %** | "
+                f"{'yes' if r_new.payload == self.payload else 'no'} | "
+                f"{100 * r_base.frames_found / n:.0f} % / "
+                f"{100 * r_base.frames_windowed / n:.0f} % |")
 
 
-def _video_rates(frames: list[np.ndarray], payload) -> tuple[float, float, bool]:
-    scan = detect_video(frames)
-    alone = [s.found and s.detection.payload == payload for s in scan.frames]
-    ok = scan.combined is not None and scan.combined.payload == payload
-    return _rate(alone), _rate(scan.window_found) if ok else 0.0, ok
+def _demo_layout(rgba: list[np.ndarray], lm: np.ndarray) -> list[np.ndarray]:
+    """The demo MP4's picture: the render over its flat background, beside the preview."""
+    from ..media.face_preview import FacePreview
+
+    preview = FacePreview(rgba[0].shape[0])
+    return [np.concatenate([_over(f, DEMO_BACKGROUND), preview.render(m)], axis=1)
+            for f, m in zip(rgba, lm, strict=True)]
+
+
+def _demo_mp4(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Through the demo's own writer (``write_mp4``, CRF 20 veryfast), decoded."""
+    from ..media.mp4 import write_mp4
+    from ..video.decode import read_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_mp4(Path(tmp) / "demo.mp4", frames, 25)
+        return list(read_video(path).frames)
 
 
 def _plates(data: Path, n: int) -> list[np.ndarray]:
-    from PIL import Image
-
     from ..video.decode import read_video
 
-    video = read_video(data / "clips" / "d9.mp4", max_frames=n, stride=7)
-    return [np.asarray(Image.fromarray(f).resize((256, 256))) for f in video.frames]
+    return list(read_video(data / "clips" / "d9.mp4", max_frames=n, stride=7).frames)
 
 
-def _robustness(name: str, unmarked: list[np.ndarray], marked: list[np.ndarray],
-                plates: list[np.ndarray], payload) -> list[str]:
-    rows = []
-    comp_m = [_over(m, plates[i * len(plates) // len(marked)]) for i, m in enumerate(marked)]
-    comp_u = [_over(u, plates[i * len(plates) // len(marked)]) for i, u in enumerate(unmarked)]
-    steps: list[tuple[str, Callable]] = [
-        ("RGBA as written", lambda xs, raw: raw),
-        ("over a real plate", lambda xs, raw: xs),
-        ("JPEG q75", lambda xs, raw: [_jpeg(x) for x in xs]),
-        ("50 % downscale", lambda xs, raw: [_half(x) for x in xs])]
-    for label, attack in steps:
-        m = _found(attack(comp_m, marked), payload)
-        u = _any(attack(comp_u, unmarked))
-        rows.append(f"| {name} | {label} | {_rate(m):.0f} % | | {_rate(u):.0f} % |")
-    for label, crf, preset in (("H.264 CRF 23 (x264 medium)", 23, "medium"),
-                               ("demo writer: H.264 CRF 20 veryfast", 20, "veryfast")):
-        alone, windowed, _ = _video_rates(_h264(comp_m, crf, preset), payload)
-        base = detect_video(_h264(comp_u, crf, preset))
-        rows.append(f"| {name} | {label} | {alone:.0f} % | {windowed:.0f} % | "
-                    f"{_rate([s.found for s in base.frames]):.0f} % alone, "
-                    f"{_rate(base.window_found):.0f} % with neighbours |")
+def false_positives(data: Path, payload_frames: int | None = None) -> list[str]:
+    """Every frame of every real clip at its own size: the presence mark read as verify
+    reads a picture, and each clip as verify reads a video (1 s of neighbours); the
+    payload mark's detector (the old scheme's, and the other half of verify's reading:
+    ten times slower) on every frame, or on ``payload_frames`` spread evenly."""
+    from ..video.decode import iter_frames, probe_video
+
+    clips = sorted((data / "clips").glob("*.mp4"))
+    total = sum(probe_video(c).n_frames or 0 for c in clips)
+    stride = 1 if not payload_frames else max(1, total // payload_frames)
+    rows, t = [], time.perf_counter()
+    sums = {"frames": 0, "presence": 0, "payload": 0, "checked": 0, "windows": 0,
+            "best": -np.inf}
+    for clip in clips:
+        frames = [f for _, f in iter_frames(clip)]
+        _, windowed = presence.detect_frames(frames)
+        full = [presence.detect(f) for f in frames]  # every hypothesis, as verify
+        old = [detect(f).found for f in frames[::stride]]
+        best = max(p.score for p in full)
+        h, w = frames[0].shape[:2]
+        row = {"frames": len(frames), "presence": sum(p.found for p in full),
+               "payload": sum(old), "checked": len(old),
+               "windows": sum(p.found for p in windowed), "best": best}
+        rows.append(f"| {clip.stem} ({w}x{h}) | {len(frames)} | {row['presence']} | "
+                    f"{row['payload']} of {len(old)} | {row['windows']}/{len(windowed)} | "
+                    f"{best:.1f} |")
+        for k, v in row.items():
+            sums[k] = max(sums[k], v) if k == "best" else sums[k] + v
+        print(rows[-1], flush=True)
+    secs = time.perf_counter() - t
+    rows.append(f"| **all {len(clips)} clips** | {sums['frames']} of {total} | "
+                f"**{sums['presence']}** | **{sums['payload']}** of {sums['checked']} | "
+                f"**{sums['windows']}**/{sums['frames']} | {sums['best']:.1f} (found at "
+                f"≥ {presence.ALIGNED_Z}) |")
+    rows.append(f"| time | {secs:.0f} s | | | | |")
     return rows
 
 
-def _false_positives(data: Path, n: int) -> list[str]:
-    from ..video.decode import iter_frames, probe_video
-
-    clips = [data / "clips" / f"{c}.mp4" for c in CLIPS if (data / "clips" / f"{c}.mp4").is_file()]
-    per = -(-n // len(clips))
-    found, checked, best, t = 0, 0, 0.0, time.perf_counter()
-    sizes = set()
-    for clip in clips:
-        info = probe_video(clip)
-        stride = max(1, info.n_frames // per) if info.n_frames else 1
-        for _, frame in iter_frames(clip, max_frames=per, stride=stride):
-            if checked >= n:
-                break
-            scan = detect(frame)
-            found += scan.found
-            best = max(best, scan.best_sync)
-            checked += 1
-            sizes.add(f"{frame.shape[1]}x{frame.shape[0]}")
-    secs = time.perf_counter() - t
-    decodes = len(SCALES) * 3
-    return [f"| real footage ({len(clips)} clips, {', '.join(sorted(sizes))}) | {checked} "
-            f"frames | **{found} false positives** | strongest pilot peak z = {best:.1f} | "
-            f"{1000 * secs / max(1, checked):.0f} ms/frame |",
-            f"| expected by construction | ≤ {decodes} decodes per frame × 2^-{CRC_BITS} "
-            f"| {checked * decodes / 2 ** CRC_BITS:.3f} for {checked} frames | | |"]
-
-
-def run_provenance_bench(frames: int = 24, fp_frames: int = 1000,
+def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
                          data: Path | None = None) -> None:
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -211,61 +275,124 @@ def run_provenance_bench(frames: int = 24, fp_frames: int = 1000,
     pack = pack.subset(list(range(min(frames, len(pack.frames)))))
     stamp = RenderStamp.for_render(subject.manifest, "bench provenance")
     payload = stamp.payload
+    schemes = _Schemes(payload)
     plates = _plates(data, len(pack.frames))
     print(f"# facecast bench provenance — {len(pack.frames)} held-out frames of subject "
           f"'default', payload subject {payload.subject_hex} render {payload.render_hex}")
-    print("\n## Watermark robustness (found with the right payload; baseline: the same "
-          "frames unmarked)\n")
-    print("| framing | condition | found alone | with neighbours (1 s) | unmarked baseline |")
-    print("|---|---|---|---|---|")
-    renders = {}
-    for framing in ("source", "demo"):
-        t = time.perf_counter()
-        unmarked = _render(subject, pack, framing)
-        marked = [mark_frame(u, payload) for u in unmarked]
-        renders[framing] = (unmarked, marked, time.perf_counter() - t)
-        label = (f"source camera, face fills the frame ({len(marked)} frames)"
-                 if framing == "source" else
-                 f"demo camera 256² ({len(marked)} frames)")
-        print("\n".join(_robustness(label, unmarked, marked, plates, payload)), flush=True)
+    print("\n## Stills (found with the right payload; baseline: the same frames unmarked, "
+          "read as verify reads them)\n")
+    print("| frames | n | old scheme | **new: found** | new: payload read | "
+          "new: weakest presence score where found (≥ 5.5) | unmarked baseline (new) |")
+    print("|---|---|---|---|---|---|---|")
+    stills, render_s = {}, {}
+    for size in SIZES:
+        stills[size], _, render_s[size] = _render(subject, pack, "demo", size)
 
+    def plated(fn):
+        return lambda x, i: fn(_over(x, plates[i % len(plates)]))
+
+    rows = []
+    for size in SIZES:
+        rows += [(f"{size}² RGBA as rendered", stills[size], lambda x, i: x),
+                 (f"{size}² over a real plate", stills[size], plated(lambda x: x))]
+    rows += [("128² over a plate, JPEG q50", stills[128], plated(_jpeg)),
+             ("256² over a plate, JPEG q50", stills[256], plated(_jpeg)),
+             ("256² over a plate, resized 50 %", stills[256],
+              plated(lambda x: _resize(x, 0.5))),
+             ("256² over a plate, resized 25 % (64²)", stills[256],
+              plated(lambda x: _resize(x, 0.25))),
+             ("256² over a plate, rotated 2°", stills[256], plated(lambda x: _rotate(x, 2))),
+             ("256² over a plate, 10 % crop each side", stills[256], plated(_crop)),
+             ("256² over a plate, +20 % brightness", stills[256], plated(_bright)),
+             ("512² over a plate, JPEG q50", stills[512], plated(_jpeg))]
+    for label, unmarked, attack in rows:
+        print(schemes.still_row(label, unmarked, attack), flush=True)
+
+    print("\n## The demo MP4 (per frame alone / with 1 s of neighbours)\n")
+    print("| video | frames | old scheme | **new: found** | new: payload (all frames) | "
+          "unmarked baseline (new) |")
+    print("|---|---|---|---|---|---|")
+    for size, name in ((256, "demo"), (128, "demo --quick")):
+        rgba, lm, _ = _render(subject, pack, "demo", size, smooth=True)
+        old = _demo_mp4(_demo_layout([schemes.old(u) for u in rgba], lm))
+        new = _demo_mp4(_demo_layout([schemes.new(u) for u in rgba], lm))
+        base = _demo_mp4(_demo_layout(rgba, lm))
+        print(schemes.video_rows(f"{name} MP4 ({size}²) as written", old, new, base))
+        for crf in (23, 28):
+            print(schemes.video_rows(f"{name} MP4 re-encoded, x264 CRF {crf}",
+                                     _h264(old, crf), _h264(new, crf), _h264(base, crf)),
+                  flush=True)
+
+    _cost(subject, pack, stills, render_s, schemes)
+    _c2pa(stamp, [schemes.new(u) for u in stills[256]], plates[0])
+
+    print("\n## False positives (new: as verify reads it, either mark; old: the payload "
+          "mark's detector)\n")
+    print("| clip | frames | new: presence found | payload mark found (old scheme; "
+          "new reads it too) | new: as a video, frames found with neighbours | "
+          "strongest presence score |")
+    print("|---|---|---|---|---|---|")
+    for row in false_positives(data, fp_frames)[-2:]:
+        print(row, flush=True)
+
+
+def _cost(subject, pack, stills, render_s, schemes) -> None:
     print("\n## Cost\n")
-    print("| measure | result | target |")
-    print("|---|---|---|")
-    for framing, (unmarked, marked, _) in renders.items():
+    print("| measure | old scheme | new scheme | target |")
+    print("|---|---|---|---|")
+    for size in (256, 512):
+        unmarked = stills[size]
         vis = np.stack(unmarked)[..., 3] > 0
-        diff = np.stack(marked)[..., :3][vis], np.stack(unmarked)[..., :3][vis]
-        print(f"| PSNR marked vs unmarked, subject pixels ({framing} framing) | "
-              f"{_psnr(*diff):.1f} dB | |")
-    unmarked, marked, _ = renders["source"]
+        ref = np.stack(unmarked)[..., :3][vis]
+        old = np.stack([schemes.old(u) for u in unmarked])[..., :3][vis]
+        new = np.stack([schemes.new(u) for u in unmarked])[..., :3][vis]
+        print(f"| PSNR marked vs unmarked, subject pixels, {size}² | {_psnr(old, ref):.1f} dB"
+              f" | {_psnr(new, ref):.1f} dB | |")
+    unmarked, _, _ = _render(subject, pack, "source")
     gt = pack.frames
     plain = np.mean([_psnr(_over(u, pack.plate), g) for u, g in zip(unmarked, gt, strict=True)])
-    with_mark = np.mean([_psnr(_over(m, pack.plate), g) for m, g in zip(marked, gt, strict=True)])
-    print(f"| held-out PSNR vs the real frames (over the plate): unmarked → marked | "
-          f"{plain:.2f} → {with_mark:.2f} dB ({with_mark - plain:+.3f} dB) | ≤ 0.5 dB lost |")
-    demo_unmarked = renders["demo"][0]
-    mark_frame(demo_unmarked[0], payload)  # pattern cached, as in a render
-    t = time.process_time()
-    reps = 0
-    while time.process_time() - t < 2.0:
-        for u in demo_unmarked:
-            mark_frame(u, payload)
-            reps += 1
-    ms = 1000 * (time.process_time() - t) / reps
-    print(f"| mark_frame CPU time per 256² RGBA frame, 1 thread | {ms:.2f} ms | ≤ 5 ms |")
-    render_s = renders["demo"][2] / len(demo_unmarked)
-    print(f"| for scale: rendering one 256² frame here (1 thread) | {1000 * render_s:.0f} ms | |")
+    held = {}
+    for name, mark in (("old", schemes.old), ("new", schemes.new)):
+        held[name] = np.mean([_psnr(_over(mark(u), pack.plate), g)
+                              for u, g in zip(unmarked, gt, strict=True)]) - plain
+    print(f"| held-out PSNR vs the real frames (source framing, over the plate; unmarked "
+          f"{plain:.2f} dB) | {held['old']:+.3f} dB | **{held['new']:+.3f} dB** | "
+          f"≥ −0.1 dB |")
+    for size in (256, 512):
+        ms = {}
+        for name, mark in (("old", schemes.old), ("new", schemes.new)):
+            mark(stills[size][0])  # pattern cached, as in a render
+            t = time.process_time()
+            reps = 0
+            while time.process_time() - t < 1.0:
+                for u in stills[size]:
+                    mark(u)
+                    reps += 1
+            ms[name] = 1000 * (time.process_time() - t) / reps
+        target = "≤ 5 ms" if size == 512 else ""
+        print(f"| mark_frame CPU per {size}² RGBA frame, 1 thread | {ms['old']:.2f} ms | "
+              f"**{ms['new']:.2f} ms** | {target} |")
+        print(f"| for scale: rendering one {size}² frame here (1 thread) | "
+              f"{1000 * render_s[size]:.0f} ms | | |")
+    frames = [schemes.new(u) for u in stills[256]]
     t = time.perf_counter()
-    scans = [detect(m) for m in renders["demo"][1]]
-    print(f"| detect per 256² frame (found) | "
-          f"{1000 * (time.perf_counter() - t) / len(scans):.0f} ms | |")
+    for f in frames:
+        detect(f)
+    t_old = (time.perf_counter() - t) / len(frames)
+    t = time.perf_counter()
+    for f in frames:
+        read_image_marks(f)
+    t_new = (time.perf_counter() - t) / len(frames)
+    print(f"| verify's reading per 256² frame | {1000 * t_old:.0f} ms | {1000 * t_new:.0f} ms"
+          " | |")
 
+
+def _c2pa(stamp, marked: list[np.ndarray], plate: np.ndarray) -> None:
     print("\n## C2PA credentials\n")
     print("| measure | result |")
     print("|---|---|")
     signer = Signer(stamp)
     try:
-        marked = renders["demo"][1]
         t = time.perf_counter()
         pngs = [encode_png(m) for m in marked]
         t_enc = (time.perf_counter() - t) / len(marked)
@@ -286,15 +413,10 @@ def run_provenance_bench(frames: int = 24, fp_frames: int = 1000,
     from ..media.mp4 import write_mp4
 
     with tempfile.TemporaryDirectory() as tmp:
-        video = write_mp4(Path(tmp) / "bench.mp4", [_over(m, plates[0]) for m in marked], 25)
+        video = write_mp4(Path(tmp) / "bench.mp4", [_over(m, plate) for m in marked], 25)
         t = time.perf_counter()
         sign_video(video, stamp)
         t_mp4 = time.perf_counter() - t
         state = read_credentials(video, "video/mp4").state
         print(f"| C2PA sign an MP4 ({len(marked)} frames, {video.stat().st_size // 1024} KB)"
               f" | {1000 * t_mp4:.0f} ms; state {state} |")
-
-    print("\n## False positives\n")
-    print("| footage | checked | result | | time |")
-    print("|---|---|---|---|---|")
-    print("\n".join(_false_positives(data, fp_frames)), flush=True)

@@ -61,9 +61,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     keyed.set_defaults(func=_keyed)
     prov = bs.add_parser("provenance", help="watermark robustness, cost, false positives; "
                          "C2PA cost")
-    prov.add_argument("--frames", type=int, default=24, help="held-out frames rendered")
-    prov.add_argument("--fp-frames", type=int, default=1000,
-                      help="frames of real footage checked for false positives")
+    prov.add_argument("--frames", type=int, default=12,
+                      help="held-out frames rendered per size (video: 4x interpolated)")
+    fp_help = ("real frames the payload detector checks for false positives, spread over "
+               "every clip (default 400; 0: every frame; the presence mark: every frame)")
+    prov.add_argument("--fp-frames", type=int, default=400, help=fp_help)
     prov.add_argument("--data", type=Path, default=None,
                       help="the real data folder (default: ../shared/data)")
     prov.set_defaults(func=_provenance)

@@ -1,10 +1,19 @@
 """``facecast verify FILE...``: is this a Facecast render, whose face, and is it intact?
 
 Per file (PNG, JPEG, MP4 and other images/videos; folders are searched): the invisible
-watermark and its payload, the C2PA manifest (none / valid / trusted / invalid /
-damaged) and the subject. The exit code is for scripts: 0 every file carries the
-watermark and no manifest is broken; 1 some file has no watermark; 2 some file could not
-be read; 3 some C2PA manifest is damaged or no longer matches its file (worst wins).
+watermark (the presence mark, readable down to 64 px and after re-encodes, and the
+payload naming subject and render, when readable), the C2PA manifest (none / valid /
+trusted / invalid / damaged) and the subject.
+
+Exit codes answer "is this a Facecast render?" for scripts (over several files the
+worst wins: 3, then 2, then 1):
+  0  a Facecast render: the watermark is found, or C2PA credentials trusted here
+     declare it synthetic
+  1  no sign of Facecast: no watermark and no trusted synthetic declaration (a real
+     picture, or one edited past recognition)
+  2  unreadable: not an image or video that can be read
+  3  damaged or tampered: a C2PA manifest is broken or no longer matches its file
+``--json`` prints the same per-file report and the exit code.
 """
 
 from __future__ import annotations
@@ -58,8 +67,11 @@ def _verify(args: argparse.Namespace) -> int:
         return code
     for r in reports:
         print("\n".join(r.lines()))
+    from backend.provenance.verify import EXIT_CODES
+
     marked = sum(r.watermark is not None and r.watermark.found for r in reports)
     pictures = sum(r.kind in ("image", "video") for r in reports)
     print(f"{marked}/{pictures} pictures carry the Facecast watermark"
           + (f"; {len(reports) - pictures} other files" if len(reports) > pictures else ""))
+    print(f"exit {code}: {EXIT_CODES[code]}")
     return code

@@ -38,6 +38,7 @@ from ..motion.animation_file import Animation, animation_from_job, write_animati
 from ..progress import progress
 from ..provenance.credentials import sign_video
 from ..provenance.stamp import RenderStamp
+from ..provenance.verify import confirmed_claim
 from ..server.launcher import BackendProcess
 from ..subject.framing import front_camera
 from ..subject.store import read_manifest, resolve_subject
@@ -135,10 +136,13 @@ def run_demo(opts: DemoOptions) -> DemoReport:
         path.unlink(missing_ok=True)
     out = opts.out
     stamp = frames.stamp
-    report.facts["provenance"] = (f"frames and MP4 watermarked (subject "
-                                  f"{stamp.payload.subject_hex}, render "
-                                  f"{stamp.payload.render_hex}) and C2PA-signed; "
-                                  f"{stamp.consent_line}")
+    with report.step("verify"):  # the report claims what `facecast verify` confirms
+        pngs = sorted((out / "frames").glob("*.png"))
+        report.facts["provenance"] = (
+            confirmed_claim(out / "facecast_demo.mp4", pngs[::max(1, len(pngs) // 10)],
+                            stamp.payload)
+            + f"; payload subject {stamp.payload.subject_hex} render "
+              f"{stamp.payload.render_hex}; {stamp.consent_line}")
     report.outputs["video"] = "facecast_demo.mp4"
     if opts.blend:
         with report.step("blend"):

@@ -105,7 +105,7 @@ class RenderStamp:
                             "fingerprint": p.subject_hex},
                 "consent": consent,
                 "render": {"id": self.render_id, "fingerprint": p.render_hex},
-                "watermark": {"scheme": "facecast-dct-v1", "version": p.version,
+                "watermark": {"scheme": "facecast-dct-v1+presence-v2", "version": p.version,
                               "subject": p.subject_hex, "render": p.render_hex},
                 "tool": self.tool}
 

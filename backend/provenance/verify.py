@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import presence
 from .credentials import Credentials, describe, mime_of, read_credentials
 from .payload import Payload
 from .watermark import detect, detect_video
@@ -24,8 +25,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
 MAX_VIDEO_FRAMES = 300
 
-# Exit codes of `facecast verify` (worst wins).
-EXIT_OK, EXIT_UNMARKED, EXIT_UNREADABLE, EXIT_TAMPERED = 0, 1, 2, 3
+# Exit codes of `facecast verify`, answering "is this a Facecast render?" (worst wins):
+# 0 a Facecast render (its watermark, or C2PA credentials trusted here that declare it
+# synthetic); 1 no sign of Facecast; 2 unreadable; 3 damaged or tampered credentials.
+EXIT_SYNTHETIC, EXIT_NO_SIGN, EXIT_UNREADABLE, EXIT_TAMPERED = 0, 1, 2, 3
+EXIT_CODES = {EXIT_SYNTHETIC: "a Facecast render: its watermark or its trusted C2PA "
+                              "credentials say synthetic",
+              EXIT_NO_SIGN: "no sign of Facecast (no watermark, no trusted credentials)",
+              EXIT_UNREADABLE: "could not be read",
+              EXIT_TAMPERED: "C2PA credentials damaged, or no longer matching the file"}
 
 
 @dataclass
@@ -35,6 +43,7 @@ class WatermarkResult:
     frames: int = 1  # frames checked (1 for an image)
     frames_found: int = 0  # frames where it was found alone
     frames_windowed: int = 0  # frames where it was found with its neighbours (video)
+    presence_score: float = 0.0  # the presence mark's score (robust z; >= 5.5 found)
 
     def describe(self) -> str:
         if not self.found:
@@ -42,7 +51,12 @@ class WatermarkResult:
                 return f"no Facecast watermark in {self.frames} frames"
             return "no Facecast watermark"
         p = self.payload
-        text = f"Facecast watermark: subject {p.subject_hex}, render {p.render_hex}"
+        if p is None:
+            text = (f"Facecast watermark (presence mark, score {self.presence_score:.1f}); "
+                    "its payload (subject, render) is not readable at this size or "
+                    "quality")
+        else:
+            text = f"Facecast watermark: subject {p.subject_hex}, render {p.render_hex}"
         if self.frames > 1:
             text += (f"; alone in {self.frames_found}/{self.frames} frames, with 1 s of "
                      f"neighbours in {self.frames_windowed}/{self.frames}")
@@ -61,15 +75,22 @@ class FileReport:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def synthetic(self) -> bool:
+        """A Facecast render: the watermark is found, or credentials trusted here declare
+        the file synthetic (a valid signature by an untrusted signer proves nothing)."""
+        creds = self.credentials
+        return (self.watermark is not None and self.watermark.found) or (
+            creds is not None and creds.state == "trusted" and creds.synthetic)
+
+    @property
     def exit_code(self) -> int:
         if self.credentials is not None and self.credentials.state in ("damaged", "invalid"):
             return EXIT_TAMPERED
         if self.kind == "unreadable":
             return EXIT_UNREADABLE
         if self.kind == "depth":
-            return EXIT_OK
-        return EXIT_OK if self.watermark is not None and self.watermark.found \
-            else EXIT_UNMARKED
+            return EXIT_SYNTHETIC  # not a picture: nothing to answer, nothing wrong
+        return EXIT_SYNTHETIC if self.synthetic else EXIT_NO_SIGN
 
     def lines(self) -> list[str]:
         out = [self.path]
@@ -169,6 +190,29 @@ def _read_video(path: Path, max_frames: int) -> tuple[list[np.ndarray], int, str
     return frames, total, ""
 
 
+def read_image_marks(image: np.ndarray) -> WatermarkResult:
+    """Both marks of one picture: found when either is; the payload when it decodes."""
+    d = detect(image).detection
+    p = presence.detect(image)
+    found = d is not None or p.found
+    return WatermarkResult(found, d.payload if d else None, 1, int(found), 0, p.score)
+
+
+def read_video_marks(frames: list[np.ndarray]) -> WatermarkResult:
+    """Both marks of a frame sequence, each frame alone and with 1 s of neighbours; the
+    payload from all frames together. Found when a frame is found with its neighbours
+    (or the payload decodes from all frames)."""
+    scan = detect_video(frames)
+    alone, windowed = presence.detect_frames(frames)
+    hit = scan.combined
+    found_alone = sum(s.found or p.found for s, p in zip(scan.frames, alone, strict=True))
+    found_windowed = [w or p.found for w, p in zip(scan.window_found, windowed, strict=True)]
+    best = max((p.score for p in windowed), default=0.0)
+    return WatermarkResult(hit is not None or any(found_windowed),
+                           hit.payload if hit else None, len(frames), found_alone,
+                           sum(found_windowed), best)
+
+
 def verify_file(path: Path, *, explicit: bool = True, max_frames: int = MAX_VIDEO_FRAMES,
                 trust_anchors: bytes | None = None,
                 subjects: dict[int, tuple[str, str]] | None = None) -> FileReport:
@@ -182,11 +226,7 @@ def verify_file(path: Path, *, explicit: bool = True, max_frames: int = MAX_VIDE
         if err:
             rep.kind, rep.error = "unreadable", err
         else:
-            scan = detect_video(frames)
-            hit = scan.combined
-            rep.watermark = WatermarkResult(hit is not None, hit.payload if hit else None,
-                                            len(frames), scan.found_alone,
-                                            sum(scan.window_found))
+            rep.watermark = read_video_marks(frames)
             if total > len(frames):
                 rep.notes.append(f"checked the first {len(frames)} of {total} frames")
     else:
@@ -197,9 +237,11 @@ def verify_file(path: Path, *, explicit: bool = True, max_frames: int = MAX_VIDE
         if image is None:
             rep.kind, rep.error = "unreadable", err + ("" if explicit else " (skipped)")
         else:
-            d = detect(image).detection
-            rep.watermark = WatermarkResult(d is not None, d.payload if d else None, 1,
-                                            int(d is not None))
+            rep.watermark = read_image_marks(image)
+            if not rep.watermark.found and min(image.shape[:2]) < presence.MIN_SIDE:
+                rep.notes.append(f"{image.shape[1]}x{image.shape[0]} is below "
+                                 f"{presence.MIN_SIDE} px: too small to carry a readable "
+                                 "watermark")
     mime = mime_of(path)
     if mime is not None:  # even when the pixels are unreadable: is the manifest damaged?
         try:
@@ -220,6 +262,10 @@ def _name_subject(rep: FileReport, subjects: dict[int, tuple[str, str]]) -> None
     a note when the two disagree (a frame whose pixels came from another render)."""
     creds = rep.credentials
     wm = rep.watermark
+    if creds is not None and creds.synthetic and creds.ok and not (wm and wm.found):
+        rep.notes.append("the credentials declare a synthetic render but the pixels carry "
+                         "no watermark" + ("" if creds.state == "trusted" else
+                                           " (and the signer is not trusted here)"))
     claimed = (creds.render.get("subject") or {}) if creds is not None and creds.ok else {}
     if claimed.get("name"):
         rep.subject = str(claimed["name"])
@@ -256,8 +302,36 @@ def verify_paths(paths: list[str | Path], *, max_frames: int = MAX_VIDEO_FRAMES,
 
 def exit_code(reports: list[FileReport]) -> int:
     codes = [r.exit_code for r in reports]
-    for code in (EXIT_TAMPERED, EXIT_UNREADABLE, EXIT_UNMARKED):
+    for code in (EXIT_TAMPERED, EXIT_UNREADABLE, EXIT_NO_SIGN):
         if code in codes:
             return code
-    return EXIT_OK
+    return EXIT_SYNTHETIC
 
+
+
+def confirmed_claim(video: Path, frames: list[Path], payload: Payload) -> str:
+    """What ``verify`` confirms about a render's outputs, in one line for a report: the
+    MP4 and the frame files read exactly as ``facecast verify`` reads them, so a report
+    claims only what a user's check would find."""
+    reps = [verify_file(p, subjects={}) for p in [video, *frames]]
+    vid, pics = reps[0], reps[1:]
+    parts = []
+    wm = vid.watermark
+    if wm is not None and wm.found:
+        parts.append(f"MP4: Facecast watermark found (alone in {wm.frames_found}/"
+                     f"{wm.frames} frames, with 1 s of neighbours in {wm.frames_windowed}/"
+                     f"{wm.frames}; payload " + ("matches" if wm.payload == payload else
+                                                 "not read") + ")")
+    else:
+        parts.append(f"MP4: NO Facecast watermark found ({vid.error or 'not found'})")
+    parts.append(f"C2PA {vid.credentials.state if vid.credentials else 'none'}")
+    if pics:
+        marked = sum(r.watermark is not None and r.watermark.found for r in pics)
+        read = sum(r.watermark is not None and r.watermark.payload == payload for r in pics)
+        states = sorted({r.credentials.state if r.credentials else "none" for r in pics})
+        parts.append(f"frames checked {len(pics)}: watermark found in {marked}, payload "
+                     f"read in {read}, C2PA {'/'.join(states)}")
+    synthetic = all(r.exit_code == EXIT_SYNTHETIC for r in reps)
+    verdict = "verify exit 0 (a Facecast render) on all" if synthetic else \
+        f"verify exit {exit_code(reps)} ({EXIT_CODES[exit_code(reps)]})"
+    return "; ".join(parts) + f"; {verdict}"

@@ -1,5 +1,12 @@
 """The invisible watermark in every rendered frame: embed (:func:`mark_frame`) and find
-(:func:`detect`, :func:`detect_video`).
+the payload (:func:`detect`, :func:`detect_video`).
+
+Every frame carries two marks, added together by :func:`mark_frame`: this module's
+*payload* mark (whose face, which render; needs a frame of about 128 px or more and
+light compression to read) and the *presence* mark of :mod:`.presence` (one bit: "a
+Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations).
+The payload mark is the scheme frames carried before the presence mark existed; its
+detector is unchanged, so older renders still verify. What follows is the payload mark.
 
 Scheme (our own, numpy + scipy; docs/PROVENANCE.md says why not the
 ``invisible-watermark`` package): spread spectrum in the block DCT. The frame is cut
@@ -37,6 +44,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.fft import dctn, idctn
 
+from . import presence
 from .payload import CODED_BITS, Payload
 
 BLOCK = 8
@@ -49,14 +57,16 @@ PERIOD = BLOCK * TILE_BLOCKS  # 64 px
 COEFS = ((1, 2), (2, 1), (2, 2), (1, 3), (3, 1), (2, 3), (3, 2))
 N_CHIPS = TILE_BLOCKS * TILE_BLOCKS * len(COEFS)  # 448
 N_PILOT = N_CHIPS // 8
-AMPLITUDE = 8.5  # per coefficient, orthonormal DCT units (luminance levels 0..255)
+AMPLITUDE = 7.0  # per coefficient, orthonormal DCT units (luminance levels 0..255)
+# Before the presence mark (alone in the frame) the payload mark had this amplitude;
+# ``mark_frame(..., with_presence=False)`` reproduces that scheme for benches.
+OLD_AMPLITUDE = 8.5
 CANVAS = 256  # the mark is laid out for a frame whose short side is this many pixels
 SCALES = (1.0, 2.0, 4 / 3, 0.5, 2 / 3, 1.5, 0.25)  # other resample factors tried
 MAX_VIEW_PIXELS = 2_200_000  # larger resampled views are not searched (cost)
 SYNC_MIN = 4.5  # weakest pilot peak (robust z) away from the origin that is decoded
 NOISE_FLOOR = 2.0  # AC energy every block is assumed to have (compression noise)
 _SEED = "facecast watermark v1"
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)
@@ -90,11 +100,11 @@ def _chips_to_tile(chips: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _tile(payload: Payload) -> np.ndarray:
+def _tile(payload: Payload, amplitude: float = AMPLITUDE) -> np.ndarray:
     lay = _layout()
     chips = lay.sign.copy()
     chips[lay.data] *= 2.0 * payload.coded_bits()[lay.bit_of] - 1.0
-    return (_chips_to_tile(chips) * AMPLITUDE).astype(np.float32)
+    return (_chips_to_tile(chips) * amplitude).astype(np.float32)
 
 
 def canvas_size(height: int, width: int) -> tuple[int, int]:
@@ -104,25 +114,33 @@ def canvas_size(height: int, width: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _pattern(payload: Payload, height: int, width: int) -> np.ndarray:
-    """The payload's pattern over a whole frame, rounded to integer levels (int16
-    [H, W, 1]; adding it to integer pixels is exactly what rounding after a float add
-    would give, at a fraction of the cost). The tiles are laid on the frame's canvas
-    (short side ``CANVAS``) and the canvas is resized to the frame: the mark scales
-    with the picture, so a 128^2 render carries the same mark as a 256^2 one, halved."""
+def _pattern(payload: Payload, height: int, width: int, with_presence: bool = True
+             ) -> np.ndarray:
+    """The marks over a whole frame, rounded to integer levels (int16 [H, W, 1]; adding
+    it to integer pixels is exactly what rounding after a float add would give, at a
+    fraction of the cost): the payload's tiles laid on the frame's canvas (short side
+    ``CANVAS``) and resized to the frame, so the mark scales with the picture (a 128^2
+    render carries the same mark as a 256^2 one, halved), plus the presence mark
+    (:mod:`.presence`) unless ``with_presence`` is false (the old scheme, for benches)."""
     hc, wc = canvas_size(height, width)
     reps = (-(-hc // PERIOD), -(-wc // PERIOD))
-    full = np.tile(_tile(payload), reps)[:hc, :wc]
+    full = np.tile(_tile(payload, AMPLITUDE if with_presence else OLD_AMPLITUDE),
+                   reps)[:hc, :wc]
     if (hc, wc) != (height, width):
         from PIL import Image
 
         full = np.asarray(Image.fromarray(full, mode="F").resize(
             (width, height), Image.Resampling.BICUBIC))
+    if with_presence:
+        full = full + presence.pattern(height, width)
     return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
 
 
-def mark_frame(image: np.ndarray, payload: Payload) -> np.ndarray:
-    """A marked copy of a uint8 RGBA (straight alpha) or RGB frame ``[H, W, 3|4]``.
+def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = True
+               ) -> np.ndarray:
+    """A marked copy of a uint8 RGBA (straight alpha) or RGB frame ``[H, W, 3|4]``: the
+    payload mark and the presence mark (``with_presence=False``: the payload mark alone,
+    the scheme frames carried before the presence mark, kept for benches).
 
     Only pixels with alpha > 0 change (all of an RGB frame), and only in luminance: the
     same offset is added to R, G and B.
@@ -131,7 +149,7 @@ def mark_frame(image: np.ndarray, payload: Payload) -> np.ndarray:
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
         raise ValueError(f"mark_frame needs uint8 [H, W, 3|4], got {img.dtype} {img.shape}")
     h, w = img.shape[:2]
-    delta = _pattern(payload, h, w)
+    delta = _pattern(payload, h, w, with_presence)
     if img.shape[2] == 4:
         delta = delta * (img[..., 3:] > 0)
     rgb = img[..., :3].astype(np.int16)
@@ -168,15 +186,7 @@ class Scan:
         return self.detection is not None
 
 
-def _luma(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    img = np.asarray(image)
-    if img.ndim == 2:
-        return img.astype(np.float32), None
-    if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ValueError(f"expected an image [H, W], [H, W, 3] or [H, W, 4], got {img.shape}")
-    y = img[..., :3].astype(np.float32) @ _LUMA
-    weight = img[..., 3].astype(np.float32) / 255.0 if img.shape[2] == 4 else None
-    return y, weight
+_luma = presence.luma
 
 
 def _resample(a: np.ndarray, factor: float) -> np.ndarray:
@@ -252,11 +262,7 @@ def _whiten(y: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
 
 
 def _fold(r: np.ndarray) -> np.ndarray:
-    h, w = r.shape
-    ph, pw = -(-h // PERIOD) * PERIOD, -(-w // PERIOD) * PERIOD
-    padded = np.zeros((ph, pw), np.float32)
-    padded[:h, :w] = r
-    return padded.reshape(ph // PERIOD, PERIOD, pw // PERIOD, PERIOD).sum(axis=(0, 2))
+    return presence.fold(r, PERIOD)
 
 
 @lru_cache(maxsize=1)
