@@ -43,7 +43,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .geometry import ray_box
 from .lattice import ATTN_HI, ATTN_LO
 from .model import FaceNeRF, FrameCondition
 from .occupancy import OccupancyGrid
@@ -80,8 +79,9 @@ class Planes:
     table: torch.Tensor  # [sum 3 R^2, C]
     cols: torch.Tensor  # [2 P] (column, row) axis of each plane, interleaved
     res: torch.Tensor  # [P, 1] float
-    res_i: torch.Tensor  # [P] long
-    base: torch.Tensor  # [P] long
+    stride: torch.Tensor  # [P, 2] int32 (1, R): (column, row) -> row offset
+    base: torch.Tensor  # [P] int32
+    corner: torch.Tensor  # [P, 4] int32 (0, 1, R, R + 1): the 4 corners' offsets
     keep: torch.Tensor  # [P * C] bool: which padded channels are real
 
     @classmethod
@@ -100,10 +100,13 @@ class Planes:
                 base.append(row + p * r * r)
                 keep += [True] * ch + [False] * (c - ch)
             row += 3 * r * r
+        i32 = torch.int32
         cols = [a for pair in PAIRS for a in pair] * len(levels)
         return cls(torch.cat(parts), torch.tensor(cols, device=dev),
                    torch.tensor(res, device=dev, dtype=levels[0].dtype)[:, None],
-                   torch.tensor(res, device=dev), torch.tensor(base, device=dev),
+                   torch.tensor([[1, r] for r in res], device=dev, dtype=i32),
+                   torch.tensor(base, device=dev, dtype=i32),
+                   torch.tensor([[0, 1, r, r + 1] for r in res], device=dev, dtype=i32),
                    torch.tensor(keep, device=dev))
 
 
@@ -116,61 +119,71 @@ def gather_rows(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torc
     return F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
 
 
+def _lerp(w1: torch.Tensor) -> torch.Tensor:
+    """[..., D] fractions -> [..., D, 2] (1 - w, w): the two sides' weights per axis."""
+    return torch.stack([1.0 - w1, w1], -1)
+
+
 def plane_features(pl: Planes, xn: torch.Tensor) -> torch.Tensor:
     """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of every level
-    (align_corners=False, border clamp: ``TriPlane``'s lookup)."""
+    (align_corners=False, border clamp: ``TriPlane``'s lookup). The lower corner is
+    clamped to R - 2, so the upper one is always inside (weight 1 at the far border)."""
     s = xn.shape[0]
     uv = xn.index_select(1, pl.cols).view(s, -1, 2).to(pl.table.dtype)  # [S, P, 2]
-    pix = (((uv + 1.0) * pl.res[None] - 1.0) * 0.5).clamp_min(0.0).minimum(
-        pl.res[None] - 1.0)
-    i0f = pix.floor()
-    w1 = pix - i0f
-    i0 = i0f.long()
-    i1 = torch.minimum(i0 + 1, (pl.res_i - 1)[None, :, None])
-    r = pl.res_i[None]
-    row0 = pl.base[None] + i0[..., 1] * r
-    row1 = pl.base[None] + i1[..., 1] * r
-    c0, c1 = i0[..., 0], i1[..., 0]
-    idx = torch.stack([row0 + c0, row0 + c1, row1 + c0, row1 + c1], -1)
-    wa, wb = w1[..., 0], w1[..., 1]
-    w = torch.stack([(1 - wb) * (1 - wa), (1 - wb) * wa, wb * (1 - wa), wb * wa], -1)
+    pix = (((uv + 1.0) * pl.res - 1.0) * 0.5).clamp_min(0.0).minimum(pl.res - 1.0)
+    i0 = pix.floor().minimum(pl.res - 2.0)
+    lerp = _lerp(pix - i0)  # [S, P, 2 (column, row), 2]
+    lin = (i0.to(torch.int32) * pl.stride).sum(-1, dtype=torch.int32) + pl.base
+    idx = lin[..., None] + pl.corner  # [S, P, 4]: (r0c0, r0c1, r1c0, r1c1)
+    w = lerp[..., 1, :, None] * lerp[..., 0, None, :]  # [S, P, 2 (row), 2 (column)]
     return gather_rows(pl.table, idx.view(-1, 4), w.view(-1, 4)).view(s, -1)
 
 
 @dataclass
 class Lattice:
-    """The attention lattice's constants (``lattice.sample_lattice``)."""
+    """The attention lattice's constants (``lattice.sample_lattice``), for tables padded
+    with one zero point on every side (``pad_lattice``): outside the lattice box the
+    lookup fades to zero over one step, with no validity mask."""
 
     lo: torch.Tensor  # [3]
     span: torch.Tensor  # [3] hi - lo
-    dims: torch.Tensor  # [3] long (nx, ny, nz)
-    dims1: torch.Tensor  # [3] float dims - 1
-    corner: torch.Tensor  # [8, 3] long
-    stride: torch.Tensor  # [3] long
+    dims1: torch.Tensor  # [3] float (nx, ny, nz) - 1
+    top: torch.Tensor  # [3] float (nx, ny, nz) + 1: the padded box's last index
+    stride: torch.Tensor  # [3] int32 strides of the padded volume
+    corner: torch.Tensor  # [8] int32 the 8 corners' offsets (z, y, x major to minor)
+    shape: tuple[int, int, int]
 
     @classmethod
     def of(cls, shape: tuple[int, int, int], device: torch.device) -> Lattice:
         lo = torch.tensor(ATTN_LO, device=device)
         hi = torch.tensor(ATTN_HI, device=device)
-        dims = torch.tensor(shape, device=device)
-        corner = torch.tensor([[dx, dy, dz] for dz in (0, 1) for dy in (0, 1)
-                               for dx in (0, 1)], device=device)
-        stride = torch.tensor([1, shape[0], shape[0] * shape[1]], device=device)
-        return cls(lo, hi - lo, dims, (dims - 1).float(), corner, stride)
+        dims = torch.tensor(shape, device=device, dtype=torch.float32)
+        px, py = shape[0] + 2, shape[1] + 2
+        corner = [dz * px * py + dy * px + dx for dz in (0, 1) for dy in (0, 1)
+                  for dx in (0, 1)]
+        i32 = torch.int32
+        return cls(lo, hi - lo, dims - 1, dims + 1,
+                   torch.tensor([1, px, px * py], device=device, dtype=i32),
+                   torch.tensor(corner, device=device, dtype=i32), shape)
+
+
+def pad_lattice(lat: Lattice, table: torch.Tensor) -> torch.Tensor:
+    """One frame's lattice values [P, C] -> the zero-padded table lookups read."""
+    nx, ny, nz = lat.shape
+    vol = table.view(nz, ny, nx, -1)
+    return F.pad(vol, (0, 0, 1, 1, 1, 1, 1, 1)).reshape(-1, table.shape[-1])
 
 
 def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Trilinear lookup of one frame's lattice ``table`` [P, C] at x [S, 3] -> [S, C],
+    """Trilinear lookup of one frame's padded lattice ``table`` at x [S, 3] -> [S, C],
     zero outside the lattice (``lattice.sample_lattice``)."""
-    g = ((x - lat.lo) / lat.span * lat.dims1).to(table.dtype)
-    i0f = g.floor()
-    w1 = g - i0f
-    ic = i0f.long()[:, None] + lat.corner  # [S, 8, 3]
-    valid = ((ic >= 0) & (ic < lat.dims)).all(-1)
-    ic = torch.minimum(ic.clamp_min(0), lat.dims - 1)
-    flat = (ic * lat.stride).sum(-1)
-    w = torch.where(lat.corner.bool(), w1[:, None], 1.0 - w1[:, None]).prod(-1) * valid
-    return gather_rows(table, flat, w)
+    g = ((x - lat.lo) / lat.span * lat.dims1).to(table.dtype) + 1.0  # padded coordinates
+    g = g.clamp_min(0.0).minimum(lat.top)
+    i0 = g.floor().minimum(lat.top - 1.0)
+    lerp = _lerp(g - i0)  # [S, 3 (x, y, z), 2]
+    idx = (i0.to(torch.int32) * lat.stride).sum(-1, dtype=torch.int32)[:, None] + lat.corner
+    w = (lerp[:, 2, :, None, None] * lerp[:, 1, None, :, None] * lerp[:, 0, None, None, :])
+    return gather_rows(table, idx, w.view(-1, 8))
 
 
 @dataclass
@@ -202,26 +215,24 @@ class HeadField:
 
 
 def mlp_out(h: torch.Tensor, hidden: list[tuple[torch.Tensor, torch.Tensor]]
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SiLU hidden layers then the (sigma, rgb) head: raw [S, 4] -> sigma (before the
-    fade) and rgb."""
+            ) -> torch.Tensor:
+    """SiLU hidden layers then the output layer: first-layer pre-activations [S, H] ->
+    raw [S, 4] (density logit, rgb logits)."""
     for w, b in hidden:
         h = torch.addmm(b, F.silu(h), w)
-    return F.softplus(h[:, 0].float() - 1.0), torch.sigmoid(h[:, 1:].float())
+    return h
 
 
-def head_field(hf: HeadField, attn: torch.Tensor, x: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head field at x [S, 3] (head frame) for one frame's attention lattice ``attn``
-    [P, 3 + A] -> sigma per cm [S], rgb [S, 3] (``FaceNeRF.forward`` without the warp)."""
+def head_field(hf: HeadField, attn: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Head field at x [S, 3] (head frame) for one frame's padded attention lattice
+    ``attn`` -> [S, 4]: density per cm, rgb (``FaceNeRF.forward`` without the warp)."""
     c = lattice_values(hf.lattice, attn, x)
     xn = (x + c[:, :3] - hf.box_lo) / hf.box_span * 2.0 - 1.0
-    feats = plane_features(hf.planes, xn)
-    h = torch.addmm(torch.addmm(hf.b0, c[:, 3:], hf.w_app), feats.to(hf.w_feat.dtype),
+    h = torch.addmm(torch.addmm(hf.b0, c[:, 3:], hf.w_app), plane_features(hf.planes, xn),
                     hf.w_feat)
-    sigma, rgb = mlp_out(h, hf.hidden)
-    fade = ((x[:, 1] - hf.box_lo[1]) / hf.fade).clamp(0.0, 1.0)
-    return sigma * fade, rgb
+    raw = mlp_out(h, hf.hidden).float()
+    fade = ((x[:, 1:2] - hf.box_lo[1]) / hf.fade).clamp(0.0, 1.0)
+    return torch.cat([F.softplus(raw[:, :1] - 1.0) * fade, torch.sigmoid(raw[:, 1:])], 1)
 
 
 @dataclass
@@ -250,67 +261,124 @@ class TorsoFieldW:
                    torso.box_hi - torso.box_lo)
 
 
-def torso_field(tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Torso field at body-frame points x [S, 3], pose code [1, 9] (``TorsoField``)."""
+def torso_field(tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Torso field at body-frame points x [S, 3], pose code [1, 9] -> [S, 4]: density
+    per cm, rgb (``TorsoField``)."""
     xn = (x - tf.box_lo) / tf.box_span * 2.0 - 1.0
-    feats = plane_features(tf.planes, xn)
     b = torch.addmm(tf.b0[None], code.to(tf.w_code.dtype), tf.w_code)[0]
-    return mlp_out(torch.addmm(b, feats, tf.w_feat), tf.hidden)
+    raw = mlp_out(torch.addmm(b, plane_features(tf.planes, xn), tf.w_feat), tf.hidden).float()
+    return torch.cat([F.softplus(raw[:, :1] - 1.0), torch.sigmoid(raw[:, 1:])], 1)
 
 
 # --- marching and compositing ------------------------------------------------------------
 
-def march_band(grid_occ: torch.Tensor, lo: torch.Tensor, span: torch.Tensor, res: int,
-               o: torch.Tensor, d: torch.Tensor, nr: torch.Tensor, fr: torch.Tensor,
-               n_steps: int, band: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rays [R] inside the grid's tight box -> (band depths t [R, band], occupied
-    [R, band], step length in cm [R]): the grid looked up at all ``n_steps`` centred
-    steps (``OccupancyGrid.ray_lookup``), the band starting at the first occupied one."""
-    frac = (torch.arange(n_steps, device=o.device, dtype=o.dtype) + 0.5) / n_steps
-    t = nr[:, None] + (fr - nr)[:, None] * frac
-    scale = res / span
-    g = torch.addcmul(((o - lo) * scale)[:, None], t[..., None], (d * scale)[:, None])
-    gi = g.to(torch.int32).clamp_(0, res - 1)
-    occ = grid_occ.reshape(-1)[((gi[..., 0] * res + gi[..., 1]) * res + gi[..., 2]).long()]
-    first = torch.argmax(occ.to(torch.uint8), dim=1)
-    steps = first[:, None] + torch.arange(band, device=o.device)
-    inside = steps < n_steps
-    steps = steps.clamp(max=n_steps - 1)
-    keep = occ.gather(1, steps) & inside & occ.any(1, keepdim=True)
-    delta_cm = (fr - nr) / n_steps * d.norm(dim=-1) * 100.0
-    return t.gather(1, steps), keep, delta_cm
+@dataclass
+class MarchPlan:
+    """Constants of one joint march of L layers (head, torso) of N rays each: layer l's
+    rays are rows [l N, (l + 1) N), each with its own occupancy grid."""
+
+    n: int
+    occ: torch.Tensor  # all grids' cells, flat, one after the other
+    lo: torch.Tensor  # [L N, 3] the grid's box corner per ray
+    scale: torch.Tensor  # [L N, 3] cells per metre
+    top: torch.Tensor  # [L N, 1, 1] int32 last cell index
+    gstride: torch.Tensor  # [L N, 1, 3] int32 (G^2, G, 1)
+    base: torch.Tensor  # [L N, 1] int32 first cell of the grid in ``occ``
+    blo: torch.Tensor  # [L N, 3] the tight box around occupied cells
+    bhi: torch.Tensor
+    frac: torch.Tensor  # [n_steps] step centres along [near, far]
+    band_ar: torch.Tensor  # [band]
+    start: torch.Tensor  # [band] first step of each step's block
+    first_block: torch.Tensor  # [band] bool
+    n_steps: int
+    band: int
+    early_stop: float
+
+    @classmethod
+    def of(cls, grids: list[OccupancyGrid], n: int, opts: SampleOptions) -> MarchPlan:
+        dev = grids[0].lo.device
+        i32 = torch.int32
+        rows: dict[str, list[torch.Tensor]] = {k: [] for k in (
+            "lo", "scale", "top", "gstride", "base", "blo", "bhi")}
+        base = 0
+        for g in grids:
+            r = g.res
+            blo, bhi = g.bounds()
+            for k, v in (("lo", g.lo), ("scale", r / (g.hi - g.lo)), ("blo", blo),
+                         ("bhi", bhi),
+                         ("top", torch.tensor([[r - 1]], dtype=i32, device=dev)),
+                         ("gstride", torch.tensor([[r * r, r, 1]], dtype=i32, device=dev)),
+                         ("base", torch.tensor([base], dtype=i32, device=dev))):
+                rows[k].append(v.expand(n, *v.shape))
+            base += r ** 3
+        cat = {k: torch.cat(v) for k, v in rows.items()}
+        band, m = opts.band, opts.n_steps
+        block = max(1, min(opts.step_block, band))
+        start = (torch.arange(band, device=dev) // block) * block
+        return cls(n, torch.cat([g.occ.reshape(-1) for g in grids]), cat["lo"],
+                   cat["scale"], cat["top"], cat["gstride"], cat["base"], cat["blo"],
+                   cat["bhi"], (torch.arange(m, device=dev, dtype=torch.float32) + 0.5) / m,
+                   torch.arange(band, device=dev), start, start == 0, m, band,
+                   opts.early_stop)
 
 
-def composite_band(sigma: torch.Tensor, rgb: torch.Tensor, t: torch.Tensor,
-                   delta_cm: torch.Tensor, block: int, early_stop: float) -> torch.Tensor:
-    """Emission-absorption along [R, band] samples -> [R, 5] (premultiplied rgb, alpha,
-    depth). Samples in a block that starts with transmittance <= ``early_stop`` (after
-    the first block) are dropped, exactly as the reference's early termination."""
-    alpha = 1.0 - torch.exp(-sigma * delta_cm[:, None])
-    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]),
-                                     1.0 - alpha + 1e-10], dim=1), dim=1)[:, :-1]
-    band = sigma.shape[1]
-    start = (torch.arange(band, device=sigma.device) // block) * block
-    live = (trans[:, start] > early_stop) | (start == 0)
-    w = trans * alpha * live
-    acc = w.sum(1)
-    depth = torch.where(acc > 1e-4, (w * t).sum(1) / acc.clamp_min(1e-6),
-                        torch.zeros_like(acc))
-    return torch.cat([(w[..., None] * rgb).sum(1), acc[:, None], depth[:, None]], 1)
+def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                     torch.Tensor]:
+    """All layers' rays [L N] -> (indices of rays hitting their box [R], their origins,
+    directions, band depths t [R, band], occupied [R, band], step length in cm [R]).
+
+    Each ray is clipped to its grid's tight box (``geometry.ray_box``), the grid looked up
+    at all ``n_steps`` centred steps (``OccupancyGrid.ray_lookup``: the occupancy the
+    reference's two-level march finds), and the band starts at the first occupied one.
+    """
+    inv = 1.0 / torch.where(d.abs() < 1e-9, 1e-9, d)
+    t0, t1 = (plan.blo - o) * inv, (plan.bhi - o) * inv
+    near = torch.minimum(t0, t1).amax(dim=-1).clamp_min(0.0)
+    far = torch.maximum(t0, t1).amin(dim=-1)
+    rays = (far > near).nonzero()[:, 0]
+    o, d, nr, span = o[rays], d[rays], near[rays], (far - near)[rays]
+    scale = plan.scale[rays]
+    t = torch.addcmul(nr[:, None], span[:, None], plan.frac)
+    g = torch.addcmul(((o - plan.lo[rays]) * scale)[:, None], t[..., None],
+                      (d * scale)[:, None])
+    gi = torch.minimum(g.to(torch.int32).clamp_min_(0), plan.top[rays])
+    occ = plan.occ[(gi * plan.gstride[rays]).sum(-1, dtype=torch.int32) + plan.base[rays]]
+    steps = torch.argmax(occ.to(torch.uint8), dim=1)[:, None] + plan.band_ar
+    keep = F.pad(occ, (0, plan.band)).gather(1, steps)  # False past the last step
+    ts = t.gather(1, steps.clamp_(max=plan.n_steps - 1))
+    return rays, o, d, ts, keep, span / plan.n_steps * d.norm(dim=-1) * 100.0
 
 
-def layer_over(head: torch.Tensor, torso: torch.Tensor) -> torch.Tensor:
-    """Two [N, 5] layers front to back by depth (``render.composite_layers``)."""
-    big = torch.finfo(head.dtype).max
-    dh = torch.where(head[:, 3] > 1e-4, head[:, 4], big)
-    dt = torch.where(torso[:, 3] > 1e-4, torso[:, 4], big)
-    hf = (dh <= dt)[:, None]
-    front, back = torch.where(hf, head, torso), torch.where(hf, torso, head)
+def composite(plan: MarchPlan, dense: torch.Tensor, t: torch.Tensor, delta_cm: torch.Tensor
+              ) -> torch.Tensor:
+    """Emission-absorption along the band: ``dense`` [R, band, 4] (density, rgb; zero
+    where not evaluated), t [R, band] -> [R, 5] (premultiplied rgb, alpha, depth).
+    Samples in a block that starts with transmittance <= ``early_stop`` (after the first
+    block) are dropped, exactly as the reference's early termination."""
+    alpha = 1.0 - torch.exp(-dense[..., 0] * delta_cm[:, None])
+    trans = torch.cumprod(F.pad(1.0 - alpha + 1e-10, (1, 0), value=1.0)[:, :-1], dim=1)
+    w = trans * alpha * ((trans[:, plan.start] > plan.early_stop) | plan.first_block)
+    dense[..., 0] = 1.0  # -> (1, rgb): the weighted sums are alpha and colour
+    sums = (w[..., None] * torch.cat([dense, t[..., None]], -1)).sum(1)  # [R, 5]
+    acc = sums[:, 0]
+    depth = torch.where(acc > 1e-4, sums[:, 4] / acc.clamp_min(1e-6), 0.0)
+    sums[:, 4] = acc
+    sums[:, 0] = depth
+    return sums.roll(-1, 1)  # (depth, r, g, b, alpha) -> (r, g, b, alpha, depth)
+
+
+def layer_over(layers: torch.Tensor) -> torch.Tensor:
+    """Two [N, 5] layers ([2, N, 5]) front to back by depth
+    (``render.composite_layers``)."""
+    d = torch.where(layers[..., 3] > 1e-4, layers[..., 4], torch.finfo(layers.dtype).max)
+    head_front = (d[0] <= d[1])[:, None]
+    head, torso = layers[0], layers[1]
+    front, back = torch.where(head_front, head, torso), torch.where(head_front, torso, head)
     fa = front[:, 3:4]
-    out = front[:, :4] + (1.0 - fa) * back[:, :4]
-    depth = torch.where(fa > 1e-4, front[:, 4:], back[:, 4:])
-    return torch.cat([out, depth], 1)
+    out = torch.addcmul(front, 1.0 - fa, back)
+    out[:, 4:] = torch.where(fa > 1e-4, front[:, 4:], back[:, 4:])
+    return out
 
 
 # --- the engine --------------------------------------------------------------------------
@@ -326,6 +394,8 @@ class Engine:
     def __init__(self, model: FaceNeRF, compile: bool = False) -> None:
         self.model = model
         self._key: tuple | None = None
+        self._plan_key: tuple | None = None
+        self._plan_cache: MarchPlan | None = None
         self.compiled = False
         self._head_fn: Callable = head_field
         self._torso_fn: Callable = torso_field
@@ -375,43 +445,44 @@ class Engine:
             self._fallback(exc)
             return self._render(grid, o, d, volume, opts, body)
 
+    def _plan(self, grids: list[OccupancyGrid], n: int, opts: SampleOptions) -> MarchPlan:
+        key = (tuple(id(g.occ) for g in grids), n, opts.n_steps, opts.band, opts.step_block,
+               opts.early_stop)
+        if self._plan_key != key:
+            self._plan_cache = MarchPlan.of(grids, n, opts)
+            self._plan_key = key
+        return self._plan_cache
+
     def _render(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
                 volume: FrameCondition, opts: SampleOptions,
                 body: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        attn = volume.attn[0]
-        out = self._layer(grid, o, d, opts,
-                          lambda x: self._head_fn(self.head, attn, x))
-        tgrid = self.model.torso_grid
-        if self.torso is not None and tgrid is not None and body is not None:
-            code = volume.torso_code[:1]
-            torso = self._layer(tgrid, body[0], body[1], opts,
-                                lambda x: self._torso_fn(self.torso, code, x))
-            out = layer_over(out, torso)
-        return out
-
-    def _layer(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
-               opts: SampleOptions, field: Callable) -> torch.Tensor:
         n = o.shape[0]
-        out = o.new_zeros(n, 5)
-        lo, hi = grid.bounds()
-        near, far, hit = ray_box(o, d, lo, hi)
-        rays = hit.nonzero()[:, 0]
-        if rays.numel() == 0:
-            return out
-        o, d = o[rays], d[rays]
-        t, keep, delta = march_band(grid.occ, grid.lo, grid.hi - grid.lo, grid.res, o, d,
-                                    near[rays], far[rays], opts.n_steps, opts.band)
-        r, band = keep.shape
+        tgrid = self.model.torso_grid
+        torso = self.torso is not None and tgrid is not None and body is not None
+        if torso:
+            o, d = torch.cat([o, body[0]]), torch.cat([d, body[1]])
+        plan = self._plan([grid, tgrid] if torso else [grid], n, opts)
+        rays, o, d, t, keep, delta = march(plan, o, d)
+        band = plan.band
         sel = keep.view(-1).nonzero()[:, 0]
-        m = sel.numel()
         ray = sel // band
         x = torch.addcmul(o[ray], t.view(-1)[sel, None], d[ray])
-        if self.compiled:
-            x = F.pad(x, (0, 0, 0, _pad(m, BUCKET) - m))
-        sigma_s, rgb_s = field(x)
-        sigma = o.new_zeros(r * band).index_copy(0, sel, sigma_s[:m].float())
-        rgb = o.new_zeros(r * band, 3).index_copy(0, sel, rgb_s[:m].float())
-        block = max(1, min(opts.step_block, opts.band))
-        layer = composite_band(sigma.view(r, band), rgb.view(r, band, 3), t, delta, block,
-                               opts.early_stop)
-        return out.index_copy(0, rays, layer)
+        # Rays (and so samples) are in layer order: the head's come first.
+        split = int(torch.searchsorted(ray, int(torch.searchsorted(rays, n))))
+        attn = pad_lattice(self.head.lattice, volume.attn[0])
+        vals = self._field(self._head_fn, self.head, attn, x[:split])
+        if torso:
+            vals = torch.cat([vals, self._field(self._torso_fn, self.torso,
+                                                volume.torso_code[:1], x[split:])])
+        r = len(rays)
+        dense = o.new_zeros(r * band, 4).index_copy(0, sel, vals.to(o.dtype))
+        layers = o.new_zeros(len(plan.lo), 5).index_copy(
+            0, rays, composite(plan, dense.view(r, band, 4), t, delta))
+        return layer_over(layers.view(2, n, 5)) if torso else layers
+
+    def _field(self, fn: Callable, weights: object, cond: torch.Tensor, x: torch.Tensor
+               ) -> torch.Tensor:
+        m = x.shape[0]
+        if self.compiled:  # padded to a bucket: few compiled shapes
+            return fn(weights, cond, F.pad(x, (0, 0, 0, _pad(m, BUCKET) - m)))[:m]
+        return fn(weights, cond, x)
