@@ -84,3 +84,21 @@ def test_unknown_engine_name_means_fused(monkeypatch) -> None:
     monkeypatch.setenv(eng.ENGINE_ENV, "turbo")
     assert eng.engine_choice() == "fused"
     assert eng.engine_choice("eager") == "eager"
+
+
+def test_gather_gradients_equal_embedding_bags() -> None:
+    """The training lookup's sort-free backward gives embedding_bag's gradients."""
+    from backend.nerf.gather import weighted_gather
+
+    gen = torch.Generator().manual_seed(1)
+    table = torch.randn(50, 6, generator=gen, requires_grad=True)
+    idx = torch.randint(0, 50, (200, 4), generator=gen)  # repeated rows: accumulation
+    w = torch.rand(200, 4, generator=gen, requires_grad=True)
+    up = torch.randn(200, 6, generator=gen)
+    grads = []
+    for fn in (weighted_gather, lambda t, i, ww: torch.nn.functional.embedding_bag(
+            i, t, per_sample_weights=ww, mode="sum")):
+        out = fn(table, idx, w)
+        grads.append((out.detach(), *torch.autograd.grad((out * up).sum(), (table, w))))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
