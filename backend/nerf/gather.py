@@ -10,8 +10,25 @@ CPU), the weights' as a dot product of each gathered row with the output gradien
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
+
+_SORT_FREE = [True]
+
+
+@contextlib.contextmanager
+def sort_free(enabled: bool) -> Iterator[None]:
+    """Inside the block, training lookups use the sort-free backward (``True``, the
+    default) or ``embedding_bag``'s own (``False``: for the benchmark's before/after)."""
+    before = _SORT_FREE[0]
+    _SORT_FREE[0] = enabled
+    try:
+        yield
+    finally:
+        _SORT_FREE[0] = before
 
 
 class _WeightedGather(torch.autograd.Function):
@@ -37,6 +54,7 @@ class _WeightedGather(torch.autograd.Function):
 
 def weighted_gather(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """sum_k w[n, k] * table[idx[n, k]] -> [N, C] (table [T, C], idx / w [N, K])."""
-    if torch.is_grad_enabled() and (table.requires_grad or w.requires_grad):
+    if _SORT_FREE[0] and torch.is_grad_enabled() and (table.requires_grad
+                                                      or w.requires_grad):
         return _WeightedGather.apply(table, idx, w)
     return F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
