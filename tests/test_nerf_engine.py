@@ -41,7 +41,9 @@ def _frame(subject, size: int, frame: int = 0):
     return view, pose, vol
 
 
-def test_fused_matches_eager_on_the_shipped_subject(subject) -> None:
+@pytest.mark.parametrize("chunk", ["0", "1000"])  # whole frame (CUDA), chunks (CPU)
+def test_fused_matches_eager_on_the_shipped_subject(subject, chunk, monkeypatch) -> None:
+    monkeypatch.setenv(eng.CHUNK_ENV, chunk)
     view, pose, vol = _frame(subject, 72)
     out = {}
     for name in ("eager", "fused"):
@@ -63,8 +65,9 @@ def test_one_table_plane_lookup_equals_triplane() -> None:
     gen = torch.Generator().manual_seed(0)
     planes = TriPlane(((40, 4), (12, 8), (5, 8)))
     xn = torch.rand(500, 3, generator=gen) * 2.4 - 1.2  # including the clamped border
-    table = eng.Planes.of(list(planes.levels))
-    got = eng.plane_features(table, xn)[:, table.keep]
+    runs = eng.plane_runs(list(planes.levels))
+    assert len(runs) == 2  # (4 channels), (8, 8 channels)
+    got = torch.cat([eng.plane_features(run, xn) for run in runs], 1)
     torch.testing.assert_close(got, planes(xn), rtol=1e-5, atol=1e-6)
 
 

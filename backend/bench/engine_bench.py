@@ -38,7 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from shared.camera import camera_views
 
 from ..nerf import gather
-from ..nerf.engine import ENGINE_ENV
+from ..nerf.engine import CHUNK_ENV, ENGINE_ENV
 from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
 from ..subject.conditioning import render_conditioning
 from ..subject.prepare import SubjectData
@@ -91,17 +91,29 @@ class _AtenCount(TorchDispatchMode):
 
 
 @contextlib.contextmanager
-def engine(name: str) -> Iterator[None]:
-    """Render with engine ``name`` (``nerf.engine.engine_choice``) inside the block."""
-    before = os.environ.get(ENGINE_ENV)
-    os.environ[ENGINE_ENV] = name
+def _env(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(ENGINE_ENV, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[ENGINE_ENV] = before
+            os.environ[name] = before
+
+
+@contextlib.contextmanager
+def engine(name: str) -> Iterator[None]:
+    """Render with engine ``name`` inside the block: ``eager``, ``fused``, ``compiled``
+    (``nerf.engine.engine_choice``) or ``fused-whole`` (fused, the field in one call per
+    frame: the CUDA layout, measured on CPU for its op count)."""
+    if name == "fused-whole":
+        with _env(ENGINE_ENV, "fused"), _env(CHUNK_ENV, "0"):
+            yield
+    else:
+        with _env(ENGINE_ENV, name):
+            yield
 
 
 def _frames(subject, size: int, n: int, fp16: bool, payload=None
@@ -204,7 +216,8 @@ def run_engine_bench(subject_ref: str = "default", sizes: tuple[int, ...] = (256
                      compile: bool = False, train_steps: int = 3) -> dict:
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_num_threads(threads)
-    engines = ["eager", "fused"] + (["compiled"] if compile else [])
+    engines = (["eager", "fused"] + (["fused-whole"] if dev.type == "cpu" else [])
+               + (["compiled"] if compile else []))
     rows: list[tuple[str, str]] = []
 
     def row(name: str, value: str) -> None:
@@ -214,7 +227,7 @@ def run_engine_bench(subject_ref: str = "default", sizes: tuple[int, ...] = (256
     print(f"engine bench: subject {subject_ref} on {dev}, {threads} CPU threads, "
           f"load average {_load()} (1/5/15 min) on {os.cpu_count()} CPUs", flush=True)
     cpu_subject = load_subject(subject_ref, "cpu")
-    for name in ("eager", "fused"):
+    for name in ("eager", "fused", "fused-whole"):
         with engine(name):
             top, aten = ops_per_frame(cpu_subject)
         row(f"CPU ops per 256^2 frame, {name}", f"{top:,} top-level ({aten:,} aten)")

@@ -40,6 +40,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -54,8 +55,23 @@ log = logging.getLogger(__name__)
 #: ``eager`` (the reference path).
 ENGINE_ENV = "FACECAST_ENGINE"
 ENGINES = ("eager", "fused", "compiled")
-BUCKET = 8192  # compiled shapes are padded to a multiple of this (few graphs)
+BUCKET = 8192
+#: ``FACECAST_FIELD_CHUNK``: samples per field call; 0 = the whole frame in one call.
+CHUNK_ENV = "FACECAST_FIELD_CHUNK"
+#: On CPU the field runs in cache-sized chunks: one call over a frame's ~2 x 10^5
+#: samples makes [S, planes, 4] index/weight temporaries of tens of MB and is ~25 %
+#: slower than chunks of 8192 (more calls, less memory traffic). On CUDA: one call.
+CPU_CHUNK = 8192  # compiled shapes are padded to a multiple of this (few graphs)
 PAIRS = ((0, 1), (0, 2), (1, 2))  # as ``TriPlane.PAIRS``: (column, row) axes per plane
+
+
+def field_chunk(device: torch.device) -> int:
+    """Samples per field call on ``device`` (0: all at once); ``$FACECAST_FIELD_CHUNK``
+    overrides."""
+    env = os.environ.get(CHUNK_ENV, "").strip()
+    if env.isdigit():
+        return int(env)
+    return CPU_CHUNK if device.type == "cpu" else 0
 
 
 def engine_choice(name: str | None = None) -> str:
@@ -71,43 +87,44 @@ def engine_choice(name: str | None = None) -> str:
 # --- the field's parts as plain tensor functions (compile-friendly) -------------------------
 
 @dataclass
-class Planes:
-    """All levels' planes of one ``TriPlane`` as one channels-last table, channels padded
-    to the widest level: rows ``base[p] + row * res[p] + col`` for plane p (level-major,
-    then XY, XZ, YZ)."""
+class PlaneRun:
+    """Consecutive levels of one ``TriPlane`` with the same channel count, as one
+    channels-last table: plane p's texel (row, col) is table row ``base[p] + row * R_p +
+    col`` (planes level-major, then XY, XZ, YZ)."""
 
     table: torch.Tensor  # [sum 3 R^2, C]
     cols: torch.Tensor  # [2 P] (column, row) axis of each plane, interleaved
-    res: torch.Tensor  # [P, 1] float
+    res: torch.Tensor  # [P, 1] float R
+    res1: torch.Tensor  # [P, 1] float R - 1
+    res2: torch.Tensor  # [P, 1] float R - 2
     stride: torch.Tensor  # [P, 2] int32 (1, R): (column, row) -> row offset
     base: torch.Tensor  # [P] int32
     corner: torch.Tensor  # [P, 4] int32 (0, 1, R, R + 1): the 4 corners' offsets
-    keep: torch.Tensor  # [P * C] bool: which padded channels are real
 
     @classmethod
-    def of(cls, levels: list[torch.Tensor]) -> Planes:
-        c = max(p.shape[1] for p in levels)
-        dev = levels[0].device
-        parts, res, base, keep, row = [], [], [], [], 0
-        for planes in levels:
-            ch, r = planes.shape[1], planes.shape[-1]
-            t = planes.permute(0, 2, 3, 1)  # [3, R, R, C]
-            if ch < c:
-                t = F.pad(t, (0, c - ch))
-            parts.append(t.reshape(-1, c))
-            for p in range(3):
-                res.append(r)
-                base.append(row + p * r * r)
-                keep += [True] * ch + [False] * (c - ch)
-            row += 3 * r * r
+    def of(cls, levels: list[torch.Tensor]) -> PlaneRun:
+        dev, dt = levels[0].device, levels[0].dtype
+        res = [p.shape[-1] for p in levels for _ in range(3)]
+        base = np.cumsum([0] + [r * r for r in res[:-1]]).tolist()
         i32 = torch.int32
-        cols = [a for pair in PAIRS for a in pair] * len(levels)
-        return cls(torch.cat(parts), torch.tensor(cols, device=dev),
-                   torch.tensor(res, device=dev, dtype=levels[0].dtype)[:, None],
-                   torch.tensor([[1, r] for r in res], device=dev, dtype=i32),
+        r = torch.tensor(res, device=dev, dtype=dt)[:, None]
+        return cls(torch.cat([p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in levels]),
+                   torch.tensor([a for pair in PAIRS for a in pair] * len(levels), device=dev),
+                   r, r - 1.0, r - 2.0,
+                   torch.tensor([[1, x] for x in res], device=dev, dtype=i32),
                    torch.tensor(base, device=dev, dtype=i32),
-                   torch.tensor([[0, 1, r, r + 1] for r in res], device=dev, dtype=i32),
-                   torch.tensor(keep, device=dev))
+                   torch.tensor([[0, 1, x, x + 1] for x in res], device=dev, dtype=i32))
+
+
+def plane_runs(levels: list[torch.Tensor]) -> list[PlaneRun]:
+    """A ``TriPlane``'s levels as runs of equal channel count (no padded channels)."""
+    runs: list[list[torch.Tensor]] = []
+    for p in levels:
+        if runs and runs[-1][0].shape[1] == p.shape[1]:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return [PlaneRun.of(r) for r in runs]
 
 
 def gather_rows(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -124,19 +141,38 @@ def _lerp(w1: torch.Tensor) -> torch.Tensor:
     return torch.stack([1.0 - w1, w1], -1)
 
 
-def plane_features(pl: Planes, xn: torch.Tensor) -> torch.Tensor:
-    """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of every level
+def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
+    """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of the run
     (align_corners=False, border clamp: ``TriPlane``'s lookup). The lower corner is
     clamped to R - 2, so the upper one is always inside (weight 1 at the far border)."""
     s = xn.shape[0]
-    uv = xn.index_select(1, pl.cols).view(s, -1, 2).to(pl.table.dtype)  # [S, P, 2]
-    pix = (((uv + 1.0) * pl.res - 1.0) * 0.5).clamp_min(0.0).minimum(pl.res - 1.0)
-    i0 = pix.floor().minimum(pl.res - 2.0)
+    uv = xn.index_select(1, pl.cols).view(s, -1, 2)  # [S, P, 2]
+    pix = (((uv + 1.0) * pl.res - 1.0) * 0.5).clamp_min(0.0).minimum(pl.res1)
+    i0 = pix.floor().minimum(pl.res2)
     lerp = _lerp(pix - i0)  # [S, P, 2 (column, row), 2]
     lin = (i0.to(torch.int32) * pl.stride).sum(-1, dtype=torch.int32) + pl.base
     idx = lin[..., None] + pl.corner  # [S, P, 4]: (r0c0, r0c1, r1c0, r1c1)
     w = lerp[..., 1, :, None] * lerp[..., 0, None, :]  # [S, P, 2 (row), 2 (column)]
     return gather_rows(pl.table, idx.view(-1, 4), w.view(-1, 4)).view(s, -1)
+
+
+def first_layer(runs: list[PlaneRun], w_feat: list[torch.Tensor], h: torch.Tensor,
+                xn: torch.Tensor) -> torch.Tensor:
+    """h + the plane features' share of the first layer, one GEMM per run."""
+    for run, w in zip(runs, w_feat, strict=True):
+        h = torch.addmm(h, plane_features(run, xn), w)
+    return h
+
+
+def _split_first(first: torch.nn.Linear, runs: list[PlaneRun]
+                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The first layer's W^T rows per run (features in ``TriPlane`` order), and the rest."""
+    w, out, row = first.weight.t(), [], 0
+    for run in runs:
+        n = run.cols.numel() // 2 * run.table.shape[1]
+        out.append(w[row:row + n])
+        row += n
+    return out, w[row:]
 
 
 @dataclass
@@ -190,9 +226,9 @@ def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor) -> torch.
 class HeadField:
     """The head field's weights laid out for ``head_field``."""
 
-    planes: Planes
+    planes: list[PlaneRun]
     lattice: Lattice
-    w_feat: torch.Tensor  # [P * C, H] first layer on the padded plane features
+    w_feat: list[torch.Tensor]  # per run [P * C, H]: the first layer on its features
     w_app: torch.Tensor  # [A, H]
     b0: torch.Tensor
     hidden: list[tuple[torch.Tensor, torch.Tensor]]  # further (W^T, b) layers, last -> 4
@@ -202,14 +238,11 @@ class HeadField:
 
     @classmethod
     def of(cls, model: FaceNeRF) -> HeadField:
-        planes = Planes.of(list(model.planes.levels))
+        runs = plane_runs(list(model.planes.levels))
         first = model.mlp[0]
-        n_feat = model.planes.out_dim
-        w = first.weight.t()  # [in, H]
-        w_feat = w.new_zeros(len(planes.keep), w.shape[1])
-        w_feat[planes.keep] = w[:n_feat]
+        w_feat, w_app = _split_first(first, runs)
         linears = [m for m in model.mlp if isinstance(m, torch.nn.Linear)][1:]
-        return cls(planes, Lattice.of(model.lattice_shape, w.device), w_feat, w[n_feat:],
+        return cls(runs, Lattice.of(model.lattice_shape, w_app.device), w_feat, w_app,
                    first.bias, [(m.weight.t(), m.bias) for m in linears], model.box_lo,
                    model.box_hi - model.box_lo, float(model.cfg.fade))
 
@@ -228,8 +261,7 @@ def head_field(hf: HeadField, attn: torch.Tensor, x: torch.Tensor) -> torch.Tens
     ``attn`` -> [S, 4]: density per cm, rgb (``FaceNeRF.forward`` without the warp)."""
     c = lattice_values(hf.lattice, attn, x)
     xn = (x + c[:, :3] - hf.box_lo) / hf.box_span * 2.0 - 1.0
-    h = torch.addmm(torch.addmm(hf.b0, c[:, 3:], hf.w_app), plane_features(hf.planes, xn),
-                    hf.w_feat)
+    h = first_layer(hf.planes, hf.w_feat, torch.addmm(hf.b0, c[:, 3:], hf.w_app), xn)
     raw = mlp_out(h, hf.hidden).float()
     fade = ((x[:, 1:2] - hf.box_lo[1]) / hf.fade).clamp(0.0, 1.0)
     return torch.cat([F.softplus(raw[:, :1] - 1.0) * fade, torch.sigmoid(raw[:, 1:])], 1)
@@ -239,8 +271,8 @@ def head_field(hf: HeadField, attn: torch.Tensor, x: torch.Tensor) -> torch.Tens
 class TorsoFieldW:
     """The torso field's weights laid out for ``torso_field``."""
 
-    planes: Planes
-    w_feat: torch.Tensor
+    planes: list[PlaneRun]
+    w_feat: list[torch.Tensor]
     w_code: torch.Tensor  # [9, H]
     b0: torch.Tensor
     hidden: list[tuple[torch.Tensor, torch.Tensor]]
@@ -249,14 +281,11 @@ class TorsoFieldW:
 
     @classmethod
     def of(cls, torso: torch.nn.Module) -> TorsoFieldW:
-        planes = Planes.of(list(torso.planes.levels))
+        runs = plane_runs(list(torso.planes.levels))
         first = torso.mlp[0]
-        n_feat = torso.planes.out_dim
-        w = first.weight.t()
-        w_feat = w.new_zeros(len(planes.keep), w.shape[1])
-        w_feat[planes.keep] = w[:n_feat]
+        w_feat, w_code = _split_first(first, runs)
         linears = [m for m in torso.mlp if isinstance(m, torch.nn.Linear)][1:]
-        return cls(planes, w_feat, w[n_feat:], first.bias,
+        return cls(runs, w_feat, w_code, first.bias,
                    [(m.weight.t(), m.bias) for m in linears], torso.box_lo,
                    torso.box_hi - torso.box_lo)
 
@@ -266,7 +295,7 @@ def torso_field(tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor) -> torch.T
     per cm, rgb (``TorsoField``)."""
     xn = (x - tf.box_lo) / tf.box_span * 2.0 - 1.0
     b = torch.addmm(tf.b0[None], code.to(tf.w_code.dtype), tf.w_code)[0]
-    raw = mlp_out(torch.addmm(b, plane_features(tf.planes, xn), tf.w_feat), tf.hidden).float()
+    raw = mlp_out(first_layer(tf.planes, tf.w_feat, b, xn), tf.hidden).float()
     return torch.cat([F.softplus(raw[:, :1] - 1.0), torch.sigmoid(raw[:, 1:])], 1)
 
 
@@ -409,8 +438,9 @@ class Engine:
     def _compile(self) -> None:
         try:
             mode = "reduce-overhead" if next(self.model.parameters()).is_cuda else None
-            self._head_fn = torch.compile(head_field, mode=mode, dynamic=False)
-            self._torso_fn = torch.compile(torso_field, mode=mode, dynamic=False)
+            # dynamic=None: the second sample count recompiles once with symbolic shapes
+            self._head_fn = torch.compile(head_field, mode=mode)
+            self._torso_fn = torch.compile(torso_field, mode=mode)
             self.compiled = True
         except Exception as exc:
             log.warning("torch.compile unavailable (%s); rendering with the fused eager "
@@ -485,4 +515,7 @@ class Engine:
         m = x.shape[0]
         if self.compiled:  # padded to a bucket: few compiled shapes
             return fn(weights, cond, F.pad(x, (0, 0, 0, _pad(m, BUCKET) - m)))[:m]
-        return fn(weights, cond, x)
+        chunk = field_chunk(x.device)
+        if not chunk or m <= chunk:
+            return fn(weights, cond, x)
+        return torch.cat([fn(weights, cond, x[i:i + chunk]) for i in range(0, m, chunk)])
