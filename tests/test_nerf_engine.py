@@ -105,3 +105,17 @@ def test_gather_gradients_equal_embedding_bags() -> None:
         grads.append((out.detach(), *torch.autograd.grad((out * up).sum(), (table, w))))
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_views_and_empty_layers_render(subject) -> None:
+    """A frame part with no sample of a layer (or none at all) renders empty, no error."""
+    view, pose, vol = _frame(subject, 24)
+    away = pose.copy()
+    away[0, 3] += 5.0  # the head 5 m to the side: no ray hits either grid
+    rgba, depth = render_view(subject.model, subject.grid, view.k, 24, 24, away, vol,
+                              engine="fused")
+    assert rgba.max() == 0 and depth.max() == 0
+    x = torch.zeros(0, 3)
+    for run in eng.plane_runs(list(subject.model.planes.levels)):
+        assert eng.plane_features(run, x).shape == (0, run.cols.numel() // 2
+                                                    * run.table.shape[1])

@@ -146,14 +146,16 @@ def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
     (align_corners=False, border clamp: ``TriPlane``'s lookup). The lower corner is
     clamped to R - 2, so the upper one is always inside (weight 1 at the far border)."""
     s = xn.shape[0]
-    uv = xn.index_select(1, pl.cols).view(s, -1, 2)  # [S, P, 2]
+    p = pl.res.shape[0]
+    uv = xn.index_select(1, pl.cols).view(s, p, 2)  # [S, P, 2]
     pix = (((uv + 1.0) * pl.res - 1.0) * 0.5).clamp_min(0.0).minimum(pl.res1)
     i0 = pix.floor().minimum(pl.res2)
     lerp = _lerp(pix - i0)  # [S, P, 2 (column, row), 2]
     lin = (i0.to(torch.int32) * pl.stride).sum(-1, dtype=torch.int32) + pl.base
     idx = lin[..., None] + pl.corner  # [S, P, 4]: (r0c0, r0c1, r1c0, r1c1)
     w = lerp[..., 1, :, None] * lerp[..., 0, None, :]  # [S, P, 2 (row), 2 (column)]
-    return gather_rows(pl.table, idx.view(-1, 4), w.view(-1, 4)).view(s, -1)
+    return gather_rows(pl.table, idx.view(s * p, 4), w.view(s * p, 4)).view(
+        s, p * pl.table.shape[1])
 
 
 def first_layer(runs: list[PlaneRun], w_feat: list[torch.Tensor], h: torch.Tensor,
@@ -219,7 +221,7 @@ def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor) -> torch.
     lerp = _lerp(g - i0)  # [S, 3 (x, y, z), 2]
     idx = (i0.to(torch.int32) * lat.stride).sum(-1, dtype=torch.int32)[:, None] + lat.corner
     w = (lerp[:, 2, :, None, None] * lerp[:, 1, None, :, None] * lerp[:, 0, None, None, :])
-    return gather_rows(table, idx, w.view(-1, 8))
+    return gather_rows(table, idx, w.view(x.shape[0], 8))
 
 
 @dataclass
@@ -513,6 +515,8 @@ class Engine:
     def _field(self, fn: Callable, weights: object, cond: torch.Tensor, x: torch.Tensor
                ) -> torch.Tensor:
         m = x.shape[0]
+        if m == 0:
+            return x.new_zeros(0, 4)
         if self.compiled:  # padded to a bucket: few compiled shapes
             return fn(weights, cond, F.pad(x, (0, 0, 0, _pad(m, BUCKET) - m)))[:m]
         chunk = field_chunk(x.device)

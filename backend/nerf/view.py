@@ -63,7 +63,9 @@ def render_view(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: int,
     return rgba.cpu().numpy(), depth.view(height, width).cpu().numpy()
 
 
-FUSED_CHUNK = 1 << 18  # rays per fused call (a 512^2 frame)
+#: Rays per fused call: a 256^2 frame on CPU (larger calls make march temporaries of
+#: hundreds of MB: memory-bound), a 1024^2 frame on CUDA.
+FUSED_RAYS = {"cpu": 1 << 16, "cuda": 1 << 20}
 
 
 def fused_engine(model: FaceNeRF, compiled: bool) -> Engine:
@@ -80,6 +82,7 @@ def _render_fused(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: in
                   compiled: bool) -> tuple[np.ndarray, np.ndarray]:
     dev = volume.attn.device
     eng = fused_engine(model, compiled)
+    step = FUSED_RAYS.get(dev.type, 1 << 16)
     o, d = (torch.from_numpy(a).to(dev) for a in pixel_rays(k, width, height, head_to_camera))
     body = None
     if model.torso is not None and model.torso_grid is not None:
@@ -87,10 +90,10 @@ def _render_fused(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: in
             k, width, height, head_to_camera if body_to_camera is None else body_to_camera))
     use_amp = fp16 and dev.type == "cuda"
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-        parts = [eng.render(grid, o[i:i + FUSED_CHUNK], d[i:i + FUSED_CHUNK], volume, opts,
-                            None if body is None else (body[0][i:i + FUSED_CHUNK],
-                                                       body[1][i:i + FUSED_CHUNK]))
-                 for i in range(0, len(o), FUSED_CHUNK)]
+        parts = [eng.render(grid, o[i:i + step], d[i:i + step], volume, opts,
+                            None if body is None else (body[0][i:i + step],
+                                                       body[1][i:i + step]))
+                 for i in range(0, len(o), step)]
     out = (parts[0] if len(parts) == 1 else torch.cat(parts)).float()
     rgba = out[:, :4].clamp(0, 1).view(height, width, 4)
     return rgba.cpu().numpy(), out[:, 4].view(height, width).cpu().numpy()
