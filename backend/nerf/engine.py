@@ -94,7 +94,9 @@ class PlaneRun:
 
     table: torch.Tensor  # [sum 3 R^2, C]
     cols: torch.Tensor  # [2 P] (column, row) axis of each plane, interleaved
-    res: torch.Tensor  # [P, 1] float R
+    half: torch.Tensor  # [P, 1] float R / 2: pixel coordinate = xn R / 2 + (R - 1) / 2
+    offset: torch.Tensor  # [P, 1] float (R - 1) / 2
+    zero: torch.Tensor  # [P, 1] float 0
     res1: torch.Tensor  # [P, 1] float R - 1
     res2: torch.Tensor  # [P, 1] float R - 2
     stride: torch.Tensor  # [P, 2] int32 (1, R): (column, row) -> row offset
@@ -110,7 +112,7 @@ class PlaneRun:
         r = torch.tensor(res, device=dev, dtype=dt)[:, None]
         return cls(torch.cat([p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in levels]),
                    torch.tensor([a for pair in PAIRS for a in pair] * len(levels), device=dev),
-                   r, r - 1.0, r - 2.0,
+                   r * 0.5, (r - 1.0) * 0.5, torch.zeros_like(r), r - 1.0, r - 2.0,
                    torch.tensor([[1, x] for x in res], device=dev, dtype=i32),
                    torch.tensor(base, device=dev, dtype=i32),
                    torch.tensor([[0, 1, x, x + 1] for x in res], device=dev, dtype=i32))
@@ -146,9 +148,9 @@ def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
     (align_corners=False, border clamp: ``TriPlane``'s lookup). The lower corner is
     clamped to R - 2, so the upper one is always inside (weight 1 at the far border)."""
     s = xn.shape[0]
-    p = pl.res.shape[0]
+    p = pl.half.shape[0]
     uv = xn.index_select(1, pl.cols).view(s, p, 2)  # [S, P, 2]
-    pix = (((uv + 1.0) * pl.res - 1.0) * 0.5).clamp_min(0.0).minimum(pl.res1)
+    pix = torch.addcmul(pl.offset, uv, pl.half).clamp(pl.zero, pl.res1)
     i0 = pix.floor().minimum(pl.res2)
     lerp = _lerp(pix - i0)  # [S, P, 2 (column, row), 2]
     lin = (i0.to(torch.int32) * pl.stride).sum(-1, dtype=torch.int32) + pl.base
@@ -183,9 +185,9 @@ class Lattice:
     with one zero point on every side (``pad_lattice``): outside the lattice box the
     lookup fades to zero over one step, with no validity mask."""
 
-    lo: torch.Tensor  # [3]
-    span: torch.Tensor  # [3] hi - lo
-    dims1: torch.Tensor  # [3] float (nx, ny, nz) - 1
+    scale: torch.Tensor  # [3] padded lattice steps per metre
+    shift: torch.Tensor  # [3] padded coordinate of x = 0
+    zero: torch.Tensor  # [3] float 0
     top: torch.Tensor  # [3] float (nx, ny, nz) + 1: the padded box's last index
     stride: torch.Tensor  # [3] int32 strides of the padded volume
     corner: torch.Tensor  # [8] int32 the 8 corners' offsets (z, y, x major to minor)
@@ -200,7 +202,8 @@ class Lattice:
         corner = [dz * px * py + dy * px + dx for dz in (0, 1) for dy in (0, 1)
                   for dx in (0, 1)]
         i32 = torch.int32
-        return cls(lo, hi - lo, dims - 1, dims + 1,
+        scale = (dims - 1) / (hi - lo)
+        return cls(scale, 1.0 - lo * scale, torch.zeros_like(lo), dims + 1,
                    torch.tensor([1, px, px * py], device=device, dtype=i32),
                    torch.tensor(corner, device=device, dtype=i32), shape)
 
@@ -215,8 +218,7 @@ def pad_lattice(lat: Lattice, table: torch.Tensor) -> torch.Tensor:
 def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Trilinear lookup of one frame's padded lattice ``table`` at x [S, 3] -> [S, C],
     zero outside the lattice (``lattice.sample_lattice``)."""
-    g = ((x - lat.lo) / lat.span * lat.dims1).to(table.dtype) + 1.0  # padded coordinates
-    g = g.clamp_min(0.0).minimum(lat.top)
+    g = torch.addcmul(lat.shift, x, lat.scale).clamp(lat.zero, lat.top)  # padded coords
     i0 = g.floor().minimum(lat.top - 1.0)
     lerp = _lerp(g - i0)  # [S, 3 (x, y, z), 2]
     idx = (i0.to(torch.int32) * lat.stride).sum(-1, dtype=torch.int32)[:, None] + lat.corner
