@@ -94,14 +94,15 @@ class PlaneRun:
 
     table: torch.Tensor  # [sum 3 R^2, C]
     cols: torch.Tensor  # [2 P] (column, row) axis of each plane, interleaved
-    half: torch.Tensor  # [P, 1] float R / 2: pixel coordinate = xn R / 2 + (R - 1) / 2
-    offset: torch.Tensor  # [P, 1] float (R - 1) / 2
-    zero: torch.Tensor  # [P, 1] float 0
-    res1: torch.Tensor  # [P, 1] float R - 1
-    res2: torch.Tensor  # [P, 1] float R - 2
-    stride: torch.Tensor  # [P, 2] int32 (1, R): (column, row) -> row offset
-    base: torch.Tensor  # [P] int32
-    corner: torch.Tensor  # [P, 4] int32 (0, 1, R, R + 1): the 4 corners' offsets
+    # Per plane, shaped to broadcast over [P, 2, S] (samples innermost: long loops):
+    half: torch.Tensor  # [P, 1, 1] float R / 2: pixel coordinate = xn R / 2 + (R - 1) / 2
+    offset: torch.Tensor  # [P, 1, 1] float (R - 1) / 2
+    zero: torch.Tensor  # [P, 1, 1] float 0
+    res1: torch.Tensor  # [P, 1, 1] float R - 1
+    res2: torch.Tensor  # [P, 1, 1] float R - 2
+    rows: torch.Tensor  # [P, 1] int32 R (table rows per texel row)
+    base: torch.Tensor  # [P, 1] int32 first table row of the plane
+    corner: torch.Tensor  # [P, 1, 4] int32 (0, 1, R, R + 1): the 4 corners' offsets
 
     @classmethod
     def of(cls, levels: list[torch.Tensor]) -> PlaneRun:
@@ -109,13 +110,13 @@ class PlaneRun:
         res = [p.shape[-1] for p in levels for _ in range(3)]
         base = np.cumsum([0] + [r * r for r in res[:-1]]).tolist()
         i32 = torch.int32
-        r = torch.tensor(res, device=dev, dtype=dt)[:, None]
+        r = torch.tensor(res, device=dev, dtype=dt)[:, None, None]
         return cls(torch.cat([p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in levels]),
                    torch.tensor([a for pair in PAIRS for a in pair] * len(levels), device=dev),
                    r * 0.5, (r - 1.0) * 0.5, torch.zeros_like(r), r - 1.0, r - 2.0,
-                   torch.tensor([[1, x] for x in res], device=dev, dtype=i32),
-                   torch.tensor(base, device=dev, dtype=i32),
-                   torch.tensor([[0, 1, x, x + 1] for x in res], device=dev, dtype=i32))
+                   torch.tensor(res, device=dev, dtype=i32)[:, None],
+                   torch.tensor(base, device=dev, dtype=i32)[:, None],
+                   torch.tensor([[[0, 1, x, x + 1]] for x in res], device=dev, dtype=i32))
 
 
 def plane_runs(levels: list[torch.Tensor]) -> list[PlaneRun]:
@@ -146,18 +147,23 @@ def _lerp(w1: torch.Tensor) -> torch.Tensor:
 def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
     """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of the run
     (align_corners=False, border clamp: ``TriPlane``'s lookup). The lower corner is
-    clamped to R - 2, so the upper one is always inside (weight 1 at the far border)."""
-    s = xn.shape[0]
-    p = pl.half.shape[0]
-    uv = xn.index_select(1, pl.cols).view(s, p, 2)  # [S, P, 2]
+    clamped to R - 2, so the upper one is always inside (weight 1 at the far border).
+    Coordinates are laid out [P, 2, S]: per-plane constants broadcast over long
+    contiguous loops instead of inner dimensions of 2."""
+    s, p = xn.shape[0], pl.half.shape[0]
+    uv = xn.t().index_select(0, pl.cols).view(p, 2, s)
     pix = torch.addcmul(pl.offset, uv, pl.half).clamp(pl.zero, pl.res1)
     i0 = pix.floor().minimum(pl.res2)
-    lerp = _lerp(pix - i0)  # [S, P, 2 (column, row), 2]
-    lin = (i0.to(torch.int32) * pl.stride).sum(-1, dtype=torch.int32) + pl.base
-    idx = lin[..., None] + pl.corner  # [S, P, 4]: (r0c0, r0c1, r1c0, r1c1)
-    w = lerp[..., 1, :, None] * lerp[..., 0, None, :]  # [S, P, 2 (row), 2 (column)]
-    return gather_rows(pl.table, idx.view(s * p, 4), w.view(s * p, 4)).view(
-        s, p * pl.table.shape[1])
+    w1 = pix - i0
+    i0 = i0.to(torch.int32)
+    lin = i0[:, 1] * pl.rows + i0[:, 0] + pl.base  # [P, S]
+    idx = lin[..., None] + pl.corner  # [P, S, 4]: (r0c0, r0c1, r1c0, r1c1)
+    wa, wb = w1[:, 0], w1[:, 1]
+    ua, ub = 1.0 - wa, 1.0 - wb
+    w = torch.stack([ub * ua, ub * wa, wb * ua, wb * wa], -1)
+    out = gather_rows(pl.table, idx.view(p * s, 4), w.view(p * s, 4))
+    c = pl.table.shape[1]
+    return out.view(p, s, c).transpose(0, 1).reshape(s, p * c)
 
 
 def first_layer(runs: list[PlaneRun], w_feat: list[torch.Tensor], h: torch.Tensor,
@@ -185,11 +191,13 @@ class Lattice:
     with one zero point on every side (``pad_lattice``): outside the lattice box the
     lookup fades to zero over one step, with no validity mask."""
 
-    scale: torch.Tensor  # [3] padded lattice steps per metre
-    shift: torch.Tensor  # [3] padded coordinate of x = 0
-    zero: torch.Tensor  # [3] float 0
-    top: torch.Tensor  # [3] float (nx, ny, nz) + 1: the padded box's last index
-    stride: torch.Tensor  # [3] int32 strides of the padded volume
+    # Per axis, shaped [3, 1] to broadcast over [3, S] (samples innermost):
+    scale: torch.Tensor  # padded lattice steps per metre
+    shift: torch.Tensor  # padded coordinate of x = 0
+    zero: torch.Tensor  # float 0
+    top: torch.Tensor  # float (nx, ny, nz) + 1: the padded box's last index
+    top1: torch.Tensor  # float (nx, ny, nz): the last lower corner
+    stride: torch.Tensor  # int32 strides of the padded volume
     corner: torch.Tensor  # [8] int32 the 8 corners' offsets (z, y, x major to minor)
     shape: tuple[int, int, int]
 
@@ -203,8 +211,9 @@ class Lattice:
                   for dx in (0, 1)]
         i32 = torch.int32
         scale = (dims - 1) / (hi - lo)
-        return cls(scale, 1.0 - lo * scale, torch.zeros_like(lo), dims + 1,
-                   torch.tensor([1, px, px * py], device=device, dtype=i32),
+        return cls(scale[:, None], (1.0 - lo * scale)[:, None], torch.zeros_like(lo)[:, None],
+                   (dims + 1)[:, None], dims[:, None],
+                   torch.tensor([[1], [px], [px * py]], device=device, dtype=i32),
                    torch.tensor(corner, device=device, dtype=i32), shape)
 
 
@@ -217,13 +226,15 @@ def pad_lattice(lat: Lattice, table: torch.Tensor) -> torch.Tensor:
 
 def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Trilinear lookup of one frame's padded lattice ``table`` at x [S, 3] -> [S, C],
-    zero outside the lattice (``lattice.sample_lattice``)."""
-    g = torch.addcmul(lat.shift, x, lat.scale).clamp(lat.zero, lat.top)  # padded coords
-    i0 = g.floor().minimum(lat.top - 1.0)
-    lerp = _lerp(g - i0)  # [S, 3 (x, y, z), 2]
-    idx = (i0.to(torch.int32) * lat.stride).sum(-1, dtype=torch.int32)[:, None] + lat.corner
-    w = (lerp[:, 2, :, None, None] * lerp[:, 1, None, :, None] * lerp[:, 0, None, None, :])
-    return gather_rows(table, idx, w.view(x.shape[0], 8))
+    zero outside the lattice (``lattice.sample_lattice``); coordinates laid out [3, S]."""
+    g = torch.addcmul(lat.shift, x.t(), lat.scale).clamp(lat.zero, lat.top)
+    i0 = g.floor().minimum(lat.top1)
+    w = g - i0
+    u = 1.0 - w
+    idx = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)[:, None] + lat.corner
+    xy = [u[0] * u[1], w[0] * u[1], u[0] * w[1], w[0] * w[1]]  # (dx, dy) = 00, 10, 01, 11
+    wts = torch.stack([a * u[2] for a in xy] + [a * w[2] for a in xy], -1)  # dz-major
+    return gather_rows(table, idx, wts)
 
 
 @dataclass
