@@ -119,3 +119,25 @@ def test_empty_views_and_empty_layers_render(subject) -> None:
     for run in eng.plane_runs(list(subject.model.planes.levels)):
         assert eng.plane_features(run, x).shape == (0, run.cols.numel() // 2
                                                     * run.table.shape[1])
+
+
+def test_fused_follows_new_weights_and_a_new_grid(subject) -> None:
+    """The engine's laid-out weights and march plan are rebuilt when a parameter changes
+    (an optimiser step) or the occupancy grid is refreshed."""
+    import copy
+
+    model, grid = copy.deepcopy(subject.model), copy.deepcopy(subject.grid)
+    view, pose, vol = _frame(subject, 24)
+
+    def both() -> tuple[np.ndarray, np.ndarray]:
+        return tuple(render_view(model, grid, view.k, 24, 24, pose, vol, engine=e)[0]
+                     for e in ("fused", "eager"))
+
+    before, _ = both()
+    with torch.no_grad():
+        model.mlp[-1].bias.add_(torch.tensor([0.0, 2.0, -2.0, 0.0]))  # redder
+    fused, eager = both()
+    assert np.abs(fused - eager).max() < 2e-3 and np.abs(fused - before).max() > 0.05
+    grid.occ = grid.occ & (torch.arange(grid.res)[:, None, None] < grid.res // 2)
+    fused, eager = both()
+    assert np.abs(fused - eager).max() < 2e-3

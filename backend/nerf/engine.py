@@ -437,7 +437,7 @@ class Engine:
 
     def __init__(self, model: FaceNeRF, compile: bool = False) -> None:
         self.model = model
-        self._key: tuple | None = None
+        self._key: list | None = None
         self._plan_key: tuple | None = None
         self._plan_cache: MarchPlan | None = None
         self.compiled = False
@@ -468,8 +468,12 @@ class Engine:
         self.compiled = False
 
     def _weights(self) -> None:
-        key = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
-        if key != self._key:
+        # The parameters themselves (by identity) and their versions: an optimiser step
+        # or a loaded state bumps a version, a replaced parameter is a new object.
+        key = [(p, p._version) for p in self.model.parameters()]
+        old = self._key
+        if (old is None or len(old) != len(key)
+                or any(a is not b or u != v for (a, u), (b, v) in zip(old, key, strict=True))):
             with torch.no_grad():
                 self.head = HeadField.of(self.model)
                 self.torso = (TorsoFieldW.of(self.model.torso)
@@ -491,11 +495,15 @@ class Engine:
             return self._render(grid, o, d, volume, opts, body)
 
     def _plan(self, grids: list[OccupancyGrid], n: int, opts: SampleOptions) -> MarchPlan:
-        key = (tuple(id(g.occ) for g in grids), n, opts.n_steps, opts.band, opts.step_block,
-               opts.early_stop)
-        if self._plan_key != key:
+        # The key holds the occupancy tensors themselves (compared by identity: a refresh
+        # makes new ones), so a freed tensor's id can never match a new one.
+        occ = [g.occ for g in grids]
+        key = (n, opts.n_steps, opts.band, opts.step_block, opts.early_stop)
+        old = self._plan_key
+        if (self._plan_cache is None or old is None or old[0] != key or len(old[1]) != len(occ)
+                or any(a is not b for a, b in zip(old[1], occ, strict=True))):
             self._plan_cache = MarchPlan.of(grids, n, opts)
-            self._plan_key = key
+            self._plan_key = (key, occ)
         return self._plan_cache
 
     def _render(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
