@@ -325,8 +325,8 @@ class MarchPlan:
     occ: torch.Tensor  # all grids' cells, flat, one after the other
     lo: torch.Tensor  # [L N, 3] the grid's box corner per ray
     scale: torch.Tensor  # [L N, 3] cells per metre
-    top: torch.Tensor  # [L N, 1, 1] int32 last cell index
-    gstride: torch.Tensor  # [L N, 1, 3] int32 (G^2, G, 1)
+    top: torch.Tensor  # [L N, 1] int32 last cell index
+    gstride: torch.Tensor  # [L N, 3] int32 (G^2, G, 1)
     base: torch.Tensor  # [L N, 1] int32 first cell of the grid in ``occ``
     blo: torch.Tensor  # [L N, 3] the tight box around occupied cells
     bhi: torch.Tensor
@@ -350,8 +350,8 @@ class MarchPlan:
             blo, bhi = g.bounds()
             for k, v in (("lo", g.lo), ("scale", r / (g.hi - g.lo)), ("blo", blo),
                          ("bhi", bhi),
-                         ("top", torch.tensor([[r - 1]], dtype=i32, device=dev)),
-                         ("gstride", torch.tensor([[r * r, r, 1]], dtype=i32, device=dev)),
+                         ("top", torch.tensor([r - 1], dtype=i32, device=dev)),
+                         ("gstride", torch.tensor([r * r, r, 1], dtype=i32, device=dev)),
                          ("base", torch.tensor([base], dtype=i32, device=dev))):
                 rows[k].append(v.expand(n, *v.shape))
             base += r ** 3
@@ -384,10 +384,12 @@ def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
     o, d, nr, span = o[rays], d[rays], near[rays], (far - near)[rays]
     scale = plan.scale[rays]
     t = torch.addcmul(nr[:, None], span[:, None], plan.frac)
-    g = torch.addcmul(((o - plan.lo[rays]) * scale)[:, None], t[..., None],
-                      (d * scale)[:, None])
+    # Grid coordinates laid out [3, R, n_steps]: long contiguous loops over the steps.
+    g = torch.addcmul(((o - plan.lo[rays]) * scale).t()[..., None], t,
+                      (d * scale).t()[..., None])
     gi = torch.minimum(g.to(torch.int32).clamp_min_(0), plan.top[rays])
-    occ = plan.occ[(gi * plan.gstride[rays]).sum(-1, dtype=torch.int32) + plan.base[rays]]
+    flat = (gi * plan.gstride[rays].t()[..., None]).sum(0, dtype=torch.int32)
+    occ = plan.occ[flat + plan.base[rays]]
     steps = torch.argmax(occ.to(torch.uint8), dim=1)[:, None] + plan.band_ar
     keep = F.pad(occ, (0, plan.band)).gather(1, steps)  # False past the last step
     ts = t.gather(1, steps.clamp_(max=plan.n_steps - 1))
