@@ -141,3 +141,15 @@ def test_fused_follows_new_weights_and_a_new_grid(subject) -> None:
     grid.occ = grid.occ & (torch.arange(grid.res)[:, None, None] < grid.res // 2)
     fused, eager = both()
     assert np.abs(fused - eager).max() < 2e-3
+
+
+def test_fused_frame_makes_far_fewer_torch_calls(subject) -> None:
+    """The bench's op counter on the user's path (render_sequence): the whole-frame fused
+    layout makes several times fewer torch calls than the eager reference."""
+    from backend.bench.engine_bench import engine, ops_per_frame
+
+    with engine("eager"):
+        eager, _ = ops_per_frame(subject, 64)
+    with engine("fused-whole"):
+        fused, aten = ops_per_frame(subject, 64)
+    assert 0 < fused * 4 < eager and aten >= fused, (fused, eager)
