@@ -540,8 +540,9 @@ class Engine:
         m = x.shape[0]
         if m == 0:
             return x.new_zeros(0, 4)
-        if self.compiled:  # padded to a bucket: few compiled shapes
-            return fn(weights, cond, F.pad(x, (0, 0, 0, _pad(m, BUCKET) - m)))[:m]
+        if self.compiled:  # padded to a bucket: few compiled shapes; cloned, as a CUDA
+            # graph's output buffer is reused by its next replay
+            return fn(weights, cond, F.pad(x, (0, 0, 0, _pad(m, BUCKET) - m)))[:m].clone()
         chunk = field_chunk(x.device)
         if not chunk or m <= chunk:
             return fn(weights, cond, x)
