@@ -5,17 +5,18 @@ Why: the reference (``render.march_field``) walks each ray's sample band in bloc
 ``step_block`` steps, compacts alive rays and occupied samples with boolean masks at
 every block, and looks the tri-planes up level by level: thousands of small torch calls
 per frame, so a CPU frame and even more a GPU frame cost launch overhead, not arithmetic.
-Here, per field and frame:
+Here, per frame:
 
-1. rays that hit the occupancy grid's tight box are compacted ONCE (one ``nonzero``);
+1. head rays and torso rays are marched together as two layers, each through its own
+   grid; rays that hit their grid's tight box are compacted ONCE (one ``nonzero``);
 2. every step of every such ray is looked up in the grid in one pass ([R, n_steps]:
    the same occupancy the reference's two-level march finds, its coarse test being
    conservative);
 3. the band of ``band`` steps after the first occupied one is a fixed [R, band] block;
-   its occupied samples are compacted ONCE and the field runs on all of them in one
-   call: the attention lattice and ALL tri-plane levels are one ``embedding_bag`` each
-   (the levels' planes side by side in one channels-last table, channels padded to the
-   widest level, the MLP's first layer padded with zero columns to match);
+   its occupied samples are compacted ONCE and the field runs on all of them (on CPU in
+   cache-sized chunks): the attention lattice is one ``embedding_bag`` from a
+   zero-padded table, and the tri-plane levels of equal channel count are one
+   channels-last table read with one ``embedding_bag`` and one GEMM of the first layer;
 4. compositing is vectorised over the whole band: the exclusive transmittance is one
    ``cumprod``, and the reference's early termination (a ray stops after a block once
    its transmittance is below ``early_stop``) is reproduced exactly as a mask on the
@@ -25,10 +26,10 @@ The eager reference stays the definition (``render``): on the same weights the f
 path matches it within one uint8 level (tested). Frames are deterministic (no atomics:
 compaction indices are unique, ``index_copy`` scatters).
 
-``torch.compile`` (inductor: C++/OpenMP on CPU, Triton on CUDA) compiles the field and
-the compositing (``Engine(compile=True)``): the tri-plane gather then becomes a plain
-indexed read fused with its weighted sum. Compiled shapes are padded to buckets so few
-graphs are made. Compilation that fails (no C++ compiler, no Triton) falls back to the
+``torch.compile`` (inductor: C++/OpenMP on CPU, Triton and CUDA graphs on CUDA) compiles
+the head and torso fields (``Engine(compile=True)``, opt-in: on CPU it costs seconds per
+new shape and was not faster): the tri-plane gather then becomes a plain indexed read
+fused with its weighted sum. Sample counts are padded to buckets so few graphs are made. Compilation that fails (no C++ compiler, no Triton) falls back to the
 fused eager path with one log line. Subjects with the mesh warp, and jittered (training)
 options, render through the reference path.
 """
