@@ -29,8 +29,9 @@ compaction indices are unique, ``index_copy`` scatters).
 ``torch.compile`` (inductor: C++/OpenMP on CPU, Triton and CUDA graphs on CUDA) compiles
 the head and torso fields (``Engine(compile=True)``, opt-in: on CPU it costs seconds per
 new shape and was not faster): the tri-plane gather then becomes a plain indexed read
-fused with its weighted sum. Sample counts are padded to buckets so few graphs are made. Compilation that fails (no C++ compiler, no Triton) falls back to the
-fused eager path with one log line. Subjects with the mesh warp, and jittered (training)
+fused with its weighted sum. Sample counts are padded to buckets so few graphs are made.
+Compilation that fails (no C++ compiler, no Triton) falls back to the fused eager path
+with one log line. Subjects with the mesh warp, and jittered (training)
 options, render through the reference path.
 """
 
