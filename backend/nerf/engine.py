@@ -60,10 +60,10 @@ ENGINES = ("eager", "fused", "compiled")
 BUCKET = 8192
 #: ``FACECAST_FIELD_CHUNK``: samples per field call; 0 = the whole frame in one call.
 CHUNK_ENV = "FACECAST_FIELD_CHUNK"
-#: On CPU the field runs in cache-sized chunks: one call over a frame's ~2 x 10^5
-#: samples makes [S, planes, 4] index/weight temporaries of tens of MB and is ~25 %
-#: slower than chunks of 8192 (more calls, less memory traffic). On CUDA: one call.
-CPU_CHUNK = 8192  # compiled shapes are padded to a multiple of this (few graphs)
+#: On CPU the field runs in chunks: one call over a frame's ~2 x 10^5 samples makes
+#: [planes, S, 4] index/weight temporaries of tens of MB and was ~20 % slower than
+#: chunks of 32768 (8192 and 65536 were no faster). On CUDA: one call.
+CPU_CHUNK = 32768  # compiled shapes are padded to a multiple of this (few graphs)
 PAIRS = ((0, 1), (0, 2), (1, 2))  # as ``TriPlane.PAIRS``: (column, row) axes per plane
 
 
