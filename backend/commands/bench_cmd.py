@@ -35,6 +35,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     render.add_argument("--device", default=None, choices=("cpu", "cuda"),
                         help="cpu skips the GPU rows")
     render.set_defaults(func=_render)
+    eng = bs.add_parser("engine", help="render engine: ops or kernels per frame, fps at "
+                        "256/512/1024, training steps/s, eager beside fused")
+    eng.add_argument("subject", nargs="?", default="default", help="subject name/folder")
+    eng.add_argument("--sizes", default="256,512,1024", help="frame sides, comma-separated")
+    eng.add_argument("--frames", type=int, default=4, help="frames timed at 256^2 (fewer "
+                     "at larger sizes on CPU, 5x more on CUDA)")
+    eng.add_argument("--device", default=None, choices=("cpu", "cuda"))
+    eng.add_argument("--threads", type=int, default=2, help="CPU threads")
+    eng.add_argument("--compile", action="store_true",
+                     help="also time the torch.compile engine (compiles first: minutes)")
+    eng.add_argument("--train-steps", type=int, default=3, help="timed training steps")
+    eng.set_defaults(func=_engine)
     cluster = bs.add_parser("cluster", help="render farm (Ray actors) vs the local executor")
     cluster.add_argument("subject", nargs="?", default="default", help="subject name/folder")
     cluster.add_argument("--actors", default="1,2,4", help="actor counts, comma-separated")
@@ -120,6 +132,24 @@ def _render(args: argparse.Namespace) -> int:
     from backend.bench.render_bench import run_render_bench
 
     run_render_bench(args.subject, frames=args.frames, device=args.device)
+    return 0
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from backend.bench.engine_bench import run_engine_bench
+    from shared.errors import InputError
+
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    except ValueError as exc:
+        raise InputError(f"--sizes {args.sizes!r} is not a list of numbers",
+                         "pass e.g. --sizes 256,512") from exc
+    if not sizes or min(sizes) < 8 or args.frames < 1 or args.threads < 1:
+        raise InputError("--sizes (>= 8), --frames and --threads must be positive",
+                         "fix the options")
+    run_engine_bench(args.subject, sizes, frames=args.frames, device=args.device,
+                     threads=args.threads, compile=args.compile,
+                     train_steps=args.train_steps)
     return 0
 
 

@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .gather import weighted_gather
 from .occupancy import OccupancyGrid
 
 # Canonical head frame, metres: the face (x +-0.078, chin -0.094 to forehead 0.083, z
@@ -91,7 +92,7 @@ def sample_lattice(table: torch.Tensor, x: torch.Tensor,
     flat = flat + (frame * p)[:, None]
     w = torch.where(corner.bool(), w1[:, None], 1.0 - w1[:, None]).prod(-1)  # [FS, 8]
     w = w * valid
-    return F.embedding_bag(flat, table.reshape(-1, c), per_sample_weights=w, mode="sum")
+    return weighted_gather(table.reshape(-1, c), flat, w)
 
 
 def sample_lattice_reference(table: torch.Tensor, x: torch.Tensor,

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gather import weighted_gather
+
 
 class TriPlane(nn.Module):
     """Three feature planes per level; x in [-1, 1]^3 -> concatenated features.
@@ -83,8 +85,7 @@ class TriPlane(nn.Module):
         idx = torch.stack([row0 + col0, row0 + col1, row1 + col0, row1 + col1], -1)
         wa, wb = w1[:, ca], w1[:, cb]
         wts = torch.stack([(1 - wb) * (1 - wa), (1 - wb) * wa, wb * (1 - wa), wb * wa], -1)
-        out = F.embedding_bag(idx.view(-1, 4), table, per_sample_weights=wts.view(-1, 4),
-                              mode="sum")
+        out = weighted_gather(table, idx.view(-1, 4), wts.view(-1, 4))
         return out.view(-1, 3 * c)
 
     def _cols(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
