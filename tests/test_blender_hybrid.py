@@ -131,3 +131,21 @@ def test_composite_with_scene(cp311_zip: Path, tmp_path: Path, blender_python: s
     print("composite check:", m, "head colour", srgb8(HEAD_RGB))
     assert m["tested"] > 1000 and m["share"] >= 0.99, m
     assert m["fringe_pixels"] <= 0.01 * cls.size, m
+
+
+def test_render_follows_the_scene_range(cp311_zip: Path, tmp_path: Path,
+                                        blender_python: str) -> None:
+    """Issue 25: after an Animate over frames 1-48, Render to Sequencer renders the
+    scene's range (5-8), through Last Take too, and again after reopening the .blend."""
+    r = run_flow(cp311_zip, "range", tmp_path, python=blender_python,
+                 extra={"tmp": str(tmp_path)})
+    assert r["animate_error"] == ""
+    out = r["renders"]
+    assert out["rig_after_animate"]["frames"] == [5, 6, 7, 8], out
+    assert out["rig_after_animate"]["shapes"][0] == [4, 52]
+    assert out["take_after_render"]["frames"] == [5, 6, 7, 8], out
+    assert out["take_partly_outside"]["frames"] == list(range(40, 49)), out
+    assert out["take_outside"]["frames"] == [] and \
+        "lie outside the last take (frames 1-48)" in out["take_outside"]["error"]
+    assert out["rig_after_reopen"]["frames"] == [9, 10, 11], out
+    assert out["take_after_reopen"]["frames"] == [10], out

@@ -250,5 +250,56 @@ def scenario_composite(pkg, flow):
         and not any(n[0].startswith("Facecast") for n in bare_after["nodes"])))
 
 
+def _render_frames(js, flow):
+    """Render to Sequencer through the test backend; the scene frames it asked for."""
+    s = bpy.context.scene.facecast
+    if flow.call_op(bpy.ops.facecast.render_to_sequencer) != ["FINISHED"]:
+        return {"frames": [], "error": s.last_error}
+    js.drive(60.0)
+    run = js.SESSION.run
+    received = getattr(run.task, "done_body", {}).get("received") or {}
+    have = sorted(run.task.written)
+    return {"frames": list(run.frames), "on_disk": have,
+            "shapes": received.get("shapes"), "error": s.last_error}
+
+
+def scenario_range(pkg, flow):
+    """Issue 25: Render to Sequencer renders the scene's frame range after any sequence
+    of Animate, Render and reopen (an Animate over 48 frames once made every later
+    render take all 48)."""
+    result = flow.result
+    scene, _face = flow.build_scene()
+    s = scene.facecast
+    scene.frame_start, scene.frame_end = 1, 48
+    s.scene_range_only = True
+    js = flow.start_backend(flow.cfg["doubles"])
+    status, error, _run = flow.animate(js)
+    result["animate_error"] = error
+    s.subject = "anyone"
+    out = {}
+    scene.frame_start, scene.frame_end = 5, 8
+    s.render_source = "RIG"
+    out["rig_after_animate"] = _render_frames(js, flow)
+    s.render_source = "LAST_TAKE"
+    out["take_after_render"] = _render_frames(js, flow)
+    scene.frame_start, scene.frame_end = 40, 60  # past the take's end: its part only
+    out["take_partly_outside"] = _render_frames(js, flow)
+    scene.frame_start, scene.frame_end = 60, 63
+    out["take_outside"] = _render_frames(js, flow)
+    blend = os.path.join(flow.cfg["tmp"], "shot.blend")
+    scene.frame_start, scene.frame_end = 9, 11
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    scene = bpy.context.scene
+    scene.facecast.render_source = "RIG"
+    out["rig_after_reopen"] = _render_frames(js, flow)
+    status, error, _run = flow.animate(js)  # animate again over the scene range 9-11
+    scene.frame_start, scene.frame_end = 10, 10
+    scene.facecast.render_source = "LAST_TAKE"
+    out["take_after_reopen"] = _render_frames(js, flow)
+    result["renders"] = out
+    js.shutdown()
+
+
 def scenarios():
-    return {"composite": scenario_composite}
+    return {"composite": scenario_composite, "range": scenario_range}
