@@ -26,7 +26,10 @@ render layer's Depth pass, and keeps the nearer surface per pixel:
 
 What it changes is recorded on the scene (``facecast_composite``) and undone by
 :func:`remove`: its nodes (all named ``Facecast …``, in one frame), the link it took
-over into the output, and the switches it turned on; the user's nodes are never edited.
+over into the output, the switches it turned on, and the head's own sequencer strips,
+which it mutes (a render shows the sequencer instead of the compositor while an image
+strip exists; in 4.x even a muted one, so with no other image strip the sequencer's
+post-processing is turned off too); the user's nodes are never edited.
 Everything is checked before anything is touched (:func:`check`), so a refusal leaves
 the tree as it was.
 """
@@ -170,9 +173,37 @@ def build(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, folder: str) 
     links.new(layers.outputs["Depth"], z.inputs[3])
     links.new(z.outputs[0], out_socket)
     scene.render.use_compositing = True
+    # A render shows the sequencer, not the compositor, while it has a visible image
+    # strip: the head's own strips are muted (the composite now carries the head).
+    muted = set(state.get("muted", []))
+    for strip in _our_strips(scene):
+        if not strip.mute:
+            strip.mute = True
+            muted.add(strip.name)
+    state["muted"] = sorted(muted)
+    # Blender 4.x renders the sequencer while it has any image strip, muted or not: with
+    # only the head's strips (and sound) in it, its post-processing goes off.
+    others = [st for st in _strips(scene) if st.type != "SOUND" and st.name not in muted]
+    if "use_sequencer" not in state:
+        state["use_sequencer"] = bool(scene.render.use_sequencer)
+    if not others:
+        scene.render.use_sequencer = False
     scene[STATE_KEY] = state
+    note = ""
+    if scene.render.use_sequencer and others:
+        note = (" — the sequencer has other image strips, so a render shows them: turn "
+                "off Output > Post Processing > Sequencer to render the composite")
     return (f"NeRF frames {first}-{last} from {path.name} depth-combined with view layer "
-            f"'{view_layer.name}'")
+            f"'{view_layer.name}'{note}")
+
+
+def _strips(scene: bpy.types.Scene) -> list:
+    return list(compat.sequencer_strips_all(scene)) if scene.sequence_editor else []
+
+
+def _our_strips(scene: bpy.types.Scene) -> list:
+    """The head's image strips that Render to Sequencer placed."""
+    return [st for st in _strips(scene) if st.type == "IMAGE" and st.get("facecast_folder")]
 
 
 def remove(scene: bpy.types.Scene) -> bool:
@@ -200,6 +231,11 @@ def remove(scene: bpy.types.Scene) -> bool:
             compat.drop_compositor_tree(scene, tree)
     compat.set_compositor_uses_nodes(scene, bool(state.get("use_nodes", True)))
     scene.render.use_compositing = bool(state.get("use_compositing", True))
+    scene.render.use_sequencer = bool(state.get("use_sequencer", scene.render.use_sequencer))
+    strips = {st.name: st for st in _strips(scene)}
+    for name in state.get("muted", []):
+        if name in strips:
+            strips[name].mute = False
     for name in (NERF, DEPTH):
         image = bpy.data.images.get(name)
         if image is not None and image.users == 0:

@@ -108,8 +108,12 @@ def cg_hits(scene, cam, objects):
     names = [o.name for o in objects]
     for i in range(h):
         for j in range(w):
-            hit, loc, _n, _idx, obj, _m = scene.ray_cast(depsgraph, Vector(origin),
-                                                         Vector(dirs[i, j]))
+            start, d = Vector(origin), Vector(dirs[i, j])
+            for _ in range(4):  # past objects that are not rendered (the rig's mesh)
+                hit, loc, _n, _idx, obj, _m = scene.ray_cast(depsgraph, start, d)
+                if not hit or obj is None or obj.name in names:
+                    break
+                start = loc + d * 1e-4
             if hit and obj is not None and obj.name in names:
                 label[i, j] = names.index(obj.name) + 1
                 depth[i, j] = -(w2c @ np.array([*loc, 1.0]))[2]
@@ -250,6 +254,12 @@ def scenario_composite(pkg, flow):
         and not any(n[0].startswith("Facecast") for n in bare_after["nodes"])))
 
 
+def compat_strips(scene):
+    from bl_ext.user_default.facecast import compat
+
+    return list(compat.sequencer_strips(scene))
+
+
 def _render_frames(js, flow):
     """Render to Sequencer through the test backend; the scene frames it asked for."""
     s = bpy.context.scene.facecast
@@ -273,7 +283,7 @@ def scenario_range(pkg, flow):
     scene.frame_start, scene.frame_end = 1, 48
     s.scene_range_only = True
     js = flow.start_backend(flow.cfg["doubles"])
-    status, error, _run = flow.animate(js)
+    _status, error, _run = flow.animate(js)
     result["animate_error"] = error
     s.subject = "anyone"
     out = {}
@@ -293,7 +303,8 @@ def scenario_range(pkg, flow):
     scene = bpy.context.scene
     scene.facecast.render_source = "RIG"
     out["rig_after_reopen"] = _render_frames(js, flow)
-    status, error, _run = flow.animate(js)  # animate again over the scene range 9-11
+    _status, error, _run = flow.animate(js)  # animate again over the scene range 9-11
+    result["reanimate_error"] = error
     scene.frame_start, scene.frame_end = 10, 10
     scene.facecast.render_source = "LAST_TAKE"
     out["take_after_reopen"] = _render_frames(js, flow)
@@ -301,5 +312,63 @@ def scenario_range(pkg, flow):
     js.shutdown()
 
 
+ANCHOR_KEYS = {1: ((0.02, 0.0, 0.01), (0.0, 0.0, 0.15)),  # frame: location, rotation
+               2: ((0.07, 0.03, 0.04), (0.2, -0.15, 0.45))}  # moved and turned
+
+
+def scenario_hybrid_real(pkg, flow):
+    """The real backend renders the shipped subject where a head anchor puts it (keyed
+    at a known place on frame 1, moved and turned on frame 2) for a camera at an angle;
+    Composite with Scene combines frame 1 with a cube in front of the lower face and a
+    plane behind it."""
+    from bl_ext.user_default.facecast import job_session, scene_inputs
+
+    result = flow.result
+    size = int(flow.cfg.get("size", 256))
+    scene, face = flow.build_scene(with_strip=False)
+    face.hide_render = True  # the rig only drives the expression; the NeRF is the face
+    scene.frame_start, scene.frame_end = 1, 2
+    assert bpy.ops.facecast.add_head_anchor() == {"FINISHED"}
+    s = scene.facecast
+    anchor = s.head_anchor
+    result["anchor"], result["head_target"] = anchor.name, s.head_target.name
+    for frame, (loc, rot) in ANCHOR_KEYS.items():
+        anchor.location, anchor.rotation_euler = loc, rot
+        anchor.keyframe_insert("location", frame=frame)
+        anchor.keyframe_insert("rotation_euler", frame=frame)
+    scene.frame_set(1)
+    cam, cube, plane = cg_scene(scene, (size, size), head_at=ANCHOR_KEYS[1][0])
+    js = flow.start_backend(flow.cfg["python"])
+    s.subject = "default"
+    s.render_source = "RIG"
+    assert bpy.ops.facecast.render_to_sequencer() == {"FINISHED"}, s.last_error
+    run = job_session.SESSION.run
+    params, names, arrays = dict(run.params), list(run.params["array_names"]), run.arrays
+    js.drive(600.0)
+    result["render_error"] = s.last_error
+    tmp = flow.cfg["tmp"]
+    np.savez(os.path.join(tmp, "sent.npz"), **dict(zip(names, arrays, strict=True)))
+    result["camera"] = params["camera"]
+    result["frames"] = params["frames"]
+    result["nerf_folder"] = s.nerf_frames
+    result["placer"] = scene_inputs.head_placer(s)[0].name
+    # Composite frame 1 with the CG.
+    scene.frame_set(1)
+    result["on"] = flow.call_op(bpy.ops.facecast.composite_with_scene)
+    result["composite_error"] = s.last_error
+    result["composite_png"] = render_composite(scene, os.path.join(tmp, "composite.png"))
+    strips = [st for st in compat_strips(scene) if st.type == "IMAGE"]
+    result["strips_muted_on"] = [st.mute for st in strips]
+    result["sequencer_on"] = scene.render.use_sequencer
+    result["off"] = flow.call_op(bpy.ops.facecast.composite_off)
+    result["strips_muted_off"] = [st.mute for st in strips]
+    result["sequencer_off"] = scene.render.use_sequencer
+    face.hide_viewport = True  # not rendered; out of the test's ray casts too
+    label, depth = cg_hits(scene, cam, [cube, plane])
+    np.savez(os.path.join(tmp, "cg.npz"), label=label, depth=depth)
+    js.shutdown()
+
+
 def scenarios():
-    return {"composite": scenario_composite, "range": scenario_range}
+    return {"composite": scenario_composite, "range": scenario_range,
+            "hybrid_real": scenario_hybrid_real}
