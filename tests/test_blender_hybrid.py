@@ -159,6 +159,11 @@ def test_render_follows_the_scene_range(cp311_zip: Path, tmp_path: Path,
         "lie outside the last take (frames 1-48)" in out["take_outside"]["error"]
     assert out["rig_after_reopen"]["frames"] == [9, 10, 11], out
     assert out["take_after_reopen"]["frames"] == [10], out
+    # A vertical head bone anchors the head at its base, facing the Front view.
+    from shared.landmarks import HEAD_TO_BLENDER
+
+    assert np.allclose(r["bone_pose"], np.array(r["rig_world"]) @ HEAD_TO_BLENDER, atol=1e-5)
+    assert "has no bone 'nope'" in r["bad_bone"]
 
 
 def euler_xyz(rx: float, ry: float, rz: float) -> np.ndarray:

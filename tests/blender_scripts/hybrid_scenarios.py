@@ -309,6 +309,28 @@ def scenario_range(pkg, flow):
     scene.facecast.render_source = "LAST_TAKE"
     out["take_after_reopen"] = _render_frames(js, flow)
     result["renders"] = out
+    # A bone as the anchor: a vertical bone (roll 0) of a moved, turned armature.
+    from bl_ext.user_default.facecast import scene_inputs
+
+    rig = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
+    scene.collection.objects.link(rig)
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = rig.data.edit_bones.new("head")
+    bone.head, bone.tail, bone.roll = (0.0, 0.0, 0.0), (0.0, 0.0, 0.2), 0.0
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rig.location, rig.rotation_euler = (0.3, 0.1, 1.5), (0.0, 0.0, 0.5)
+    bpy.context.view_layer.update()
+    s = scene.facecast
+    s.render_source = "RIG"
+    s.head_anchor, s.head_anchor_bone = rig, "head"
+    result["bone_pose"] = scene_inputs.render_inputs(scene, None).arrays["head_pose"][0].tolist()
+    result["rig_world"] = [list(r) for r in rig.matrix_world]
+    s.head_anchor_bone = "nope"
+    try:
+        scene_inputs.render_inputs(scene, None)
+    except pkg.shared.errors.InputError as exc:
+        result["bad_bone"] = exc.message
     js.shutdown()
 
 
