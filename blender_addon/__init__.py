@@ -19,6 +19,7 @@ _SUBMODULES = (
     "facecast_properties",
     "facecast_operators",
     "take_operators",
+    "hybrid_operators",
     "facecast_panel",
 )
 

@@ -19,6 +19,11 @@ What changed (from the Python API change logs and release notes):
 * NLA: the same ``nla_tracks.new()`` / ``track.strips.new(name, start, action)`` in all
   versions; from 4.4 a strip also plays one *slot* of its action
   (``NlaStrip.action_slot``), which must be the slot made for the ID it animates.
+* Compositor: 4.x keeps one embedded tree per scene (``scene.use_nodes`` /
+  ``scene.node_tree``) ending in a Composite node; 5.0 points the scene at a
+  compositor node group (``scene.compositing_node_group``) whose Group Output is the
+  result, and turned node options into inputs (Z Combine's ``use_alpha`` /
+  ``use_antialias_z`` became its "Use Alpha" / "Anti-Alias" sockets).
 """
 
 from __future__ import annotations
@@ -87,6 +92,94 @@ def new_sound_strip(
     return sequencer_strips(scene).new_sound(
         name=name, filepath=filepath, channel=channel, frame_start=frame_start
     )
+
+
+# --------------------------------------------------------------------------------------
+# Compositor
+
+
+def compositor_tree(scene: bpy.types.Scene) -> Any | None:
+    """The scene's compositor node tree (a node group in 5.0+, embedded before; in 4.x
+    it may exist with "Use Nodes" off), or None."""
+    if hasattr(scene, "compositing_node_group"):
+        return scene.compositing_node_group
+    return scene.node_tree
+
+
+def ensure_compositor_tree(scene: bpy.types.Scene) -> tuple[Any, bool]:
+    """``(tree, created)``: the compositor tree, made (and switched on) if missing."""
+    if hasattr(scene, "compositing_node_group"):
+        if scene.compositing_node_group is not None:
+            return scene.compositing_node_group, False
+        tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+        scene.compositing_node_group = tree
+        return tree, True
+    created = scene.node_tree is None
+    scene.use_nodes = True
+    return scene.node_tree, created
+
+
+def drop_compositor_tree(scene: bpy.types.Scene, tree: Any) -> None:
+    """Undo :func:`ensure_compositor_tree`'s creation."""
+    if hasattr(scene, "compositing_node_group"):
+        scene.compositing_node_group = None
+        bpy.data.node_groups.remove(tree)
+    else:
+        scene.use_nodes = False
+
+
+def compositor_uses_nodes(scene: bpy.types.Scene) -> bool:
+    """Whether 4.x's "Use Nodes" is on (5.0+ has no switch: a group set is used)."""
+    return True if hasattr(scene, "compositing_node_group") else bool(scene.use_nodes)
+
+
+def set_compositor_uses_nodes(scene: bpy.types.Scene, on: bool) -> None:
+    if not hasattr(scene, "compositing_node_group"):
+        scene.use_nodes = on
+
+
+def compositor_output(tree: Any) -> tuple[Any | None, Any | None]:
+    """``(node, input socket)`` where the tree's result goes: the Composite node (4.x)
+    or the Group Output's first colour input (5.0+); ``(None, None)`` if there is none."""
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeComposite":
+            return node, node.inputs[0]
+        if node.bl_idname == "NodeGroupOutput" and node.is_active_output:
+            image = next((s for s in node.inputs if s.type == "RGBA"), None)
+            if image is not None:
+                return node, image
+    return None, None
+
+
+def new_compositor_output(tree: Any) -> tuple[Any, Any]:
+    """Make the tree's result node (4.x: Composite; 5.0+: Group Output with an Image
+    output on the group's interface)."""
+    if hasattr(tree, "interface"):
+        if not any(i.item_type == "SOCKET" and i.in_out == "OUTPUT"
+                   and i.socket_type == "NodeSocketColor" for i in tree.interface.items_tree):
+            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        node = tree.nodes.new("NodeGroupOutput")
+        node.is_active_output = True
+        return node, next(s for s in node.inputs if s.type == "RGBA")
+    node = tree.nodes.new("CompositorNodeComposite")
+    return node, node.inputs[0]
+
+
+def set_to_straight_alpha(node: Any) -> None:
+    """An Alpha Convert node (CompositorNodePremulKey) set to premultiplied -> straight
+    (4.x: ``mapping`` enum; 5.0+: its "Type" menu input)."""
+    if "Type" in node.inputs:
+        node.inputs["Type"].default_value = "To Straight"
+    else:
+        node.mapping = "PREMUL_TO_STRAIGHT"
+
+
+def set_node_option(node: Any, prop: str, socket: str, value: Any) -> None:
+    """A node option that is a property in 4.x and an input socket in 5.0+."""
+    if socket in node.inputs:
+        node.inputs[socket].default_value = value
+    else:
+        setattr(node, prop, value)
 
 
 # --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from .shared.emotions import EMOTIONS
 from .shared.errors import FacecastError
 
 
-def _fail(op: bpy.types.Operator, context: bpy.types.Context, exc: FacecastError) -> set[str]:
+def fail(op: bpy.types.Operator, context: bpy.types.Context, exc: FacecastError) -> set[str]:
     settings = getattr(context.scene, "facecast", None)
     if settings is not None:
         settings.last_error = exc.message
@@ -35,7 +35,7 @@ class FACECAST_OT_start_backend(bpy.types.Operator):
             job_session.start_local_backend()
             job_session.connect()
         except FacecastError as exc:
-            return _fail(self, context, exc)
+            return fail(self, context, exc)
         self.report({"INFO"}, "Starting the Facecast backend")
         return {"FINISHED"}
 
@@ -61,7 +61,7 @@ class FACECAST_OT_connect(bpy.types.Operator):
         try:
             job_session.connect()
         except FacecastError as exc:
-            return _fail(self, context, exc)
+            return fail(self, context, exc)
         return {"FINISHED"}
 
 
@@ -79,7 +79,7 @@ class FACECAST_OT_check_mapping(bpy.types.Operator):
             mapping = scene_inputs.face_mapping(obj, scene_inputs.mapping_overrides(settings))
         except FacecastError as exc:
             settings.mapping_report = exc.message
-            return _fail(self, context, exc)
+            return fail(self, context, exc)
         settings.mapping_report = mapping.report()
         settings.last_error = ""
         self.report({"WARNING"} if mapping.missing or mapping.ambiguous else {"INFO"},
@@ -152,7 +152,7 @@ class FACECAST_OT_animate(bpy.types.Operator):
         try:
             job_session.start_animate(context.scene)
         except FacecastError as exc:
-            return _fail(self, context, exc)
+            return fail(self, context, exc)
         return {"FINISHED"}
 
 
@@ -170,7 +170,7 @@ class FACECAST_OT_render(bpy.types.Operator):
         try:
             job_session.start_render(context.scene)
         except FacecastError as exc:
-            return _fail(self, context, exc)
+            return fail(self, context, exc)
         return {"FINISHED"}
 
 

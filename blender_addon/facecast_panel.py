@@ -11,7 +11,7 @@ import textwrap
 
 import bpy
 
-from . import job_session, scene_inputs
+from . import hybrid_operators, job_session, scene_inputs
 from .animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
 from .shared.emotions import EMOTIONS
 
@@ -91,6 +91,8 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(s, "head_target")
     col.prop(s, "landmark_empties")
     col.prop(s, "render_source")
+
+    hybrid_operators.draw_hybrid(layout.box(), context)
 
     col = layout.column(align=True)
     col.scale_y = 1.3

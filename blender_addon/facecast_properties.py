@@ -156,6 +156,20 @@ class FacecastSettings(bpy.types.PropertyGroup):
     head_target: PointerProperty(name="Head Pose To", type=bpy.types.Object,
                                  description="Object that receives the generated head motion "
                                              "(empty: no head motion is written)")
+    head_anchor: PointerProperty(
+        name="Head Anchor", type=bpy.types.Object,
+        description="Object (or one of an armature's bones) whose world transform places "
+                    "the rendered head: its origin is the head's, -Y is where the face "
+                    "looks, +Z is up. Move, turn or parent it to move the head in the shot. "
+                    "Empty: the face object places the head")
+    head_anchor_bone: StringProperty(
+        name="Anchor Bone", default="",
+        description="A bone of the anchor armature (e.g. the head bone): the head sits at "
+                    "its base, up along the bone, the face looking along the bone's +Z")
+    nerf_frames: StringProperty(
+        name="NeRF Frames", subtype="DIR_PATH", default="",
+        description="Folder of the rendered head (NNNNNN.png + depth/NNNNNN.exr) that "
+                    "Composite with Scene combines with the CG; set by Render to Sequencer")
     render_source: EnumProperty(
         name="Conditioning",
         items=[("RIG", "Rig", "The face's shape keys as they play now: the takes on the NLA "

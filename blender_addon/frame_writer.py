@@ -1,14 +1,14 @@
-"""Rendered frames to files, minus Blender: RGBA PNGs and 16-bit depth PNGs.
+"""Rendered frames to files, minus Blender: RGBA PNGs and float depth EXRs.
 
 One module owns what a frame on disk looks like, so the render handler, the cache
-check and any later metadata (provenance) agree on it:
+check, the compositor setup and any later metadata (provenance) agree on it:
 
 * ``<folder>/NNNNNN.png`` — RGBA, 8 bits, straight alpha, rows top to bottom.
-* ``<folder>/depth/NNNNNN.png`` — one 16-bit grey channel in **millimetres** along the
-  camera's view axis, 0 = no surface. The backend sends depth as ``uint16`` mm
-  (``depth_units: "mm"``), which is written unchanged; float depth is taken as metres.
-  Blender reads a 16-bit PNG as ``value / 65535``: in the compositor, load it with the
-  Non-Color colour space and multiply by 65.535 for metres (65535 for millimetres).
+* ``<folder>/depth/NNNNNN.exr`` — one float channel in **metres** along the camera's
+  view axis (what a render layer's Depth pass holds), 1e10 where there is no surface
+  (``shared/depth_exr.py``; ``facecast render`` writes the same layout). The backend
+  sends ``uint16`` millimetres (``depth_units: "mm"``, 0 = no surface); float depth is
+  taken as metres.
 
 Files are written to ``name.tmp`` and renamed, so a crash never leaves a half-written
 PNG that the sequencer would show as garbage. No PIL in Blender: PNGs are encoded here.
@@ -23,11 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .shared.depth_exr import (
+    DEPTH_DIRNAME,
+    DEPTH_SUFFIX,
+    depth_metres,
+    encode_depth_exr,
+    exr_size,
+)
 from .shared.errors import InputError
-
-DEPTH_DIRNAME = "depth"
-MM_PER_METRE = 1000.0
-DEPTH_MAX_MM = 65535  # the largest depth a 16-bit PNG holds (65.5 m)
 
 
 def frame_file(folder: Path, frame: int) -> Path:
@@ -35,12 +38,48 @@ def frame_file(folder: Path, frame: int) -> Path:
 
 
 def depth_file(folder: Path, frame: int) -> Path:
-    return folder / DEPTH_DIRNAME / f"{frame:06d}.png"
+    return folder / DEPTH_DIRNAME / f"{frame:06d}{DEPTH_SUFFIX}"
 
 
 def frames_on_disk(folder: Path, frames: np.ndarray | list[int]) -> list[int]:
     """The requested frames whose PNG already exists (complete: tmp files never count)."""
     return [int(f) for f in frames if frame_file(folder, int(f)).is_file()]
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from a PNG's IHDR (no decoding)."""
+    head = _head(path, 24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 24:
+        raise InputError(f"{path.name} is not a PNG", "render the frames again")
+    return struct.unpack(">II", head[16:24])
+
+
+def check_sequence(folder: Path, frames: range, size: tuple[int, int]) -> None:
+    """Every frame of ``frames`` has its RGBA PNG and depth EXR in ``folder``, each
+    ``size`` pixels; else one InputError naming the first thing wrong and the fix."""
+    if not folder.is_dir():
+        raise InputError(f"The NeRF frames folder {folder} does not exist",
+                         "Render to Sequencer first, or pick the folder of a render")
+    missing = [f for f in frames if not frame_file(folder, f).is_file()
+               or not depth_file(folder, f).is_file()]
+    if missing:
+        shown = ", ".join(str(f) for f in missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise InputError(f"{len(missing)} of the scene's frames {frames[0]}-{frames[-1]} have "
+                         f"no NeRF frame or depth in {folder} (frame {shown})",
+                         "Render to Sequencer again over the scene's frame range")
+    for f in frames:
+        for path, read in ((frame_file(folder, f), png_size),
+                           (depth_file(folder, f), lambda p: exr_size(_head(p)))):
+            got = tuple(read(path))
+            if got != tuple(size):
+                raise InputError(f"{path.relative_to(folder)} is {got[0]}x{got[1]} pixels but "
+                                 f"the scene renders {size[0]}x{size[1]}",
+                                 "Render to Sequencer again at the scene's resolution")
 
 
 # --------------------------------------------------------------------------------------
@@ -59,28 +98,6 @@ def to_rgba8(pixels: np.ndarray) -> np.ndarray:
     if a.shape[2] == 3:
         a = np.concatenate([a, np.full((*a.shape[:2], 1), 255, np.uint8)], axis=2)
     return np.ascontiguousarray(a)
-
-
-def depth_millimetres(depth: np.ndarray, units: str | None = None) -> np.ndarray:
-    """Depth as ``uint16`` millimetres (0 = no surface), whatever the backend sent.
-
-    ``uint16`` (the backend's ``depth_units: "mm"``) passes through unchanged — scaling
-    it again once turned every surface into 65535. Floats are metres unless ``units``
-    says ``"mm"``; NaN, infinities and negatives become 0 (no surface) and anything
-    beyond 65.535 m saturates.
-    """
-    a = np.asarray(depth)
-    if a.ndim != 2:
-        raise InputError(f"The backend sent depth of shape {a.shape}",
-                         "expected [H, W]; update the backend")
-    if a.dtype == np.uint16:
-        return np.ascontiguousarray(a)
-    if units not in (None, "m", "mm"):
-        raise InputError(f"The backend sent depth in unknown units {units!r}",
-                         "update the add-on or the backend (depth is sent in mm)")
-    scale = 1.0 if units == "mm" else MM_PER_METRE
-    mm = np.nan_to_num(a.astype(np.float64) * scale, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.clip(np.rint(mm), 0, DEPTH_MAX_MM).astype(np.uint16)
 
 
 # --------------------------------------------------------------------------------------
@@ -145,7 +162,7 @@ def write_frame(folder: Path, frame: int, rgba: np.ndarray, depth: np.ndarray | 
     """
     if depth is not None:
         write_atomic(depth_file(folder, frame),
-                     encode_png(depth_millimetres(depth, depth_units)))
+                     encode_depth_exr(depth_metres(depth, depth_units)))
     path = frame_file(folder, frame)
     write_atomic(path, signed_png if signed_png is not None else encode_png(to_rgba8(rgba)))
     return path

@@ -484,6 +484,8 @@ def _finish_render(scene: bpy.types.Scene, run: RenderRun, reused: int) -> None:
         _show(scene, "render", task.progress, "failed", exc.message)
         return
     n = len(task.written)
+    if n:
+        scene.facecast.nerf_frames = str(task.folder)  # what Composite with Scene reads
     where = f"strip '{strip.name}' on channel {strip.channel}" if strip is not None else \
         "no strip (no frames)"
     total = len(run.frames) or task.n_frames

@@ -232,9 +232,91 @@ def world_matrices(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object],
     return out
 
 
+def scene_frames(scene: bpy.types.Scene, last: LastAnimation | None,
+                 generated: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The frames to render: the scene's frame range, always (whatever was animated
+    before). With Last Take, only the part of the range the take covers, and the rows
+    of the take those frames are (``None`` for Rig)."""
+    frames = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.int64)
+    if not generated or last is None:
+        return frames, None
+    take = np.asarray(last.frames, dtype=np.int64)
+    rows = np.searchsorted(take, frames).clip(0, len(take) - 1)
+    inside = take[rows] == frames
+    if not inside.any():
+        raise InputError(f"The scene's frames {frames[0]}-{frames[-1]} lie outside the last "
+                         f"take (frames {take[0]}-{take[-1]})",
+                         "set the scene's frame range inside the take, Animate again, or set "
+                         "Conditioning to Rig")
+    return frames[inside], rows[inside]
+
+
+# --------------------------------------------------------------------------------------
+# The head anchor
+
+#: A bone's axes -> the anchor's: the bone points up the head (its +Y is the head's up,
+#: Blender +Z) and its +Z points where the face looks (the anchor's -Y). A vertical
+#: bone with roll 0 in an unrotated armature therefore faces the Front view, like an
+#: unrotated empty.
+BONE_TO_ANCHOR = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])
+
+
+def _descends_from(obj: bpy.types.Object | None, ancestor: bpy.types.Object) -> bool:
+    while obj is not None:
+        if obj == ancestor:
+            return True
+        obj = obj.parent
+    return False
+
+
+def head_placer(settings: object) -> tuple[bpy.types.Object, str | None]:
+    """The object (and bone) whose world matrix places the rendered head.
+
+    No anchor: the face object, as before. An anchor: the anchor — or, when the
+    Animate's head motion goes to an object under the anchor ("Head Pose To" = the
+    anchor's child, what Add Head Anchor sets up), that object, so the generated head
+    motion plays on top of wherever the anchor is moved, turned or parented.
+    """
+    anchor = settings.head_anchor  # type: ignore[attr-defined]
+    if anchor is None:
+        return face_object(settings), None
+    bone = settings.head_anchor_bone.strip()  # type: ignore[attr-defined]
+    if bone:
+        if anchor.type != "ARMATURE" or bone not in anchor.pose.bones:
+            raise InputError(f"Head anchor '{anchor.name}' has no bone {bone!r}",
+                             "pick one of its bones as Anchor Bone, or clear the field to "
+                             "use the object itself")
+        return anchor, bone
+    motion = settings.head_target  # type: ignore[attr-defined]
+    if motion is not None and _descends_from(motion, anchor):
+        return motion, None
+    return anchor, None
+
+
+def bone_matrices(scene: bpy.types.Scene, rig: bpy.types.Object, bone: str,
+                  frames: np.ndarray) -> np.ndarray:
+    """``[T, 4, 4]`` anchor matrices of a pose bone (world, bone axes -> anchor axes),
+    the scene stepped when the rig moves (poses need Blender's evaluation)."""
+    def read() -> np.ndarray:
+        return (np.array(rig.matrix_world) @ np.array(rig.pose.bones[bone].matrix)
+                @ BONE_TO_ANCHOR)
+
+    if not _is_animated(rig):
+        return np.broadcast_to(read(), (len(frames), 4, 4)).copy()
+    out = np.empty((len(frames), 4, 4))
+    current, sub = scene.frame_current, scene.frame_subframe
+    try:
+        for i, frame in enumerate(frames):
+            scene.frame_set(int(frame))
+            out[i] = read()
+    finally:
+        scene.frame_set(current, subframe=sub)
+    return out
+
+
 def render_inputs(scene: bpy.types.Scene, last: LastAnimation | None) -> RenderInputs:
     """Conditioning (the face as it plays now, or the last Animate result), camera and
-    head transform over the frames to render."""
+    head transform over the scene's frame range."""
     settings = scene.facecast
     obj = face_object(settings)
     generated = settings.render_source == "LAST_TAKE"
@@ -244,15 +326,12 @@ def render_inputs(scene: bpy.types.Scene, last: LastAnimation | None) -> RenderI
     if not generated and obj.type != "MESH":
         raise InputError(f"'{obj.name}' is a bone rig: its poses cannot be read back as "
                          "ARKit weights", "set Conditioning to Last Take")
-    if last is not None:
-        frames = np.asarray(last.frames, dtype=np.int64)
-    else:
-        frames = np.arange(scene.frame_start, scene.frame_end + 1, dtype=np.int64)
+    frames, rows = scene_frames(scene, last, generated)
     arrays: dict[str, np.ndarray] = {}
     if generated:
-        arrays["blendshapes"] = np.asarray(last.blendshapes, np.float32)  # type: ignore
+        arrays["blendshapes"] = np.asarray(last.blendshapes, np.float32)[rows]  # type: ignore
         if last.landmarks is not None:  # type: ignore[union-attr]
-            arrays["landmarks"] = np.asarray(last.landmarks, np.float32)  # type: ignore
+            arrays["landmarks"] = np.asarray(last.landmarks, np.float32)[rows]  # type: ignore
     else:
         mapping = face_mapping(obj, mapping_overrides(settings))
         arrays["blendshapes"] = sample_shape_keys(scene, obj, mapping, frames)
@@ -260,12 +339,15 @@ def render_inputs(scene: bpy.types.Scene, last: LastAnimation | None) -> RenderI
     if camera is None:
         raise InputError("The scene has no active camera",
                          "add a camera and make it active (Ctrl+Numpad 0)")
-    cam_m, head_m = world_matrices(scene, [camera, obj], frames)
+    placer, bone = head_placer(settings)
+    cam_m, head_m = world_matrices(scene, [camera, placer], frames)
+    if bone is not None:
+        head_m = bone_matrices(scene, placer, bone, frames)
     cam_dict = camera_dict_from_blender(camera, scene)
     static_cam = bool(np.allclose(cam_m, cam_m[:1]))
     cam_dict["matrix_world"] = (cam_m[0] if static_cam else cam_m).tolist()
-    # The render job wants canonical head frame (+Y up) -> world: through the face
-    # object's local Blender axes (Z up), then its world matrix.
+    # The render job wants canonical head frame (+Y up) -> world: through the placing
+    # object's local Blender axes (Z up, face looking down -Y), then its world matrix.
     arrays["head_pose"] = (head_m @ HEAD_TO_BLENDER).astype(np.float32)
     return RenderInputs(frames, arrays, cam_dict, static_cam, obj.name,
                         settings.subject.strip())

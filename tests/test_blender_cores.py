@@ -69,9 +69,10 @@ def test_png_round_trip_and_atomic_write(pkg: ModuleType, tmp_path: Path) -> Non
         fw.to_rgba8(np.zeros((4, 4), np.uint8))
 
 
-def test_depth_is_written_in_millimetres_as_sent(pkg: ModuleType, tmp_path: Path) -> None:
-    """The backend sends uint16 mm (487-796 on the demo subject): the PNG must hold the
-    same numbers. Scaling them by 1000 once saturated every surface pixel at 65535."""
+def test_depth_is_written_in_metres_as_sent(pkg: ModuleType, tmp_path: Path) -> None:
+    """The backend sends uint16 mm (487-796 on the demo subject): the EXR holds the same
+    distances in metres (Blender's Z-pass units), and "no surface" (0) becomes 1e10 m so
+    it never occludes CG. Scaling mm by 1000 once saturated every surface pixel."""
     from shared.protocol import Event, MsgType
 
     rng = np.random.default_rng(1)
@@ -84,18 +85,19 @@ def test_depth_is_written_in_millimetres_as_sent(pkg: ModuleType, tmp_path: Path
         task.on_event(Event(MsgType.FRAME, "j", {"index": i, "depth_units": "mm"},
                             [np.zeros((6, 9, 4), np.uint8), depth]))
     assert task.written == {10, 11, 12} and task.state == "running"
+    exr = pkg.shared.depth_exr
     for i, depth in enumerate(sent):
-        got = decode_png(tmp_path / "depth" / f"{10 + i:06d}.png")
-        assert got.dtype == np.uint16 and got.shape == (6, 9, 1)
-        assert np.array_equal(got[..., 0], depth)
-        assert got.max() < 65535
+        got = exr.decode_depth_exr((tmp_path / "depth" / f"{10 + i:06d}.exr").read_bytes())
+        assert got.dtype == np.float32 and got.shape == (6, 9)
+        assert np.allclose(got[1:], depth[1:] / 1000.0, atol=1e-7)
+        assert np.all(got[0] == exr.SKY_DEPTH)
     # Float depth is metres (or mm when the body says so); junk is "no surface".
-    fw = pkg.frame_writer
     metres = np.array([[0.4871, np.nan], [-1.0, 70.0]], np.float32)
-    assert fw.depth_millimetres(metres).tolist() == [[487, 0], [0, 65535]]
-    assert fw.depth_millimetres(np.array([[512.4]], np.float32), "mm").tolist() == [[512]]
+    assert np.allclose(exr.depth_metres(metres), [[0.4871, 1e10], [1e10, 70.0]])
+    assert exr.depth_metres(np.array([[512.4]], np.float32), "mm")[0, 0] == \
+        pytest.approx(0.5124)
     with pytest.raises(pkg.shared.errors.InputError, match="units"):
-        fw.depth_millimetres(np.zeros((2, 2), np.float32), "inches")
+        exr.depth_metres(np.zeros((2, 2), np.float32), "inches")
 
 
 def test_conditioning_hash_is_stable_and_sensitive(pkg: ModuleType) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.depth_exr import SKY_DEPTH, decode_depth_exr
 from tests.conftest import data_path
 from tests.job_doubles import double_depth, double_weights
 from tests.png_decode import decode_png
@@ -215,7 +216,7 @@ def test_takes_on_the_nla_for_shape_keys_and_bone_rig(cp311_zip: Path, tmp_path:
     assert r["replaced_kept"] and r["bake_max_change"] < 1e-4
 
 
-def test_render_writes_frames_and_millimetre_depth(cp311_zip: Path, tmp_path: Path,
+def test_render_writes_frames_and_metre_depth(cp311_zip: Path, tmp_path: Path,
                                                   blender_python: str) -> None:
     r = run_flow(cp311_zip, "render", tmp_path, python=blender_python,
                  doubles_args="--no-text")
@@ -226,16 +227,20 @@ def test_render_writes_frames_and_millimetre_depth(cp311_zip: Path, tmp_path: Pa
     assert f"dialogue text not used: {UNSUPPORTED}" in r["animate_status"]
     assert "text" not in r["animate_received"] and r["animate_received"]["n_frames"] == 48
     names = [f"{f:06d}.png" for f in range(1, 49)]
-    assert r["files"] == names and r["depth_files"] == names and r["tmp_files"] == []
+    assert r["files"] == names and r["tmp_files"] == []
+    assert r["depth_files"] == [n.replace(".png", ".exr") for n in names]
     folder = Path(r["folder"])
     assert folder.parent.name == "facecast_frames" and str(tmp_path / "tmp") in r["folder"]
-    # Depth: the PNG holds the backend's uint16 millimetres, unscaled (0 = no surface).
+    # Depth: the EXR holds the backend's millimetres as metres (no surface: 1e10 m).
     for i, name in enumerate(names):
-        depth = decode_png(folder / "depth" / name)
-        assert depth.dtype == np.uint16
-        assert np.array_equal(depth[..., 0], double_depth(i, 48, 64)), name
-    assert r["depth_loaded_mm"] == double_depth(2, 48, 64).tolist(), \
-        "Blender must read the depth PNG back as mm / 65535"
+        sent = double_depth(i, 48, 64)
+        want = np.where(sent > 0, sent / 1000.0, SKY_DEPTH).astype(np.float32)
+        got = decode_depth_exr((folder / "depth" / name.replace(".png", ".exr")).read_bytes())
+        assert np.array_equal(got, want), name
+    loaded = np.array(r["depth_loaded_m"], np.float32)
+    sent = double_depth(2, 48, 64)
+    assert np.allclose(loaded, np.where(sent > 0, sent / 1000.0, SKY_DEPTH), rtol=1e-6), \
+        "Blender must read the depth EXR back as metres"
     rgba = decode_png(folder / names[5])
     assert rgba.shape == (48, 64, 4) and (rgba[..., 0] == 5).all()
     ((_, channel, start, end, blend, n),) = r["image_strips"]
@@ -397,11 +402,13 @@ def test_render_to_sequencer_with_real_render_job(cp311_zip: Path, tmp_path: Pat
     # The panel says what the subject's footage covers (the backend's subject listing).
     assert any(line.startswith("footage covers ") for line in r["panel_lines"]), \
         r["panel_lines"]
-    # Depth: the PNG of each frame is exactly the millimetres the backend sent.
+    # Depth: the EXR of each frame is exactly the millimetres the backend sent, in metres.
     assert r["depth_dtype"] == "uint16" and sorted(r["backend_depth"]) == ["1", "2", "3", "4"]
     for frame, sent in r["backend_depth"].items():
         sent = np.array(sent, np.uint16)
-        got = decode_png(Path(r["folder"]) / "depth" / f"{int(frame):06d}.png")[..., 0]
-        assert np.array_equal(got, sent), frame
-        surface = got[got > 0]
-        assert surface.size > 50 and surface.min() > 200 and surface.max() < 2000
+        got = decode_depth_exr((Path(r["folder"]) / "depth" / f"{int(frame):06d}.exr")
+                               .read_bytes())
+        assert np.array_equal(got, np.where(sent > 0, sent / 1000.0, SKY_DEPTH)
+                              .astype(np.float32)), frame
+        surface = got[sent > 0]
+        assert surface.size > 50 and surface.min() > 0.2 and surface.max() < 2.0

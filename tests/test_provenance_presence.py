@@ -49,8 +49,7 @@ def _renders(size: int, n: int) -> list[np.ndarray]:
                                subject.manifest)
     cam, mw = camera_from_dict(front_camera(subject.manifest, size))
     return [rgba for _, rgba, _ in render_sequence(subject.model, subject.grid,
-                                                   camera_views(cam, mw, n), cond,
-                                                   payload=None)]
+                                                   camera_views(cam, mw, n), cond)]
 
 
 @pytest.fixture(scope="module")

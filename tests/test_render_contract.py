@@ -63,14 +63,15 @@ def test_cli_pair_and_demo_path_give_the_same_frames(anim_npz: Path, tmp_path: P
     cli_dir, demo_dir = tmp_path / "cli", tmp_path / "demo"
     for folder in (cli_dir, demo_dir):
         folder.mkdir()
-        for name in ("000099.png", "depth_000099.png", "notes.txt", "0001.png"):
+        (folder / "depth").mkdir()
+        for name in ("000099.png", "depth/000099.exr", "notes.txt", "0001.png"):
             (folder / name).write_bytes(b"earlier")
     assert main(["render", "default", "--motion", str(anim_npz), "--camera", "front",
                  "--size", str(SIZE), "-o", str(cli_dir), "--threads", "1"]) == 0
     warning = capsys.readouterr().err
     assert "2 older frame files" in warning and "000099.png" in warning, warning
     assert all((cli_dir / n).read_bytes() == b"earlier"
-               for n in ("000099.png", "depth_000099.png", "notes.txt", "0001.png"))
+               for n in ("000099.png", "depth/000099.exr", "notes.txt", "0001.png"))
     with np.load(anim_npz) as d:
         anim = {k: d[k] for k in d}
     camera = front_camera(read_manifest(resolve_subject("default")), SIZE)
@@ -87,7 +88,7 @@ def test_cli_pair_and_demo_path_give_the_same_frames(anim_npz: Path, tmp_path: P
     assert len(demo) == len(anim["blendshapes"]) >= 3
     assert not (demo_dir / "000099.png").exists()
     assert all((demo_dir / n).read_bytes() == b"earlier"
-               for n in ("depth_000099.png", "notes.txt", "0001.png"))  # not its own
+               for n in ("depth/000099.exr", "notes.txt", "0001.png"))  # not its own
     assert len(list(demo_dir.glob("[0-9]" * 6 + ".png"))) == len(demo)
     for i, frame in enumerate(demo):
         cli = np.asarray(Image.open(cli_dir / f"{i + 1:06d}.png"))

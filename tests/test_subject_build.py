@@ -109,24 +109,27 @@ def test_render_cli_deterministic(tiny, tmp_path: Path) -> None:
     from PIL import Image
 
     from backend.cli import main
+    from shared.depth_exr import SKY_DEPTH, decode_depth_exr
 
     out, _ = tiny
     motion, cam = _motion(tmp_path, out)
     for run in ("a", "b"):
         assert main(["render", str(out), "--motion", str(motion), "--camera", str(cam),
                      "-o", str(tmp_path / run)]) == 0
-    for name in ("000001.png", "000002.png", "depth_000001.png"):
+    for name in ("000001.png", "000002.png"):  # pixels: each file's signature differs
         a = np.asarray(Image.open(tmp_path / "a" / name))
         b = np.asarray(Image.open(tmp_path / "b" / name))
         assert np.array_equal(a, b), name
+    depth_a = (tmp_path / "a" / "depth" / "000001.exr").read_bytes()
+    assert depth_a == (tmp_path / "b" / "depth" / "000001.exr").read_bytes()
     rgba = np.asarray(Image.open(tmp_path / "a" / "000001.png"))
-    depth = np.asarray(Image.open(tmp_path / "a" / "depth_000001.png"))
-    assert rgba.shape == (64, 48, 4) and depth.dtype == np.uint16
+    depth = decode_depth_exr((tmp_path / "a" / "depth" / "000001.exr").read_bytes())
+    assert rgba.shape == (64, 48, 4) and depth.dtype == np.float32
     solid = rgba[..., 3] > 200
     assert solid.mean() > 0.05, "the subject should cover part of the frame"
-    # The face is ~0.9 m in front of the camera: depth in millimetres around it.
-    assert 700 < np.median(depth[solid]) < 1100
-    assert np.all(depth[rgba[..., 3] == 0] == 0)
+    # The face is ~0.9 m in front of the camera: depth in metres (Blender's Z units).
+    assert 0.7 < np.median(depth[solid]) < 1.1
+    assert np.all(depth[rgba[..., 3] == 0] == SKY_DEPTH)
     assert not list((tmp_path / "a").glob(".tmp-*"))
 
 

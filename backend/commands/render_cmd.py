@@ -7,9 +7,10 @@ one conditioning contract (``backend.subject.conditioning.render_conditioning``)
 ``--size`` (the demo's camera), so no add-on is needed for a ``cam.json``.
 
 Writes ``NNNNNN.png`` (RGBA, straight alpha, 8 bit; invisibly watermarked and carrying
-C2PA content credentials, see ``backend.provenance``) and ``depth_NNNNNN.png`` (16-bit
-grey, planar millimetres from the camera, 0 = no subject) per frame, each written to a
-temporary name and renamed, so a reader never sees half a frame.
+C2PA content credentials, see ``backend.provenance``) and ``depth/NNNNNN.exr`` (float
+planar metres from the camera, 1e10 = no subject: Blender's Z pass units,
+``backend.media.frame_files``) per frame, each written to a temporary name and renamed,
+so a reader never sees half a frame.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _request(args: argparse.Namespace, motion: dict) -> RenderRequest:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from backend.media.frame_files import stale_frames
+    from backend.media.frame_files import stale_sequence, write_depth
     from backend.progress import progress
     from backend.provenance.consent import consent_line
     from backend.render import prepare_render
@@ -154,12 +155,12 @@ def _render(args: argparse.Namespace) -> int:
         for f in frames:
             n = args.start + f.index
             write_atomic(args.out / f"{n:06d}.png", lambda out, png=f.png: out.write(png))
-            write_png_atomic(args.out / f"depth_{n:06d}.png", f.depth)
+            write_depth(args.out, n, f.depth)
             bar.update(1)
     print(f"{n_frames} frames written to {args.out} (watermarked, C2PA-signed: subject "
           f"{render.stamp.subject_name!r}, {consent_line(render.manifest)})")
     first, last = args.start, args.start + n_frames - 1
-    stale = stale_frames(args.out, first, last) + stale_frames(args.out, first, last, "depth_")
+    stale = stale_sequence(args.out, first, last)
     if stale:
         print(f"facecast: warning: {len(stale)} older frame files in {args.out} are outside "
               f"this render's {first:06d}..{last:06d} ({stale[0].name} …) and were left as "

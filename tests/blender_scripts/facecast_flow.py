@@ -580,14 +580,14 @@ def scenario_render(pkg):
     im = bpy.data.images.load(os.path.join(folder, files[0]))
     result["png_size"] = list(im.size)
     result["png_channels"] = im.channels
-    # The depth pass as the compositor reads it: Non-Color, value = mm / 65535.
-    depth = bpy.data.images.load(os.path.join(folder, "depth", "000003.png"))
+    # The depth as the compositor reads it: Non-Color, metres.
+    depth = bpy.data.images.load(os.path.join(folder, "depth", "000003.exr"))
     depth.colorspace_settings.name = "Non-Color"
     px = np.empty(len(depth.pixels), np.float32)
     depth.pixels.foreach_get(px)
     w, h = depth.size
     grey = px.reshape(h, w, depth.channels)[::-1, :, 0]  # Blender stores rows bottom-up
-    result["depth_loaded_mm"] = np.rint(grey * 65535).astype(int).tolist()
+    result["depth_loaded_m"] = grey.tolist()
     # The conditioning the backend got = the face as it plays (take on the NLA).
     keys = face.data.shape_keys
     names = ("jawOpen", "mouthSmileLeft")
@@ -875,6 +875,11 @@ SCENARIOS = {"ui": scenario_ui, "takes": scenario_takes, "render": scenario_rend
              "kill": scenario_kill, "animate_real": scenario_animate_real,
              "render_real": scenario_render_real, "autostart": scenario_autostart,
              "stall": scenario_stall}
+# The hybrid-shot scenarios live beside this script and use its helpers.
+import hybrid_scenarios  # noqa: E402
+
+for _name, _fn in hybrid_scenarios.scenarios().items():
+    SCENARIOS[_name] = (lambda fn: lambda pkg: fn(pkg, sys.modules[__name__]))(_fn)
 
 try:
     package = setup_addon()
