@@ -36,5 +36,8 @@ def transcript_evidence(samples: np.ndarray, transcript: Transcript) -> PhoneEvi
     text_here[: min(n, len(use_text))] = use_text[:n]
     must = ev.must.copy()
     m = min(n, len(base.must))
-    must[:m] = np.where(text_here[:m, None], ev.must[:m], base.must[:m])
+    # the words' p/b/m and f/v, and wherever the acoustic rule hears one (a misheard word
+    # must not open lips the sound closes)
+    must[:m] = np.where(text_here[:m, None], np.maximum(ev.must[:m], base.must[:m]),
+                        base.must[:m])
     return PhoneEvidence(ev.phones, ev.source, ev.warning, ev.visemes, must)

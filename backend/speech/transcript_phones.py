@@ -35,6 +35,11 @@ PAD_S = 0.15  # audio kept around a stretch's first and last word
 GRID_HZ = 100.0  # the phone evidence grid (``backend.motion.visemes.GRID_HZ``)
 PAUSE_PENALTY = 0.3  # per 10 ms of pause inside speech: pauses only where silence wins
 
+# espeak's reduced and variant phones that have an English ARPAbet twin
+REDUCED = {"@": "V", "@2": "V", "@5": "V", "a#": "V", "3": "3:", "I2": "I", "I#": "I",
+           "i": "i:", "0": "A:", "e@": "E", "U@": "U", "o@": "O:", "A@": "A:", "i@": "i:",
+           "aI@": "aI", "t#": "t", "d#": "d", "n-": "n", "l-": "l", "r-": "r", "z#": "z"}
+
 Phones = list[tuple[str, float]]
 
 
@@ -48,7 +53,7 @@ def phone_sets(expected: list[str], names: tuple[str, ...]) -> list[np.ndarray]:
             if n in ARPABET_TO_ESPEAK}
     out = []
     for ph in expected:
-        k = _phone_key(ph)
+        k = _phone_key(REDUCED.get(ph.lstrip("'%,="), ph))
         same = [i for i, kk in keys.items() if kk[0] == k[0]]
         cls = [i for i, kk in keys.items() if kk[1] == k[1]]
         out.append(np.array(same or cls or list(keys), np.int64))
@@ -73,8 +78,9 @@ def posterior_alignment(samples: np.ndarray, expected: list[str],
     sil = np.array([i for i, n in enumerate(scores.names) if n in SILENCES])
     pause = -z[:, sil].max(axis=1)
     pause[quiet_hops(samples, n_frames)] = 0.0
-    cost = np.stack([-z[:, x].max(axis=1) for x in phone_sets(expected, scores.names)],
-                    axis=1).astype(np.float32)
+    # a set scores its mean likelihood, so a wide set (an unknown phone) is no free ride
+    cost = np.stack([np.log(len(x)) - np.logaddexp.reduce(z[:, x], axis=1)
+                     for x in phone_sets(expected, scores.names)], axis=1).astype(np.float32)
     path, _ = _viterbi(cost, (pause + PAUSE_PENALTY).astype(np.float32))
     phones: Phones = []
     prev = None
