@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from backend.audio import load_audio
+from backend.bench.speech_bench import boundary_errors
 from backend.motion.phones import heard_evidence
 from backend.motion.transcript_evidence import transcript_evidence
-from backend.motion.visemes import viseme_class
 from backend.speech.alignment import text_phones
 from backend.speech.espeak import synthesize
 from backend.speech.transcribe import Stretch, Transcript, Word, recogniser_missing, transcribe
@@ -31,17 +31,6 @@ def spoken(text: str = LINE, voice: str = "en-us"):
 
 def words_of(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
-
-
-def boundary_errors(exact, produced, cap: float = 0.25) -> np.ndarray:
-    """Per exact speech phone, seconds to the nearest produced onset of its viseme class."""
-    got = [(viseme_class(p), t) for p, t in produced if viseme_class(p) != "rest"]
-    out = []
-    for p, t in exact:
-        c = viseme_class(p)
-        if c != "rest":
-            out.append(min([abs(t - u) for k, u in got if k == c] + [cap]))
-    return np.array(out)
 
 
 def test_recogniser_writes_the_words_with_times() -> None:

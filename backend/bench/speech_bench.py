@@ -18,10 +18,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import numpy as np
 
 CAP_S = 0.25  # a phone with no same-class phone within 250 ms counts as 250 ms off
@@ -121,33 +117,6 @@ def print_alignment(table: dict, n_sentences: int, voices) -> None:
         h, n = v["pbm"]
         print(f"{k:24} {v['median_ms']:9.0f} ms {100 * v['within_20']:8.0f}% "
               f"{100 * h / max(n, 1):5.0f}% of {n:3d} {100 * v['other_must']:17.0f}%")
-
-
-_MEMORY_SCRIPT = """
-import resource, sys, numpy as np, torch
-torch.set_num_threads(2)
-from backend.audio import Audio, load_audio
-from backend.motion.animate import iter_animation
-from backend.motion.model import load_model
-w = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None
-eng = load_audio(sys.argv[2]).samples
-x = np.tile(eng, int(np.ceil(1800 * 16000 / len(eng))))[: 1800 * 16000]
-n = 0
-words = 0
-for chunk in iter_animation(Audio(x, 16000), 30, None, model=load_model(w), transcribe=True):
-    n += chunk.n_frames
-    words = len(chunk.meta["transcript"].words)
-print(n, words, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
-
-
-def memory_30_minutes(weights: str | None, wav) -> tuple[int, int, float, float]:
-    """(frames, words, peak MB, seconds) for 30 min of speech with the recogniser."""
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, weights or "", str(wav)],
-                         capture_output=True, text=True, check=True, timeout=3600)
-    n, words, mb = out.stdout.split()[-3:]
-    return int(n), int(words), float(mb), time.perf_counter() - t0
 
 
 def standard_error(values: list[float]) -> float:
