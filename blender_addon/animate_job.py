@@ -15,7 +15,9 @@ options (seed, variation, head_motion, articulation, blinks, landmarks), and ``t
 (the dialogue as a UTF-8 string) only when the backend's animate job declares the
 ``"text"`` feature (an older backend would silently ignore it). Output: one
 RESULT per chunk, body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS`` order
-(``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list.
+(``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list and,
+when no text was sent, may carry the recogniser's ``transcript`` (``transcript_of``),
+which the add-on writes into the empty Dialogue field so the animator can correct it.
 """
 
 from __future__ import annotations
@@ -159,6 +161,18 @@ class AnimateRequest:
                              f", expected ({t}, {len(EMOTIONS)})/({t},)",
                              "this is a bug in the add-on; please report it")
         return [pcm, weights, intensity]
+
+
+def transcript_of(done_body: dict) -> tuple[str, str]:
+    """(the automatic transcript's text, the backend's report line on it) from the
+    animate job's DONE; ("", "") when the backend wrote none (a dialogue was given, or
+    an older backend)."""
+    tr = done_body.get("transcript")
+    if not isinstance(tr, dict):
+        return "", ""
+    text, report = tr.get("text"), tr.get("report")
+    return (text.strip()[:MAX_TEXT_CHARS] if isinstance(text, str) else "",
+            report if isinstance(report, str) else "")
 
 
 def name_outputs(body: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:

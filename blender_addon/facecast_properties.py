@@ -122,7 +122,8 @@ class FacecastSettings(bpy.types.PropertyGroup):
     dialogue_text: StringProperty(
         name="Dialogue",
         description="What is said in the recording (optional): a backend that supports it "
-                    "aligns the lips to the words")
+                    "aligns the lips to the words; left empty, Animate fills it with the "
+                    "words the backend heard (edit them and Animate again to re-align)")
     dialogue_text_block: PointerProperty(
         name="Dialogue Text", type=bpy.types.Text,
         description="A text datablock holding the dialogue (wins over the field above)")

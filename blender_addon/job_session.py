@@ -34,6 +34,7 @@ from .animate_job import (
     audio_span,
     fps_fraction,
     scene_fps,
+    transcript_of,
 )
 from .audio_io import load_pcm
 from .backend_session import BackendSession
@@ -435,6 +436,15 @@ def apply_animate(scene: bpy.types.Scene | None, run: AnimateRun) -> str:
         parts.append("dialogue text aligned")
     elif run.text_note:
         parts.append(f"dialogue text not used: {run.text_note}")
+    heard, report = transcript_of(task.done_body)
+    settings = scene.facecast
+    if heard and not request.text and settings.dialogue_text_block is None \
+            and not settings.dialogue_text.strip():  # never over what the animator typed
+        settings.dialogue_text = heard
+        parts.append("the words heard are in the Dialogue field: correct them and "
+                     "Animate again to re-align")
+    if report:
+        parts.append(report)
     _undo_push("Facecast: Animate")
     return "; ".join(parts)
 

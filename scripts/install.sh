@@ -8,8 +8,8 @@
 # requirement would pull several GB of CUDA packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="tracking"
-if [[ "${1:-}" == "--dev" ]]; then extras="tracking,cluster,dev"; fi
+extras="tracking,transcribe"
+if [[ "${1:-}" == "--dev" ]]; then extras="tracking,transcribe,cluster,dev"; fi
 venv="${VENV:-.venv}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3

@@ -27,7 +27,7 @@ def test_animate_job_round_trip(backend, key_file) -> None:
     shapes = np.concatenate([e.arrays[0] for e in results])
     landmarks = np.concatenate([e.arrays[5] for e in results])
     local = animate(audio, "30000/1001", "0:neutral,20:happy@0.8", first_frame=5, seed=2,
-                    variation=0.5)
+                    variation=0.5, transcribe=True)  # the job transcribes by default
     assert done.body["n_frames"] == local.n_frames == len(shapes)
     assert done.body["fps"] == "30000/1001" and done.body["first_frame"] == 5
     np.testing.assert_allclose(shapes, local.blendshapes, atol=1e-5)
@@ -46,6 +46,15 @@ def test_animate_job_aligns_dialogue_text(backend, key_file) -> None:
         done = client.call("animate", {"fps": 25, "sample_rate": SR, "text": clip.text},
                            [pcm])
         assert done.body["phones"] == "text" and done.body["warnings"] == []
+        assert "transcript" not in done.body  # the text wins over the recogniser
+        if client.client.supports("animate", "transcript"):
+            done = client.call("animate", {"fps": 25, "sample_rate": SR}, [pcm])
+            heard = done.body["transcript"]
+            assert "automatic transcript" in heard["report"]  # words, or why none
+            assert done.body["phones"] in ("transcript", "acoustic model")
+            done = client.call("animate", {"fps": 25, "sample_rate": SR,
+                                           "transcribe": False}, [pcm])
+            assert "transcript" not in done.body
         done = client.call("animate", {"fps": 25, "sample_rate": SR,
                                        "text": "Seven silly swans sing softly."}, [pcm])
         assert done.body["phones"] == "acoustic model" and "not used" in done.body["warnings"][0]

@@ -379,6 +379,10 @@ def test_animate_with_real_motion_model_on_both_rigs(cp311_zip: Path, tmp_path: 
     assert smile_z[19:40].mean() > smile_z[69:200].mean() + 0.0005
     # A different emotion: a second take on top; the first stays, muted.
     assert r["rig_take2_error"] == "", r["rig_take2_error"]
+    if "transcript" in r["backend_features"].get("animate", []):  # no text: words heard
+        status = r["rig_take2_status"]
+        assert "automatic transcript" in status, status
+        assert (r["heard_text"] != "") == ("Dialogue field" in status), status
     takes = r["rig_takes"]["takes"]
     assert [(t[1], t[3]) for t in takes] == [("Facecast Take 1", True),
                                             ("Facecast Take 2", False)]

@@ -49,6 +49,13 @@ from shared.emotions import EMOTIONS, parse_emotion_string
 from shared.face_basis import MOUTH_CHANNELS, landmarks_from_blendshapes
 from shared.landmarks import canonical_face, inter_ocular, mouth_opening
 
+from .speech_bench import (
+    alignment_table,
+    paired_wins,
+    print_alignment,
+    standard_error,
+)
+
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ALL_CLIPS = ("d3", "d6", "d9", "d11", "d12", "d14")
 VOICE_SHARE = 0.2  # a clip whose sound is speech (Silero) for less than this is not a voice
@@ -120,8 +127,9 @@ def run_animation(model, audio, fps, emotion=None, **kw):
     """animate() with what this version supports (``text`` is dropped where unknown)."""
     from backend.motion.animate import animate
 
-    if "text" in kw and "text" not in _animate_kwargs():
-        kw.pop("text")
+    for key in ("text", "transcribe"):
+        if key in kw and key not in _animate_kwargs():
+            kw.pop(key)
     kw.setdefault("blinks", False)
     kw.setdefault("head_motion_amount", 0.0)
     return animate(audio, fps, emotion, model=model, **kw)
@@ -227,7 +235,8 @@ def real_clip_row(model, ci: ClipInputs, trained: set[str]) -> ClipRow:
     mask = clip_mask(ci, part)
     ref = mouth_opening(ci.clip.face_landmarks)
     pred, jaw = model_mouth(model, ci)
-    signals = {"model": pred, "rms": ci.rms_db,
+    heard, _ = model_mouth(model, ci, transcribe=True)
+    signals = {"model": pred, "transcript": heard, "rms": ci.rms_db,
                "phones": mouth_opening(mouth_to_landmarks(
                    phones_only_mouth(ci.audio.samples, ci.frame_times), ci.clip.neutral)),
                "acoustic": mouth_opening(mouth_to_landmarks(
@@ -311,7 +320,7 @@ def _score_sentence(mouth: np.ndarray, times: np.ndarray, fps: float, spans) -> 
 
 
 def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0.0,
-                     clips=None) -> dict[str, SentenceResult]:
+                     clips=None, transcribe: bool = False) -> dict[str, SentenceResult]:
     """For the model, the phones-only baseline and the exact-phone viseme curve."""
     from backend.audio import compute_frame_features, load_audio
     from backend.motion.train import MOUTH_IDS
@@ -324,9 +333,9 @@ def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0
         audio = load_audio((np.ascontiguousarray(clip.samples), clip.sample_rate))
         times = compute_frame_features(audio, fps).frame_times
         spans = _phone_spans(clip)
-        kw = {"text": text} if with_text else {}
+        kw = {"text": text} if with_text else {"transcribe": transcribe}
         anim = run_animation(model, audio, fps, seed=seed, variation=variation, **kw)
-        used += anim.meta.get("phones") == "text"
+        used += anim.meta.get("phones") in ("text", "transcript")
         mouths = {"model": anim.blendshapes[:, MOUTH_IDS],
                   "phones": phones_only_mouth(audio.samples, times),
                   "exact": viseme_track([(e.phoneme, e.time) for e in clip.phonemes],
@@ -432,29 +441,34 @@ from shared.audio import SAMPLE_RATE
 w = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None
 eng = load_audio(sys.argv[2]).samples
 x = np.tile(eng, int(np.ceil(1800 * SAMPLE_RATE / len(eng))))[: 1800 * SAMPLE_RATE]
-n = 0
-for chunk in iter_animation(Audio(x, SAMPLE_RATE), 30, None, model=load_model(w)):
+n = words = 0
+for chunk in iter_animation(Audio(x, SAMPLE_RATE), 30, None, model=load_model(w),
+                            transcribe=sys.argv[3] == "1"):
     n += chunk.n_frames
-print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    words = len(chunk.meta["transcript"].words) if chunk.meta.get("transcript") else 0
+print(n, words, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def speed(model, audio, fps: int = 30, repeats: int = 2) -> float:
+def speed(model, audio, fps: int = 30, repeats: int = 2, transcribe: bool = False) -> float:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         run_animation(model, audio, fps, parse_emotion_string("0:neutral,300:happy@0.7"),
-                      blinks=True, head_motion_amount=1.0)
+                      blinks=True, head_motion_amount=1.0, transcribe=transcribe)
         best = min(best, time.perf_counter() - t0)
     return audio.duration / best
 
 
-def memory_30_minutes(weights: str | None) -> tuple[int, float]:
+def memory_30_minutes(weights: str | None, transcribe: bool = False
+                      ) -> tuple[int, int, float, float]:
+    """(frames, words heard, peak MB, seconds) for 30 min of speech in a fresh process."""
+    t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, weights or "",
-                          str(DATA / "speech" / "eng.wav")], capture_output=True, text=True,
-                         check=True, timeout=3600)
-    n, mb = out.stdout.split()[-2:]
-    return int(n), float(mb)
+                          str(DATA / "speech" / "eng.wav"), "1" if transcribe else "0"],
+                         capture_output=True, text=True, check=True, timeout=3600)
+    n, words, mb = out.stdout.split()[-3:]
+    return int(n), int(words), float(mb), time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------ the run
@@ -465,7 +479,8 @@ def _fmt(r: tuple) -> str:
     return f"{r0:+.2f} ({lag:+d}: {rb:+.2f})"
 
 
-def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
+def run_motion_bench(weights: str | None = None, memory: bool = True,
+                     speech_only: bool = False) -> dict:
     import torch
 
     from backend.audio import Audio, load_audio
@@ -487,7 +502,8 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     print("r at the clip's stated A/V offset (best lag relative to it: r); "
           "offset + = the mouth moves after the sound")
     print(f"{'clip':5} {'voice':>5} {'part':>5} {'frames':>6} {'offset':>6} "
-          f"{'model':>17} {'RMS envelope':>17} {'phones only':>17} {'acoustic curve':>17}")
+          f"{'model':>17} {'model+recogniser':>17} {'RMS envelope':>17} {'phones only':>17} "
+          f"{'acoustic curve':>17}")
     rows, inputs = [], {}
     for name in ALL_CLIPS:
         if not (DATA / "clips" / f"{name}.mp4").is_file():
@@ -509,23 +525,38 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
         row = real_clip_row(model, inputs[name], trained)
         rows.append(row)
         print(f"{name:5} {row.voice:5.2f} {row.part:>5} {row.frames:6d} {row.offset:+6d} "
-              f"{_fmt(row.r['model']):>17} {_fmt(row.r['rms']):>17} "
+              f"{_fmt(row.r['model']):>17} {_fmt(row.r['transcript']):>17} "
+              f"{_fmt(row.r['rms']):>17} "
               f"{_fmt(row.r['phones']):>17} {_fmt(row.r['acoustic']):>17}")
     scored = [r for r in rows if r.frames >= 20]
     means = {k: float(np.nanmean([r.r[k][0] for r in scored])) if scored else float("nan")
-             for k in ("model", "rms", "phones", "acoustic")}
+             for k in ("model", "transcript", "rms", "phones", "acoustic")}
+    ses = {k: standard_error([r.r[k][0] for r in scored]) for k in means}
     frames = sum(r.frames for r in scored)
-    print(f"mean r at offset over {len(scored)} clip(s), {frames} frames: model "
-          f"{means['model']:+.2f}, RMS {means['rms']:+.2f}, phones-only {means['phones']:+.2f}, "
-          f"acoustic curve {means['acoustic']:+.2f} (one clip's r has a standard error near "
-          "1/sqrt(frames))")
-    out["real"] = {"rows": [r.__dict__ for r in rows], "means": means, "frames": frames}
+    print(f"mean r at offset over {len(scored)} clip(s), {frames} frames (± standard error "
+          f"over clips): model {means['model']:+.2f} ±{ses['model']:.2f}, with the "
+          f"recogniser {means['transcript']:+.2f} ±{ses['transcript']:.2f}, RMS "
+          f"{means['rms']:+.2f} ±{ses['rms']:.2f}, phones-only {means['phones']:+.2f} "
+          f"±{ses['phones']:.2f}, acoustic curve {means['acoustic']:+.2f} "
+          f"±{ses['acoustic']:.2f} (one clip's r has a standard error near 1/sqrt(frames))")
+    print(f"clips where the model with the recogniser beats: RMS "
+          f"{paired_wins(scored, 'transcript', 'rms')}, phones-only "
+          f"{paired_wins(scored, 'transcript', 'phones')}, the model without it "
+          f"{paired_wins(scored, 'transcript', 'model')}")
+    for k in ("rms", "phones", "acoustic"):
+        if means["transcript"] < means[k] + 0.05:
+            print(f"  NOTE: the model with the recogniser does not beat the {k} baseline by "
+                  f"0.05 on the mean ({means['transcript']:+.2f} vs {means[k]:+.2f})")
+    out["real"] = {"rows": [r.__dict__ for r in rows], "means": means, "se": ses,
+                   "frames": frames}
 
     # 2. espeak sentences
     clips = _sentence_clips()
     plain = sentence_results(model, with_text=False, clips=clips)
     texted = (sentence_results(model, with_text=True, clips=clips)
               if "text" in _animate_kwargs() else None)
+    heard = (sentence_results(model, with_text=False, clips=clips, transcribe=True)
+             if "transcribe" in _animate_kwargs() else None)
     out["sentences"] = {"audio": {k: v.__dict__ | {"jaw_curves": None}
                                   for k, v in plain.items()}}
 
@@ -536,7 +567,10 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
           "times from espeak)")
     print(f"{'':34} {'p/b/m closed':>14} {'rounded vowels':>15} {'f/v lip tuck':>14}")
     n_text = f"{texted['model'].text_used}/{len(clips)} aligned" if texted else ""
+    n_heard = f"{heard['model'].text_used}/{len(clips)} used" if heard else ""
     for label, res in (("model, audio only", plain["model"]),
+                       (f"model, automatic transcript ({n_heard})",
+                        heard["model"] if heard else None),
                        (f"model, with the text ({n_text})", texted["model"] if texted
                         else None),
                        ("phones-only (phone loop)", plain["phones"]),
@@ -548,6 +582,30 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
               f"{share(res.labiodental):>14}")
     if texted:
         out["sentences"]["text"] = texted["model"].__dict__ | {"jaw_curves": None}
+    if heard:
+        out["sentences"]["transcript"] = heard["model"].__dict__ | {"jaw_curves": None}
+    voices = SENTENCE_VOICES
+    table = alignment_table(SENTENCES, voices)
+    print_alignment(table, len(SENTENCES), voices)
+    out["alignment"] = table
+    eng = load_audio(DATA / "speech" / "eng.wav")
+    sixty = Audio(np.ascontiguousarray(eng.samples[: 60 * 16000]), 16000)
+    rt_heard = speed(model, sixty, transcribe=True)
+    for name in ("eng.wav", "sun.wav"):
+        from backend.speech.transcribe import transcribe
+
+        tr = transcribe(load_audio(DATA / "speech" / name).samples)
+        print(f"speech/{name} (no video of the speaker: not scored): {tr.report()}")
+    mem_heard = (memory_30_minutes(weights, transcribe=True) if memory
+                 else (0, 0, float("nan"), float("nan")))
+    print(f"\nWith the recogniser: {rt_heard:.0f}x real time (60 s of speech, 2 threads, "
+          f"shared machine); 30 min of audio: {mem_heard[0]} frames, {mem_heard[1]} words, "
+          f"peak memory {mem_heard[2]:.0f} MB, {mem_heard[3]:.0f} s "
+          f"({1800 / max(mem_heard[3], 1e-9):.0f}x real time incl. start-up)")
+    out["x_realtime_recogniser"], out["memory_mb_recogniser"] = rt_heard, mem_heard[2]
+    if speech_only:
+        return json.loads(json.dumps(out, default=lambda o: list(o) if isinstance(o, tuple)
+                                     else str(o)))
 
     # 3. tones / instrumental
     tone_jaw = {}
@@ -614,11 +672,11 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     # 7. speed and memory
     sixty = Audio(np.ascontiguousarray(eng.samples[: 60 * SAMPLE_RATE]), SAMPLE_RATE)
     rt = speed(model, sixty)
-    mem = memory_30_minutes(weights) if memory else (0, float("nan"))
+    mem = memory_30_minutes(weights) if memory else (0, 0, float("nan"), float("nan"))
     print(f"\nSpeed: {rt:.0f}x real time (60 s of speech at 30 fps, VAD + phone front-end + "
           f"model + landmarks, {torch.get_num_threads()} threads, shared machine); 30 min "
-          f"of audio: {mem[0]} frames, peak memory {mem[1]:.0f} MB")
-    out["x_realtime"], out["memory_mb"] = rt, mem[1]
+          f"of audio: {mem[0]} frames, peak memory {mem[2]:.0f} MB")
+    out["x_realtime"], out["memory_mb"] = rt, mem[2]
 
     # the table
     best_base = max(means["rms"], means["phones"])
@@ -631,7 +689,19 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
           f"beat both by 0.05 ({best_base + 0.05:+.2f}) |")
     print(f"| p/b/m closed within ±1 frame (audio only) | {share(plain['model'].closure)} | "
           f"| {share(plain['phones'].closure)} | ≥ 90 % |")
-    print(f"| p/b/m closed, dialogue text given | {share(tx) if tx else 'n/a'} | | | ≥ 95 % |")
+    print(f"| p/b/m closed, automatic transcript | "
+          f"{share(heard['model'].closure) if heard else 'n/a'} | | | ≥ 92 % |")
+    print(f"| p/b/m closed, dialogue text given | {share(tx) if tx else 'n/a'} | | | ≥ 97 % |")
+    for road in ("dialogue text", "automatic transcript", "acoustic phones"):
+        print(f"| median phone-boundary error vs espeak, {road} | "
+              f"{table[road]['median_ms']:.0f} ms | | "
+              f"{table['phone loop']['median_ms']:.0f} ms (phone loop) | ≤ 20 ms |")
+    print(f"| real speech, model with the recogniser, mean r ({len(scored)} clips) | "
+          f"{means['transcript']:+.2f} ±{ses['transcript']:.2f} | {means['rms']:+.2f} | "
+          f"{means['phones']:+.2f} | beat both by 0.05 |")
+    print(f"| speed with the recogniser, 2 threads | {rt_heard:.0f}× | | | ≥ 10× |")
+    print(f"| 30 min of audio with the recogniser, peak memory | {mem_heard[2]:.0f} MB | | | "
+          "≤ 1536 MB |")
     print(f"| rounded vowels pucker/funnel above speech median | "
           f"{share(plain['model'].rounded)} | | {share(plain['phones'].rounded)} | |")
     print(f"| f/v lower-lip tuck above speech median | {share(plain['model'].labiodental)} "
@@ -647,7 +717,7 @@ def run_motion_bench(weights: str | None = None, memory: bool = True) -> dict:
     print(f"| FER2013 judge: emotions scored above the neutral render | {n_lift}/{len(lifted)}"
           f" | | | far above chance |")
     print(f"| speed, 2 threads incl. VAD + phones (shared machine) | {rt:.0f}× | | | ≥ 150× |")
-    print(f"| 30 min of audio, peak memory | {mem[1]:.0f} MB | | | ≤ 1536 MB |")
+    print(f"| 30 min of audio, peak memory | {mem[2]:.0f} MB | | | ≤ 1536 MB |")
     print(f"\n(bench took {time.perf_counter() - t_start:.0f} s)")
     return json.loads(json.dumps(out, default=lambda o: list(o) if isinstance(o, tuple)
                                  else str(o)))

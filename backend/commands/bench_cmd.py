@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     fuzz.set_defaults(func=_fuzz)
     motion = bs.add_parser("motion", help="lip sync, FACS signs, identity, blinks, speed")
     motion.add_argument("--weights", default=None, help="motion weights (default: shipped)")
+    motion.add_argument("--speech", action="store_true",
+                        help="only the lip-sync rows: real clips, espeak sentences, phone "
+                             "timing, speed and memory with the recogniser")
     motion.set_defaults(func=_motion)
     render = bs.add_parser("render", help="subject fidelity vs baselines, obedience per "
                            "cue, expression and identity judges, fps idle/busy, memory")
@@ -102,7 +105,7 @@ def _fuzz(args: argparse.Namespace) -> int:
 def _motion(args: argparse.Namespace) -> int:
     from backend.bench.motion_bench import run_motion_bench
 
-    run_motion_bench(args.weights)
+    run_motion_bench(args.weights, speech_only=args.speech)
     return 0
 
 

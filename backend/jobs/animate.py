@@ -7,14 +7,17 @@ emotion_intensity float32[T]]``. Params: ``fps`` (number or "30000/1001"),
 cover exactly that many frames), ``emotion`` (a track string, or "auto"), ``seed``,
 ``variation``, ``head_motion``, ``articulation``, ``blinks``, ``landmarks`` (send
 landmarks, default true), ``text`` (the dialogue as a UTF-8 string, aligned for exact
-phone timing; feature ``"text"``; blank = none).
+phone timing; feature ``"text"``; blank = none), ``transcribe`` (default true: without
+a text, an offline recogniser writes one; feature ``"transcript"``).
 
 Results stream as one RESULT per chunk, body ``{"chunk": i, "start": frame offset,
 "n_frames": n}`` with arrays ``[blendshapes[n, 52], head_pose[n, 4, 4], blink[n],
 emotion_weights[n, 8], emotion_intensity[n], landmarks[n, 478, 3]?]``, so a long line
 never builds one huge message and the add-on keeps what arrived if the backend dies.
 DONE carries the timing metadata, the array names, where the phones came from
-(``phones``: "text" or "acoustic model") and ``warnings`` (e.g. why a text was not used).
+(``phones``: "text", "transcript" or "acoustic model"), ``warnings`` (e.g. why a text was
+not used) and, when the recogniser ran, ``transcript``: ``{"text", "report", "words":
+[[word, start s, end s, confidence], ...]}`` (the add-on shows the text as the dialogue).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def frame_limit(fps: Any, audio: Any, first_frame: int, start_offset: Any) -> in
 class AnimateJob(Job):
     kind = "animate"
     description = "Voice + emotion -> ARKit-52 blendshapes, landmarks, head pose, blinks"
-    features = ("text",)
+    features = ("text", "transcript")
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         from backend.audio import load_audio
@@ -119,6 +122,7 @@ class AnimateJob(Job):
                 articulation=p.get("articulation", 1.0),
                 blinks=bool(p.get("blinks", True)), model=_model(),
                 chunk_frames=CHUNK_FRAMES, text=text,
+                transcribe=bool(p.get("transcribe", True)),
                 progress=lambda f: ctx.progress(f, "animating"))):
             info = chunk.meta
             ctx.check_cancelled()
@@ -134,4 +138,6 @@ class AnimateJob(Job):
                 "first_frame": first_frame, "blendshape_names": list(ARKIT_BLENDSHAPES),
                 "emotion_names": list(EMOTIONS), "phones": info.get("phones"),
                 "warnings": [info["warning"]] if info.get("warning") else [],
+                **({"transcript": info["transcript"].to_json()}
+                   if info.get("transcript") else {}),
                 "arrays": list(RESULT_ARRAYS if send_landmarks else RESULT_ARRAYS[:-1])}

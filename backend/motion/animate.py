@@ -80,7 +80,9 @@ class Animation:
                 "emotion_intensity": self.emotion_intensity, "emotion_names":
                 np.array(EMOTIONS), "frame_numbers": self.frame_numbers,
                 "frame_times": self.frame_times, "fps": np.array(fps_text(self.fps)),
-                "first_frame": np.array(self.first_frame)}
+                "first_frame": np.array(self.first_frame),
+                **(self.meta["transcript"].to_arrays() if self.meta.get("transcript")
+                   else {})}
 
 
 def fps_text(fps: Fraction) -> str:
@@ -188,6 +190,7 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
                    articulation: float = 1.0,
                    neutral: np.ndarray | None = None, model: MotionModel | None = None,
                    chunk_frames: int = DEFAULT_CHUNK, text: str | None = None,
+                   transcribe: bool = False,
                    progress: Callable[[float], None] | None = None) -> Iterator[Animation]:
     """Yield the animation chunk by chunk (see ``animate`` for the arguments). Every
     chunk's ``meta`` says where the phones came from and why a text was not used."""
@@ -212,8 +215,18 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
     emo = _EmotionSource(emotion, clock.first_frame, int(total))
     model = model or load_model()
     feats_all = compute_audio_features(audio)
-    evidence = phone_evidence(audio.samples, text)
-    info = {"phones": evidence.source, "warning": evidence.warning}
+    transcript = None
+    if text is None and transcribe:  # no dialogue given: the recogniser writes one
+        from backend.speech.transcribe import transcribe as recognise
+
+        from .transcript_evidence import transcript_evidence
+
+        transcript = recognise(audio.samples)
+        evidence = transcript_evidence(audio.samples, transcript)
+    else:
+        evidence = phone_evidence(audio.samples, text)
+    info = {"phones": evidence.source, "warning": evidence.warning,
+            "transcript": transcript}
     effort = effort_gain(feats_all.energy_db, feats_all.vad, 100.0)
     auto = _auto_emotion(audio, fps_exact, clock, int(total), feats_all) if emo.auto else None
     blinker = BlinkGenerator(seed)
@@ -303,7 +316,9 @@ def animate(audio: Audio, fps: object, emotion: EmotionInput = None, **kwargs) -
     1 = as trained, 2 = twice as wide), ``neutral`` (a subject's [478, 3] face; default canonical),
     ``model``, ``chunk_frames``, ``text`` (the dialogue, aligned for exact phone timing;
     a text that does not fit the speech falls back to the phones heard, and
-    ``meta["warning"]`` says why), ``progress``.
+    ``meta["warning"]`` says why), ``transcribe`` (no text: an offline recogniser writes
+    one, ``backend.speech.transcribe``; ``meta["transcript"]`` holds its words, which
+    ``to_arrays`` saves as ``transcript_*``), ``progress``.
     """
     parts = list(iter_animation(audio, fps, emotion, **kwargs))
     meta = {"seed": kwargs.get("seed", 0), "variation": kwargs.get("variation", 0.0),

@@ -63,7 +63,9 @@ def to_json(anim: Animation) -> dict:
             "head_pose_frame": str(a["head_pose_frame"]),
             "blink": np.round(a["blink"], 4).tolist(),
             "emotion_weights": np.round(a["emotion_weights"], 4).tolist(),
-            "emotion_intensity": np.round(a["emotion_intensity"], 4).tolist()}
+            "emotion_intensity": np.round(a["emotion_intensity"], 4).tolist(),
+            **({"transcript": anim.meta["transcript"].to_json()}
+               if anim.meta.get("transcript") else {})}
 
 
 def animation_from_job(arrays: Mapping[str, np.ndarray], fps: object, sample_rate: int,

@@ -104,19 +104,34 @@ def evidence_from_phones(phones: list[tuple[str, float]], duration: float, sourc
 
 def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence:
     """Phones of 16 kHz mono ``samples`` as animation reads them: the dialogue ``text``
-    aligned when it fits; otherwise (no text, or one that does not fit: ``warning`` says
-    why) the acoustic model's 1-best phones (``acoustic.heard_phones``: ~1/30 of the
-    phone loop's cost, and the mouth follows real speech better with them — see the
+    when it fits (``loop_evidence``'s test), placed on the acoustic model's frame scores
+    (``transcript_phones.posterior_alignment``, closer to the sound than the loop's
+    placement); otherwise (no text, or one that does not fit: ``warning`` says why) the
+    acoustic model's 1-best phones (``acoustic.heard_phones``: ~1/30 of the phone loop's
+    cost, and the mouth follows real speech better with them — see the
     docs/BENCHMARKS.md's motion table). A text that is not used changes nothing."""
-    from backend.speech.acoustic import heard_phones, phone_scores
-
     warning = ""
     if text is not None and text.strip():
         aligned = loop_evidence(samples, text)
-        if aligned.source == "text":
-            return aligned
+        if aligned.source == "text":  # it fits: placed on the frame scores (exact)
+            from backend.speech.alignment import text_phones
+            from backend.speech.transcript_phones import posterior_alignment
+
+            placed = posterior_alignment(samples, text_phones(text))
+            return (aligned if placed is None else
+                    evidence_from_phones(placed, len(samples) / SAMPLE_RATE, "text"))
         warning = aligned.warning
-    scores = phone_scores(samples)
+    return heard_evidence(samples, None, warning)
+
+
+def heard_evidence(samples: np.ndarray, scores: PhoneScores | None = None, warning: str = ""
+                   ) -> PhoneEvidence:
+    """The no-text evidence: the acoustic model's 1-best phones (``scores``: its
+    ``acoustic.phone_scores`` of ``samples`` when already computed), and the lips meet
+    (tuck) where the bilabial (labiodental) class wins."""
+    from backend.speech.acoustic import heard_phones, phone_scores
+
+    scores = phone_scores(samples) if scores is None else scores
     ev = evidence_from_phones(heard_phones(samples, scores), len(samples) / SAMPLE_RATE,
                               "acoustic model", warning)
     # The lips must also meet where bilabials together outscore every other mouth class,

@@ -219,7 +219,10 @@ def forced_alignment(samples: np.ndarray, text: str
                     dec.process_raw(raw, full_utt=True)
                     dec.end_utt()
                     if _ == 0:
-                        if dec.hyp() is None:  # the search never reached the text's end
+                        hyp = dec.hyp()
+                        # pocketsphinx's alignment grammar may also end after any word:
+                        # a hypothesis short of the whole text is no alignment of it
+                        if hyp is None or hyp.hypstr.split() != words:
                             raise RuntimeError("no alignment")
                         dec.set_alignment()
                 segs = [(p.name, p.start, p.score) for w in dec.get_alignment() for p in w]

@@ -1,0 +1,124 @@
+"""The automatic transcript: real Whisper tiny.en (from its wheel) on espeak-ng speech,
+its words aligned on the acoustic model's frame scores, unsure or unreadable stretches
+falling back to the acoustic phones, and the CLI's --transcribe / --no-transcribe."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+import pytest
+
+from backend.audio import load_audio
+from backend.bench.speech_bench import boundary_errors
+from backend.motion.phones import heard_evidence
+from backend.motion.transcript_evidence import transcript_evidence
+from backend.speech.alignment import text_phones
+from backend.speech.espeak import synthesize
+from backend.speech.transcribe import Stretch, Transcript, Word, recogniser_missing, transcribe
+from backend.speech.transcript_phones import posterior_alignment, transcript_phones
+
+pytestmark = pytest.mark.skipif(bool(recogniser_missing()), reason=recogniser_missing())
+LINE = "Maybe Pam will move back to Brooklyn."
+
+
+@functools.lru_cache(maxsize=4)
+def spoken(text: str = LINE, voice: str = "en-us"):
+    clip = synthesize(text, voice, 160)
+    return clip, load_audio((clip.samples, clip.sample_rate)).samples
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def test_recogniser_writes_the_words_with_times() -> None:
+    clip, x = spoken()
+    tr = transcribe(x)
+    said = words_of(tr.text)
+    assert sum(w in said for w in words_of(LINE)) >= 6, tr.text
+    starts = [w.start for w in tr.words]
+    assert starts == sorted(starts) and starts[0] >= 0
+    assert tr.words[-1].end <= clip.duration + 0.1
+    arrays = tr.to_arrays()
+    assert arrays["transcript_times"].shape == (len(tr.words), 2)
+    assert "words" in tr.report()
+
+
+def test_transcript_places_phones_on_the_sound() -> None:
+    clip, x = spoken()
+    exact = [(e.phoneme, e.time) for e in clip.phonemes]
+    ev = transcript_evidence(x, transcribe(x))
+    assert ev.source == "transcript"
+    typed = posterior_alignment(x, text_phones(LINE))
+    acoustic = heard_evidence(x)
+    # quality floors, not the bench's numbers: exact-time phones from espeak itself
+    assert np.median(boundary_errors(exact, typed)) <= 0.03
+    assert np.median(boundary_errors(exact, ev.phones)) <= 0.04
+    assert np.median(boundary_errors(exact, ev.phones)) < np.median(
+        boundary_errors(exact, acoustic.phones))
+
+
+def test_unsure_words_and_unreadable_stretches_keep_the_acoustic_phones() -> None:
+    from backend.speech.acoustic import phone_scores
+
+    _, x = spoken()
+    tr = transcribe(x)
+    scores = phone_scores(x)
+    base = list(heard_evidence(x, scores).phones)
+    s = tr.stretches[0]
+    doubtful = s.words[1]  # "Pam": made unsure
+    words = tuple(Word(w.text, w.start, w.end, 0.05 if w is doubtful else 0.99)
+                  for w in s.words)
+    unsure = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),), tr.duration)
+    phones, used = transcript_phones(x, unsure, base, scores)
+    a, b = round(doubtful.start * 100), round(doubtful.end * 100)
+    assert used.any() and not used[a:b + 1].any()
+    mid = (doubtful.start + doubtful.end) / 2
+    sounding = [p for p, t in phones if t <= mid][-1]
+    assert sounding == [p for p, t in base if t <= mid][-1]  # the acoustic phone there
+    # a stretch the recogniser could not read (e.g. another language): nothing changes
+    foreign = Transcript((Stretch(s.start, s.end, -2.0, 0.0, words),), tr.duration)
+    ev = transcript_evidence(x, foreign)
+    plain = heard_evidence(x)
+    assert ev.source == "acoustic model" and ev.phones == plain.phones
+    np.testing.assert_array_equal(ev.must, plain.must)
+    assert "not read as English" in foreign.report()
+
+
+def test_cli_transcribes_unless_told_not_to_and_bad_input_reports(tmp_path, capsys) -> None:
+    import soundfile as sf
+
+    from backend.cli import main
+    from backend.motion.synthetic import tone_sounds
+
+    _, x = spoken()
+    wav = tmp_path / "line.wav"
+    sf.write(wav, x, 16000)
+    assert main(["animate", str(wav), "-o", str(tmp_path / "a.npz")]) == 0
+    assert "automatic transcript" in capsys.readouterr().err
+    with np.load(tmp_path / "a.npz") as d:
+        assert sum(w in words_of(str(d["transcript_text"])) for w in words_of(LINE)) >= 6
+        n = len(d["transcript_words"])
+        assert d["transcript_times"].shape == (n, 2) and d["transcript_confidence"].shape == (n,)
+        assert (np.diff(d["transcript_times"][:, 0]) >= 0).all()
+    assert main(["animate", str(wav), "-o", str(tmp_path / "b.npz"), "--no-transcribe"]) == 0
+    assert "automatic transcript" not in capsys.readouterr().err
+    with np.load(tmp_path / "b.npz") as d:
+        assert not any(k.startswith("transcript") for k in d.files)
+    assert main(["animate", str(wav), "-o", str(tmp_path / "c.json"), "--text", LINE]) == 0
+    assert "automatic transcript" not in capsys.readouterr().err  # the text wins
+    # bad input: music, a 0.1 s clip, a language tiny.en does not know -> an animation and
+    # a report line each
+    music = next(iter(tone_sounds(np.random.default_rng(5), 2.0).values()))
+    _, french = spoken("Le chien court vite dans le champ vert tous les matins.", "fr")
+    cases = {"music": (music, "heard no words"),
+             "short": (x[:1600], "automatic transcript"),
+             "french": (french, "not read as English")}
+    for name, (pcm, said) in cases.items():
+        sf.write(tmp_path / f"{name}.wav", pcm, 16000)
+        assert main(["animate", str(tmp_path / f"{name}.wav"), "-o",
+                     str(tmp_path / f"{name}.npz")]) == 0, name
+        err = capsys.readouterr().err
+        assert said in err, (name, err)
