@@ -116,15 +116,16 @@ def engine(name: str) -> Iterator[None]:
             yield
 
 
-def _frames(subject, size: int, n: int, fp16: bool, payload=None
+def _frames(subject, size: int, n: int, fp16: bool
             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Raw frames of the renderer (no watermark: that is the render service's)."""
     lm = np.asarray(subject.manifest["conditioning"]["landmark_mean"], np.float32)
     cond = render_conditioning({"landmarks": np.repeat(lm[None], n, 0),
                                 "head_pose": HEAD_DEFAULT}, subject.manifest,
                                head_pose_frame="world")
     cam, mw = bench_camera(size)
     return render_sequence(subject.model, subject.grid, camera_views(cam, mw, n), cond,
-                           fp16=fp16, payload=payload)
+                           fp16=fp16)
 
 
 def ops_per_frame(subject, size: int = 256) -> tuple[int, int]:
