@@ -351,6 +351,7 @@ def scenario_ui(pkg):
     props = s.bl_rna.properties
     result["emotion_props"] = [n for n in EMOTIONS if n in props]
     result["animatable"] = [n for n in (*EMOTIONS, "intensity") if props[n].is_animatable]
+    result["emotion_tooltips"] = [props[n].description for n in EMOTIONS]
 
     key_two_emotions(scene)
     result["happy_curve"] = fcurve_values(scene, "facecast.happy", [1, 20, 30, 45, 60])
