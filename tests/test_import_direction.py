@@ -1,7 +1,8 @@
 """Imports point forward: every module's imports (top-level, inside functions and under
 ``TYPE_CHECKING`` alike, read with ``ast``) go to its own stage or an earlier one, never
 to a later stage and never into the diagnostics wing; the backend's packages form no
-cycle. The stages and the wing are drawn in ``docs/ARCHITECTURE.md``.
+cycle; the Blender add-on's modules form no cycle either. The stages and the wing are
+drawn in ``docs/ARCHITECTURE.md``.
 
 A new backend package or top-level module must be placed in :data:`STAGES` (or
 :data:`DIAGNOSTICS`) before this test passes - that is the moment to decide where it sits.
@@ -132,6 +133,11 @@ def package_cycles(files: list[Path]) -> list[list[str]]:
             if target.startswith("backend.") and dst != src and (REPO / Path(
                     *dst.split("."))).is_dir():
                 edges.setdefault(src, set()).add(dst)
+    return _cycles(edges)
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first walk of ``edges`` meets (each reported once per entry)."""
     cycles, done = [], set()
 
     def visit(node: str, trail: list[str]) -> None:
@@ -197,3 +203,49 @@ def test_a_package_cycle_is_caught(tmp_path, monkeypatch) -> None:
         (tmp_path / "backend" / a / "m.py").write_text(f"from backend.{b} import m\n")
     files = sorted((tmp_path / "backend").rglob("*.py"))
     assert package_cycles(files) == [["backend.cluster", "backend.jobs", "backend.cluster"]]
+
+
+def addon_cycles(files: list[Path]) -> list[list[str]]:
+    """Import cycles among the add-on's own modules (``blender_addon.x``, every import
+    counted, ``shared`` excluded: it imports nothing of the add-on)."""
+    edges: dict[str, set[str]] = {}
+    for path in files:
+        src = module_name(path)
+        for target, _ in imports_of(path):
+            if not target.startswith("blender_addon.") or ".shared" in target:
+                continue
+            # ``from . import x`` names module x; ``from .x import y`` names x.y: keep
+            # the longest prefix that is a module of the add-on
+            parts = target.split(".")
+            while parts and not ((REPO / Path(*parts)).with_suffix(".py").is_file()
+                                 or (REPO / Path(*parts) / "__init__.py").is_file()):
+                parts.pop()
+            dst = ".".join(parts)
+            if dst and dst != src and dst != "blender_addon":
+                edges.setdefault(src, set()).add(dst)
+    return _cycles(edges)
+
+
+def test_the_addon_has_no_import_cycle() -> None:
+    """The add-on's modules import one way: UI (panel, preferences, operators) -> the
+    session -> the bpy-free cores; the session gets the preferences as a typed
+    ``BackendSettings`` handed down, never by importing them."""
+    cycles = addon_cycles(_files("blender_addon"))
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_an_addon_cycle_is_caught(tmp_path, monkeypatch) -> None:
+    """main's old loop, planted: preferences -> panel -> job_session -> preferences (the
+    last one inside a function, where it hid)."""
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    addon = tmp_path / "blender_addon"
+    addon.mkdir()
+    (addon / "__init__.py").write_text("")
+    (addon / "preferences.py").write_text("from .facecast_panel import draw\n")
+    (addon / "facecast_panel.py").write_text("from . import job_session\n")
+    (addon / "job_session.py").write_text("def f():\n    from .preferences import s\n")
+    assert addon_cycles(sorted(addon.glob("*.py"))) == [[
+        "blender_addon.facecast_panel", "blender_addon.job_session",
+        "blender_addon.preferences", "blender_addon.facecast_panel"]]
