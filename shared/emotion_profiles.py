@@ -7,7 +7,7 @@ blink rate (``backend.motion.blinks``), the add-on's slider tooltips and the exp
 judge's class (``backend.judges.expression``). Adding an emotion is one row here; the row
 order is the column order of every ``emotion_weights[T, n]`` array, so rows are only ever
 appended. (The learned motion model has one embedding row per emotion: a new row also
-needs ``facecast train``.)
+needs ``facecast motion train``.)
 
 Why a data module with no imports: the add-on ships ``shared/`` and reads the names and
 tooltips; the backend reads the numbers. Plain tuples keep it readable as a table and

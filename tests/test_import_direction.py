@@ -23,9 +23,9 @@ STAGES: dict[str, int] = {
     # 0: what everything may use: the wire (shared/) and the backend's own small helpers
     "shared": 0, "backend.atomic_file": 0, "backend.progress": 0,
     "backend.threads": 0,
-    # 1: inputs - sound, speech (phones, viseme classes), video, faces in video, media
-    "backend.audio": 1, "backend.speech": 1, "backend.video": 1, "backend.tracking": 1,
-    "backend.media": 1,
+    # 1: inputs - sound, speech (phones, viseme classes), media files (video and audio
+    # tracks read, MP4 and frame files written), faces in video
+    "backend.audio": 1, "backend.speech": 1, "backend.media": 1, "backend.tracking": 1,
     # 2: motion - audio + emotion -> landmarks, blendshapes, head pose, blinks
     "backend.motion": 2,
     # 3: the field (tri-plane NeRF): raw frames from a conditioning and cameras
@@ -249,3 +249,40 @@ def test_an_addon_cycle_is_caught(tmp_path, monkeypatch) -> None:
     assert addon_cycles(sorted(addon.glob("*.py"))) == [[
         "blender_addon.facecast_panel", "blender_addon.job_session",
         "blender_addon.preferences", "blender_addon.facecast_panel"]]
+
+
+def _is_module(parts: list[str]) -> bool:
+    base = REPO / Path(*parts)
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def unresolved_imports(files: list[Path]) -> list[str]:
+    """Imports of ours that name no module: ``a.b.c`` needs ``a.b.c`` to be a module, or
+    ``a.b`` to be one (``c`` a name in it). Function-level imports run only when called,
+    so a moved module (``backend.video`` -> ``backend.media``) would otherwise hide there."""
+    bad = []
+    for path in files:
+        for target, line in imports_of(path):
+            parts = target.split(".")
+            if parts[0] in ("backend", "shared") and not (
+                    _is_module(parts) or _is_module(parts[:-1])):
+                bad.append(f"{path.relative_to(REPO)}:{line}: {target} is no module")
+    return bad
+
+
+def test_every_import_of_ours_names_a_module() -> None:
+    bad = unresolved_imports(_files("backend", "shared", "tests", "scripts"))
+    assert not bad, "\n".join(bad)
+
+
+def test_an_import_of_a_moved_module_is_caught(tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    (tmp_path / "backend" / "media").mkdir(parents=True)
+    (tmp_path / "backend" / "media" / "decode.py").write_text("def read_video(): ...\n")
+    user = tmp_path / "backend" / "user.py"
+    user.write_text("def f():\n    from backend.video.decode import read_video\n"
+                    "from backend.media.decode import read_video\n")
+    assert unresolved_imports([user]) == [
+        "backend/user.py:2: backend.video.decode.read_video is no module"]

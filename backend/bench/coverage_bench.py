@@ -24,9 +24,9 @@ import numpy as np
 from shared.landmarks import calm_frames
 
 from ..judges.expression import FER_CLASSES, JUDGED_EMOTIONS, ExpressionJudge, square_box
+from ..media.decode import read_video
 from ..subject.coverage import footage_coverage
 from ..subject.prepare import track_face
-from ..video.decode import read_video
 
 FER_SHORT = {"angry": "ang", "disgust": "dis", "fear": "fear", "happy": "hap", "sad": "sad",
              "surprise": "sur", "neutral": "neu"}

@@ -235,7 +235,7 @@ def emotions_and_identity(subject, data: SubjectData, frame: int,
 def _other_people(ident, real: list[np.ndarray]) -> list[float]:
     """Descriptor distances from the subject's footage to other people's (skipped
     without ../shared/data)."""
-    from ..video.decode import read_video
+    from ..media.decode import read_video
 
     root = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clips"
     out = []
