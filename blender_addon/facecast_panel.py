@@ -10,7 +10,7 @@ from __future__ import annotations
 import bpy
 
 from . import hybrid_operators, job_session, scene_inputs
-from .animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
+from .core.animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
 from .shared.emotions import EMOTIONS
 from .widgets import draw_backend_status, wrapped
 

@@ -25,7 +25,7 @@ import bpy
 import numpy as np
 
 from . import scene_inputs, sequencer_writer
-from .animate_job import (
+from .core.animate_job import (
     ANIMATE_KIND,
     TEXT_FEATURE,
     TEXT_UNSUPPORTED,
@@ -36,11 +36,17 @@ from .animate_job import (
     scene_fps,
     transcript_of,
 )
-from .audio_io import load_pcm
-from .backend_session import BackendSession, BackendSettings
-from .frame_writer import frames_on_disk
-from .job_stall import StallWatch
-from .render_job import HEAD_POSE_FRAME, RENDER_KIND, RenderTask, conditioning_hash, frames_root
+from .core.audio_io import load_pcm
+from .core.backend_session import BackendSession, BackendSettings
+from .core.frame_writer import frames_on_disk
+from .core.job_stall import StallWatch
+from .core.render_job import (
+    HEAD_POSE_FRAME,
+    RENDER_KIND,
+    RenderTask,
+    conditioning_hash,
+    frames_root,
+)
 from .scene_inputs import LastAnimation
 from .shared.audio import SAMPLE_RATE
 from .shared.emotions import validate_emotion_arrays

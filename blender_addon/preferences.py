@@ -16,7 +16,7 @@ import shutil
 import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
-from .backend_session import DEFAULT_ADDRESS, BackendSettings
+from .core.backend_session import DEFAULT_ADDRESS, BackendSettings
 from .shared.net import is_loopback
 from .widgets import draw_backend_status
 

@@ -286,3 +286,17 @@ def test_an_import_of_a_moved_module_is_caught(tmp_path, monkeypatch) -> None:
                     "from backend.media.decode import read_video\n")
     assert unresolved_imports([user]) == [
         "backend/user.py:2: backend.video.decode.read_video is no module"]
+
+
+def test_the_addon_core_needs_no_blender() -> None:
+    """``blender_addon/core/`` imports neither bpy nor the add-on's Blender modules: only
+    itself, ``shared`` and libraries, so its tests run in plain Python."""
+    bad = []
+    for path in _files("blender_addon/core"):
+        for target, line in imports_of(path):
+            top = target.split(".")[0]
+            ours = target.startswith("blender_addon.") and not target.startswith(
+                ("blender_addon.core", "blender_addon.shared"))
+            if top == "bpy" or ours:
+                bad.append(f"{path.relative_to(REPO)}:{line}: {target}")
+    assert not bad, "\n".join(bad)

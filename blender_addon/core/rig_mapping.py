@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .shared.blendshapes import ARKIT_BLENDSHAPES
-from .shared.errors import InputError
-from .shared.shape_key_mapping import match_shape_keys
+from ..shared.blendshapes import ARKIT_BLENDSHAPES
+from ..shared.errors import InputError
+from ..shared.shape_key_mapping import match_shape_keys
 
 SHAPE_KEYS = "shape key"
 POSES = "pose action"
