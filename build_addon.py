@@ -74,6 +74,8 @@ PLATFORMS: dict[str, tuple[str, ...]] = {
 # no wheels inside Blender), bpy must not leak into shared/, and ``backend`` is not shipped.
 FORBIDDEN_IMPORTS = frozenset({"torch", "torchaudio", "torchvision", "backend", "scipy"})
 FORBIDDEN_IN_SHARED = FORBIDDEN_IMPORTS | {"bpy"}
+#: Archive folders whose code must run without Blender (tests import it in plain Python).
+BPY_FREE_DIRS = ("shared/", "core/")
 # Top-level names that would only resolve in the source checkout, never once installed.
 REPO_PACKAGES = frozenset({"shared", "blender_addon", "backend", "facecast"})
 
@@ -407,11 +409,13 @@ def static_checks(entries: Sequence[tuple[str, bytes]]) -> None:
         for n, b in entries
         if n.endswith(".py") and not n.startswith("shared/")
     ]
-    shared_py = [
-        (n, b.decode("utf-8")) for n, b in entries if n.endswith(".py") and n.startswith("shared/")
+    # shared/ and the add-on's bpy-free core/ must stay importable without Blender
+    bpy_free = [
+        (n, b.decode("utf-8")) for n, b in entries
+        if n.endswith(".py") and n.startswith(BPY_FREE_DIRS)
     ]
     problems = check_imports(addon_py, FORBIDDEN_IMPORTS)
-    problems += check_imports(shared_py, FORBIDDEN_IN_SHARED)
+    problems += check_imports(bpy_free, FORBIDDEN_IN_SHARED)
     if problems:
         raise BuildError("add-on code would not work once installed:\n  " + "\n  ".join(problems))
 

@@ -5,7 +5,7 @@ vendored next to this file by ``build_addon.py``, so every import here is relati
 
 The bpy-using submodules are imported inside :func:`register` rather than at module
 top: that keeps the package importable without Blender, so its bpy-free helpers
-(``demo_mesh``, ``shared``) can be tested in plain Python from the staged build.
+(``core``, ``shared``) can be tested in plain Python from the staged build.
 """
 
 from __future__ import annotations

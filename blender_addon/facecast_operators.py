@@ -11,6 +11,7 @@ from __future__ import annotations
 import bpy
 
 from . import job_session, scene_inputs
+from .preferences import backend_settings
 from .shared.emotions import EMOTIONS
 from .shared.errors import FacecastError
 
@@ -32,8 +33,9 @@ class FACECAST_OT_start_backend(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            job_session.start_local_backend()
-            job_session.connect()
+            settings = backend_settings(context)
+            job_session.start_local_backend(settings)
+            job_session.connect(settings)
         except FacecastError as exc:
             return fail(self, context, exc)
         self.report({"INFO"}, "Starting the Facecast backend")
@@ -59,7 +61,7 @@ class FACECAST_OT_connect(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            job_session.connect()
+            job_session.connect(backend_settings(context))
         except FacecastError as exc:
             return fail(self, context, exc)
         return {"FINISHED"}
@@ -150,7 +152,7 @@ class FACECAST_OT_animate(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            job_session.start_animate(context.scene)
+            job_session.start_animate(context.scene, backend_settings(context))
         except FacecastError as exc:
             return fail(self, context, exc)
         return {"FINISHED"}
@@ -168,7 +170,7 @@ class FACECAST_OT_render(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
-            job_session.start_render(context.scene)
+            job_session.start_render(context.scene, backend_settings(context))
         except FacecastError as exc:
             return fail(self, context, exc)
         return {"FINISHED"}

@@ -7,39 +7,12 @@ in red, because the console is where nobody looks.
 
 from __future__ import annotations
 
-import textwrap
-
 import bpy
 
 from . import hybrid_operators, job_session, scene_inputs
-from .animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
+from .core.animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
 from .shared.emotions import EMOTIONS
-
-_STATE_ICONS = {"connected": "CHECKMARK", "running": "CHECKMARK", "starting": "TIME",
-                "connecting": "TIME", "stopped": "RADIOBUT_OFF", "error": "ERROR"}
-
-
-def _wrapped(layout: bpy.types.UILayout, text: str, icon: str = "NONE", width: int = 48,
-             alert: bool = False) -> None:
-    col = layout.column(align=True)
-    col.alert = alert
-    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
-        col.label(text=line, icon=icon if i == 0 else "BLANK1")
-
-
-def draw_backend_status(layout: bpy.types.UILayout) -> None:
-    """Running/stopped/error line plus Start/Stop/Connect (shared with the preferences)."""
-    state, text = job_session.backend_status()
-    row = layout.row(align=True)
-    row.alert = state == "error"
-    row.label(text=f"Backend: {state}", icon=_STATE_ICONS.get(state, "NONE"))
-    if job_session.SESSION.backend.local.proc is not None:
-        row.operator("facecast.stop_backend", text="", icon="PAUSE")
-    else:
-        row.operator("facecast.start_backend", text="", icon="PLAY")
-    row.operator("facecast.connect", text="", icon="FILE_REFRESH")
-    if state == "error" and text:
-        _wrapped(layout, text, alert=True)
+from .widgets import draw_backend_status, wrapped
 
 
 def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
@@ -62,10 +35,10 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     col.prop(s, "subject", icon="USER")
     consent = job_session.SESSION.backend.subject_consent.get(s.subject.strip())
     if consent:
-        _wrapped(col, consent, icon="INFO")
+        wrapped(col, consent, icon="INFO")
     coverage = job_session.SESSION.backend.subject_coverage.get(s.subject.strip())
     if coverage:
-        _wrapped(col, coverage, icon="INFO")
+        wrapped(col, coverage, icon="INFO")
 
     draw_dialogue(layout.box(), s)
     draw_mapping(layout.box(), s)
@@ -111,14 +84,14 @@ def draw_panel(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
             box.progress(factor=s.progress, type="BAR", text=f"{s.progress * 100:.0f}%")
         else:
             box.label(text=f"{s.progress * 100:.0f}%")
-        _wrapped(box, label)
+        wrapped(box, label)
         stalled = job_session.stall_note()
         if stalled:
-            _wrapped(box, stalled, icon="TIME", alert=True)
+            wrapped(box, stalled, icon="TIME", alert=True)
         if busy:
             box.operator("facecast.cancel", icon="CANCEL")
     if s.last_error:
-        _wrapped(layout.box(), s.last_error, icon="ERROR", alert=True)
+        wrapped(layout.box(), s.last_error, icon="ERROR", alert=True)
     draw_takes(layout.box(), s)
 
 
@@ -130,7 +103,7 @@ def draw_dialogue(layout: bpy.types.UILayout, s: object) -> None:
     has_text = bool(s.dialogue_text.strip()) or s.dialogue_text_block is not None
     backend = job_session.SESSION.backend
     if has_text and backend.ready and not backend.supports(ANIMATE_KIND, TEXT_FEATURE):
-        _wrapped(layout, TEXT_UNSUPPORTED, icon="ERROR")
+        wrapped(layout, TEXT_UNSUPPORTED, icon="ERROR")
 
 
 def draw_mapping(layout: bpy.types.UILayout, s: object) -> None:
@@ -143,7 +116,7 @@ def draw_mapping(layout: bpy.types.UILayout, s: object) -> None:
     sub.operator("facecast.mapping_remove", text="", icon="REMOVE")
     layout.operator("facecast.check_mapping", icon="VIEWZOOM")
     if s.mapping_report:
-        _wrapped(layout, s.mapping_report, icon="INFO")
+        wrapped(layout, s.mapping_report, icon="INFO")
 
 
 def draw_takes(layout: bpy.types.UILayout, s: object) -> None:

@@ -23,18 +23,11 @@ from bpy.props import (
 
 from . import compat, job_session, pose_library
 from .shared.blendshapes import ARKIT_BLENDSHAPES
+from .shared.emotion_profiles import EMOTION_PROFILES
 from .shared.emotions import EMOTIONS
 
-EMOTION_DESCRIPTIONS = {
-    "neutral": "Resting face; weight of no particular emotion",
-    "happy": "Smile: lip corners and cheeks raised (AU6+AU12)",
-    "sad": "Inner brows raised, lip corners lowered (AU1+AU4+AU15)",
-    "angry": "Brows lowered, lids tightened, lips pressed (AU4+AU5+AU7+AU23)",
-    "surprised": "Brows raised, eyes wide, jaw dropped (AU1+AU2+AU5+AU26)",
-    "fearful": "Brows raised and drawn together, lips stretched (AU1+AU2+AU4+AU5+AU20)",
-    "disgusted": "Nose wrinkled, upper lip raised (AU9+AU10)",
-    "contempt": "One lip corner tightened and raised (AU14, one side)",
-}
+# The sliders' tooltips: each profile's ``description`` in the one emotion table.
+EMOTION_DESCRIPTIONS = {p.name: p.description for p in EMOTION_PROFILES}
 
 
 def _arkit_search(self: bpy.types.PropertyGroup, context: bpy.types.Context,

@@ -25,7 +25,7 @@ import bpy
 import numpy as np
 
 from . import scene_inputs, sequencer_writer
-from .animate_job import (
+from .core.animate_job import (
     ANIMATE_KIND,
     TEXT_FEATURE,
     TEXT_UNSUPPORTED,
@@ -36,11 +36,17 @@ from .animate_job import (
     scene_fps,
     transcript_of,
 )
-from .audio_io import load_pcm
-from .backend_session import BackendSession
-from .frame_writer import frames_on_disk
-from .job_stall import StallWatch
-from .render_job import HEAD_POSE_FRAME, RENDER_KIND, RenderTask, conditioning_hash, frames_root
+from .core.audio_io import load_pcm
+from .core.backend_session import BackendSession, BackendSettings
+from .core.frame_writer import frames_on_disk
+from .core.job_stall import StallWatch
+from .core.render_job import (
+    HEAD_POSE_FRAME,
+    RENDER_KIND,
+    RenderTask,
+    conditioning_hash,
+    frames_root,
+)
 from .scene_inputs import LastAnimation
 from .shared.audio import SAMPLE_RATE
 from .shared.emotions import validate_emotion_arrays
@@ -114,6 +120,8 @@ class Session:
     run: AnimateRun | RenderRun | None = None
     last: dict[str, LastAnimation] = field(default_factory=dict)  # face name -> result
     timer_on: bool = False
+    #: what the UI last handed down from the preferences (address, timeouts, ...)
+    settings: BackendSettings = field(default_factory=BackendSettings)
 
     @property
     def busy(self) -> bool:
@@ -123,18 +131,14 @@ class Session:
 SESSION = Session()
 
 
-def _backend_settings() -> Any:
-    from .preferences import backend_settings
-
-    return backend_settings()
-
-
 # --------------------------------------------------------------------------------------
-# The backend (operators call these)
+# The backend (operators call these with the preferences' BackendSettings; this module
+# never reads the preferences itself: the UI hands its typed settings down)
 
 
-def start_local_backend() -> None:
-    SESSION.backend.start_local(_backend_settings())
+def start_local_backend(settings: BackendSettings) -> None:
+    SESSION.settings = settings
+    SESSION.backend.start_local(settings)
     ensure_timer()
 
 
@@ -142,8 +146,9 @@ def stop_local_backend() -> None:
     SESSION.backend.stop_local()
 
 
-def connect() -> None:
-    SESSION.backend.connect(_backend_settings())
+def connect(settings: BackendSettings) -> None:
+    SESSION.settings = settings
+    SESSION.backend.connect(settings)
     ensure_timer()
 
 
@@ -151,11 +156,11 @@ def backend_status() -> tuple[str, str]:
     return SESSION.backend.status()
 
 
-def reach_backend() -> bool:
+def reach_backend(settings: BackendSettings) -> bool:
     """Connect for a job (no waiting). When nothing answers at a loopback address and
     the preference "Start a Local Backend" is on, start one first, as the Start Backend
     button does; the job is sent once it is ready. Returns whether one was started."""
-    settings = _backend_settings()
+    SESSION.settings = settings
     start = SESSION.backend.should_start_local(settings)
     if start:
         SESSION.backend.start_local(settings)
@@ -193,7 +198,7 @@ def _options(settings: Any) -> dict:
             or settings.render_source == "LAST_TAKE"}
 
 
-def start_animate(scene: bpy.types.Scene) -> AnimateTask:
+def start_animate(scene: bpy.types.Scene, connection: BackendSettings) -> AnimateTask:
     """Validate inputs, sample emotions, queue ``animate``; :func:`step` submits it and
     writes the result as a new take."""
     _check_idle()
@@ -220,7 +225,7 @@ def start_animate(scene: bpy.types.Scene) -> AnimateTask:
                              _options(settings), f"{exact.numerator}/{exact.denominator}",
                              text)
     task = AnimateTask(request)
-    started = reach_backend()  # no waiting: step() submits once the backend has answered
+    started = reach_backend(connection)  # no waiting: step() submits once the backend has answered
     SESSION.run = AnimateRun(task, scene.name, obj.name,
                              settings.head_target.name if settings.head_target else "",
                              bool(settings.landmark_empties), overrides,
@@ -234,7 +239,7 @@ def frames_folder(scene: bpy.types.Scene, digest: str) -> Path:
     return frames_root(bpy.data.filepath, tempfile.gettempdir()) / digest
 
 
-def start_render(scene: bpy.types.Scene) -> RenderTask | None:
+def start_render(scene: bpy.types.Scene, connection: BackendSettings) -> RenderTask | None:
     """Queue ``render`` for the frames not on disk yet; None if all were reused."""
     _check_idle()
     inputs = scene_inputs.render_inputs(scene, SESSION.last.get(
@@ -268,7 +273,7 @@ def start_render(scene: bpy.types.Scene) -> RenderTask | None:
         n_frames=int(missing.size), fps=scene_fps(scene.render.fps, scene.render.fps_base))
     task.requested = [int(f) for f in missing]
     run.strip_refreshed_at, run.strip_frames = time.monotonic(), len(have)
-    run.started_backend = reach_backend()  # no waiting: step() submits when it answers
+    run.started_backend = reach_backend(connection)  # no waiting: step() submits when it answers
     SESSION.run = run
     what = f"rendering {missing.size} frames ({len(have)} reused)"
     _show(scene, "render", len(have) / len(frames),
@@ -353,7 +358,7 @@ def _submit_when_ready(run: AnimateRun | RenderRun, scene: bpy.types.Scene | Non
         run.task.job = backend.link.submit(kind, params, arrays, run.task, credit=credit)
         run.submitted = True
         run.task.message = "sent to the backend"
-        run.stall = StallWatch(_backend_settings().job_timeout_s, time.monotonic())
+        run.stall = StallWatch(SESSION.settings.job_timeout_s, time.monotonic())
     elif run.started_backend and backend.local.state == "error":
         run.task.state = "error"
         run.task.error = f"The local backend did not start: {backend.local.message} — " \

@@ -19,8 +19,8 @@ import bpy
 import numpy as np
 
 from . import compat
-from .pose_blend import BonePose, Pose, rotation_to_quat
-from .rig_mapping import GROUP_PROPERTY
+from .core.pose_blend import BonePose, Pose, rotation_to_quat
+from .core.rig_mapping import GROUP_PROPERTY
 from .takes import is_facecast_action
 
 _BONE_PATH = re.compile(r'^pose\.bones\["((?:[^"\\]|\\.)*)"\]\.(location|rotation_quaternion|'

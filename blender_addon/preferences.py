@@ -16,8 +16,9 @@ import shutil
 import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
-from .backend_session import DEFAULT_ADDRESS, BackendSettings
+from .core.backend_session import DEFAULT_ADDRESS, BackendSettings
 from .shared.net import is_loopback
+from .widgets import draw_backend_status
 
 BACKEND_COMMAND = "facecast"
 
@@ -149,8 +150,6 @@ class FacecastPreferences(bpy.types.AddonPreferences):
             sub.label(text="That file does not exist or is not executable", icon="ERROR")
         else:
             sub.label(text=f"'{BACKEND_COMMAND}' not found on PATH; set it above", icon="ERROR")
-        from .facecast_panel import draw_backend_status
-
         draw_backend_status(layout.box())
 
 

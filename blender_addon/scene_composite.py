@@ -41,7 +41,7 @@ from pathlib import Path
 import bpy
 
 from . import compat
-from .frame_writer import check_sequence, depth_file, frame_file
+from .core.frame_writer import check_sequence, depth_file, frame_file
 from .shared.errors import InputError
 
 STATE_KEY = "facecast_composite"

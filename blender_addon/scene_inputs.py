@@ -16,8 +16,8 @@ import bpy
 import numpy as np
 
 from . import compat, pose_library
-from .animate_job import dialogue_text, scene_fps
-from .rig_mapping import POSES, SHAPE_KEYS, RigMapping, map_rig
+from .core.animate_job import dialogue_text, scene_fps
+from .core.rig_mapping import POSES, SHAPE_KEYS, RigMapping, map_rig
 from .shared.blendshapes import ARKIT_BLENDSHAPES
 from .shared.camera import camera_dict_from_blender
 from .shared.emotions import EMOTIONS

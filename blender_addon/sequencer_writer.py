@@ -15,7 +15,7 @@ from pathlib import Path
 import bpy
 
 from . import compat
-from .frame_writer import frame_file
+from .core.frame_writer import frame_file
 from .shared.errors import InputError
 
 

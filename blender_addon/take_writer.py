@@ -19,8 +19,8 @@ import numpy as np
 from mathutils import Matrix
 
 from . import compat, pose_library
-from .pose_blend import blend_poses
-from .rig_mapping import RigMapping
+from .core.pose_blend import blend_poses
+from .core.rig_mapping import RigMapping
 from .shared.errors import InputError
 from .takes import GROUP, TakeTrack, new_take_action, push_take
 

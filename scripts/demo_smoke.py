@@ -20,7 +20,7 @@ import numpy as np
 
 
 def main() -> int:
-    from backend.video.decode import read_audio_track, read_video
+    from backend.media.decode import read_audio_track, read_video
 
     work = Path(tempfile.mkdtemp(prefix="facecast-demo-smoke-"))
     out = work / "demo"

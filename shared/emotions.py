@@ -1,6 +1,7 @@
 """The emotion vocabulary: names, keyed emotion tracks, and per-frame weight arrays.
 
-Emotions are the eight MEAD categories in ``EMOTIONS``; that order is the column order of
+Emotions are the eight MEAD categories in ``EMOTIONS`` (one row each in
+``shared.emotion_profiles``); that order is the column order of
 every ``emotion_weights[T, 8]`` array (CLI, add-on sliders, wire protocol, model input).
 Weights lie in [0, 1] and may mix; a per-frame ``intensity`` in [0, 1] scales the mix.
 
@@ -43,26 +44,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .emotion_profiles import EMOTION_PROFILES
 from .errors import InputError
 
-EMOTIONS: tuple[str, ...] = (
-    "neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted", "contempt",
-)
+#: The names, in ``EMOTION_PROFILES`` order (the one table; a new emotion is a row there).
+EMOTIONS: tuple[str, ...] = tuple(p.name for p in EMOTION_PROFILES)
 EMOTION_INDEX: dict[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
 
-# Other spellings people type: the noun forms (as in Ekman's and FER's label sets), MEAD's
-# own "surprise"/"disgust"-style folder names, and common synonyms. Only unambiguous
-# words: "mad" or "upset" could mean several categories, so they stay unknown.
-EMOTION_ALIASES: dict[str, str] = {
-    "calm": "neutral", "none": "neutral",
-    "happiness": "happy", "joy": "happy", "joyful": "happy",
-    "sadness": "sad", "unhappy": "sad",
-    "anger": "angry",
-    "surprise": "surprised",
-    "fear": "fearful", "afraid": "fearful", "scared": "fearful",
-    "disgust": "disgusted",
-    "contemptuous": "contempt", "disdain": "contempt",
-}
+#: Other spellings people type -> the emotion's name (from each profile's ``aliases``).
+EMOTION_ALIASES: dict[str, str] = {a: p.name for p in EMOTION_PROFILES for a in p.aliases}
 
 # Values outside [0, 1] by at most this much are float noise (e.g. Blender's float32
 # sliders round-tripped) and are clipped rather than rejected.

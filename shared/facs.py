@@ -2,7 +2,8 @@
 
 Why data and not a learned table: the brief requires emotions to *follow FACS*, so the
 expected expression of each emotion must be written down where tests and benchmarks can
-check the model against it. Three tables live here:
+check the model against it. The per-emotion facts are rows of the one emotion table
+(``shared.emotion_profiles``); this module turns them into its tables:
 
 * ``AU_BLENDSHAPES`` — which ARKit-52 channels each Action Unit (Ekman & Friesen's FACS)
   moves, and how much at full (E) intensity.
@@ -23,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from .blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
+from .emotion_profiles import EMOTION_PROFILES, SIGNATURE_FEATURES
 from .emotions import EMOTIONS, canonical_emotion, validate_emotion_arrays
 
 Side = Literal["both", "left", "right"]
@@ -89,67 +91,22 @@ class AUActivation:
         return FACS_INTENSITY[self.level]
 
 
-def _aus(*spec: tuple[int, str] | tuple[int, str, Side]) -> tuple[AUActivation, ...]:
-    return tuple(AUActivation(*item) for item in spec)
-
-
-# EMFACS-style prototypes (Ekman & Friesen; Ekman, Friesen & Hager 2002). Each is the
-# commonest full-face variant; the letters set how strongly the AU shows.
+# The per-emotion tables, derived from the one emotion table (shared.emotion_profiles):
+# the EMFACS prototype of each emotion, and the expected sign of each signature feature.
 EMOTION_AUS: dict[str, tuple[AUActivation, ...]] = {
-    "neutral": (),
-    # Duchenne smile: cheeks up (AU6) and lip corners up (AU12).
-    "happy": _aus((6, "C"), (12, "D")),
-    # Inner brows up and knit (AU1+AU4), lip corners down (AU15).
-    "sad": _aus((1, "D"), (4, "B"), (15, "C")),
-    # Brows down (AU4), glare (AU5+AU7), lips tightened (AU23).
-    "angry": _aus((4, "D"), (5, "B"), (7, "C"), (23, "C")),
-    # Whole brow up (AU1+AU2), upper lids up (AU5), jaw dropped (AU26).
-    "surprised": _aus((1, "D"), (2, "D"), (5, "C"), (26, "D")),
-    # Brows up and knit (AU1+AU2+AU4), lids wide and tense (AU5+AU7), lips stretched
-    # (AU20), jaw dropped (AU26).
-    "fearful": _aus((1, "D"), (2, "C"), (4, "B"), (5, "D"), (7, "B"), (20, "C"), (26, "B")),
-    # Nose wrinkled (AU9), upper lip up (AU10), corners and lower lip down (AU15+AU16).
-    "disgusted": _aus((9, "D"), (10, "C"), (15, "B"), (16, "B")),
-    # One-sided lip corner tightening and pull (AU12+AU14 on the right only).
-    "contempt": _aus((12, "C", "right"), (14, "C", "right")),
-}
-assert tuple(EMOTION_AUS) == EMOTIONS
-
-SIGNATURE_FEATURES: tuple[str, ...] = (
-    "brow_raise", "inner_brow_raise", "lip_corner_height", "eye_opening", "jaw_opening",
-)
-
-# Expected sign of each feature relative to the neutral face (+1 up/open, -1 down/closed,
-# 0 = no FACS prediction, not checked). The AUs behind each non-zero sign are named.
+    p.name: tuple(AUActivation(*spec) for spec in p.aus) for p in EMOTION_PROFILES}
 FACS_SIGNATURES: dict[str, dict[str, int]] = {
-    "neutral": {"brow_raise": 0, "inner_brow_raise": 0, "lip_corner_height": 0,
-                "eye_opening": 0, "jaw_opening": 0},
-    # AU12 lifts the lip corners; AU6 pushes the cheeks up and narrows the eyes.
-    "happy": {"brow_raise": 0, "inner_brow_raise": 0, "lip_corner_height": +1,
-              "eye_opening": -1, "jaw_opening": 0},
-    # AU1 lifts the inner brows; AU15 pulls the lip corners down.
-    "sad": {"brow_raise": 0, "inner_brow_raise": +1, "lip_corner_height": -1,
-            "eye_opening": 0, "jaw_opening": 0},
-    # AU4 lowers the brows (inner part too); AU5 vs AU7 leave eye opening ambiguous.
-    "angry": {"brow_raise": -1, "inner_brow_raise": -1, "lip_corner_height": 0,
-              "eye_opening": 0, "jaw_opening": 0},
-    # AU1+AU2 lift the whole brow; AU5 widens the eyes; AU26 drops the jaw.
-    "surprised": {"brow_raise": +1, "inner_brow_raise": +1, "lip_corner_height": 0,
-                  "eye_opening": +1, "jaw_opening": +1},
-    # AU1+AU2 outweigh AU4; AU5 widens the eyes; AU26 drops the jaw.
-    "fearful": {"brow_raise": +1, "inner_brow_raise": +1, "lip_corner_height": 0,
-                "eye_opening": +1, "jaw_opening": +1},
-    # AU15 pulls the lip corners down (AU10 lifts the upper lip, not the corners).
-    "disgusted": {"brow_raise": 0, "inner_brow_raise": 0, "lip_corner_height": -1,
-                  "eye_opening": 0, "jaw_opening": 0},
-    # AU12 (one side) lifts the lip-corner average.
-    "contempt": {"brow_raise": 0, "inner_brow_raise": 0, "lip_corner_height": +1,
-                 "eye_opening": 0, "jaw_opening": 0},
-}
-assert tuple(FACS_SIGNATURES) == EMOTIONS
+    p.name: dict(zip(SIGNATURE_FEATURES, p.signature, strict=True)) for p in EMOTION_PROFILES}
+
+
+def _one_side(activations: tuple[AUActivation, ...]) -> Side | None:
+    sides = {a.side for a in activations}
+    return sides.pop() if len(sides) == 1 and "both" not in sides else None
+
 
 # Emotions whose FACS prototype is one-sided, and the side (benchmarks check asymmetry).
-UNILATERAL_EMOTIONS: dict[str, Side] = {"contempt": "right"}
+UNILATERAL_EMOTIONS: dict[str, Side] = {
+    name: side for name, aus in EMOTION_AUS.items() if (side := _one_side(aus)) is not None}
 
 
 def au_blendshapes(activations: tuple[AUActivation, ...] | list[AUActivation]) -> np.ndarray:

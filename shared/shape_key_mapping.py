@@ -102,18 +102,27 @@ class ShapeKeyMapping:
 
     def report(self) -> str:
         """One human-readable paragraph for the add-on panel and the CLI."""
-        lines = [f"{len(self.mapping)}/{len(ARKIT_BLENDSHAPES)} ARKit shapes mapped"]
-        if self.missing:
-            lines.append(f"missing: {', '.join(self.missing)}")
-        if self.ambiguous:
-            lines.append("ambiguous (add an override): " + "; ".join(
-                f"{a} <- {' | '.join(keys)}" for a, keys in self.ambiguous.items()))
-        if self.overrides:
-            lines.append("overrides applied: " + ", ".join(
-                f"{a} -> {k or '(none)'}" for a, k in self.overrides.items()))
-        if self.unused:
-            lines.append(f"unused shape keys: {', '.join(self.unused)}")
-        return "; ".join(lines)
+        return "; ".join([f"{len(self.mapping)}/{len(ARKIT_BLENDSHAPES)} ARKit shapes mapped",
+                          *report_gaps(self.missing, self.ambiguous, self.overrides,
+                                       self.unused, "shape keys")])
+
+
+def report_gaps(missing: list[str], ambiguous: dict[str, list[str]],
+                overrides: dict[str, str], unused: list[str], unused_noun: str) -> list[str]:
+    """The parts of a mapping report after its headline: what is missing, ambiguous,
+    overridden and left unused (also the add-on's rig mapping report)."""
+    parts = []
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    if ambiguous:
+        parts.append("ambiguous (add an override): " + "; ".join(
+            f"{a} <- {' | '.join(keys)}" for a, keys in ambiguous.items()))
+    if overrides:
+        parts.append("overrides applied: " + ", ".join(
+            f"{a} -> {k or '(none)'}" for a, k in overrides.items()))
+    if unused:
+        parts.append(f"unused {unused_noun}: {', '.join(unused)}")
+    return parts
 
 
 def _check_overrides(overrides: Mapping[str, str], key_names: Sequence[str],

@@ -13,7 +13,7 @@ __all__ = ["RawPeer", "assert_server_healthy", "resign", "wait_for"]
 def assert_server_healthy(endpoint: str, key_file) -> None:
     """A fresh, normal client still gets a correct answer."""
     with BlockingClient(endpoint, key=load_key(key_file), timeout_s=5) as client:
-        body = client.call("stream_test", {"n_frames": 3, "shape": [2, 2]}).body
+        body = client.call("synthetic_frames", {"n_frames": 3, "shape": [2, 2]}).body
         assert body == {"frames": 3}
 
 

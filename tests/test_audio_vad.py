@@ -28,7 +28,7 @@ def test_whole_recording_pass_equals_the_streamed_wheel_model() -> None:
 
 
 def test_speech_is_speech_and_music_tones_silence_are_not() -> None:
-    from backend.video.decode import read_audio_track
+    from backend.media.decode import read_audio_track
 
     eng = load_audio(data_path("speech", "eng.wav"))
     assert compute_audio_features(eng).vad.mean() > 0.7

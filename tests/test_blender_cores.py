@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,11 +15,12 @@ from tests.png_decode import decode_png
 
 
 @pytest.fixture(scope="module")
-def pkg(staged_addon: ModuleType) -> ModuleType:
-    for sub in ("animate_job", "render_job", "frame_writer", "backend_link", "audio_io",
-                "rig_mapping", "pose_blend", "backend_session", "job_stall"):
-        importlib.import_module(f"{staged_addon.__name__}.{sub}")
-    return staged_addon
+def pkg(staged_addon: ModuleType) -> SimpleNamespace:
+    """The core modules under test (``core/``) and the vendored ``shared``, by name."""
+    return SimpleNamespace(shared=importlib.import_module(f"{staged_addon.__name__}.shared"), **{
+        sub: importlib.import_module(f"{staged_addon.__name__}.core.{sub}")
+        for sub in ("animate_job", "render_job", "frame_writer", "backend_link", "audio_io",
+                "rig_mapping", "pose_blend", "backend_session", "job_stall")})
 
 
 def test_audio_span_ntsc_and_clipping(pkg: ModuleType) -> None:

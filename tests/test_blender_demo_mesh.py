@@ -18,7 +18,7 @@ from shared.blendshapes import ARKIT_BLENDSHAPES
 
 @pytest.fixture(scope="module")
 def demo_mesh(staged_addon: ModuleType) -> ModuleType:
-    return importlib.import_module(f"{staged_addon.__name__}.demo_mesh")
+    return importlib.import_module(f"{staged_addon.__name__}.core.demo_mesh")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from shared.depth_exr import SKY_DEPTH, decode_depth_exr
+from shared.emotion_profiles import EMOTION_PROFILES
 from tests.conftest import data_path
 from tests.job_doubles import double_depth, double_weights
 from tests.png_decode import decode_png
@@ -107,6 +108,8 @@ def test_panel_properties_mapping_and_dialogue(cp311_zip: Path, tmp_path: Path,
     # One animatable slider per emotion plus intensity, keyed with "Key Emotion Here".
     assert len(r["emotion_props"]) == 8
     assert len(r["animatable"]) == 9
+    # The sliders' tooltips are the emotion table's descriptions (one table, no copy).
+    assert r["emotion_tooltips"] == [p.description for p in EMOTION_PROFILES]
     assert r["happy_curve"][:3] == [0.0, 1.0, 1.0] and 0.0 < r["happy_curve"][3] < 1.0
     assert r["angry_curve"][2] == pytest.approx(0.8, abs=1e-6)
     # 29.97 fps: the strip's frames (Blender's own length) = the sampled frames; the

@@ -103,7 +103,8 @@ def test_code_layout(addon_zips: dict[str, Path], tag: str) -> None:
             "__init__.py",
             "preferences.py",
             "compat.py",
-            "demo_mesh.py",
+            "core/__init__.py",
+            "core/demo_mesh.py",
             "demo_rig.py",
             "rig_operators.py",
             "shared/__init__.py",
@@ -179,6 +180,8 @@ def test_static_checks_reject_torch_and_absolute_imports() -> None:
         build_addon.static_checks([*entries, ("bad.py", b"from shared.blendshapes import X\n")])
     with pytest.raises(build_addon.BuildError, match="bpy"):
         build_addon.static_checks([*entries, ("shared/x.py", b"import bpy\n")])
+    with pytest.raises(build_addon.BuildError, match="bpy"):  # the bpy-free core too
+        build_addon.static_checks([*entries, ("core/x.py", b"def f():\n    import bpy\n")])
 
 
 def test_offline_build_fails_clearly_without_wheels(tmp_path: Path) -> None:

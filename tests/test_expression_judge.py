@@ -17,8 +17,8 @@ from tests.conftest import data_path
 
 
 def _tops(clip: str, frames: int = 12) -> collections.Counter:
+    from backend.media.decode import read_video
     from backend.tracking.face_tracker import track_faces
-    from backend.video.decode import read_video
 
     video = read_video(data_path("clips", f"{clip}.mp4"), max_frames=frames, stride=15)
     tracks = track_faces(video.frames, static=True)

@@ -30,7 +30,7 @@ def _segments_of(pid: int) -> list[Path]:
 
 
 def _stream(client: BlockingClient, n: int, shape: list[int], **params) -> list:
-    events = list(client.stream("stream_test", {"n_frames": n, "shape": shape, **params},
+    events = list(client.stream("synthetic_frames", {"n_frames": n, "shape": shape, **params},
                                 credit=8))
     assert [e.kind for e in events if e.final] == [MsgType.DONE]
     return [e for e in events if e.kind == MsgType.FRAME]
@@ -61,7 +61,7 @@ def test_input_arrays_travel_through_shared_memory_both_ways(backend, key_file):
     data = np.random.default_rng(0).random((300, 478, 3), dtype=np.float32)  # 1.7 MB in
     with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=10) as client:
         assert client.client.same_host
-        frames = [e for e in client.stream("stream_test", {"n_frames": 5, "pattern": "echo"},
+        frames = [e for e in client.stream("synthetic_frames", {"n_frames": 5, "pattern": "echo"},
                                            [data]) if e.kind == MsgType.FRAME]
     assert len(frames) == 5 and all(np.array_equal(e.arrays[0], data) for e in frames)
 
@@ -166,7 +166,7 @@ def test_the_addon_s_vendored_client_takes_the_fast_path(staged_addon, backend, 
     while client.state != "ready" and time.monotonic() < deadline:
         client.poll(20)
     assert client.same_host
-    job = client.submit("stream_test", {"n_frames": 30, "shape": [128, 128, 4]})
+    job = client.submit("synthetic_frames", {"n_frames": 30, "shape": [128, 128, 4]})
     frames, finals = [], []
     while not finals and time.monotonic() < deadline + 20:
         for e in client.poll(20):

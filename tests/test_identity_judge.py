@@ -11,7 +11,7 @@ from tests.conftest import data_path
 
 
 def _descriptors(judge: IdentityJudge, clip: str) -> list[np.ndarray]:
-    from backend.video.decode import read_video
+    from backend.media.decode import read_video
 
     video = read_video(data_path("clips", f"{clip}.mp4"), max_frames=3, stride=60,
                        max_side=256)

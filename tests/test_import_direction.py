@@ -1,7 +1,8 @@
 """Imports point forward: every module's imports (top-level, inside functions and under
 ``TYPE_CHECKING`` alike, read with ``ast``) go to its own stage or an earlier one, never
 to a later stage and never into the diagnostics wing; the backend's packages form no
-cycle. The stages and the wing are drawn in ``docs/ARCHITECTURE.md``.
+cycle; the Blender add-on's modules form no cycle either. The stages and the wing are
+drawn in ``docs/ARCHITECTURE.md``.
 
 A new backend package or top-level module must be placed in :data:`STAGES` (or
 :data:`DIAGNOSTICS`) before this test passes - that is the moment to decide where it sits.
@@ -22,9 +23,9 @@ STAGES: dict[str, int] = {
     # 0: what everything may use: the wire (shared/) and the backend's own small helpers
     "shared": 0, "backend.atomic_file": 0, "backend.progress": 0,
     "backend.threads": 0,
-    # 1: inputs - sound, speech (phones, viseme classes), video, faces in video, media
-    "backend.audio": 1, "backend.speech": 1, "backend.video": 1, "backend.tracking": 1,
-    "backend.media": 1,
+    # 1: inputs - sound, speech (phones, viseme classes), media files (video and audio
+    # tracks read, MP4 and frame files written), faces in video
+    "backend.audio": 1, "backend.speech": 1, "backend.media": 1, "backend.tracking": 1,
     # 2: motion - audio + emotion -> landmarks, blendshapes, head pose, blinks
     "backend.motion": 2,
     # 3: the field (tri-plane NeRF): raw frames from a conditioning and cameras
@@ -132,6 +133,11 @@ def package_cycles(files: list[Path]) -> list[list[str]]:
             if target.startswith("backend.") and dst != src and (REPO / Path(
                     *dst.split("."))).is_dir():
                 edges.setdefault(src, set()).add(dst)
+    return _cycles(edges)
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first walk of ``edges`` meets (each reported once per entry)."""
     cycles, done = [], set()
 
     def visit(node: str, trail: list[str]) -> None:
@@ -197,3 +203,100 @@ def test_a_package_cycle_is_caught(tmp_path, monkeypatch) -> None:
         (tmp_path / "backend" / a / "m.py").write_text(f"from backend.{b} import m\n")
     files = sorted((tmp_path / "backend").rglob("*.py"))
     assert package_cycles(files) == [["backend.cluster", "backend.jobs", "backend.cluster"]]
+
+
+def addon_cycles(files: list[Path]) -> list[list[str]]:
+    """Import cycles among the add-on's own modules (``blender_addon.x``, every import
+    counted, ``shared`` excluded: it imports nothing of the add-on)."""
+    edges: dict[str, set[str]] = {}
+    for path in files:
+        src = module_name(path)
+        for target, _ in imports_of(path):
+            if not target.startswith("blender_addon.") or ".shared" in target:
+                continue
+            # ``from . import x`` names module x; ``from .x import y`` names x.y: keep
+            # the longest prefix that is a module of the add-on
+            parts = target.split(".")
+            while parts and not ((REPO / Path(*parts)).with_suffix(".py").is_file()
+                                 or (REPO / Path(*parts) / "__init__.py").is_file()):
+                parts.pop()
+            dst = ".".join(parts)
+            if dst and dst != src and dst != "blender_addon":
+                edges.setdefault(src, set()).add(dst)
+    return _cycles(edges)
+
+
+def test_the_addon_has_no_import_cycle() -> None:
+    """The add-on's modules import one way: UI (panel, preferences, operators) -> the
+    session -> the bpy-free cores; the session gets the preferences as a typed
+    ``BackendSettings`` handed down, never by importing them."""
+    cycles = addon_cycles(_files("blender_addon"))
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_an_addon_cycle_is_caught(tmp_path, monkeypatch) -> None:
+    """main's old loop, planted: preferences -> panel -> job_session -> preferences (the
+    last one inside a function, where it hid)."""
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    addon = tmp_path / "blender_addon"
+    addon.mkdir()
+    (addon / "__init__.py").write_text("")
+    (addon / "preferences.py").write_text("from .facecast_panel import draw\n")
+    (addon / "facecast_panel.py").write_text("from . import job_session\n")
+    (addon / "job_session.py").write_text("def f():\n    from .preferences import s\n")
+    assert addon_cycles(sorted(addon.glob("*.py"))) == [[
+        "blender_addon.facecast_panel", "blender_addon.job_session",
+        "blender_addon.preferences", "blender_addon.facecast_panel"]]
+
+
+def _is_module(parts: list[str]) -> bool:
+    base = REPO / Path(*parts)
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def unresolved_imports(files: list[Path]) -> list[str]:
+    """Imports of ours that name no module: ``a.b.c`` needs ``a.b.c`` to be a module, or
+    ``a.b`` to be one (``c`` a name in it). Function-level imports run only when called,
+    so a moved module (``backend.video`` -> ``backend.media``) would otherwise hide there."""
+    bad = []
+    for path in files:
+        for target, line in imports_of(path):
+            parts = target.split(".")
+            if parts[0] in ("backend", "shared") and not (
+                    _is_module(parts) or _is_module(parts[:-1])):
+                bad.append(f"{path.relative_to(REPO)}:{line}: {target} is no module")
+    return bad
+
+
+def test_every_import_of_ours_names_a_module() -> None:
+    bad = unresolved_imports(_files("backend", "shared", "tests", "scripts"))
+    assert not bad, "\n".join(bad)
+
+
+def test_an_import_of_a_moved_module_is_caught(tmp_path, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    (tmp_path / "backend" / "media").mkdir(parents=True)
+    (tmp_path / "backend" / "media" / "decode.py").write_text("def read_video(): ...\n")
+    user = tmp_path / "backend" / "user.py"
+    user.write_text("def f():\n    from backend.video.decode import read_video\n"
+                    "from backend.media.decode import read_video\n")
+    assert unresolved_imports([user]) == [
+        "backend/user.py:2: backend.video.decode.read_video is no module"]
+
+
+def test_the_addon_core_needs_no_blender() -> None:
+    """``blender_addon/core/`` imports neither bpy nor the add-on's Blender modules: only
+    itself, ``shared`` and libraries, so its tests run in plain Python."""
+    bad = []
+    for path in _files("blender_addon/core"):
+        for target, line in imports_of(path):
+            top = target.split(".")[0]
+            ours = target.startswith("blender_addon.") and not target.startswith(
+                ("blender_addon.core", "blender_addon.shared"))
+            if top == "bpy" or ours:
+                bad.append(f"{path.relative_to(REPO)}:{line}: {target}")
+    assert not bad, "\n".join(bad)

@@ -94,7 +94,7 @@ def test_cli_info_against_a_real_backend(backend, key_file: Path) -> None:
                           backend.endpoint, "--key-file", str(key_file)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert '"stream_test"' in out.stdout
+    assert '"synthetic_frames"' in out.stdout
 
 
 def test_cli_reports_missing_backend_without_traceback(key_file: Path) -> None:

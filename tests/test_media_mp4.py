@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.media.decode import probe_video, read_audio_track, read_video
 from backend.media.mp4 import write_mp4
-from backend.video.decode import probe_video, read_audio_track, read_video
 from shared.errors import InputError
 
 

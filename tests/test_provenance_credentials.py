@@ -199,7 +199,7 @@ def test_render_job_sends_signed_marked_frames(backend, key_file, tmp_path: Path
     neutral = np.asarray(manifest["conditioning"]["landmark_neutral"], np.float32)
     params = {"subject": "default", "camera": front_camera(manifest, 256),
               "array_names": ["landmarks"], "device": "cpu", "signed_png": True}
-    render_job = importlib.import_module(f"{staged_addon.__name__}.render_job")
+    render_job = importlib.import_module(f"{staged_addon.__name__}.core.render_job")
     task = render_job.RenderTask(tmp_path / "frames", 1, 2)
     with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=60) as client:
         info = client.call("info").body
@@ -211,7 +211,7 @@ def test_render_job_sends_signed_marked_frames(backend, key_file, tmp_path: Path
     assert "Demo subject only" in done.body["consent"]
     assert done.body["provenance"]["watermark"]["subject"] == \
         RenderStamp.from_dict(done.body["provenance"]).payload.subject_hex
-    session = importlib.import_module(f"{staged_addon.__name__}.backend_session")
+    session = importlib.import_module(f"{staged_addon.__name__}.core.backend_session")
     line = session.consent_lines(info)["default"]
     assert line == done.body["consent"]
     # The panel's coverage line comes through the same listing (the manifest's coverage).

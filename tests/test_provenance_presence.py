@@ -64,7 +64,7 @@ def medium() -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def plate() -> np.ndarray:
-    from backend.video.decode import read_video
+    from backend.media.decode import read_video
 
     return read_video(data_path("clips", "d9.mp4"), max_frames=1).frames[0]
 
@@ -126,10 +126,10 @@ def test_demo_mp4_reencoded_is_found_with_neighbours() -> None:
 
     import av
 
+    from backend.media.decode import read_video
     from backend.media.mp4 import write_mp4
     from backend.subject.prepare import SubjectData
     from backend.subject.store import resolve_subject
-    from backend.video.decode import read_video
 
     pack = SubjectData.load(resolve_subject("default") / "heldout.npz")
     subjects = np.concatenate([pack.frames, pack.mattes[..., None]], axis=-1)[:12]
@@ -162,7 +162,7 @@ def test_demo_mp4_reencoded_is_found_with_neighbours() -> None:
 def test_every_frame_of_a_real_clip_reads_unmarked() -> None:
     """Every frame of d12 (183 frames, 512^2), each alone (every hypothesis verify
     tries) and as a video (1 s of neighbours): no presence mark."""
-    from backend.video.decode import read_video
+    from backend.media.decode import read_video
 
     frames = list(read_video(data_path("clips", "d12.mp4")).frames)
     assert len(frames) > 150

@@ -67,7 +67,7 @@ def plates() -> np.ndarray:
     """Real backgrounds: frames of another clip (d9, a room) at 256^2."""
     from PIL import Image
 
-    from backend.video.decode import read_video
+    from backend.media.decode import read_video
 
     video = read_video(data_path("clips", "d9.mp4"), max_frames=12, stride=5)
     return np.stack([np.asarray(Image.fromarray(f).resize((256, 256))) for f in video.frames])
@@ -129,8 +129,8 @@ def test_found_after_composite_jpeg_and_downscale(subjects, plates) -> None:
 
 
 def test_found_after_h264(subjects, plates) -> None:
+    from backend.media.decode import read_video
     from backend.media.mp4 import write_mp4
-    from backend.video.decode import read_video
 
     marked = [_over(mark_frame(s, PAYLOAD), p) for s, p in zip(subjects, plates, strict=True)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,7 +147,7 @@ def test_found_after_h264(subjects, plates) -> None:
 def test_real_footage_never_decodes() -> None:
     """24 frames of four real clips at their own size: no false watermark (the bench
     checks 1000)."""
-    from backend.video.decode import read_video
+    from backend.media.decode import read_video
 
     for clip in ("d3", "d11", "d12", "sun"):
         video = read_video(data_path("clips", f"{clip}.mp4"), max_frames=6, stride=25)

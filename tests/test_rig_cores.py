@@ -4,17 +4,18 @@ blending a pose library by per-frame weights (the staged add-on's bpy-free modul
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
 
 
 @pytest.fixture(scope="module")
-def pkg(staged_addon: ModuleType) -> ModuleType:
-    for sub in ("rig_mapping", "pose_blend"):
-        importlib.import_module(f"{staged_addon.__name__}.{sub}")
-    return staged_addon
+def pkg(staged_addon: ModuleType) -> SimpleNamespace:
+    """The core modules under test (``core/``) and the vendored ``shared``, by name."""
+    return SimpleNamespace(shared=importlib.import_module(f"{staged_addon.__name__}.shared"), **{
+        sub: importlib.import_module(f"{staged_addon.__name__}.core.{sub}")
+        for sub in ("rig_mapping", "pose_blend")})
 
 
 def test_pose_library_mapping_by_name_group_and_override(pkg: ModuleType) -> None:

@@ -44,7 +44,7 @@ def test_forged_signature(small_backend, key_file, peer) -> None:
 
 
 def test_replayed_message(small_backend, key_file, peer) -> None:
-    frames = peer.codec.encode(Message(MsgType.SUBMIT, {"kind": "stream_test",
+    frames = peer.codec.encode(Message(MsgType.SUBMIT, {"kind": "synthetic_frames",
                                                         "params": {"n_frames": 1}}, job="r1"))
     peer.send(frames)
     replies = [peer.recv() for _ in range(4)]

@@ -33,12 +33,12 @@ def test_info_round_trip(backend, key_file) -> None:
         assert not client.client.supports("info", "no-such-feature")
         assert not client.client.supports("no-such-job", "text")
     assert body["device"] in ("cpu", "cuda")
-    assert "stream_test" in body["jobs"] and "info" in body["jobs"]
+    assert "synthetic_frames" in body["jobs"] and "info" in body["jobs"]
 
 
 def test_stream_of_250_frames_arrives_intact_and_in_order(backend, key_file) -> None:
     with connect(backend, key_file) as client:
-        events = list(client.stream("stream_test", {"n_frames": 250, "shape": [8, 8, 4],
+        events = list(client.stream("synthetic_frames", {"n_frames": 250, "shape": [8, 8, 4],
                                                      "dtype": "float16"}, credit=4))
     frames = [e for e in events if e.kind == MsgType.FRAME]
     assert events[0].kind == MsgType.ACCEPTED
@@ -54,7 +54,7 @@ def test_credit_limits_what_the_server_sends(backend, key_file) -> None:
     client = Client(backend.endpoint, key=load_key(key_file))
     client.connect()
     assert wait_for(lambda: bool(client.poll(20)) or client.state == "ready")
-    job = client.submit("stream_test", {"n_frames": 20}, credit=3, auto_credit=False)
+    job = client.submit("synthetic_frames", {"n_frames": 20}, credit=3, auto_credit=False)
     got: list = []
     end = time.monotonic() + 1.0
     while time.monotonic() < end:
@@ -72,7 +72,7 @@ def test_credit_limits_what_the_server_sends(backend, key_file) -> None:
 def test_cancel_mid_stream_ends_with_exactly_one_cancelled(backend, key_file) -> None:
     with connect(backend, key_file) as bc:
         client = bc.client
-        job = client.submit("stream_test", {"n_frames": 10_000, "delay_s": 0.005})
+        job = client.submit("synthetic_frames", {"n_frames": 10_000, "delay_s": 0.005})
         events: list = []
         while sum(e.kind == MsgType.FRAME for e in events) < 5:
             events += client.poll(20)
@@ -87,8 +87,8 @@ def test_cancel_mid_stream_ends_with_exactly_one_cancelled(backend, key_file) ->
 
 def test_two_clients_stream_at_once(backend, key_file) -> None:
     with connect(backend, key_file) as a, connect(backend, key_file) as b:
-        ja = a.client.submit("stream_test", {"n_frames": 60, "shape": [3]})
-        jb = b.client.submit("stream_test", {"n_frames": 40, "shape": [5]})
+        ja = a.client.submit("synthetic_frames", {"n_frames": 60, "shape": [3]})
+        jb = b.client.submit("synthetic_frames", {"n_frames": 40, "shape": [5]})
         got = {ja: [], jb: []}
         done = set()
         end = time.monotonic() + 20
@@ -106,11 +106,11 @@ def test_two_clients_stream_at_once(backend, key_file) -> None:
 def test_job_errors_are_final_replies_with_a_clear_message(backend, key_file) -> None:
     with connect(backend, key_file) as client:
         with pytest.raises(FacecastError, match="shape"):
-            client.call("stream_test", {"shape": "big"})
+            client.call("synthetic_frames", {"shape": "big"})
         with pytest.raises(FacecastError, match="no job 'nope'") as info:
             client.call("nope")
         assert info.value.code == ErrorCode.UNKNOWN_JOB_KIND
-        events = list(client.stream("stream_test", {"n_frames": 10, "fail_at": 4}))
+        events = list(client.stream("synthetic_frames", {"n_frames": 10, "fail_at": 4}))
     assert sum(e.kind == MsgType.FRAME for e in events) == 4
     assert [e.kind for e in finals(events)] == [MsgType.ERROR]
     assert "fail at frame 4" in events[-1].body["message"]
@@ -119,7 +119,7 @@ def test_job_errors_are_final_replies_with_a_clear_message(backend, key_file) ->
 def test_busy_when_a_client_exceeds_its_job_limit(backend, key_file) -> None:
     with connect(backend, key_file) as bc:
         client = bc.client
-        jobs = [client.submit("stream_test", {"n_frames": 1000, "delay_s": 0.01})
+        jobs = [client.submit("synthetic_frames", {"n_frames": 1000, "delay_s": 0.01})
                 for _ in range(5)]
         events: list = []
         end = time.monotonic() + 3
@@ -138,7 +138,7 @@ def test_vanished_client_has_its_jobs_cancelled(key_file) -> None:
     with BackendProcess(key_file=key_file, extra_args=["--client-timeout", "2"]) as backend:
         client = Client(backend.endpoint, key=load_key(key_file))
         client.connect()
-        client.submit("stream_test", {"n_frames": 100_000, "delay_s": 0.01})
+        client.submit("synthetic_frames", {"n_frames": 100_000, "delay_s": 0.01})
         assert wait_for(lambda: any(e.kind == MsgType.FRAME for e in client.poll(20)))
         client._sock.close(linger=0)  # vanish: no BYE, no more heartbeats
         client._sock = None
@@ -159,7 +159,7 @@ def test_server_restart_is_seen_by_the_client(key_file) -> None:
     client.connect()
     assert wait_for(lambda: (client.poll(20), client.state)[1] == "ready")
     old_instance = client.server["instance"]
-    job = client.submit("stream_test", {"n_frames": 100_000, "delay_s": 0.01})
+    job = client.submit("synthetic_frames", {"n_frames": 100_000, "delay_s": 0.01})
     assert wait_for(lambda: any(e.kind == MsgType.FRAME for e in client.poll(20)))
     first.kill()
     with BackendProcess(key_file=key_file, address=address) as second:
@@ -171,7 +171,7 @@ def test_server_restart_is_seen_by_the_client(key_file) -> None:
         assert lost[0].body["code"] in (ErrorCode.SERVER_RESTARTED, ErrorCode.UNAVAILABLE)
         assert lost[0].body["retryable"]
         assert client.server["instance"] != old_instance
-        new_job = client.submit("stream_test", {"n_frames": 2})
+        new_job = client.submit("synthetic_frames", {"n_frames": 2})
         done: list = []
         assert wait_for(lambda: (done.extend(e for e in client.poll(20) if e.final), done)[1])
         assert done[0].job == new_job and done[0].kind == MsgType.DONE
@@ -191,7 +191,7 @@ def test_sigterm_ends_running_jobs_with_a_final_error(key_file) -> None:
     with BackendProcess(key_file=key_file) as backend:
         client = Client(backend.endpoint, key=load_key(key_file))
         client.connect()
-        job = client.submit("stream_test", {"n_frames": 100_000, "delay_s": 0.01})
+        job = client.submit("synthetic_frames", {"n_frames": 100_000, "delay_s": 0.01})
         assert wait_for(lambda: any(e.kind == MsgType.FRAME for e in client.poll(20)))
         backend.proc.terminate()
         events: list = []

@@ -74,7 +74,7 @@ def test_every_bad_shared_memory_payload_gets_an_error_reply(key_file) -> None:
             # The good payload still works on that session afterwards.
             good = arena.share(np.arange(1 << 17, dtype=np.uint8) % 251)
             peer.send(peer.codec.encode(Message(MsgType.SUBMIT, {
-                "kind": "stream_test", "params": {"n_frames": 1, "pattern": "echo"}},
+                "kind": "synthetic_frames", "params": {"n_frames": 1, "pattern": "echo"}},
                 [good], job="good")))
             assert _final_for(peer, "good").type == MsgType.DONE
         finally:
@@ -108,7 +108,7 @@ def test_each_session_on_a_connection_has_its_own_sequence(backend, key_file) ->
             peer.send(codec.encode(Message(MsgType.HELLO, {"versions": [[1, 0]]})))
         for codec, job in ((peer.codec, "a"), (other, "b")):
             peer.send(codec.encode(Message(MsgType.SUBMIT, {
-                "kind": "stream_test", "credit": 400,
+                "kind": "synthetic_frames", "credit": 400,
                 "params": {"n_frames": 300, "shape": [256, 256]}}, job=job)))
         time.sleep(0.5)  # let the pipe fill
         reader = Codec(key)  # checks each session's sequence as a client would

@@ -75,14 +75,14 @@ def test_jobs_waiting_for_credit_do_not_starve_other_clients(key_file) -> None:
         a.connect()
         assert wait_for(lambda: (a.poll(10), a.state)[1] == "ready")
         for _ in range(4):
-            a.submit("stream_test", {"n_frames": 100}, credit=1, auto_credit=False)
+            a.submit("synthetic_frames", {"n_frames": 100}, credit=1, auto_credit=False)
         frames = []
         assert wait_for(lambda: (frames.extend(e for e in a.poll(10)
                                                if e.kind == MsgType.FRAME), len(frames))[1] == 4)
         with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=10) as b:
             t = time.monotonic()
             assert b.call("info").body["jobs"]
-            assert b.call("stream_test", {"n_frames": 20}).body == {"frames": 20}
+            assert b.call("synthetic_frames", {"n_frames": 20}).body == {"frames": 20}
             assert time.monotonic() - t < 8
         a.close()
 
@@ -94,12 +94,12 @@ def test_a_client_with_many_busy_jobs_does_not_starve_another(key_file) -> None:
         a = Client(backend.endpoint, key=load_key(key_file), timeout_s=30)
         a.connect()
         assert wait_for(lambda: (a.poll(10), a.state)[1] == "ready")
-        a_jobs = {a.submit("stream_test", {"n_frames": 150, "delay_s": 0.02}, credit=64)
+        a_jobs = {a.submit("synthetic_frames", {"n_frames": 150, "delay_s": 0.02}, credit=64)
                   for _ in range(4)}
         time.sleep(0.5)
         a_done: list[float] = []
         with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=30) as b:
-            job = b.client.submit("stream_test", {"n_frames": 30, "delay_s": 0.02})
+            job = b.client.submit("synthetic_frames", {"n_frames": 30, "delay_s": 0.02})
             b_done = None
             end = time.monotonic() + 60
             while (b_done is None or len(a_done) < 4) and time.monotonic() < end:
@@ -166,7 +166,7 @@ def test_session_cannot_be_taken_over(backend, key_file) -> None:
     victim = Client(backend.endpoint, key=key, timeout_s=10)
     victim.connect()
     assert wait_for(lambda: (victim.poll(10), victim.state)[1] == "ready")
-    job = victim.submit("stream_test", {"n_frames": 80, "delay_s": 0.01}, credit=4)
+    job = victim.submit("synthetic_frames", {"n_frames": 80, "delay_s": 0.01}, credit=4)
     thief = RawPeer(backend.endpoint, key, session=victim._codec.session)
     thief.send(thief.hello_frames())
     reply = thief.recv(2)
@@ -199,7 +199,7 @@ def test_every_numeric_parameter_refuses_hostile_values_by_name(backend, key_fil
     pcm = (0.1 * np.sin(np.arange(16000) / 8)).astype(np.float32)
     failures = []
     with BlockingClient(backend.endpoint, key=load_key(key_file), timeout_s=30) as client:
-        cases = [("stream_test", name, {}, []) for name in STREAM_PARAMS]
+        cases = [("synthetic_frames", name, {}, []) for name in STREAM_PARAMS]
         cases += [("animate", name, {"sample_rate": 16000}, [pcm]) for name in ANIMATE_PARAMS]
         for kind, name, base, arrays in cases:
             for value in HOSTILE_VALUES:

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from backend.video import probe_video, read_audio_track, read_video
+from backend.media.decode import probe_video, read_audio_track, read_video
 from shared.errors import InputError
 from tests.conftest import data_path
 
@@ -100,7 +100,7 @@ def test_bad_sampling_arguments():
 
 
 def test_clip_too_big_for_memory_is_refused_before_decoding(monkeypatch):
-    import backend.video.decode as decode
+    import backend.media.decode as decode
 
     monkeypatch.setattr(decode, "MAX_DECODED_BYTES", 100 * 512 * 512 * 3)
     path = data_path("clips", "d12.mp4")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.media.decode import read_video
 from backend.tracking.face_tracker import require_faces, track_faces
-from backend.video import read_video
 from shared import landmarks as L
 from shared.errors import InputError
 from tests.conftest import data_path

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
+from backend.media.decode import read_audio_track
 from backend.tracking.cache import track_clip
-from backend.video import read_audio_track
 from shared.landmarks import mouth_opening
 from tests.conftest import data_path
 

@@ -23,12 +23,11 @@ import numpy as np
 
 from shared.landmarks import calm_frames
 
-from ..judges.expression import FER_CLASSES, ExpressionJudge, square_box
+from ..judges.expression import FER_CLASSES, JUDGED_EMOTIONS, ExpressionJudge, square_box
+from ..media.decode import read_video
 from ..subject.coverage import footage_coverage
 from ..subject.prepare import track_face
-from ..video.decode import read_video
 
-JUDGED = ("happy", "sad", "angry", "surprised", "fearful", "disgusted")
 FER_SHORT = {"angry": "ang", "disgust": "dis", "fear": "fear", "happy": "hap", "sad": "sad",
              "surprise": "sur", "neutral": "neu"}
 
@@ -73,7 +72,7 @@ def run_coverage_bench(data: Path | None = None, res: int = 256) -> list[dict]:
         return []
     judge = ExpressionJudge()
     rows = [clip_row(c, judge, res) for c in clips]
-    head = ("| clip | frames | " + " | ".join(JUDGED)
+    head = ("| clip | frames | " + " | ".join(JUDGED_EMOTIONS)
             + " | mean of happy/sad/angry/surprised | judge on all frames | judge on calm "
             "frames |")
     print(head)
@@ -82,7 +81,7 @@ def run_coverage_bench(data: Path | None = None, res: int = 256) -> list[dict]:
         cov = r["coverage"]
         cells = [f"{cov.emotions[e].fraction:.0%}" + ("" if cov.emotions[e].level == "covered"
                                                       else " ~" if cov.emotions[e].level ==
-                                                      "partly" else " -") for e in JUDGED]
+                                                      "partly" else " -") for e in JUDGED_EMOTIONS]
         print(f"| {r['clip']} | {r['frames']} | " + " | ".join(cells)
               + f" | {r['mean4']:.0%} | {_fmt_shares(r['fer_all'])} | "
               f"{_fmt_shares(r['fer_calm'])} |")

@@ -212,7 +212,7 @@ def _slow_reader(endpoint: str, key: bytes, n: int, produce_s: float) -> StreamC
     peer.send(peer.hello_frames())
     assert peer.recv(5) is not None
     peer.send(peer.codec.encode(Message(MsgType.SUBMIT, {
-        "kind": "stream_test", "credit": 2**63,
+        "kind": "synthetic_frames", "credit": 2**63,
         "params": {"n_frames": n, "shape": [128, 128, 4], "delay_s": produce_s}}, job="slow")))
     _read_stream(peer, check, read_delay_s=10 * produce_s)
     peer.close()
@@ -225,7 +225,7 @@ def _credit_zero_then_huge(endpoint: str, key: bytes, n: int) -> StreamCheck:
     peer.send(peer.hello_frames())
     assert peer.recv(5) is not None
     peer.send(peer.codec.encode(Message(MsgType.SUBMIT, {
-        "kind": "stream_test", "credit": 0, "params": {"n_frames": n, "shape": [64, 64]}},
+        "kind": "synthetic_frames", "credit": 0, "params": {"n_frames": n, "shape": [64, 64]}},
         job="zero")))
     early = _read_stream(peer, StreamCheck("", 0), read_delay_s=0, max_s=0.5)
     if early:
@@ -274,7 +274,7 @@ def _takeover(endpoint: str, key: bytes, attempts: int, result: FuzzResult) -> S
     victim.connect()
     while victim.state != "ready":
         victim.poll(20)
-    job = victim.submit("stream_test", {"n_frames": n, "shape": [8, 8], "delay_s": 0.01},
+    job = victim.submit("synthetic_frames", {"n_frames": n, "shape": [8, 8], "delay_s": 0.01},
                         credit=4)
     attacker = RawPeer(endpoint, key, session=victim._codec.session)
     thief_frames = 0
@@ -313,8 +313,8 @@ def _mix(endpoint: str, key: bytes, clients: int, real: bool, result: FuzzResult
          prober: _Prober, timeout_s: float) -> None:
     """``clients`` clients, each running two heavy jobs at once, all submitted together."""
     jobs = _real_jobs() if real else [
-        ("stream_test", {"n_frames": 30, "shape": [32, 32, 4], "delay_s": 0.02}, []),
-        ("stream_test", {"n_frames": 20, "shape": [64, 64], "delay_s": 0.03}, [])]
+        ("synthetic_frames", {"n_frames": 30, "shape": [32, 32, 4], "delay_s": 0.02}, []),
+        ("synthetic_frames", {"n_frames": 20, "shape": [64, 64], "delay_s": 0.03}, [])]
     conns = [Client(endpoint, key=key, timeout_s=60, name=f"mix-{i}") for i in range(clients)]
     for c in conns:
         c.connect()
@@ -371,7 +371,7 @@ def _warm_up(endpoint: str, key: bytes) -> None:
     """Load torch and each job's modules first, so memory growth measures the load."""
     with BlockingClient(endpoint, key=key, timeout_s=120) as client:
         client.call("info")
-        client.call("stream_test", {"n_frames": 2})
+        client.call("synthetic_frames", {"n_frames": 2})
         try:  # refused after the imports (n_frames beyond the audio)
             client.call("animate", {"sample_rate": SAMPLE_RATE, "n_frames": 10**6},
                         [np.zeros(1600, np.float32)])
@@ -384,7 +384,7 @@ def _limits(key_file: Path, key: bytes, out: LimitsResult, big_frames: int,
     """Big frames to a reader that stops, then bad shared-memory payloads."""
     with BackendProcess(key_file=key_file) as backend:
         with BlockingClient(backend.endpoint, key=key, timeout_s=120) as client:
-            client.call("stream_test", {"n_frames": 2})  # torch and the job modules
+            client.call("synthetic_frames", {"n_frames": 2})  # torch and the job modules
         time.sleep(0.3)
         out.stall = stalled_reader(backend.endpoint, key, backend.rss_bytes,
                                    frames=big_frames, frame_bytes=big_frame_bytes,
@@ -476,7 +476,7 @@ def run_fuzz_bench(*, messages: int = 10_000, slow_frames: int = 2500,
 def print_fuzz_report(r: FuzzResult, messages: int, real_jobs: bool) -> None:
     ms = r.info_ms
     mix_ms = r.mix_info_ms
-    mix = "render + animate" if real_jobs else "two stream_test jobs"
+    mix = "render + animate" if real_jobs else "two synthetic_frames jobs"
     print("facecast bench fuzz: the server logs at debug level into a pipe nobody reads; "
           f"an info prober asks every 50 ms throughout ({len(ms) + len(mix_ms)} answers, "
           f"{r.info_failures} failures)")

@@ -110,15 +110,15 @@ def signed_hostile(peer: RawPeer, victim_session: str | None = None,
         ("forged", lambda: other.encode(Message(MsgType.PING))),
         ("not_a_request", lambda: codec.encode(Message(MsgType.DONE, job="x"))),
         ("huge_kind", lambda: submit("k" * 200_000, {})),
-        ("nan_param", lambda: submit("stream_test", {"delay_s": float("nan")})),
-        ("huge_int_param", lambda: submit("stream_test", {"n_frames": 2**63 - 1})),
-        ("wrong_type_param", lambda: submit("stream_test", {"delay_s": [1]})),
+        ("nan_param", lambda: submit("synthetic_frames", {"delay_s": float("nan")})),
+        ("huge_int_param", lambda: submit("synthetic_frames", {"n_frames": 2**63 - 1})),
+        ("wrong_type_param", lambda: submit("synthetic_frames", {"delay_s": [1]})),
         ("animate_overflow", lambda: submit("animate", {"first_frame": -2**63,
                                                         "sample_rate": 16000},
                                             arrays=[np.zeros(16000, np.float32)])),
-        ("credit_huge", lambda: submit("stream_test", {"n_frames": 1}, credit=2**63)),
-        ("credit_negative", lambda: submit("stream_test", {"n_frames": 1}, credit=-1)),
-        ("credit_bool", lambda: submit("stream_test", {"n_frames": 1}, credit=True)),
+        ("credit_huge", lambda: submit("synthetic_frames", {"n_frames": 1}, credit=2**63)),
+        ("credit_negative", lambda: submit("synthetic_frames", {"n_frames": 1}, credit=-1)),
+        ("credit_bool", lambda: submit("synthetic_frames", {"n_frames": 1}, credit=True)),
         ("grant_huge", lambda: codec.encode(Message(MsgType.CREDIT, {"n": 2**63},
                                                     job="nope"))),
         ("release_garbage", lambda: codec.encode(Message(MsgType.RELEASE, {
@@ -200,7 +200,7 @@ def stalled_reader(endpoint: str, key: bytes, rss: Callable[[], int], *, frames:
         if peer.recv(10) is None:
             raise RuntimeError("the backend did not answer HELLO")
         peer.send(peer.codec.encode(Message(MsgType.SUBMIT, {
-            "kind": "stream_test", "credit": 2**63,
+            "kind": "synthetic_frames", "credit": 2**63,
             "params": {"n_frames": frames, "shape": [frame_bytes // 8192, 8192]}},
             job="big")))
         deadline = time.monotonic() + 120 + stall_s
@@ -278,7 +278,7 @@ def shm_abuse(peer: RawPeer, arena: ShmArena, segment_bytes: int = 1 << 20,
     for i, (name, arrays) in enumerate(cases.items()):
         job = f"shm-abuse-{i}"
         out.append((name, peer.codec.encode(Message(MsgType.SUBMIT, {
-            "kind": "stream_test", "params": {"n_frames": 1, "pattern": "echo"}}, arrays,
+            "kind": "synthetic_frames", "params": {"n_frames": 1, "pattern": "echo"}}, arrays,
             job=job)), job))
     return out
 

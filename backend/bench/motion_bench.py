@@ -177,8 +177,8 @@ class ClipRow:
 
 def clip_voice_share(name: str) -> float:
     from backend.audio.vad import voice_activity
+    from backend.media.decode import read_audio_track
     from backend.motion.data import clip_path
-    from backend.video.decode import read_audio_track
 
     sound = read_audio_track(clip_path(name))
     if sound is None:
@@ -202,8 +202,8 @@ class ClipInputs:
 def clip_inputs(name: str) -> ClipInputs:
     from backend.audio import Audio, compute_audio_features, compute_frame_features
     from backend.audio.vad import voice_activity
+    from backend.media.decode import read_audio_track
     from backend.motion.data import clip_path, prepare_clip
-    from backend.video.decode import read_audio_track
 
     path = clip_path(name)
     clip = prepare_clip(path)
@@ -617,8 +617,8 @@ def run_motion_bench(weights: str | None = None, memory: bool = True,
         if name in trained or not (DATA / "clips" / f"{name}.mp4").is_file():
             continue
         if clip_voice_share(name) < VOICE_SHARE:
+            from backend.media.decode import read_audio_track
             from backend.motion.data import clip_path
-            from backend.video.decode import read_audio_track
 
             pcm, rate = read_audio_track(clip_path(name))
             anim = run_animation(model, Audio(np.ascontiguousarray(pcm, np.float32), rate), 25)

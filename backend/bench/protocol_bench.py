@@ -46,7 +46,7 @@ def protocol_stream(client: BlockingClient, frames: int, size: int, credit: int)
               "pattern": "static"}
     first = last = 0.0
     count = 0
-    for event in client.stream("stream_test", params, credit=credit):
+    for event in client.stream("synthetic_frames", params, credit=credit):
         if event.kind == MsgType.FRAME:
             count += 1
             last = time.perf_counter()
@@ -116,7 +116,7 @@ def round_trips(client: BlockingClient, n: int = 200) -> list[float]:
     times = []
     for _ in range(n):
         t = time.perf_counter()
-        client.call("stream_test", {"n_frames": 0})
+        client.call("synthetic_frames", {"n_frames": 0})
         times.append(time.perf_counter() - t)
     return times
 

@@ -210,8 +210,8 @@ def _demo_layout(rgba: list[np.ndarray], lm: np.ndarray) -> list[np.ndarray]:
 
 def _demo_mp4(frames: list[np.ndarray]) -> list[np.ndarray]:
     """Through the demo's own writer (``write_mp4``, CRF 20 veryfast), decoded."""
+    from ..media.decode import read_video
     from ..media.mp4 import write_mp4
-    from ..video.decode import read_video
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_mp4(Path(tmp) / "demo.mp4", frames, 25)
@@ -219,7 +219,7 @@ def _demo_mp4(frames: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _plates(data: Path, n: int) -> list[np.ndarray]:
-    from ..video.decode import read_video
+    from ..media.decode import read_video
 
     return list(read_video(data / "clips" / "d9.mp4", max_frames=n, stride=7).frames)
 
@@ -229,7 +229,7 @@ def false_positives(data: Path, payload_frames: int | None = None) -> list[str]:
     reads a picture, and each clip as verify reads a video (1 s of neighbours); the
     payload mark's detector (the old scheme's, and the other half of verify's reading:
     ten times slower) on every frame, or on ``payload_frames`` spread evenly."""
-    from ..video.decode import iter_frames, probe_video
+    from ..media.decode import iter_frames, probe_video
 
     clips = sorted((data / "clips").glob("*.mp4"))
     total = sum(probe_video(c).n_frames or 0 for c in clips)

@@ -50,6 +50,7 @@ from shared.landmarks import (
     mouth_opening,
 )
 
+from ..judges.expression import JUDGED_EMOTIONS
 from ..nerf.metrics import psnr
 from ..nerf.pipeline import HEAD_DEFAULT
 from ..provenance.stamp import RenderStamp
@@ -69,7 +70,6 @@ CUES = {
     "brow lower": (("browDownLeft", "browDownRight"), 0.9, brow_height, -1),
     "eye widen": (("eyeWideLeft", "eyeWideRight"), 0.9, eye_opening, 1),
 }
-EMOTIONS_JUDGED = ("happy", "sad", "angry", "surprised", "fearful", "disgusted")
 #: An emotion counts as recognised when the classifier gives it at least this much more
 #: probability than on the neutral render of the same face and camera.
 RECOGNISED_LIFT = 0.05
@@ -189,7 +189,7 @@ def emotions_and_identity(subject, data: SubjectData, frame: int,
     from ..judges.identity import IdentityJudge, distance
     from ..tracking.face_tracker import track_faces
 
-    names = ("neutral", *EMOTIONS_JUDGED)
+    names = ("neutral", *JUDGED_EMOTIONS)
     weights = np.stack([emotion_prototype(n) for n in names])
     renders, _ = _render_commands(subject, data, weights, frame)
     tracked = track_faces(np.stack(renders), static=True, progress=False)
@@ -199,7 +199,7 @@ def emotions_and_identity(subject, data: SubjectData, frame: int,
                                           strict=True)}
     rows = []
     neutral = verdicts["neutral"]
-    for n in EMOTIONS_JUDGED:
+    for n in JUDGED_EMOTIONS:
         v = verdicts[n]
         if v is None or neutral is None:
             rows.append((f"classifier: {n}", "no face found in the render"))
@@ -223,7 +223,7 @@ def emotions_and_identity(subject, data: SubjectData, frame: int,
     if real and desc["neutral"] is not None:
         rows.append(("identity: neutral render vs footage",
                      f"{np.mean([distance(desc['neutral'], r) for r in real]):.3f} (mean)"))
-    for n in EMOTIONS_JUDGED:
+    for n in JUDGED_EMOTIONS:
         if desc[n] is None or desc["neutral"] is None:
             rows.append((f"identity: neutral vs {n}", "no face found"))
         else:
@@ -235,7 +235,7 @@ def emotions_and_identity(subject, data: SubjectData, frame: int,
 def _other_people(ident, real: list[np.ndarray]) -> list[float]:
     """Descriptor distances from the subject's footage to other people's (skipped
     without ../shared/data)."""
-    from ..video.decode import read_video
+    from ..media.decode import read_video
 
     root = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "clips"
     out = []

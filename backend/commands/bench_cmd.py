@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="frames streamed to the slow reader")
     fuzz.add_argument("--clients", type=int, default=8, help="clients in the job mix")
     fuzz.add_argument("--synthetic", action="store_true",
-                      help="the job mix runs stream_test jobs instead of render + animate")
+                      help="the job mix runs synthetic_frames jobs instead of render + animate")
     fuzz.set_defaults(func=_fuzz)
     motion = bs.add_parser("motion", help="lip sync, FACS signs, identity, blinks, speed")
     motion.add_argument("--weights", default=None, help="motion weights (default: shipped)")

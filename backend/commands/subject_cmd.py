@@ -230,13 +230,13 @@ def check_budget(steps: int | None, minutes: float | None, cpu_minutes: float | 
 def _build(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from backend.media.decode import probe_video
     from backend.nerf.model import CURRENT
     from backend.provenance.consent import make_consent, read_statement, record_consent
     from backend.subject.build import build_subject
     from backend.subject.store import default_subject_dir
     from backend.subject.train import TrainConfig
     from backend.threads import set_threads
-    from backend.video.decode import probe_video
 
     # Everything the user named is checked before any work starts (and before any
     # warning about the budget): name, consent, clip, output folder, options.

@@ -34,4 +34,4 @@ def features() -> dict[str, list[str]]:
 
 def _load_builtin() -> None:
     # Imported here so that importing the registry never pulls in torch-heavy jobs early.
-    from . import animate, info, render, stream_test  # noqa: F401
+    from . import animate, info, render, synthetic_frames  # noqa: F401

@@ -29,13 +29,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from shared.emotion_profiles import EMOTION_PROFILES
 from shared.errors import FacecastError, InputError
 
 # FER2013 class order of the network's output.
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-# Our emotion vocabulary (shared.emotions) -> FER2013 class; contempt has none.
-EMOTION_TO_FER = {"neutral": "neutral", "happy": "happy", "sad": "sad", "angry": "angry",
-                  "surprised": "surprise", "fearful": "fear", "disgusted": "disgust"}
+# Our emotion vocabulary -> FER2013 class (each profile's ``fer_class`` in the emotion
+# table, shared.emotion_profiles); contempt has none.
+EMOTION_TO_FER = {p.name: p.fer_class for p in EMOTION_PROFILES if p.fer_class is not None}
+#: The emotions this judge can recognise (all with a FER2013 class but neutral), table order.
+JUDGED_EMOTIONS = tuple(e for e in EMOTION_TO_FER if e != "neutral")
 INPUT_SIZE = 64
 BOX_MARGIN = 0.15  # fraction of the box side added on each side
 

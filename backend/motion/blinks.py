@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from shared.emotion_profiles import EMOTION_PROFILES
 from shared.emotions import EMOTIONS
 
 BASE_RATE_PER_MIN = 16.0
 REFRACTORY_S = 0.6
 DURATION_S = (0.10, 0.20)
-RATE_FACTOR: dict[str, float] = {
-    "neutral": 1.0, "happy": 1.1, "sad": 0.85, "angry": 1.25, "surprised": 0.55,
-    "fearful": 1.4, "disgusted": 1.0, "contempt": 0.9,
-}
+# each profile's ``blink_rate`` in the one emotion table (shared.emotion_profiles)
+RATE_FACTOR: dict[str, float] = {p.name: p.blink_rate for p in EMOTION_PROFILES}
 _FACTORS = np.array([RATE_FACTOR[e] for e in EMOTIONS])
 
 

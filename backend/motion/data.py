@@ -94,9 +94,9 @@ def prepare_clip(path: str | Path, context_hops: int | None = None) -> ClipData:
     """Track, solve and align one clip (tracking is cached, the rest takes ~1 s)."""
     from backend.audio import Audio, compute_audio_features, compute_frame_features
     from backend.audio.frame_features import DEFAULT_CONTEXT_HOPS
+    from backend.media.decode import read_audio_track
     from backend.tracking.cache import track_clip
     from backend.tracking.head_pose import smooth_poses
-    from backend.video.decode import read_audio_track
 
     from .features import model_inputs
     from .phones import phone_evidence
@@ -163,7 +163,7 @@ def augmented_copies(clip: ClipData, rng: np.random.Generator, n_copies: int,
     targets are shared, not copied; the audio length is kept, so frames stay aligned.
     """
     from backend.audio import Audio, compute_audio_features, compute_frame_features
-    from backend.video.decode import read_audio_track
+    from backend.media.decode import read_audio_track
 
     from .augment import augment_audio
     from .features import model_inputs

@@ -8,8 +8,8 @@ Here:
 * **Effort -> JA.** Louder than the speaker's own level nearby opens the jaw more, quieter
   less (``EFFORT_PER_10DB`` per 10 dB, about the local speech median). Fixed a priori
   from JALI's description, not fitted to any clip.
-* **Emotion -> JA, LI and tempo** (``DELIVERY``): angry and surprised widen
-  articulation, sad narrows it and slows it (the mouth moves more lazily: a wider
+* **Emotion -> JA, LI and tempo** (``DELIVERY``, rows of the emotion table): angry and
+  surprised widen articulation, sad narrows it and slows it (the mouth moves more lazily: a wider
   temporal smoothing), contempt and disgust tighten the lips; happy keeps articulation
   and the LDM keeps its smile on top. Mixed and partial emotions blend per frame by weight
   x intensity, so the delivery follows keyframes and differs with every line (not a
@@ -31,6 +31,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
+from shared.emotion_profiles import EMOTION_PROFILES
 from shared.emotions import EMOTIONS
 from shared.face_basis import MOUTH_CHANNELS
 
@@ -42,17 +43,9 @@ EFFORT_PER_10DB = 0.15
 EFFORT_RANGE = (0.75, 1.3)
 EFFORT_WINDOW_S = 2.0
 
-# emotion -> (jaw activation, lip activation, slowness: extra smoothing sigma in seconds)
-DELIVERY: dict[str, tuple[float, float, float]] = {
-    "neutral": (1.0, 1.0, 0.0),
-    "happy": (1.05, 1.0, 0.0),
-    "sad": (0.7, 0.75, 0.045),
-    "angry": (1.3, 1.3, 0.0),
-    "surprised": (1.35, 1.15, 0.0),
-    "fearful": (1.1, 1.1, 0.0),
-    "disgusted": (0.95, 1.15, 0.0),
-    "contempt": (0.85, 0.85, 0.02),
-}
+# emotion -> (jaw activation, lip activation, slowness: extra smoothing sigma in seconds),
+# each profile's ``delivery`` in the one emotion table (shared.emotion_profiles)
+DELIVERY: dict[str, tuple[float, float, float]] = {p.name: p.delivery for p in EMOTION_PROFILES}
 _TABLE = np.array([DELIVERY[e] for e in EMOTIONS], np.float32)  # [8, 3]
 MAX_SLOWNESS_S = float(_TABLE[:, 2].max())
 

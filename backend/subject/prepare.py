@@ -21,6 +21,7 @@ import numpy as np
 from shared.errors import InputError
 
 from ..atomic_file import write_atomic
+from ..media.decode import probe_video, read_video
 from ..nerf.geometry import BOX_HI, BOX_LO
 from ..nerf.tokens import token_ids
 from ..tracking.cache import ClipTracks, track_clip
@@ -31,7 +32,6 @@ from ..tracking.head_pose import (
     fit_head_pose,
     smooth_poses,
 )
-from ..video.decode import probe_video, read_video
 from .background import background_plate
 from .matting import person_mattes
 

@@ -22,7 +22,7 @@ import numpy as np
 from shared.errors import InputError
 
 from ..atomic_file import write_atomic
-from ..video.decode import iter_frames, probe_video
+from ..media.decode import iter_frames, probe_video
 from .face_tracker import Tracks, track_faces, tracker_version
 from .head_pose import HeadPoses, estimate_intrinsics, fit_head_pose
 

@@ -77,7 +77,7 @@ def _check_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
         shape = getattr(frame, "shape", type(frame).__name__)
         raise InputError(f"a frame must be an RGB image shaped [H, W, 3], got {shape}",
-                         "decode frames with backend.video.read_video (RGB, uint8)")
+                         "decode frames with backend.media.decode.read_video (RGB, uint8)")
     if frame.dtype != np.uint8:
         raise InputError(f"frames must be uint8, got {frame.dtype}",
                          "convert with (frame * 255).clip(0, 255).astype(np.uint8)")

@@ -338,7 +338,8 @@ def animate(job_session, timeout=120.0):
 
 
 def scenario_ui(pkg):
-    from bl_ext.user_default.facecast import animate_job, job_session, scene_inputs
+    from bl_ext.user_default.facecast import job_session, scene_inputs
+    from bl_ext.user_default.facecast.core import animate_job
     from bl_ext.user_default.facecast.shared.emotions import EMOTIONS
 
     result["panels"] = [n for n in ("FACECAST_PT_view3d", "FACECAST_PT_sequencer")
@@ -351,6 +352,7 @@ def scenario_ui(pkg):
     props = s.bl_rna.properties
     result["emotion_props"] = [n for n in EMOTIONS if n in props]
     result["animatable"] = [n for n in (*EMOTIONS, "intensity") if props[n].is_animatable]
+    result["emotion_tooltips"] = [props[n].description for n in EMOTIONS]
 
     key_two_emotions(scene)
     result["happy_curve"] = fcurve_values(scene, "facecast.happy", [1, 20, 30, 45, 60])
@@ -358,7 +360,7 @@ def scenario_ui(pkg):
 
     # Sampling at NTSC 29.97: the 60 s line covers ceil(60 * 30000 / 1001) frames.
     audio = scene_inputs.audio_input(scene)
-    pcm = pkg.audio_io.load_pcm(audio.path)
+    pcm = pkg.core.audio_io.load_pcm(audio.path)
     fps = animate_job.scene_fps(scene.render.fps, scene.render.fps_base)
     span = animate_job.audio_span(audio.start_frame, pcm.size / 16000, fps, audio.visible)
     result["pcm_samples"] = int(pcm.size)

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..shared.errors import InputError
+from ..shared.protocol import Event, MsgType
 from .frame_writer import write_frame
 from .job_events import apply_lifecycle
-from .shared.errors import InputError
-from .shared.protocol import Event, MsgType
 
 RENDER_KIND = "render"
 #: The frame of the head poses the add-on sends (shared/render_conditioning.py): the

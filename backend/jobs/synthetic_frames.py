@@ -1,4 +1,8 @@
-"""``stream_test``: stream N synthetic frames under credit — for tests and the bench.
+"""``synthetic_frames``: stream N synthetic frames under credit.
+
+A product job, not a test: any client can check a connection and the protocol end to
+end with it (every frame verifiable, no model loaded), and the protocol bench uses it as
+a load that measures the transport alone. (It was called ``stream_test``.)
 
 ``pattern="index"`` fills frame i with ``i % 251`` so a client can check every frame
 arrived intact and in order; ``pattern="static"`` reuses one prepared buffer so the
@@ -27,9 +31,9 @@ DTYPES = ("uint8", "float16", "float32")
 
 
 @registry.register
-class StreamTestJob(Job):
-    kind = "stream_test"
-    description = "Stream synthetic frames (protocol tests and benchmarks)"
+class SyntheticFramesJob(Job):
+    kind = "synthetic_frames"
+    description = "Stream synthetic frames (connection and protocol checks, transport load)"
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         p = ctx.params
@@ -56,7 +60,7 @@ class StreamTestJob(Job):
                   else np.zeros(shape, dtype) if pattern == "static" else None)
         for i in range(n):
             if fail_at is not None and i == fail_at:
-                raise InputError(f"stream_test was asked to fail at frame {i}",
+                raise InputError(f"synthetic_frames was asked to fail at frame {i}",
                                  "this is a deliberate test failure")
             if delay:
                 time.sleep(delay)

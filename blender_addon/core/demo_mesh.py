@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .shared.blendshapes import ARKIT_BLENDSHAPES
+from ..shared.blendshapes import ARKIT_BLENDSHAPES
 
 # Head ellipsoid semi-axes (x: ear to ear, y: depth, z: height), metres.
 HEAD_AXES = (0.075, 0.092, 0.112)

@@ -28,11 +28,11 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..shared.blendshapes import ARKIT_BLENDSHAPES
+from ..shared.emotions import EMOTIONS
+from ..shared.errors import InputError
+from ..shared.protocol import Event, MsgType
 from .job_events import apply_lifecycle
-from .shared.blendshapes import ARKIT_BLENDSHAPES
-from .shared.emotions import EMOTIONS
-from .shared.errors import InputError
-from .shared.protocol import Event, MsgType
 
 ANIMATE_KIND = "animate"
 TEXT_FEATURE = "text"

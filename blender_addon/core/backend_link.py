@@ -34,10 +34,10 @@ from typing import Protocol
 
 import numpy as np
 
-from .shared.errors import BackendUnavailable, FacecastError
-from .shared.net import is_loopback
-from .shared.protocol import Client, Event, MsgType, ensure_key_file, load_key
-from .shared.protocol.keys import default_key_path
+from ..shared.errors import BackendUnavailable, FacecastError
+from ..shared.net import is_loopback
+from ..shared.protocol import Client, Event, MsgType, ensure_key_file, load_key
+from ..shared.protocol.keys import default_key_path
 
 # --------------------------------------------------------------------------------------
 # Addresses and online access

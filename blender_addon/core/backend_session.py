@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
+from ..shared.errors import FacecastError
+from ..shared.net import accepts_connections, is_loopback
+from ..shared.protocol import Event, MsgType
 from .backend_link import BackendLink, LinkSettings, LocalBackend
-from .shared.errors import FacecastError
-from .shared.net import accepts_connections, is_loopback
-from .shared.protocol import Event, MsgType
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5557"
 

@@ -15,8 +15,8 @@ import wave
 
 import numpy as np
 
-from .shared.audio import SAMPLE_RATE
-from .shared.errors import InputError
+from ..shared.audio import SAMPLE_RATE
+from ..shared.errors import InputError
 
 MAX_SECONDS = 30 * 60  # a dialogue line, not a feature film: refuse before eating RAM
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .shared.depth_exr import (
+from ..shared.depth_exr import (
     DEPTH_DIRNAME,
     DEPTH_SUFFIX,
     depth_metres,
     encode_depth_exr,
     exr_size,
 )
-from .shared.errors import InputError
+from ..shared.errors import InputError
 
 
 def frame_file(folder: Path, frame: int) -> Path:

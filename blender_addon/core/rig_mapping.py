@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .shared.blendshapes import ARKIT_BLENDSHAPES
-from .shared.errors import InputError
-from .shared.shape_key_mapping import match_shape_keys
+from ..shared.blendshapes import ARKIT_BLENDSHAPES
+from ..shared.errors import InputError
+from ..shared.shape_key_mapping import match_shape_keys, report_gaps
 
 SHAPE_KEYS = "shape key"
 POSES = "pose action"
@@ -103,16 +103,7 @@ class RigMapping:
         shown = [d for d in self.drives if self.noun == POSES or d.how != "name"]
         if shown:
             parts.append("; ".join(f"{d.label} -> {d.target}" for d in shown))
-        if self.missing:
-            parts.append(f"missing: {', '.join(self.missing)}")
-        if self.ambiguous:
-            parts.append("ambiguous (add an override): " + "; ".join(
-                f"{a} <- {' | '.join(keys)}" for a, keys in self.ambiguous.items()))
-        if self.overrides:
-            parts.append("overrides applied: " + ", ".join(
-                f"{a} -> {k or '(none)'}" for a, k in self.overrides.items()))
-        if self.unused:
-            parts.append(f"unused {plural}: {', '.join(self.unused)}")
+        parts += report_gaps(self.missing, self.ambiguous, self.overrides, self.unused, plural)
         return "; ".join(parts)
 
 

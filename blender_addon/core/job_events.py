@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .shared.protocol import Event, MsgType
+from ..shared.protocol import Event, MsgType
 
 
 def apply_lifecycle(task: Any, event: Event, working: str, *, track_progress: bool = True
