@@ -49,7 +49,7 @@ def test_recogniser_writes_the_words_with_times() -> None:
 def test_transcript_places_phones_on_the_sound() -> None:
     clip, x = spoken()
     exact = [(e.phoneme, e.time) for e in clip.phonemes]
-    ev = transcript_evidence(x, transcribe(x))
+    ev, _ = transcript_evidence(x, transcribe(x))
     assert ev.source == "transcript"
     typed = posterior_alignment(x, text_phones(LINE))
     acoustic = heard_evidence(x)
@@ -72,7 +72,7 @@ def test_unsure_words_and_unreadable_stretches_keep_the_acoustic_phones() -> Non
     words = tuple(Word(w.text, w.start, w.end, 0.05 if w is doubtful else 0.99)
                   for w in s.words)
     unsure = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),), tr.duration)
-    phones, used = transcript_phones(x, unsure, base, scores)
+    phones, used, _ = transcript_phones(x, unsure, base, scores)
     a, b = round(doubtful.start * 100), round(doubtful.end * 100)
     assert used.any() and not used[a:b + 1].any()
     mid = (doubtful.start + doubtful.end) / 2
@@ -80,7 +80,7 @@ def test_unsure_words_and_unreadable_stretches_keep_the_acoustic_phones() -> Non
     assert sounding == [p for p, t in base if t <= mid][-1]  # the acoustic phone there
     # a stretch the recogniser could not read (e.g. another language): nothing changes
     foreign = Transcript((Stretch(s.start, s.end, -2.0, 0.0, words),), tr.duration)
-    ev = transcript_evidence(x, foreign)
+    ev, _ = transcript_evidence(x, foreign)
     plain = heard_evidence(x)
     assert ev.source == "acoustic model" and ev.phones == plain.phones
     np.testing.assert_array_equal(ev.must, plain.must)

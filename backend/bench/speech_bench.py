@@ -80,7 +80,7 @@ def alignment_table(sentences, voices) -> dict:
             x = load_audio((np.ascontiguousarray(clip.samples), clip.sample_rate)).samples
             exact = [(e.phoneme, e.time) for e in clip.phonemes]
             typed = phone_evidence(x, text)
-            heard = transcript_evidence(x, transcribe(x))
+            heard, _ = transcript_evidence(x, transcribe(x))
             used["text"] += typed.source == "text"
             used["transcript"] += heard.source == "transcript"
             used["clips"] += 1

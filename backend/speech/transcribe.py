@@ -76,6 +76,7 @@ class Transcript:
     duration: float
     recogniser: str = RECOGNISER
     unavailable: str = ""  # why no recogniser ran ("" when one did)
+    disagree: int = 0  # sure words left out: their phones disagree with the sound
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -101,6 +102,9 @@ class Transcript:
         line = f"automatic transcript ({self.recogniser}): {len(words)} words"
         if unsure:
             line += f", {unsure} unsure (their stretch follows the acoustic phones)"
+        if self.disagree:
+            line += (f", {self.disagree} that do not fit the sound (acoustic phones there; "
+                     f"{len(words) - unsure - self.disagree} words shape the lips)")
         if unread:
             secs = sum(s.end - s.start for s in unread)
             line += (f"; {secs:.1f} s not read as English (another language, singing or "

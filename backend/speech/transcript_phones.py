@@ -24,6 +24,8 @@ caller's acoustic ones (``base``).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .acoustic import PhoneScores
@@ -34,6 +36,11 @@ from .transcribe import Transcript
 PAD_S = 0.15  # audio kept around a stretch's first and last word
 GRID_HZ = 100.0  # the phone evidence grid (``backend.motion.visemes.GRID_HZ``)
 PAUSE_PENALTY = 0.3  # per 10 ms of pause inside speech: pauses only where silence wins
+WORD_TOL_S = 0.2  # a word's phones stay within this of the recogniser's own word times
+MAX_WORD_DEFICIT = 0.4  # a word whose placed phones score on average more than this
+# below each frame's best phone (acoustic log units) disagrees with the sound
+OUTSIDE_PENALTY = 5.0  # per 10 ms of a phone placed outside its word's band (finite:
+# the path always exists, it just leaves the band only where nothing else fits)
 
 # espeak's reduced and variant phones that have an English ARPAbet twin
 REDUCED = {"@": "V", "@2": "V", "@5": "V", "a#": "V", "3": "3:", "I2": "I", "I#": "I",
@@ -60,11 +67,14 @@ def phone_sets(expected: list[str], names: tuple[str, ...]) -> list[np.ndarray]:
     return out
 
 
-def posterior_alignment(samples: np.ndarray, expected: list[str],
-                        scores: PhoneScores | None = None) -> Phones | None:
-    """The espeak phones ``expected`` placed on 16 kHz ``samples`` (``scores``: their
-    ``acoustic.phone_scores`` when already computed): [(phone or PAUSE, start s)], or
-    None when they cannot fit (no phones, or more phones than frames)."""
+def placement(samples: np.ndarray, expected: list[str], scores: PhoneScores | None = None,
+              bands: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(text phone index per 10 ms frame, -1 for a pause; per frame, how far the placed
+    phone scores below the frame's best phone, 0 in pauses) for the espeak phones
+    ``expected`` on 16 kHz ``samples`` (``scores``: their ``acoustic.phone_scores`` when
+    already computed), or None when they cannot fit (no phones, or more phones than
+    frames). ``bands``: [N, 2] frames [first, last] each phone should sound within (its
+    word's times, widened); a frame outside pays ``OUTSIDE_PENALTY``."""
     from .acoustic import ACOUSTIC_SCALE, SILENCES, phone_scores, quiet_hops
 
     if not expected:
@@ -81,7 +91,18 @@ def posterior_alignment(samples: np.ndarray, expected: list[str],
     # a set scores its mean likelihood, so a wide set (an unknown phone) is no free ride
     cost = np.stack([np.log(len(x)) - np.logaddexp.reduce(z[:, x], axis=1)
                      for x in phone_sets(expected, scores.names)], axis=1).astype(np.float32)
+    fit = cost.copy()
+    if bands is not None:
+        f = np.arange(n_frames)[:, None]
+        cost += np.float32(OUTSIDE_PENALTY) * ((f < bands[None, :, 0])
+                                               | (f > bands[None, :, 1]))
     path, _ = _viterbi(cost, (pause + PAUSE_PENALTY).astype(np.float32))
+    deficit = np.where(path >= 0, fit[np.arange(n_frames), np.maximum(path, 0)], 0.0)
+    return path, deficit
+
+
+def path_phones(path: np.ndarray, expected: list[str]) -> Phones:
+    """[(phone or PAUSE, start s)] of a ``placement`` path."""
     phones: Phones = []
     prev = None
     for f, j in enumerate(path):
@@ -89,6 +110,37 @@ def posterior_alignment(samples: np.ndarray, expected: list[str],
             phones.append((PAUSE if j < 0 else expected[j], f / GRID_HZ))
             prev = j
     return phones
+
+
+def posterior_alignment(samples: np.ndarray, expected: list[str],
+                        scores: PhoneScores | None = None) -> Phones | None:
+    """The espeak phones ``expected`` placed on 16 kHz ``samples`` (``placement``):
+    [(phone or PAUSE, start s)], or None when they cannot fit."""
+    placed = placement(samples, expected, scores)
+    return None if placed is None else path_phones(placed[0], expected)
+
+
+@lru_cache(maxsize=4096)
+def word_phones(word: str) -> tuple[str, ...]:
+    """espeak's phones for one word as spoken alone (cached: words repeat)."""
+    return tuple(text_phones(word))
+
+
+def stretch_phones(words, start: float) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The phones of ``words`` (``transcribe.Word``), per phone the frames [first, last]
+    after ``start`` its word may sound in (the recogniser's word times widened by
+    ``WORD_TOL_S``) and its word's index. The recogniser's word times are an estimate
+    independent of the acoustic model: where the acoustic path would drift from them (a
+    misheard word pulling its neighbours along), the band holds."""
+    expected: list[str] = []
+    bands, owner = [], []
+    for k, w in enumerate(words):
+        ph = word_phones(w.text.strip(".,!?;:\"'").lower() or w.text)
+        expected += ph
+        bands += [(round((w.start - WORD_TOL_S - start) * GRID_HZ),
+                   round((w.end + WORD_TOL_S - start) * GRID_HZ))] * len(ph)
+        owner += [k] * len(ph)
+    return expected, np.array(bands, np.int64).reshape(-1, 2), np.array(owner, np.int64)
 
 
 def phones_between(phones: Phones, a: float, b: float) -> Phones:
@@ -102,8 +154,9 @@ def phones_between(phones: Phones, a: float, b: float) -> Phones:
 
 
 def transcript_phones(samples: np.ndarray, transcript: Transcript, base: Phones,
-                      scores: PhoneScores) -> tuple[Phones, np.ndarray]:
-    """(timed phones, bool per ``GRID_HZ`` step: the transcript's phones are used there).
+                      scores: PhoneScores) -> tuple[Phones, np.ndarray, int]:
+    """(timed phones, bool per ``GRID_HZ`` step: the transcript's phones are used there,
+    how many sure words were left out because their phones disagree with the sound).
     ``base``: the acoustic phones used everywhere else; ``scores``: the acoustic model's
     ``phone_scores`` of the whole of ``samples``."""
     duration = len(samples) / SAMPLE_RATE
@@ -112,26 +165,34 @@ def transcript_phones(samples: np.ndarray, transcript: Transcript, base: Phones,
     stretches = [s for s in transcript.stretches if s.readable]
     spans = [(s.words[0].start - PAD_S, s.words[-1].end + PAD_S) for s in stretches]
     text: Phones = []
+    disagree = 0
     for i, s in enumerate(stretches):
         a = max(0.0, spans[i][0], (spans[i - 1][1] + spans[i][0]) / 2 if i else 0.0)
         b = min(duration, spans[i][1],
                 (spans[i][1] + spans[i + 1][0]) / 2 if i + 1 < len(spans) else duration)
         ia, ib = round(a * GRID_HZ), min(round(b * GRID_HZ), len(scores.loglik))
         piece = PhoneScores(scores.names, scores.loglik[ia:ib])
-        placed = posterior_alignment(samples[ia * 160:ib * 160],
-                                     text_phones(" ".join(w.text for w in s.words)), piece)
+        expected, bands, owner = stretch_phones(s.words, ia / GRID_HZ)
+        placed = placement(samples[ia * 160:ib * 160], expected, piece, bands)
         if placed is None:
             continue
-        text += [(ph, ia / GRID_HZ + t) for ph, t in placed]
+        path, deficit = placed
+        text += [(ph, ia / GRID_HZ + t) for ph, t in path_phones(path, expected)]
         use_text[ia:ib] = True
-        for w in s.words:
-            if not w.sure:
-                use_text[round(w.start * GRID_HZ):round(w.end * GRID_HZ) + 1] = False
+        word_of = np.where(path >= 0, owner[np.maximum(path, 0)], -1)
+        for k, w in enumerate(s.words):
+            mine = np.flatnonzero(word_of == k)
+            fits = len(mine) > 0 and float(deficit[mine].mean()) <= MAX_WORD_DEFICIT
+            disagree += w.sure and not fits
+            if not (w.sure and fits):  # unsure, or its phones disagree with the sound
+                lo = min(round(w.start * GRID_HZ), ia + mine[0] if len(mine) else n)
+                hi = max(round(w.end * GRID_HZ), ia + mine[-1] if len(mine) else 0)
+                use_text[lo:hi + 1] = False
     if not use_text.any():
-        return list(base), use_text
+        return list(base), use_text, disagree
     merged: Phones = []
     edges = np.flatnonzero(np.diff(use_text.astype(np.int8))) + 1
     for a_i, b_i in zip(np.r_[0, edges], np.r_[edges, n], strict=True):
         merged += phones_between(text if use_text[a_i] else base, a_i / GRID_HZ,
                                  b_i / GRID_HZ)
-    return merged or [(PAUSE, 0.0)], use_text
+    return merged or [(PAUSE, 0.0)], use_text, disagree
