@@ -87,6 +87,49 @@ def test_unsure_words_and_unreadable_stretches_keep_the_acoustic_phones() -> Non
     assert "not read as English" in foreign.report()
 
 
+def test_words_that_do_not_fit_the_sound_are_left_out() -> None:
+    """Sure words are used only where their placed phones fit the acoustic scores: the
+    right words at the recogniser's times mostly shape the lips, other words at the same
+    times (as a misheard child's or singer's line) are left to the acoustic phones."""
+    from backend.speech.acoustic import phone_scores
+
+    _, x = spoken()
+    tr = transcribe(x)
+    scores = phone_scores(x)
+    base = list(heard_evidence(x, scores).phones)
+    s = tr.stretches[0]
+    wrong = ("seventeen", "lasting", "six", "thirteen", "eleven", "zero", "tennessee")
+    used_share = {}
+    for label, texts in (("right", [w.text for w in s.words]), ("wrong", wrong)):
+        words = tuple(Word(t, w.start, w.end, 0.99)
+                      for t, w in zip(texts, s.words, strict=False))
+        said = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),), tr.duration)
+        _, used, disagree = transcript_phones(x, said, base, scores)
+        a, b = round(words[0].start * 100), round(words[-1].end * 100)
+        used_share[label] = (float(used[a:b].mean()), disagree, len(words))
+        if label == "wrong":
+            _, reported = transcript_evidence(x, said)
+            assert "do not fit the sound" in reported.report()
+    share, disagree, n = used_share["wrong"]
+    assert share <= 0.2 and disagree >= n - 1, used_share
+    share, disagree, n = used_share["right"]
+    assert share >= 0.4 and disagree <= n // 2 + 1, used_share
+
+
+def test_a_right_text_fits_the_frame_scores_and_another_line_does_not() -> None:
+    """The dialogue text's second fit test (``fits_sound``): the line placed on the frame
+    scores against its own phones shuffled — espeak's line well under the bar, other
+    lines far over it."""
+    from backend.speech.transcript_phones import MAX_SHUFFLE_RATIO, fits_sound
+
+    _, x = spoken()
+    placed, ratio = fits_sound(x, text_phones(LINE))
+    assert placed is not None and ratio <= MAX_SHUFFLE_RATIO - 0.05, ratio
+    for other in ("Seven silly swans sing softly.", "Bob made a map of the bay."):
+        placed, ratio = fits_sound(x, text_phones(other))
+        assert placed is None and ratio >= MAX_SHUFFLE_RATIO + 0.1, (other, ratio)
+
+
 def test_cli_transcribes_unless_told_not_to_and_bad_input_reports(tmp_path, capsys) -> None:
     import soundfile as sf
 
