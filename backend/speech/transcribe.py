@@ -76,7 +76,7 @@ class Transcript:
     duration: float
     recogniser: str = RECOGNISER
     unavailable: str = ""  # why no recogniser ran ("" when one did)
-    disagree: int = 0  # sure words left out: their phones disagree with the sound
+    disagree: int = 0  # sure words left out: their stretch does not fit the sound
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -103,8 +103,9 @@ class Transcript:
         if unsure:
             line += f", {unsure} unsure (their stretch follows the acoustic phones)"
         if self.disagree:
-            line += (f", {self.disagree} that do not fit the sound (acoustic phones there; "
-                     f"{len(words) - unsure - self.disagree} words shape the lips)")
+            line += (f", {self.disagree} in stretches that do not fit the sound (misheard: "
+                     f"acoustic phones there; {len(words) - unsure - self.disagree} words "
+                     "shape the lips)")
         if unread:
             secs = sum(s.end - s.start for s in unread)
             line += (f"; {secs:.1f} s not read as English (another language, singing or "
