@@ -121,8 +121,8 @@ def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidenc
             placed = posterior_alignment(samples, text_phones(text))
             return (aligned if placed is None else
                     evidence_from_phones(placed, len(samples) / SAMPLE_RATE, "text"))
-        # the loop test judges on the phone loop's misheard labels and refused a third of
-        # the bench's right espeak lines; a second test on the frame scores themselves
+        # the loop test judges on the phone loop's misheard labels and refuses many right
+        # lines: a second test on the frame scores themselves
         placed, _ = fits_sound(samples, text_phones(text))
         if placed is not None:
             return evidence_from_phones(placed, len(samples) / SAMPLE_RATE, "text")

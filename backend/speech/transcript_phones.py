@@ -15,11 +15,19 @@ after the first words).
 ``transcript_phones``: an automatic transcript (``transcribe.Transcript``) is placed
 stretch by stretch — each readable stretch (one Whisper segment) on its own slice of the
 audio, padded by ``PAD_S`` and cut halfway to its neighbours — so the cost stays linear
-in the length and a misheard stretch stays in its own. The recogniser wrote the words
-from this very audio, so no "is this text about this audio" test is applied; instead,
-where the words are not to be trusted — a word it was unsure of, a stretch it could not
-read (another language, singing), everything between stretches — the phones are the
-caller's acoustic ones (``base``).
+in the length and a misheard stretch stays in its own. Each word's phones stay within
+``WORD_TOL_S`` of the recogniser's own word times (an estimate independent of the
+acoustic model, so one misheard word cannot drag its neighbours along). A stretch is
+used only when its words fit the frame scores far better than the same phones shuffled
+(``shuffle_ratio`` ≤ ``MAX_STRETCH_RATIO``): a recogniser that misheard a child or a
+song writes confident words that fit the sound no better than noise. Where the words are
+not to be trusted — such a stretch, a word it was unsure of, a stretch it could not read
+(another language), everything between stretches — the phones are the caller's
+acoustic ones (``base``).
+
+``fits_sound``: the same shuffle test for a typed dialogue text, a second chance after
+the phone-loop test (``phones.loop_evidence``), which judges on the loop's misheard
+labels and refuses many right lines.
 """
 
 from __future__ import annotations
@@ -126,8 +134,8 @@ def shuffle_ratio(samples: np.ndarray, expected: list[str], scores: PhoneScores,
                   placed: tuple[np.ndarray, np.ndarray]) -> float:
     """How far ``placed`` (a ``placement`` of ``expected``) sits below each frame's best
     phone, as a share of the same phones in random order placed the same way: a text
-    about this sound scores far under 1 (espeak voices 0.30-0.67, real read English
-    0.29-0.52), another line or a misheard one about 1 (0.67-1.2)."""
+    about this sound scores far under 1, another line or a misheard one about 1
+    (measured: docs/SPEECH.md)."""
     rng = np.random.default_rng(0)
     shuffled = [placement(samples, list(rng.permutation(expected)), scores)
                 for _ in range(SHUFFLES)]
