@@ -126,4 +126,5 @@ def standard_error(values: list[float]) -> float:
 
 def paired_wins(rows, a: str, b: str) -> str:
     wins = sum(r.r[a][0] > r.r[b][0] for r in rows)
-    return f"{wins}/{len(rows)}"
+    ties = sum(round(r.r[a][0], 3) == round(r.r[b][0], 3) for r in rows)
+    return f"{wins}/{len(rows)}" + (f" ({ties} equal)" if ties else "")
