@@ -12,7 +12,9 @@ The words then go through the dialogue-text alignment like a typed line
 (``backend.speech.transcript_phones``); this module only listens.
 
 What it reports, per recording (``Transcript.report``): the words it read, how many it
-was unsure of (``UNSURE_BELOW``: their stretch keeps the acoustic phones), and which
+was unsure of (``UNSURE_BELOW``: their stretch keeps the acoustic phones), how many sit
+in stretches whose words do not fit the sound (``disagree``, filled in by
+``backend.motion.transcript_evidence``: misheard, acoustic phones there), and which
 stretches it could not read at all. ``tiny.en`` knows English only, so other languages,
 singing and mumbling are recognised by their score: a window whose mean token
 log-probability is below ``MIN_LOGPROB`` is not read (English espeak voices score -0.5 to
