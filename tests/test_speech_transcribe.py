@@ -49,7 +49,7 @@ def test_recogniser_writes_the_words_with_times() -> None:
 def test_transcript_places_phones_on_the_sound() -> None:
     clip, x = spoken()
     exact = [(e.phoneme, e.time) for e in clip.phonemes]
-    ev = transcript_evidence(x, transcribe(x))
+    ev, _ = transcript_evidence(x, transcribe(x))
     assert ev.source == "transcript"
     typed = posterior_alignment(x, text_phones(LINE))
     acoustic = heard_evidence(x)
@@ -72,7 +72,7 @@ def test_unsure_words_and_unreadable_stretches_keep_the_acoustic_phones() -> Non
     words = tuple(Word(w.text, w.start, w.end, 0.05 if w is doubtful else 0.99)
                   for w in s.words)
     unsure = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),), tr.duration)
-    phones, used = transcript_phones(x, unsure, base, scores)
+    phones, used, _ = transcript_phones(x, unsure, base, scores)
     a, b = round(doubtful.start * 100), round(doubtful.end * 100)
     assert used.any() and not used[a:b + 1].any()
     mid = (doubtful.start + doubtful.end) / 2
@@ -80,11 +80,61 @@ def test_unsure_words_and_unreadable_stretches_keep_the_acoustic_phones() -> Non
     assert sounding == [p for p, t in base if t <= mid][-1]  # the acoustic phone there
     # a stretch the recogniser could not read (e.g. another language): nothing changes
     foreign = Transcript((Stretch(s.start, s.end, -2.0, 0.0, words),), tr.duration)
-    ev = transcript_evidence(x, foreign)
+    ev, _ = transcript_evidence(x, foreign)
     plain = heard_evidence(x)
     assert ev.source == "acoustic model" and ev.phones == plain.phones
     np.testing.assert_array_equal(ev.must, plain.must)
     assert "not read as English" in foreign.report()
+
+
+def test_words_that_do_not_fit_the_sound_are_left_out() -> None:
+    """A stretch's words are used only where they fit the acoustic scores far better than
+    their own phones shuffled: the right words at the recogniser's times shape the lips,
+    other words at the same times (as a misheard child's or singer's line) are left to
+    the acoustic phones."""
+    from backend.speech.acoustic import phone_scores
+
+    _, x = spoken()
+    tr = transcribe(x)
+    scores = phone_scores(x)
+    base = list(heard_evidence(x, scores).phones)
+    s = tr.stretches[0]
+    wrong = ("seventeen", "lasting", "six", "thirteen", "eleven", "zero", "tennessee")
+    used_share = {}
+    for label, texts in (("right", [w.text for w in s.words]), ("wrong", wrong)):
+        words = tuple(Word(t, w.start, w.end, 0.99)
+                      for t, w in zip(texts, s.words, strict=False))
+        said = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),), tr.duration)
+        _, used, disagree = transcript_phones(x, said, base, scores)
+        a, b = round(words[0].start * 100), round(words[-1].end * 100)
+        used_share[label] = (float(used[a:b].mean()), disagree, len(words))
+        if label == "wrong":
+            _, reported = transcript_evidence(x, said)
+            assert "do not fit the sound" in reported.report()
+            assert ev_is_acoustic(x, said)
+    share, disagree, n = used_share["wrong"]
+    assert share <= 0.2 and disagree >= n - 1, used_share
+    share, disagree, n = used_share["right"]
+    assert share >= 0.6 and disagree == 0, used_share
+
+
+def ev_is_acoustic(x, said) -> bool:
+    ev, _ = transcript_evidence(x, said)
+    return ev.source == "acoustic model" and ev.phones == heard_evidence(x).phones
+
+
+def test_a_right_text_fits_the_frame_scores_and_another_line_does_not() -> None:
+    """The dialogue text's second fit test (``fits_sound``): the line placed on the frame
+    scores against its own phones shuffled — espeak's line well under the bar, other
+    lines far over it."""
+    from backend.speech.transcript_phones import MAX_SHUFFLE_RATIO, fits_sound
+
+    _, x = spoken()
+    placed, ratio = fits_sound(x, text_phones(LINE))
+    assert placed is not None and ratio <= MAX_SHUFFLE_RATIO - 0.05, ratio
+    for other in ("Seven silly swans sing softly.", "Bob made a map of the bay."):
+        placed, ratio = fits_sound(x, text_phones(other))
+        assert placed is None and ratio >= MAX_SHUFFLE_RATIO + 0.1, (other, ratio)
 
 
 def test_cli_transcribes_unless_told_not_to_and_bad_input_reports(tmp_path, capsys) -> None:

@@ -61,6 +61,7 @@ ALL_CLIPS = ("d3", "d6", "d9", "d11", "d12", "d14")
 VOICE_SHARE = 0.2  # a clip whose sound is speech (Silero) for less than this is not a voice
 OFFSET_FRAMES = 8  # audio/video offsets searched within ±8 frames (±0.27-0.32 s)
 MAX_LAG = 3  # best lag searched within ±3 frames around the stated offset
+MIN_VOICE_FRAMES = 20  # a clip with fewer scored voice frames than this is not scored
 MIN_STRETCH = 6  # speech stretches shorter than this many frames are left out
 CLOSE_SHARE = 0.15  # "lips at rest": gap within 15 % of the speech opening range
 TONE_SEED = 7_000_001  # tones for the bench only; no training run uses this seed
@@ -484,7 +485,6 @@ def run_motion_bench(weights: str | None = None, memory: bool = True,
     import torch
 
     from backend.audio import Audio, load_audio
-    from backend.motion.data import SPEECH_CLIPS
     from backend.motion.model import load_model
 
     if not DATA.is_dir():
@@ -509,26 +509,31 @@ def run_motion_bench(weights: str | None = None, memory: bool = True,
         if not (DATA / "clips" / f"{name}.mp4").is_file():
             continue
         share = clip_voice_share(name)
-        if share < VOICE_SHARE:
-            note = ""
-            if name in SPEECH_CLIPS:  # tracked clips: does its loudness follow the mouth?
-                ci = clip_inputs(name)
-                ref = mouth_opening(ci.clip.face_landmarks)
-                every = np.ones(len(ref), bool)
-                best = np.nanmax([masked_r(ci.rms_db, ref, every, lag) for lag in
-                                  range(-OFFSET_FRAMES, OFFSET_FRAMES + 1)])
-                note = f"; loudness vs tracked mouth, whole clip, best offset: r {best:+.2f}"
+        if share == 0.0:
             print(f"{name:5} {share:5.2f}  -- not scored: Silero hears no voice (music, "
-                  f"silence or a voice too faint){note}")
+                  "silence or a voice too faint)")
             continue
-        inputs[name] = clip_inputs(name)
+        ci = clip_inputs(name)
+        voiced = int(clip_mask(ci, "tail" if name in trained else "whole").sum())
+        if voiced < MIN_VOICE_FRAMES:
+            ref = mouth_opening(ci.clip.face_landmarks)
+            every = np.ones(len(ref), bool)
+            best = np.nanmax([masked_r(ci.rms_db, ref, every, lag) for lag in
+                              range(-OFFSET_FRAMES, OFFSET_FRAMES + 1)])
+            print(f"{name:5} {share:5.2f}  -- not scored: {voiced} voice frames in speech "
+                  f"stretches (< {MIN_VOICE_FRAMES}); loudness vs tracked mouth, whole clip, "
+                  f"best offset: r {best:+.2f}")
+            continue
+        inputs[name] = ci
         row = real_clip_row(model, inputs[name], trained)
         rows.append(row)
+        sung = "  (sung over music: Silero hears a voice in only part of it)" \
+            if share < VOICE_SHARE else ""
         print(f"{name:5} {row.voice:5.2f} {row.part:>5} {row.frames:6d} {row.offset:+6d} "
               f"{_fmt(row.r['model']):>17} {_fmt(row.r['transcript']):>17} "
               f"{_fmt(row.r['rms']):>17} "
-              f"{_fmt(row.r['phones']):>17} {_fmt(row.r['acoustic']):>17}")
-    scored = [r for r in rows if r.frames >= 20]
+              f"{_fmt(row.r['phones']):>17} {_fmt(row.r['acoustic']):>17}{sung}")
+    scored = [r for r in rows if r.frames >= MIN_VOICE_FRAMES]
     means = {k: float(np.nanmean([r.r[k][0] for r in scored])) if scored else float("nan")
              for k in ("model", "transcript", "rms", "phones", "acoustic")}
     ses = {k: standard_error([r.r[k][0] for r in scored]) for k in means}

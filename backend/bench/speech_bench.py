@@ -80,7 +80,7 @@ def alignment_table(sentences, voices) -> dict:
             x = load_audio((np.ascontiguousarray(clip.samples), clip.sample_rate)).samples
             exact = [(e.phoneme, e.time) for e in clip.phonemes]
             typed = phone_evidence(x, text)
-            heard = transcript_evidence(x, transcribe(x))
+            heard, _ = transcript_evidence(x, transcribe(x))
             used["text"] += typed.source == "text"
             used["transcript"] += heard.source == "transcript"
             used["clips"] += 1
@@ -126,4 +126,5 @@ def standard_error(values: list[float]) -> float:
 
 def paired_wins(rows, a: str, b: str) -> str:
     wins = sum(r.r[a][0] > r.r[b][0] for r in rows)
-    return f"{wins}/{len(rows)}"
+    ties = sum(round(r.r[a][0], 3) == round(r.r[b][0], 3) for r in rows)
+    return f"{wins}/{len(rows)}" + (f" ({ties} equal)" if ties else "")

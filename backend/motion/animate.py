@@ -222,7 +222,7 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
         from .transcript_evidence import transcript_evidence
 
         transcript = recognise(audio.samples)
-        evidence = transcript_evidence(audio.samples, transcript)
+        evidence, transcript = transcript_evidence(audio.samples, transcript)
     else:
         evidence = phone_evidence(audio.samples, text)
     info = {"phones": evidence.source, "warning": evidence.warning,

@@ -104,7 +104,8 @@ def evidence_from_phones(phones: list[tuple[str, float]], duration: float, sourc
 
 def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence:
     """Phones of 16 kHz mono ``samples`` as animation reads them: the dialogue ``text``
-    when it fits (``loop_evidence``'s test), placed on the acoustic model's frame scores
+    when it fits (``loop_evidence``'s test, else ``transcript_phones.fits_sound``'s on the
+    frame scores), placed on the acoustic model's frame scores
     (``transcript_phones.posterior_alignment``, closer to the sound than the loop's
     placement); otherwise (no text, or one that does not fit: ``warning`` says why) the
     acoustic model's 1-best phones (``acoustic.heard_phones``: ~1/30 of the phone loop's
@@ -112,14 +113,19 @@ def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidenc
     docs/BENCHMARKS.md's motion table). A text that is not used changes nothing."""
     warning = ""
     if text is not None and text.strip():
+        from backend.speech.alignment import text_phones
+        from backend.speech.transcript_phones import fits_sound, posterior_alignment
+
         aligned = loop_evidence(samples, text)
         if aligned.source == "text":  # it fits: placed on the frame scores (exact)
-            from backend.speech.alignment import text_phones
-            from backend.speech.transcript_phones import posterior_alignment
-
             placed = posterior_alignment(samples, text_phones(text))
             return (aligned if placed is None else
                     evidence_from_phones(placed, len(samples) / SAMPLE_RATE, "text"))
+        # the loop test judges on the phone loop's misheard labels and refuses many right
+        # lines: a second test on the frame scores themselves
+        placed, _ = fits_sound(samples, text_phones(text))
+        if placed is not None:
+            return evidence_from_phones(placed, len(samples) / SAMPLE_RATE, "text")
         warning = aligned.warning
     return heard_evidence(samples, None, warning)
 

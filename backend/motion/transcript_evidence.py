@@ -1,14 +1,16 @@
 """Phone evidence from an automatic transcript (no dialogue text given).
 
 The recogniser's words are aligned stretch by stretch like a typed line
-(``backend.speech.transcript_phones``); where they are not used (unsure words, stretches
-it could not read, text that does not fit, gaps) the evidence is exactly the no-text
-road's (``phones.heard_evidence``: the acoustic 1-best phones and the bilabial /
+(``backend.speech.transcript_phones``); where they are not used (unsure words, words whose
+placed phones do not fit the sound, stretches it could not read, gaps) the evidence is
+exactly the no-text road's (``phones.heard_evidence``: the acoustic 1-best phones and the bilabial /
 labiodental class rule), so a recording the recogniser cannot read animates as it did
 without it.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -17,19 +19,24 @@ from backend.speech.transcribe import Transcript
 from .phones import PhoneEvidence, evidence_from_phones, heard_evidence
 
 
-def transcript_evidence(samples: np.ndarray, transcript: Transcript) -> PhoneEvidence:
+def transcript_evidence(samples: np.ndarray, transcript: Transcript
+                        ) -> tuple[PhoneEvidence, Transcript]:
     """Evidence for 16 kHz mono ``samples`` from ``transcript``'s words (source
-    "transcript" where any stretch of them was used, else the acoustic model's)."""
+    "transcript" where any stretch of them was used, else the acoustic model's), and the
+    transcript with the count of sure words whose phones did not fit the sound (its
+    report says so)."""
     from backend.speech.acoustic import phone_scores
     from backend.speech.transcript_phones import transcript_phones
 
     scores = phone_scores(samples)
     base = heard_evidence(samples, scores)
     if not transcript.words:
-        return base
-    phones, use_text = transcript_phones(samples, transcript, list(base.phones), scores)
+        return base, transcript
+    phones, use_text, disagree = transcript_phones(samples, transcript, list(base.phones),
+                                                   scores)
+    transcript = replace(transcript, disagree=disagree)
     if not use_text.any():
-        return base
+        return base, transcript
     ev = evidence_from_phones(phones, len(samples) / 16000, "transcript")
     n = len(ev.must)
     text_here = np.zeros(n, bool)
@@ -40,4 +47,4 @@ def transcript_evidence(samples: np.ndarray, transcript: Transcript) -> PhoneEvi
     # must not open lips the sound closes)
     must[:m] = np.where(text_here[:m, None], np.maximum(ev.must[:m], base.must[:m]),
                         base.must[:m])
-    return PhoneEvidence(ev.phones, ev.source, ev.warning, ev.visemes, must)
+    return PhoneEvidence(ev.phones, ev.source, ev.warning, ev.visemes, must), transcript

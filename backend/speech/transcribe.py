@@ -12,7 +12,9 @@ The words then go through the dialogue-text alignment like a typed line
 (``backend.speech.transcript_phones``); this module only listens.
 
 What it reports, per recording (``Transcript.report``): the words it read, how many it
-was unsure of (``UNSURE_BELOW``: their stretch keeps the acoustic phones), and which
+was unsure of (``UNSURE_BELOW``: their stretch keeps the acoustic phones), how many sit
+in stretches whose words do not fit the sound (``disagree``, filled in by
+``backend.motion.transcript_evidence``: misheard, acoustic phones there), and which
 stretches it could not read at all. ``tiny.en`` knows English only, so other languages,
 singing and mumbling are recognised by their score: a window whose mean token
 log-probability is below ``MIN_LOGPROB`` is not read (English espeak voices score -0.5 to
@@ -76,6 +78,7 @@ class Transcript:
     duration: float
     recogniser: str = RECOGNISER
     unavailable: str = ""  # why no recogniser ran ("" when one did)
+    disagree: int = 0  # sure words left out: their stretch does not fit the sound
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -101,6 +104,10 @@ class Transcript:
         line = f"automatic transcript ({self.recogniser}): {len(words)} words"
         if unsure:
             line += f", {unsure} unsure (their stretch follows the acoustic phones)"
+        if self.disagree:
+            line += (f", {self.disagree} in stretches that do not fit the sound (misheard: "
+                     f"acoustic phones there; {len(words) - unsure - self.disagree} words "
+                     "shape the lips)")
         if unread:
             secs = sum(s.end - s.start for s in unread)
             line += (f"; {secs:.1f} s not read as English (another language, singing or "

@@ -15,14 +15,24 @@ after the first words).
 ``transcript_phones``: an automatic transcript (``transcribe.Transcript``) is placed
 stretch by stretch — each readable stretch (one Whisper segment) on its own slice of the
 audio, padded by ``PAD_S`` and cut halfway to its neighbours — so the cost stays linear
-in the length and a misheard stretch stays in its own. The recogniser wrote the words
-from this very audio, so no "is this text about this audio" test is applied; instead,
-where the words are not to be trusted — a word it was unsure of, a stretch it could not
-read (another language, singing), everything between stretches — the phones are the
-caller's acoustic ones (``base``).
+in the length and a misheard stretch stays in its own. Each word's phones stay within
+``WORD_TOL_S`` of the recogniser's own word times (an estimate independent of the
+acoustic model, so one misheard word cannot drag its neighbours along). A stretch is
+used only when its words fit the frame scores far better than the same phones shuffled
+(``shuffle_ratio`` ≤ ``MAX_STRETCH_RATIO``): a recogniser that misheard a child or a
+song writes confident words that fit the sound no better than noise. Where the words are
+not to be trusted — such a stretch, a word it was unsure of, a stretch it could not read
+(another language), everything between stretches — the phones are the caller's
+acoustic ones (``base``).
+
+``fits_sound``: the same shuffle test for a typed dialogue text, a second chance after
+the phone-loop test (``phones.loop_evidence``), which judges on the loop's misheard
+labels and refuses many right lines.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,6 +44,13 @@ from .transcribe import Transcript
 PAD_S = 0.15  # audio kept around a stretch's first and last word
 GRID_HZ = 100.0  # the phone evidence grid (``backend.motion.visemes.GRID_HZ``)
 PAUSE_PENALTY = 0.3  # per 10 ms of pause inside speech: pauses only where silence wins
+WORD_TOL_S = 0.2  # a word's phones stay within this of the recogniser's own word times
+MAX_SHUFFLE_RATIO = 0.6  # a typed text fits when it scores at most this of its shuffled
+# phones (the phone-loop test came first and refused it)
+MAX_STRETCH_RATIO = 0.7  # a recogniser's stretch above this is misheard: acoustic phones
+SHUFFLES = 2
+OUTSIDE_PENALTY = 5.0  # per 10 ms of a phone placed outside its word's band (finite:
+# the path always exists, it just leaves the band only where nothing else fits)
 
 # espeak's reduced and variant phones that have an English ARPAbet twin
 REDUCED = {"@": "V", "@2": "V", "@5": "V", "a#": "V", "3": "3:", "I2": "I", "I#": "I",
@@ -60,11 +77,14 @@ def phone_sets(expected: list[str], names: tuple[str, ...]) -> list[np.ndarray]:
     return out
 
 
-def posterior_alignment(samples: np.ndarray, expected: list[str],
-                        scores: PhoneScores | None = None) -> Phones | None:
-    """The espeak phones ``expected`` placed on 16 kHz ``samples`` (``scores``: their
-    ``acoustic.phone_scores`` when already computed): [(phone or PAUSE, start s)], or
-    None when they cannot fit (no phones, or more phones than frames)."""
+def placement(samples: np.ndarray, expected: list[str], scores: PhoneScores | None = None,
+              bands: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(text phone index per 10 ms frame, -1 for a pause; per frame, how far the placed
+    phone scores below the frame's best phone, 0 in pauses) for the espeak phones
+    ``expected`` on 16 kHz ``samples`` (``scores``: their ``acoustic.phone_scores`` when
+    already computed), or None when they cannot fit (no phones, or more phones than
+    frames). ``bands``: [N, 2] frames [first, last] each phone should sound within (its
+    word's times, widened); a frame outside pays ``OUTSIDE_PENALTY``."""
     from .acoustic import ACOUSTIC_SCALE, SILENCES, phone_scores, quiet_hops
 
     if not expected:
@@ -81,7 +101,18 @@ def posterior_alignment(samples: np.ndarray, expected: list[str],
     # a set scores its mean likelihood, so a wide set (an unknown phone) is no free ride
     cost = np.stack([np.log(len(x)) - np.logaddexp.reduce(z[:, x], axis=1)
                      for x in phone_sets(expected, scores.names)], axis=1).astype(np.float32)
+    fit = cost.copy()
+    if bands is not None:
+        f = np.arange(n_frames)[:, None]
+        cost += np.float32(OUTSIDE_PENALTY) * ((f < bands[None, :, 0])
+                                               | (f > bands[None, :, 1]))
     path, _ = _viterbi(cost, (pause + PAUSE_PENALTY).astype(np.float32))
+    deficit = np.where(path >= 0, fit[np.arange(n_frames), np.maximum(path, 0)], 0.0)
+    return path, deficit
+
+
+def path_phones(path: np.ndarray, expected: list[str]) -> Phones:
+    """[(phone or PAUSE, start s)] of a ``placement`` path."""
     phones: Phones = []
     prev = None
     for f, j in enumerate(path):
@@ -89,6 +120,69 @@ def posterior_alignment(samples: np.ndarray, expected: list[str],
             phones.append((PAUSE if j < 0 else expected[j], f / GRID_HZ))
             prev = j
     return phones
+
+
+def posterior_alignment(samples: np.ndarray, expected: list[str],
+                        scores: PhoneScores | None = None) -> Phones | None:
+    """The espeak phones ``expected`` placed on 16 kHz ``samples`` (``placement``):
+    [(phone or PAUSE, start s)], or None when they cannot fit."""
+    placed = placement(samples, expected, scores)
+    return None if placed is None else path_phones(placed[0], expected)
+
+
+def shuffle_ratio(samples: np.ndarray, expected: list[str], scores: PhoneScores,
+                  placed: tuple[np.ndarray, np.ndarray]) -> float:
+    """How far ``placed`` (a ``placement`` of ``expected``) sits below each frame's best
+    phone, as a share of the same phones in random order placed the same way: a text
+    about this sound scores far under 1, another line or a misheard one about 1
+    (measured: docs/SPEECH.md)."""
+    rng = np.random.default_rng(0)
+    shuffled = [placement(samples, list(rng.permutation(expected)), scores)
+                for _ in range(SHUFFLES)]
+
+    def mean_deficit(p: tuple[np.ndarray, np.ndarray]) -> float:
+        return float(p[1][p[0] >= 0].mean()) if (p[0] >= 0).any() else np.inf
+
+    return mean_deficit(placed) / max(np.mean([mean_deficit(p) for p in shuffled if p]),
+                                      1e-6)
+
+
+def fits_sound(samples: np.ndarray, expected: list[str], scores: PhoneScores | None = None
+               ) -> tuple[Phones | None, float]:
+    """(the placed phones, or None when they do not fit the sound; ``shuffle_ratio``): a
+    dialogue text fits at ``MAX_SHUFFLE_RATIO`` or under."""
+    from .acoustic import phone_scores
+
+    if not expected:
+        return None, float("nan")
+    scores = phone_scores(samples) if scores is None else scores
+    placed = placement(samples, expected, scores)
+    if placed is None:
+        return None, float("nan")
+    ratio = shuffle_ratio(samples, expected, scores, placed)
+    return (path_phones(placed[0], expected) if ratio <= MAX_SHUFFLE_RATIO else None), ratio
+
+
+@lru_cache(maxsize=4096)
+def word_phones(word: str) -> tuple[str, ...]:
+    """espeak's phones for one word as spoken alone (cached: words repeat)."""
+    return tuple(text_phones(word))
+
+
+def stretch_phones(words, start: float) -> tuple[list[str], np.ndarray]:
+    """The phones of ``words`` (``transcribe.Word``) and per phone the frames [first,
+    last] after ``start`` its word may sound in (the recogniser's word times widened by
+    ``WORD_TOL_S``). The recogniser's word times are an estimate
+    independent of the acoustic model: where the acoustic path would drift from them (a
+    misheard word pulling its neighbours along), the band holds."""
+    expected: list[str] = []
+    bands = []
+    for w in words:
+        ph = word_phones(w.text.strip(".,!?;:\"'").lower() or w.text)
+        expected += ph
+        bands += [(round((w.start - WORD_TOL_S - start) * GRID_HZ),
+                   round((w.end + WORD_TOL_S - start) * GRID_HZ))] * len(ph)
+    return expected, np.array(bands, np.int64).reshape(-1, 2)
 
 
 def phones_between(phones: Phones, a: float, b: float) -> Phones:
@@ -102,8 +196,9 @@ def phones_between(phones: Phones, a: float, b: float) -> Phones:
 
 
 def transcript_phones(samples: np.ndarray, transcript: Transcript, base: Phones,
-                      scores: PhoneScores) -> tuple[Phones, np.ndarray]:
-    """(timed phones, bool per ``GRID_HZ`` step: the transcript's phones are used there).
+                      scores: PhoneScores) -> tuple[Phones, np.ndarray, int]:
+    """(timed phones, bool per ``GRID_HZ`` step: the transcript's phones are used there,
+    how many sure words were left out because their stretch does not fit the sound).
     ``base``: the acoustic phones used everywhere else; ``scores``: the acoustic model's
     ``phone_scores`` of the whole of ``samples``."""
     duration = len(samples) / SAMPLE_RATE
@@ -112,26 +207,32 @@ def transcript_phones(samples: np.ndarray, transcript: Transcript, base: Phones,
     stretches = [s for s in transcript.stretches if s.readable]
     spans = [(s.words[0].start - PAD_S, s.words[-1].end + PAD_S) for s in stretches]
     text: Phones = []
+    disagree = 0
     for i, s in enumerate(stretches):
         a = max(0.0, spans[i][0], (spans[i - 1][1] + spans[i][0]) / 2 if i else 0.0)
         b = min(duration, spans[i][1],
                 (spans[i][1] + spans[i + 1][0]) / 2 if i + 1 < len(spans) else duration)
         ia, ib = round(a * GRID_HZ), min(round(b * GRID_HZ), len(scores.loglik))
         piece = PhoneScores(scores.names, scores.loglik[ia:ib])
-        placed = posterior_alignment(samples[ia * 160:ib * 160],
-                                     text_phones(" ".join(w.text for w in s.words)), piece)
+        expected, bands = stretch_phones(s.words, ia / GRID_HZ)
+        placed = placement(samples[ia * 160:ib * 160], expected, piece, bands)
         if placed is None:
             continue
-        text += [(ph, ia / GRID_HZ + t) for ph, t in placed]
+        path, _ = placed
+        if shuffle_ratio(samples[ia * 160:ib * 160], expected, piece,
+                         placed) > MAX_STRETCH_RATIO:  # not about this sound: misheard
+            disagree += sum(w.sure for w in s.words)
+            continue
+        text += [(ph, ia / GRID_HZ + t) for ph, t in path_phones(path, expected)]
         use_text[ia:ib] = True
         for w in s.words:
             if not w.sure:
                 use_text[round(w.start * GRID_HZ):round(w.end * GRID_HZ) + 1] = False
     if not use_text.any():
-        return list(base), use_text
+        return list(base), use_text, disagree
     merged: Phones = []
     edges = np.flatnonzero(np.diff(use_text.astype(np.int8))) + 1
     for a_i, b_i in zip(np.r_[0, edges], np.r_[edges, n], strict=True):
         merged += phones_between(text if use_text[a_i] else base, a_i / GRID_HZ,
                                  b_i / GRID_HZ)
-    return merged or [(PAUSE, 0.0)], use_text
+    return merged or [(PAUSE, 0.0)], use_text, disagree
