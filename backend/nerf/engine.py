@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .gather import weighted_gather
 from .lattice import ATTN_HI, ATTN_LO
 from .model import FaceNeRF, FrameCondition
 from .occupancy import OccupancyGrid
@@ -134,11 +135,12 @@ def plane_runs(levels: list[torch.Tensor]) -> list[PlaneRun]:
 
 def gather_rows(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """sum_k w[n, k] * table[idx[n, k]] -> [N, C]. Eager: ``embedding_bag`` (each corner
-    one contiguous read); compiled: an indexed read that inductor fuses with the sum
-    (and whose gradient is a scatter-add, no sort)."""
+    one contiguous read; in training with the sort-free gradient of ``gather``);
+    compiled: an indexed read that inductor fuses with the sum (and whose gradient is a
+    scatter-add, no sort)."""
     if torch.compiler.is_compiling():
         return (table[idx] * w[..., None]).sum(-2)
-    return F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
+    return weighted_gather(table, idx, w)
 
 
 def _lerp(w1: torch.Tensor) -> torch.Tensor:
@@ -220,20 +222,29 @@ class Lattice:
 
 
 def pad_lattice(lat: Lattice, table: torch.Tensor) -> torch.Tensor:
-    """One frame's lattice values [P, C] -> the zero-padded table lookups read."""
+    """Lattice values of one frame [P, C] (or F frames [F, P, C]) -> the zero-padded
+    table lookups read (frame f's rows from f * ``padded_size``)."""
     nx, ny, nz = lat.shape
-    vol = table.view(nz, ny, nx, -1)
+    vol = table.reshape(-1, nz, ny, nx, table.shape[-1])
     return F.pad(vol, (0, 0, 1, 1, 1, 1, 1, 1)).reshape(-1, table.shape[-1])
 
 
-def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Trilinear lookup of one frame's padded lattice ``table`` at x [S, 3] -> [S, C],
-    zero outside the lattice (``lattice.sample_lattice``); coordinates laid out [3, S]."""
+def padded_size(lat: Lattice) -> int:
+    """Rows of one frame's padded lattice table."""
+    return (lat.shape[0] + 2) * (lat.shape[1] + 2) * (lat.shape[2] + 2)
+
+
+def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor,
+                   row: torch.Tensor | None = None) -> torch.Tensor:
+    """Trilinear lookup of a padded lattice ``table`` at x [S, 3] -> [S, C], zero
+    outside the lattice (``lattice.sample_lattice``); coordinates laid out [3, S].
+    ``row`` [S] int32: each sample's frame's first table row (several frames)."""
     g = torch.addcmul(lat.shift, x.t(), lat.scale).clamp(lat.zero, lat.top)
     i0 = g.floor().minimum(lat.top1)
     w = g - i0
     u = 1.0 - w
-    idx = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)[:, None] + lat.corner
+    lin = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)
+    idx = (lin if row is None else lin + row)[:, None] + lat.corner
     xy = [u[0] * u[1], w[0] * u[1], u[0] * w[1], w[0] * w[1]]  # (dx, dy) = 00, 10, 01, 11
     wts = torch.stack([a * u[2] for a in xy] + [a * w[2] for a in xy], -1)  # dz-major
     return gather_rows(table, idx, wts)
@@ -276,12 +287,21 @@ def mlp_out(h: torch.Tensor, hidden: list[tuple[torch.Tensor, torch.Tensor]]
 def head_field(hf: HeadField, attn: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Head field at x [S, 3] (head frame) for one frame's padded attention lattice
     ``attn`` -> [S, 4]: density per cm, rgb (``FaceNeRF.forward`` without the warp)."""
-    c = lattice_values(hf.lattice, attn, x)
+    return head_field_offsets(hf, attn, x)[0]
+
+
+def head_field_offsets(hf: HeadField, attn: torch.Tensor, x: torch.Tensor,
+                       row: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``head_field`` and the attention offsets [S, 3]; with ``row`` (``lattice_values``)
+    the samples read several frames' lattices stacked in ``attn``."""
+    c = lattice_values(hf.lattice, attn, x, row)
     xn = (x + c[:, :3] - hf.box_lo) / hf.box_span * 2.0 - 1.0
     h = first_layer(hf.planes, hf.w_feat, torch.addmm(hf.b0, c[:, 3:], hf.w_app), xn)
     raw = mlp_out(h, hf.hidden).float()
     fade = ((x[:, 1:2] - hf.box_lo[1]) / hf.fade).clamp(0.0, 1.0)
-    return torch.cat([F.softplus(raw[:, :1] - 1.0) * fade, torch.sigmoid(raw[:, 1:])], 1)
+    return (torch.cat([F.softplus(raw[:, :1] - 1.0) * fade, torch.sigmoid(raw[:, 1:])], 1),
+            c[:, :3])
 
 
 @dataclass
@@ -307,11 +327,14 @@ class TorsoFieldW:
                    torso.box_hi - torso.box_lo)
 
 
-def torso_field(tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def torso_field(tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor,
+                frame: torch.Tensor | None = None) -> torch.Tensor:
     """Torso field at body-frame points x [S, 3], pose code [1, 9] -> [S, 4]: density
-    per cm, rgb (``TorsoField``)."""
+    per cm, rgb (``TorsoField``); with ``frame`` [S] each sample uses its row of
+    ``code`` [F, 9]."""
     xn = (x - tf.box_lo) / tf.box_span * 2.0 - 1.0
-    b = torch.addmm(tf.b0[None], code.to(tf.w_code.dtype), tf.w_code)[0]
+    b = torch.addmm(tf.b0[None], code.to(tf.w_code.dtype), tf.w_code)
+    b = b[0] if frame is None else b.index_select(0, frame)
     raw = mlp_out(first_layer(tf.planes, tf.w_feat, b, xn), tf.hidden).float()
     return torch.cat([F.softplus(raw[:, :1] - 1.0), torch.sigmoid(raw[:, 1:])], 1)
 
@@ -333,6 +356,7 @@ class MarchPlan:
     blo: torch.Tensor  # [L N, 3] the tight box around occupied cells
     bhi: torch.Tensor
     frac: torch.Tensor  # [n_steps] step centres along [near, far]
+    steps_ar: torch.Tensor  # [n_steps] float 0, 1, ...
     band_ar: torch.Tensor  # [band]
     start: torch.Tensor  # [band] first step of each step's block
     first_block: torch.Tensor  # [band] bool
@@ -364,11 +388,13 @@ class MarchPlan:
         return cls(n, torch.cat([g.occ.reshape(-1) for g in grids]), cat["lo"],
                    cat["scale"], cat["top"], cat["gstride"], cat["base"], cat["blo"],
                    cat["bhi"], (torch.arange(m, device=dev, dtype=torch.float32) + 0.5) / m,
+                   torch.arange(m, device=dev, dtype=torch.float32),
                    torch.arange(band, device=dev), start, start == 0, m, band,
                    opts.early_stop)
 
 
-def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
+def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor,
+          generator: torch.Generator | None = None
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                      torch.Tensor]:
     """All layers' rays [L N] -> (indices of rays hitting their box [R], their origins,
@@ -377,6 +403,8 @@ def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
     Each ray is clipped to its grid's tight box (``geometry.ray_box``), the grid looked up
     at all ``n_steps`` centred steps (``OccupancyGrid.ray_lookup``: the occupancy the
     reference's two-level march finds), and the band starts at the first occupied one.
+    With ``generator`` the steps are jittered (training: one uniform offset per step,
+    drawn as the reference draws them, so both see the same samples).
     """
     inv = 1.0 / torch.where(d.abs() < 1e-9, 1e-9, d)
     t0, t1 = (plan.blo - o) * inv, (plan.bhi - o) * inv
@@ -385,7 +413,11 @@ def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
     rays = (far > near).nonzero()[:, 0]
     o, d, nr, span = o[rays], d[rays], near[rays], (far - near)[rays]
     scale = plan.scale[rays]
-    t = torch.addcmul(nr[:, None], span[:, None], plan.frac)
+    if generator is None:
+        t = torch.addcmul(nr[:, None], span[:, None], plan.frac)
+    else:
+        u = torch.rand(len(rays), plan.n_steps, device=o.device, generator=generator)
+        t = nr[:, None] + span[:, None] * ((plan.steps_ar + u) / plan.n_steps)
     # Grid coordinates laid out [3, R, n_steps]: long contiguous loops over the steps.
     g = torch.addcmul(((o - plan.lo[rays]) * scale).t()[..., None], t,
                       (d * scale).t()[..., None])
@@ -407,13 +439,13 @@ def composite(plan: MarchPlan, dense: torch.Tensor, t: torch.Tensor, delta_cm: t
     alpha = 1.0 - torch.exp(-dense[..., 0] * delta_cm[:, None])
     trans = torch.cumprod(F.pad(1.0 - alpha + 1e-10, (1, 0), value=1.0)[:, :-1], dim=1)
     w = trans * alpha * ((trans[:, plan.start] > plan.early_stop) | plan.first_block)
-    dense[..., 0] = 1.0  # -> (1, rgb): the weighted sums are alpha and colour
-    sums = (w[..., None] * torch.cat([dense, t[..., None]], -1)).sum(1)  # [R, 5]
-    acc = sums[:, 0]
-    depth = torch.where(acc > 1e-4, sums[:, 4] / acc.clamp_min(1e-6), 0.0)
-    sums[:, 4] = acc
-    sums[:, 0] = depth
-    return sums.roll(-1, 1)  # (depth, r, g, b, alpha) -> (r, g, b, alpha, depth)
+    # (rgb, 1, t): the weighted sums are colour, alpha and alpha-weighted depth. No
+    # in-place writes: training backpropagates through this.
+    sums = (w[..., None] * torch.cat([dense[..., 1:], torch.ones_like(t)[..., None],
+                                      t[..., None]], -1)).sum(1)  # [R, 5]
+    acc = sums[:, 3:4]
+    depth = torch.where(acc > 1e-4, sums[:, 4:] / acc.clamp_min(1e-6), 0.0)
+    return torch.cat([sums[:, :4], depth], 1)
 
 
 def layer_over(layers: torch.Tensor) -> torch.Tensor:
@@ -424,9 +456,8 @@ def layer_over(layers: torch.Tensor) -> torch.Tensor:
     head, torso = layers[0], layers[1]
     front, back = torch.where(head_front, head, torso), torch.where(head_front, torso, head)
     fa = front[:, 3:4]
-    out = torch.addcmul(front, 1.0 - fa, back)
-    out[:, 4:] = torch.where(fa > 1e-4, front[:, 4:], back[:, 4:])
-    return out
+    return torch.cat([torch.addcmul(front[:, :4], 1.0 - fa, back[:, :4]),
+                      torch.where(fa > 1e-4, front[:, 4:], back[:, 4:])], 1)
 
 
 # --- the engine --------------------------------------------------------------------------
@@ -536,6 +567,51 @@ class Engine:
         layers = o.new_zeros(len(plan.lo), 5).index_copy(
             0, rays, composite(plan, dense.view(r, band, 4), t, delta))
         return layer_over(layers.view(2, n, 5)) if torso else layers
+
+    def train_forward(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
+                      frame: torch.Tensor, volume: FrameCondition, opts: SampleOptions,
+                      generator: torch.Generator | None = None,
+                      body: tuple[torch.Tensor, torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training step's forward, differentiable (weights, and rays when they are):
+        rays of several frames (``frame`` [N] indexes ``volume``) -> (layers [L, N, 5]:
+        the head's, then the torso's along ``body`` rays, each premultiplied rgb, alpha,
+        depth; the mean squared attention offset of the head's samples).
+
+        The reference's training forward (``render.render_rays`` + ``render_torso_rays``)
+        with the engine's static shapes: one march of all layers' rays (jittered from
+        ``generator`` as the reference draws it), one compaction of the band's occupied
+        samples, one field call per layer for all frames (each sample reads its frame's
+        lattice rows / pose code), compositing over the band with the reference's
+        early-termination mask. The weights are laid out afresh (differentiably) per call.
+        """
+        model = self.model
+        head = HeadField.of(model)
+        tgrid = model.torso_grid
+        tf = TorsoFieldW.of(model.torso) if model.torso is not None else None
+        n = o.shape[0]
+        torso = tf is not None and tgrid is not None and body is not None
+        if torso:
+            o, d, frame = torch.cat([o, body[0]]), torch.cat([d, body[1]]), frame.repeat(2)
+        plan = self._plan([grid, tgrid] if torso else [grid], n, opts)
+        rays, o, d, t, keep, delta = march(plan, o, d, generator if opts.jitter else None)
+        band = plan.band
+        sel = keep.view(-1).nonzero()[:, 0]
+        ray = sel // band
+        x = torch.addcmul(o[ray], t.view(-1)[sel, None], d[ray])
+        fs = frame.to(torch.int32)[rays].index_select(0, ray)
+        split = int(torch.searchsorted(ray, int(torch.searchsorted(rays, n))))
+        attn = pad_lattice(head.lattice, volume.attn)
+        vals, off = head_field_offsets(head, attn, x[:split],
+                                       fs[:split] * padded_size(head.lattice))
+        if torso:
+            vals = torch.cat([vals, torso_field(tf, volume.torso_code, x[split:],
+                                                fs[split:])])
+        r = len(rays)
+        dense = o.new_zeros(r * band, 4).index_copy(0, sel, vals.to(o.dtype))
+        layers = o.new_zeros(len(plan.lo), 5).index_copy(
+            0, rays, composite(plan, dense.view(r, band, 4), t, delta))
+        return layers.view(-1, n, 5), (off.float() ** 2).sum() / max(1, split)
 
     def _field(self, fn: Callable, weights: object, cond: torch.Tensor, x: torch.Tensor
                ) -> torch.Tensor:
