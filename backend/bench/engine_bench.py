@@ -12,8 +12,9 @@ Rows (each engine on the same subject, camera and conditioning):
 * **fps** at each size, through ``render_sequence`` (the user's path: conditioning,
   rendering, uint8 conversion, watermark), and the peak memory.
 * **training**: steps/s and rays/s of the subject trainer's step on the subject's
-  training pack, with embedding_bag's sorting backward (before) and the sort-free
-  gather (``nerf.gather``), the same rays per step.
+  training pack, the same rays per step: the reference march with embedding_bag's
+  sorting backward (before), the reference march with the sort-free gather
+  (``nerf.gather``), and the fused engine's march (``Engine.train_forward``).
 * **agreement**: the largest uint8 difference between the engines' frames.
 
 Timings on a shared machine depend on its load: the run prints ``/proc/loadavg``.
@@ -172,15 +173,17 @@ def cuda_kernels(subject, size: int = 512) -> tuple[int, float]:
     return len(kernels), busy
 
 
-def training(subject, steps: int, sort_free: bool, device: torch.device
-             ) -> tuple[float, int, int | None]:
+def training(subject, steps: int, sort_free: bool, device: torch.device,
+             march: str = "eager") -> tuple[float, int, int | None]:
     """(steps/s, rays per step, CUDA kernels per step or None) of the trainer's step on
-    the subject's training pack (a copy of the weights)."""
+    the subject's training pack (a copy of the weights), marching with ``march``
+    (``eager``: the reference; ``fused``: the engine)."""
     data = SubjectData.load(subject.folder / "training.npz")
     data = dataclasses.replace(data, n_train=len(data.frames))
     model = copy.deepcopy(subject.model).train()
     cfg = TrainConfig(steps=steps)
-    trainer = Trainer(model, subject.grid, data, cfg, device)
+    with engine(march):
+        trainer = Trainer(model, subject.grid, data, cfg, device)
     with gather.sort_free(sort_free):
         trainer.train_step(0.0)  # warm-up
         cuda = device.type == "cuda"
@@ -276,9 +279,11 @@ def run_engine_bench(subject_ref: str = "default", sizes: tuple[int, ...] = (256
         f"CPU {BEFORE['cpu_fps']} / {TARGETS['cpu_fps']}; CUDA {BEFORE['cuda_fps']} / "
         f"{TARGETS['cuda_fps']}")
     if train_steps > 0 and (subject.folder / "training.npz").is_file():
-        for sort_free in (False, True):
-            label = "sort-free gather" if sort_free else "embedding_bag backward"
-            rate, rays, kernels = training(subject, train_steps, sort_free, dev)
+        for march, sort_free, label in (
+                ("eager", False, "reference, embedding_bag backward"),
+                ("eager", True, "reference, sort-free gather"),
+                ("fused", True, "fused march")):
+            rate, rays, kernels = training(subject, train_steps, sort_free, dev, march)
             k = f", {kernels:,} kernels per step" if kernels is not None else ""
             row(f"training steps/s, {label}", f"{rate:.2f} ({rays:,} rays/step, "
                 f"{rate * rays:,.0f} rays/s{k})")

@@ -239,15 +239,21 @@ def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor,
     """Trilinear lookup of a padded lattice ``table`` at x [S, 3] -> [S, C], zero
     outside the lattice (``lattice.sample_lattice``); coordinates laid out [3, S].
     ``row`` [S] int32: each sample's frame's first table row (several frames)."""
+    idx, wts = lattice_corners(lat, x)
+    return gather_rows(table, idx if row is None else idx + row[:, None], wts)
+
+
+def lattice_corners(lat: Lattice, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [S, 3] -> the padded lattice rows [S, 8] (int32) a trilinear lookup reads, and
+    their weights [S, 8]."""
     g = torch.addcmul(lat.shift, x.t(), lat.scale).clamp(lat.zero, lat.top)
     i0 = g.floor().minimum(lat.top1)
     w = g - i0
     u = 1.0 - w
     lin = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)
-    idx = (lin if row is None else lin + row)[:, None] + lat.corner
     xy = [u[0] * u[1], w[0] * u[1], u[0] * w[1], w[0] * w[1]]  # (dx, dy) = 00, 10, 01, 11
     wts = torch.stack([a * u[2] for a in xy] + [a * w[2] for a in xy], -1)  # dz-major
-    return gather_rows(table, idx, wts)
+    return lin[:, None] + lat.corner, wts
 
 
 @dataclass
@@ -436,9 +442,22 @@ def composite(plan: MarchPlan, dense: torch.Tensor, t: torch.Tensor, delta_cm: t
     where not evaluated), t [R, band] -> [R, 5] (premultiplied rgb, alpha, depth).
     Samples in a block that starts with transmittance <= ``early_stop`` (after the first
     block) are dropped, exactly as the reference's early termination."""
-    alpha = 1.0 - torch.exp(-dense[..., 0] * delta_cm[:, None])
+    return band_sums(band_weights(plan, dense[..., 0], delta_cm)[0], dense, t)
+
+
+def band_weights(plan: MarchPlan, sigma: torch.Tensor, delta_cm: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compositing weights [R, band] of densities ``sigma`` [R, band], and which samples
+    the reference evaluates (bool [R, band]: their block starts alive)."""
+    alpha = 1.0 - torch.exp(-sigma * delta_cm[:, None])
     trans = torch.cumprod(F.pad(1.0 - alpha + 1e-10, (1, 0), value=1.0)[:, :-1], dim=1)
-    w = trans * alpha * ((trans[:, plan.start] > plan.early_stop) | plan.first_block)
+    live = (trans[:, plan.start] > plan.early_stop) | plan.first_block
+    return trans * alpha * live, live
+
+
+def band_sums(w: torch.Tensor, dense: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Weights [R, band], samples [R, band, 4], depths [R, band] -> [R, 5] (premultiplied
+    rgb, alpha, depth)."""
     # (rgb, 1, t): the weighted sums are colour, alpha and alpha-weighted depth. No
     # in-place writes: training backpropagates through this.
     sums = (w[..., None] * torch.cat([dense[..., 1:], torch.ones_like(t)[..., None],
@@ -461,6 +480,23 @@ def layer_over(layers: torch.Tensor) -> torch.Tensor:
 
 
 # --- the engine --------------------------------------------------------------------------
+
+@dataclass
+class TrainSamples:
+    """A training step's marched samples (``Engine.train_march``): layer-ordered, the
+    head's first."""
+
+    plan: MarchPlan
+    n: int  # rays per layer
+    torso: bool  # a torso layer follows the head's
+    rays: torch.Tensor  # [R] rows (of L N) that hit their grid's box
+    t: torch.Tensor  # [R, band] depths along the band
+    delta: torch.Tensor  # [R] step length, cm
+    sel: torch.Tensor  # [S] occupied band samples, flat in [R, band]
+    x: torch.Tensor  # [S, 3] their points
+    frame: torch.Tensor  # [S] int32 their frames
+    split: int  # samples [0, split) are the head's
+
 
 def _pad(n: int, bucket: int) -> int:
     return max(bucket, -(-n // bucket) * bucket)
@@ -568,50 +604,69 @@ class Engine:
             0, rays, composite(plan, dense.view(r, band, 4), t, delta))
         return layer_over(layers.view(2, n, 5)) if torso else layers
 
-    def train_forward(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
-                      frame: torch.Tensor, volume: FrameCondition, opts: SampleOptions,
-                      generator: torch.Generator | None = None,
-                      body: tuple[torch.Tensor, torch.Tensor] | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training step's forward, differentiable (weights, and rays when they are):
-        rays of several frames (``frame`` [N] indexes ``volume``) -> (layers [L, N, 5]:
-        the head's, then the torso's along ``body`` rays, each premultiplied rgb, alpha,
-        depth; the mean squared attention offset of the head's samples).
-
-        The reference's training forward (``render.render_rays`` + ``render_torso_rays``)
-        with the engine's static shapes: one march of all layers' rays (jittered from
-        ``generator`` as the reference draws it), one compaction of the band's occupied
-        samples, one field call per layer for all frames (each sample reads its frame's
-        lattice rows / pose code), compositing over the band with the reference's
-        early-termination mask. The weights are laid out afresh (differentiably) per call.
-        """
-        model = self.model
-        head = HeadField.of(model)
-        tgrid = model.torso_grid
-        tf = TorsoFieldW.of(model.torso) if model.torso is not None else None
+    def train_march(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
+                    frame: torch.Tensor, opts: SampleOptions,
+                    generator: torch.Generator | None = None,
+                    body: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainSamples:
+        """A training step's samples: rays of several frames (``frame`` [N], head rays
+        and the torso's ``body`` rays) marched as the reference marches them (jittered
+        from ``generator`` as it draws), the band's occupied samples compacted once."""
         n = o.shape[0]
-        torso = tf is not None and tgrid is not None and body is not None
+        tgrid = self.model.torso_grid
+        torso = self.model.torso is not None and tgrid is not None and body is not None
         if torso:
             o, d, frame = torch.cat([o, body[0]]), torch.cat([d, body[1]]), frame.repeat(2)
         plan = self._plan([grid, tgrid] if torso else [grid], n, opts)
         rays, o, d, t, keep, delta = march(plan, o, d, generator if opts.jitter else None)
-        band = plan.band
         sel = keep.view(-1).nonzero()[:, 0]
-        ray = sel // band
+        ray = sel // plan.band
         x = torch.addcmul(o[ray], t.view(-1)[sel, None], d[ray])
-        fs = frame.to(torch.int32)[rays].index_select(0, ray)
         split = int(torch.searchsorted(ray, int(torch.searchsorted(rays, n))))
+        return TrainSamples(plan, n, torso, rays, t, delta, sel, x,
+                            frame.to(torch.int32)[rays].index_select(0, ray), split)
+
+    def lattice_reads(self, s: TrainSamples) -> torch.Tensor:
+        """bool [P]: the attention lattice points the head samples read (the only ones
+        whose values, and so attention, the step needs)."""
+        lat = Lattice.of(self.model.lattice_shape, s.x.device)
+        idx = lattice_corners(lat, s.x[:s.split])[0]
+        mark = torch.zeros(padded_size(lat), dtype=torch.bool, device=s.x.device)
+        mark[idx.reshape(-1).long()] = True
+        nx, ny, nz = lat.shape
+        return mark.view(nz + 2, ny + 2, nx + 2)[1:-1, 1:-1, 1:-1].reshape(-1)
+
+    def train_field(self, s: TrainSamples, volume: FrameCondition
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The field and compositing of ``train_march``'s samples, differentiable
+        (weights, and rays when they are) -> (layers [L, N, 5]: the head's, then the
+        torso's, each premultiplied rgb, alpha, depth; the mean squared attention offset
+        of the head's samples).
+
+        The reference's training forward (``render.render_rays`` + ``render_torso_rays``)
+        with static shapes: one field call per layer for all frames (each sample reads
+        its frame's lattice rows / pose code), compositing over the band with the
+        reference's early-termination mask. Weights are laid out afresh (differentiably).
+        """
+        model, plan = self.model, s.plan
+        head = HeadField.of(model)
         attn = pad_lattice(head.lattice, volume.attn)
-        vals, off = head_field_offsets(head, attn, x[:split],
-                                       fs[:split] * padded_size(head.lattice))
-        if torso:
-            vals = torch.cat([vals, torso_field(tf, volume.torso_code, x[split:],
-                                                fs[split:])])
-        r = len(rays)
-        dense = o.new_zeros(r * band, 4).index_copy(0, sel, vals.to(o.dtype))
-        layers = o.new_zeros(len(plan.lo), 5).index_copy(
-            0, rays, composite(plan, dense.view(r, band, 4), t, delta))
-        return layers.view(-1, n, 5), (off.float() ** 2).sum() / max(1, split)
+        vals, off = head_field_offsets(head, attn, s.x[:s.split],
+                                       s.frame[:s.split] * padded_size(head.lattice))
+        if s.torso:
+            tf = TorsoFieldW.of(model.torso)
+            vals = torch.cat([vals, torso_field(tf, volume.torso_code, s.x[s.split:],
+                                                s.frame[s.split:])])
+        r, band = len(s.rays), plan.band
+        dense = s.x.new_zeros(r * band, 4).index_copy(0, s.sel, vals.to(s.x.dtype))
+        dense = dense.view(r, band, 4)
+        w, live = band_weights(plan, dense[..., 0], s.delta)
+        layers = s.x.new_zeros(len(plan.lo), 5).index_copy(0, s.rays,
+                                                            band_sums(w, dense, s.t))
+        # The regulariser's mean runs over the samples the reference evaluates: not
+        # those in blocks after its early termination.
+        counted = live.view(-1)[s.sel[:s.split]]
+        off_sq = ((off.float() ** 2).sum(1) * counted).sum() / counted.sum().clamp_min(1)
+        return layers.view(-1, s.n, 5), off_sq
 
     def _field(self, fn: Callable, weights: object, cond: torch.Tensor, x: torch.Tensor
                ) -> torch.Tensor:

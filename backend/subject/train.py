@@ -238,21 +238,31 @@ class Trainer:
         return torch.mean(alpha.detach() * (err_cm ** 2).clamp(max=25.0))
 
     def render(self, frames: np.ndarray, pix: list[np.ndarray], o: torch.Tensor,
-               d: torch.Tensor, fid: torch.Tensor, vol: FrameCondition
-               ) -> dict[str, torch.Tensor]:
+               d: torch.Tensor, fid: torch.Tensor) -> dict[str, torch.Tensor]:
         """The batch's rays through head and torso (differentiable): composited rgb,
         alpha, depth, the head layer's alpha and depth, the mean squared offset."""
         march = self.cfg.march
         torso = self.model.torso is not None and self.model.torso_grid is not None
         body = self._rays("body", frames, pix) if torso else None
+        fsel = torch.as_tensor(frames, device=self.dev)
+
+        def condition(reads: torch.Tensor | None = None) -> FrameCondition:
+            # One attention lattice evaluation per frame, shared by all its rays.
+            return self.model.condition(self.landmarks[fsel], self.blendshapes[fsel],
+                                        self.grid, self.torso_codes[fsel], reads)
+
         if self.engine is not None:
-            layers, off_sq = self.engine.train_forward(
-                self.grid, o.float(), d.float(), fid.long(), vol, march, self.gen,
+            # March first: the attention is evaluated only where the samples read it.
+            samples = self.engine.train_march(
+                self.grid, o.float(), d.float(), fid.long(), march, self.gen,
                 None if body is None else (body[0].float(), body[1].float()))
+            vol = condition(self.engine.lattice_reads(samples))
+            layers, off_sq = self.engine.train_field(samples, vol)
             out = layers[0] if len(layers) == 1 else layer_over(layers)
             return {"rgb": out[:, :3], "alpha": out[:, 3], "depth": out[:, 4],
                     "head_alpha": layers[0, :, 3], "head_depth": layers[0, :, 4],
                     "offset_sq": off_sq}
+        vol = condition()
         head = render_rays(self.model, self.grid, o.float(), d.float(), fid.long(), vol,
                            march, generator=self.gen)
         out = head
@@ -267,12 +277,8 @@ class Trainer:
         for g, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
             g["lr"] = base * 0.1 ** min(1.0, progress)
         frames, pix, fid, gt, bg, matte, mark, points = self._batch()
-        fsel = torch.as_tensor(frames, device=self.dev)
-        # One attention/warp lattice evaluation per frame, shared by all its rays.
-        vol = self.model.condition(self.landmarks[fsel], self.blendshapes[fsel], self.grid,
-                                   self.torso_codes[fsel])
         o, d = self._rays("head", frames, pix)
-        out = self.render(frames, pix, o, d, fid, vol)
+        out = self.render(frames, pix, o, d, fid)
         head_depth, head_alpha = out["head_depth"][mark], out["head_alpha"][mark]
         pred = out["rgb"] + (1.0 - out["alpha"][:, None]) * bg
         mse = torch.mean((pred - gt) ** 2)
