@@ -103,9 +103,9 @@ class PlaneRun:
     zero: torch.Tensor  # [P, 1, 1] float 0
     res1: torch.Tensor  # [P, 1, 1] float R - 1
     res2: torch.Tensor  # [P, 1, 1] float R - 2
-    rows: torch.Tensor  # [P, 1] int32 R (table rows per texel row)
-    base: torch.Tensor  # [P, 1] int32 first table row of the plane
-    corner: torch.Tensor  # [P, 1, 4] int32 (0, 1, R, R + 1): the 4 corners' offsets
+    rowcol: torch.Tensor  # [P, 2, 1] int32 (1, R): table rows per texel column, row
+    corner: torch.Tensor  # [P, 1, 4] int32 the plane's first table row + (0, 1, R, R + 1):
+    # the 4 corners
 
     @classmethod
     def of(cls, levels: list[torch.Tensor]) -> PlaneRun:
@@ -117,9 +117,34 @@ class PlaneRun:
         return cls(torch.cat([p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in levels]),
                    torch.tensor([a for pair in PAIRS for a in pair] * len(levels), device=dev),
                    r * 0.5, (r - 1.0) * 0.5, torch.zeros_like(r), r - 1.0, r - 2.0,
-                   torch.tensor(res, device=dev, dtype=i32)[:, None],
-                   torch.tensor(base, device=dev, dtype=i32)[:, None],
-                   torch.tensor([[[0, 1, x, x + 1]] for x in res], device=dev, dtype=i32))
+                   torch.tensor([[[1], [x]] for x in res], device=dev, dtype=i32),
+                   torch.tensor([[[b, b + 1, b + x, b + x + 1]] for x, b in zip(
+                       res, base, strict=True)], device=dev, dtype=i32))
+
+
+@dataclass
+class PlaneSet:
+    """A tri-plane's runs (``PlaneRun``) with their per-plane constants side by side
+    (same fields, planes of all runs): the bilinear corners of every plane are computed
+    in one pass, then each run's table is read with one gather."""
+
+    tables: list[torch.Tensor]
+    counts: list[int]  # planes per run
+    cols: torch.Tensor
+    half: torch.Tensor
+    offset: torch.Tensor
+    zero: torch.Tensor
+    res1: torch.Tensor
+    res2: torch.Tensor
+    rowcol: torch.Tensor
+    corner: torch.Tensor
+
+    @classmethod
+    def of(cls, levels: list[torch.Tensor]) -> PlaneSet:
+        runs = plane_runs(levels)
+        cat = {k: torch.cat([getattr(r, k) for r in runs]) for k in (
+            "cols", "half", "offset", "zero", "res1", "res2", "rowcol", "corner")}
+        return cls([r.table for r in runs], [r.half.shape[0] for r in runs], **cat)
 
 
 def plane_runs(levels: list[torch.Tensor]) -> list[PlaneRun]:
@@ -143,47 +168,55 @@ def gather_rows(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torc
     return weighted_gather(table, idx, w)
 
 
-def _lerp(w1: torch.Tensor) -> torch.Tensor:
-    """[..., D] fractions -> [..., D, 2] (1 - w, w): the two sides' weights per axis."""
-    return torch.stack([1.0 - w1, w1], -1)
-
-
-def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
-    """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of the run
-    (align_corners=False, border clamp: ``TriPlane``'s lookup). The lower corner is
-    clamped to R - 2, so the upper one is always inside (weight 1 at the far border).
-    Coordinates are laid out [P, 2, S]: per-plane constants broadcast over long
-    contiguous loops instead of inner dimensions of 2."""
+def plane_corners(pl: PlaneRun | PlaneSet, xn: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """xn [S, 3] in [-1, 1] -> the table rows [P, S, 4] (int32; r0c0, r0c1, r1c0, r1c1)
+    and weights [P, S, 4] of every plane's bilinear lookup (align_corners=False, border
+    clamp: ``TriPlane``'s). The lower corner is clamped to R - 2, so the upper one is
+    always inside (weight 1 at the far border). Coordinates are laid out [P, 2, S]:
+    per-plane constants broadcast over long contiguous loops instead of inner
+    dimensions of 2."""
     s, p = xn.shape[0], pl.half.shape[0]
     uv = xn.t().index_select(0, pl.cols).view(p, 2, s)
     pix = torch.addcmul(pl.offset, uv, pl.half).clamp(pl.zero, pl.res1)
     i0 = pix.floor().minimum(pl.res2)
-    w1 = pix - i0
-    i0 = i0.to(torch.int32)
-    lin = i0[:, 1] * pl.rows + i0[:, 0] + pl.base  # [P, S]
-    idx = lin[..., None] + pl.corner  # [P, S, 4]: (r0c0, r0c1, r1c0, r1c1)
-    wa, wb = w1[:, 0], w1[:, 1]
-    ua, ub = 1.0 - wa, 1.0 - wb
-    w = torch.stack([ub * ua, ub * wa, wb * ua, wb * wa], -1)
-    out = gather_rows(pl.table, idx.view(p * s, 4), w.view(p * s, 4))
-    c = pl.table.shape[1]
+    side = torch.stack([1.0 - (pix - i0), pix - i0], -1)  # [P, 2, S, 2]: (1 - w, w)
+    lin = (i0.to(torch.int32) * pl.rowcol).sum(1, dtype=torch.int32)  # [P, S]
+    w = side[:, 1, :, :, None] * side[:, 0, :, None, :]  # [P, S, row side, column side]
+    return lin[..., None] + pl.corner, w.view(p, s, 4)
+
+
+def _run_features(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """One run's gather: rows / weights [P, S, 4] -> features [S, P * C]."""
+    p, s = idx.shape[:2]
+    c = table.shape[1]
+    out = gather_rows(table, idx.view(p * s, 4), w.view(p * s, 4))
     return out.view(p, s, c).transpose(0, 1).reshape(s, p * c)
 
 
-def first_layer(runs: list[PlaneRun], w_feat: list[torch.Tensor], h: torch.Tensor,
+def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
+    """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of the run."""
+    return _run_features(pl.table, *plane_corners(pl, xn))
+
+
+def first_layer(planes: PlaneSet, w_feat: list[torch.Tensor], h: torch.Tensor,
                 xn: torch.Tensor) -> torch.Tensor:
-    """h + the plane features' share of the first layer, one GEMM per run."""
-    for run, w in zip(runs, w_feat, strict=True):
-        h = torch.addmm(h, plane_features(run, xn), w)
+    """h + the plane features' share of the first layer: the corners of all planes in
+    one pass, then one gather and one GEMM per run."""
+    idx, w = plane_corners(planes, xn)
+    p0 = 0
+    for table, p, wf in zip(planes.tables, planes.counts, w_feat, strict=True):
+        h = torch.addmm(h, _run_features(table, idx[p0:p0 + p], w[p0:p0 + p]), wf)
+        p0 += p
     return h
 
 
-def _split_first(first: torch.nn.Linear, runs: list[PlaneRun]
+def _split_first(first: torch.nn.Linear, planes: PlaneSet
                  ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The first layer's W^T rows per run (features in ``TriPlane`` order), and the rest."""
     w, out, row = first.weight.t(), [], 0
-    for run in runs:
-        n = run.cols.numel() // 2 * run.table.shape[1]
+    for table, p in zip(planes.tables, planes.counts, strict=True):
+        n = p * table.shape[1]
         out.append(w[row:row + n])
         row += n
     return out, w[row:]
@@ -248,19 +281,18 @@ def lattice_corners(lat: Lattice, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     their weights [S, 8]."""
     g = torch.addcmul(lat.shift, x.t(), lat.scale).clamp(lat.zero, lat.top)
     i0 = g.floor().minimum(lat.top1)
-    w = g - i0
-    u = 1.0 - w
+    side = torch.stack([1.0 - (g - i0), g - i0], -1)  # [3, S, 2]: (1 - w, w) per axis
     lin = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)
-    xy = [u[0] * u[1], w[0] * u[1], u[0] * w[1], w[0] * w[1]]  # (dx, dy) = 00, 10, 01, 11
-    wts = torch.stack([a * u[2] for a in xy] + [a * w[2] for a in xy], -1)  # dz-major
-    return lin[:, None] + lat.corner, wts
+    # (x side * y side) * z side, laid out [S, dz, dy, dx] (the corners' order)
+    xy = side[0][:, None, None, :] * side[1][:, None, :, None]
+    return lin[:, None] + lat.corner, (xy * side[2][:, :, None, None]).view(-1, 8)
 
 
 @dataclass
 class HeadField:
     """The head field's weights laid out for ``head_field``."""
 
-    planes: list[PlaneRun]
+    planes: PlaneSet
     lattice: Lattice
     w_feat: list[torch.Tensor]  # per run [P * C, H]: the first layer on its features
     w_app: torch.Tensor  # [A, H]
@@ -272,7 +304,7 @@ class HeadField:
 
     @classmethod
     def of(cls, model: FaceNeRF) -> HeadField:
-        runs = plane_runs(list(model.planes.levels))
+        runs = PlaneSet.of(list(model.planes.levels))
         first = model.mlp[0]
         w_feat, w_app = _split_first(first, runs)
         linears = [m for m in model.mlp if isinstance(m, torch.nn.Linear)][1:]
@@ -314,7 +346,7 @@ def head_field_offsets(hf: HeadField, attn: torch.Tensor, x: torch.Tensor,
 class TorsoFieldW:
     """The torso field's weights laid out for ``torso_field``."""
 
-    planes: list[PlaneRun]
+    planes: PlaneSet
     w_feat: list[torch.Tensor]
     w_code: torch.Tensor  # [9, H]
     b0: torch.Tensor
@@ -324,7 +356,7 @@ class TorsoFieldW:
 
     @classmethod
     def of(cls, torso: torch.nn.Module) -> TorsoFieldW:
-        runs = plane_runs(list(torso.planes.levels))
+        runs = PlaneSet.of(list(torso.planes.levels))
         first = torso.mlp[0]
         w_feat, w_code = _split_first(first, runs)
         linears = [m for m in torso.mlp if isinstance(m, torch.nn.Linear)][1:]
