@@ -155,7 +155,7 @@ def test_fused_frame_makes_far_fewer_torch_calls(subject) -> None:
     assert 0 < fused * 4 < eager and aten >= fused, (fused, eager)
 
 
-def test_fused_training_step_has_the_reference_gradients(subject) -> None:
+def test_fused_training_step_has_the_reference_gradients(subject, monkeypatch) -> None:
     """A training step through the fused engine (one march, one compaction, one field
     call per layer) gives the reference march's loss and gradients on the same weights,
     rays and jitter: every parameter's gradient within 1e-3 of its norm (measured
@@ -171,8 +171,9 @@ def test_fused_training_step_has_the_reference_gradients(subject) -> None:
     grads, losses = {}, {}
     for name in ("eager", "fused"):
         model = copy.deepcopy(subject.model).train()
+        monkeypatch.setenv(eng.ENGINE_ENV, name)
         trainer = Trainer(model, subject.grid, data, cfg, torch.device("cpu"))
-        trainer.engine = eng.Engine(model) if name == "fused" else None
+        assert (trainer.engine is None) == (name == "eager")
         trainer.base_lrs = [0.0] * len(trainer.base_lrs)  # the step leaves weights as are
         losses[name] = trainer.train_step(0.0)
         grads[name] = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}

@@ -174,8 +174,9 @@ def cuda_kernels(subject, size: int = 512) -> tuple[int, float]:
 
 
 def training(subject, steps: int, sort_free: bool, device: torch.device,
-             march: str = "eager") -> tuple[float, int, int | None]:
-    """(steps/s, rays per step, CUDA kernels per step or None) of the trainer's step on
+             march: str = "eager") -> tuple[float, int, int | None, float]:
+    """(steps/s, rays per step, CUDA kernels per step or None, process CPU seconds per
+    step: all threads, less sensitive to the machine's load) of the trainer's step on
     the subject's training pack (a copy of the weights), marching with ``march``
     (``eager``: the reference; ``fused``: the engine)."""
     data = SubjectData.load(subject.folder / "training.npz")
@@ -197,14 +198,15 @@ def training(subject, steps: int, sort_free: bool, device: torch.device,
                 torch.cuda.synchronize()
             kernels = sum(1 for e in prof.events()
                           if e.device_type == torch.autograd.DeviceType.CUDA)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             trainer.train_step(0.1)
         if cuda:
             torch.cuda.synchronize()
         rate = steps / (time.perf_counter() - t)
+        cpu = (time.process_time() - cpu) / steps
     rays = cfg.frames_per_step * (cfg.rays_per_frame + cfg.depth_rays)
-    return rate, rays, kernels
+    return rate, rays, kernels, cpu
 
 
 def _load() -> str:
@@ -283,10 +285,10 @@ def run_engine_bench(subject_ref: str = "default", sizes: tuple[int, ...] = (256
                 ("eager", False, "reference, embedding_bag backward"),
                 ("eager", True, "reference, sort-free gather"),
                 ("fused", True, "fused march")):
-            rate, rays, kernels = training(subject, train_steps, sort_free, dev, march)
+            rate, rays, kernels, cpu = training(subject, train_steps, sort_free, dev, march)
             k = f", {kernels:,} kernels per step" if kernels is not None else ""
             row(f"training steps/s, {label}", f"{rate:.2f} ({rays:,} rays/step, "
-                f"{rate * rays:,.0f} rays/s{k})")
+                f"{rate * rays:,.0f} rays/s{k}; {1000 * cpu:.0f} ms CPU per step)")
         before = BEFORE["train_cuda"] if dev.type == "cuda" else BEFORE["train_cpu"]
         target = TARGETS["train_cuda"] if dev.type == "cuda" else TARGETS["train_cpu"]
         row("  before / target", f"{before} / {target}")
