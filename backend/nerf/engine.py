@@ -180,10 +180,11 @@ def plane_corners(pl: PlaneRun | PlaneSet, xn: torch.Tensor
     uv = xn.t().index_select(0, pl.cols).view(p, 2, s)
     pix = torch.addcmul(pl.offset, uv, pl.half).clamp(pl.zero, pl.res1)
     i0 = pix.floor().minimum(pl.res2)
-    side = torch.stack([1.0 - (pix - i0), pix - i0], -1)  # [P, 2, S, 2]: (1 - w, w)
+    w1 = pix - i0
+    side = torch.stack([1.0 - w1, w1], 2)  # [P, axis, (1 - w, w), S]
     lin = (i0.to(torch.int32) * pl.rowcol).sum(1, dtype=torch.int32)  # [P, S]
-    w = side[:, 1, :, :, None] * side[:, 0, :, None, :]  # [P, S, row side, column side]
-    return lin[..., None] + pl.corner, w.view(p, s, 4)
+    w = side[:, 1, :, None] * side[:, 0, None]  # [P, row side, column side, S]
+    return lin[..., None] + pl.corner, w.view(p, 4, s).transpose(1, 2).contiguous()
 
 
 def _run_features(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -281,11 +282,13 @@ def lattice_corners(lat: Lattice, x: torch.Tensor) -> tuple[torch.Tensor, torch.
     their weights [S, 8]."""
     g = torch.addcmul(lat.shift, x.t(), lat.scale).clamp(lat.zero, lat.top)
     i0 = g.floor().minimum(lat.top1)
-    side = torch.stack([1.0 - (g - i0), g - i0], -1)  # [3, S, 2]: (1 - w, w) per axis
+    w = g - i0
+    side = torch.stack([1.0 - w, w], 1)  # [axis, (1 - w, w), S]
     lin = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)
-    # (x side * y side) * z side, laid out [S, dz, dy, dx] (the corners' order)
-    xy = side[0][:, None, None, :] * side[1][:, None, :, None]
-    return lin[:, None] + lat.corner, (xy * side[2][:, :, None, None]).view(-1, 8)
+    # (x side * y side) * z side, laid out [dz, dy, dx, S] (long loops over the samples),
+    # then [S, 8] in the corners' order
+    xyz = (side[0, None] * side[1, :, None])[None] * side[2, :, None, None]
+    return lin[:, None] + lat.corner, xyz.view(8, -1).t().contiguous()
 
 
 @dataclass
