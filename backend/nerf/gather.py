@@ -4,9 +4,9 @@
 (each row one contiguous read), but its backward sorts the indices (CPU and CUDA) and
 builds a zero table per call: in a training step that sort was the largest single cost.
 ``weighted_gather`` keeps ``embedding_bag``'s forward and computes the gradients
-directly: the table's as one scatter-add (``index_add_``'s atomics on CUDA, an
-accumulating ``index_put_`` on CPU: serial, in order, deterministic), the weights' as a
-batched dot product of each gathered row with the output gradient.
+directly: the table's as one ``index_add_`` (a scatter-add: atomics on CUDA; on CPU
+with int64 indices, as int32 ones take a ~4x slower path), the weights' as a batched
+dot product of each gathered row with the output gradient.
 """
 
 from __future__ import annotations
@@ -47,12 +47,7 @@ class _WeightedGather(torch.autograd.Function):
         g_table = g_w = None
         if ctx.needs_input_grad[0]:
             contrib = (w[..., None] * grad[:, None]).reshape(-1, grad.shape[1])
-            contrib = contrib.to(table.dtype)
-            if table.is_cuda:  # atomics (CUDA's accumulating index_put_ sorts)
-                g_table = torch.zeros_like(table).index_add_(0, flat, contrib)
-            else:  # one serial accumulation, in order: faster than index_add_ on CPU
-                g_table = torch.zeros_like(table).index_put_((flat,), contrib,
-                                                             accumulate=True)
+            g_table = torch.zeros_like(table).index_add_(0, flat, contrib.to(table.dtype))
         if ctx.needs_input_grad[2]:
             rows = table.index_select(0, flat).view(*idx.shape, -1)  # [N, K, C]
             g_w = torch.bmm(rows, grad[..., None].to(rows.dtype))[..., 0].to(w.dtype)
