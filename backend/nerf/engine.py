@@ -33,6 +33,12 @@ fused with its weighted sum. Sample counts are padded to buckets so few graphs a
 Compilation that fails (no C++ compiler, no Triton) falls back to the fused eager path
 with one log line. Subjects with the mesh warp, and jittered (training)
 options, render through the reference path.
+
+Training marches through the engine too (``Engine.train_march`` then
+``Engine.train_field``, differentiable): the same single march and compaction, jittered
+from the trainer's generator exactly as the reference draws it, the attention evaluated
+only at the lattice points the step's samples read, one field call per layer for all
+the step's frames, and the reference's loss terms (tested: the same gradients).
 """
 
 from __future__ import annotations
