@@ -153,3 +153,34 @@ def test_fused_frame_makes_far_fewer_torch_calls(subject) -> None:
     with engine("fused-whole"):
         fused, aten = ops_per_frame(subject, 64)
     assert 0 < fused * 4 < eager and aten >= fused, (fused, eager)
+
+
+def test_fused_training_step_has_the_reference_gradients(subject, monkeypatch) -> None:
+    """A training step through the fused engine (one march, one compaction, one field
+    call per layer) gives the reference march's loss and gradients on the same weights,
+    rays and jitter: every parameter's gradient within 1e-3 of its norm (measured
+    ~3e-5: summation order)."""
+    import copy
+    import dataclasses
+
+    from backend.subject.train import TrainConfig, Trainer
+
+    data = SubjectData.load(subject.folder / "training.npz")
+    data = dataclasses.replace(data, n_train=len(data.frames))
+    cfg = TrainConfig(steps=1, rays_per_frame=256, depth_rays=16)
+    grads, losses = {}, {}
+    for name in ("eager", "fused"):
+        model = copy.deepcopy(subject.model).train()
+        monkeypatch.setenv(eng.ENGINE_ENV, name)
+        trainer = Trainer(model, subject.grid, data, cfg, torch.device("cpu"))
+        assert (trainer.engine is None) == (name == "eager")
+        trainer.base_lrs = [0.0] * len(trainer.base_lrs)  # the step leaves weights as are
+        losses[name] = trainer.train_step(0.0)
+        grads[name] = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+    assert losses["fused"] == pytest.approx(losses["eager"], rel=1e-4)
+    assert grads["fused"].keys() == grads["eager"].keys()
+    assert any(k.startswith("torso.") for k in grads["eager"])  # both layers learn
+    assert any(k.startswith("attn.") for k in grads["eager"])
+    for k, ref in grads["eager"].items():
+        err = float((grads["fused"][k] - ref).norm() / ref.norm().clamp_min(1e-30))
+        assert err < 1e-3, (k, err)

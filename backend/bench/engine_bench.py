@@ -12,8 +12,9 @@ Rows (each engine on the same subject, camera and conditioning):
 * **fps** at each size, through ``render_sequence`` (the user's path: conditioning,
   rendering, uint8 conversion, watermark), and the peak memory.
 * **training**: steps/s and rays/s of the subject trainer's step on the subject's
-  training pack, with embedding_bag's sorting backward (before) and the sort-free
-  gather (``nerf.gather``), the same rays per step.
+  training pack, the same rays per step: the reference march with embedding_bag's
+  sorting backward (before), the reference march with the sort-free gather
+  (``nerf.gather``), and the fused engine's march (``Engine.train_forward``).
 * **agreement**: the largest uint8 difference between the engines' frames.
 
 Timings on a shared machine depend on its load: the run prints ``/proc/loadavg``.
@@ -172,36 +173,55 @@ def cuda_kernels(subject, size: int = 512) -> tuple[int, float]:
     return len(kernels), busy
 
 
-def training(subject, steps: int, sort_free: bool, device: torch.device
-             ) -> tuple[float, int, int | None]:
-    """(steps/s, rays per step, CUDA kernels per step or None) of the trainer's step on
-    the subject's training pack (a copy of the weights)."""
+#: The training rows: (label, march, sort-free gather).
+TRAININGS = (("reference, embedding_bag backward", "eager", False),
+             ("reference, sort-free gather", "eager", True),
+             ("fused march", "fused", True))
+
+
+def training(subject, steps: int, device: torch.device
+             ) -> dict[str, tuple[float, int, int | None, float]]:
+    """Per ``TRAININGS`` row: (steps/s, rays per step, CUDA kernels per step or None,
+    process CPU seconds per step: all threads) of the trainer's step on the subject's
+    training pack (a copy of the weights each). The rows' steps are interleaved (one
+    step of each in turn), so a change of the machine's load hits them alike."""
     data = SubjectData.load(subject.folder / "training.npz")
     data = dataclasses.replace(data, n_train=len(data.frames))
-    model = copy.deepcopy(subject.model).train()
     cfg = TrainConfig(steps=steps)
-    trainer = Trainer(model, subject.grid, data, cfg, device)
-    with gather.sort_free(sort_free):
-        trainer.train_step(0.0)  # warm-up
-        cuda = device.type == "cuda"
-        kernels = None
-        if cuda:
-            from torch.profiler import ProfilerActivity, profile
+    cuda = device.type == "cuda"
+    trainers, kernels = [], []
+    for _, march, sort_free in TRAININGS:
+        with engine(march):
+            trainer = Trainer(copy.deepcopy(subject.model).train(), subject.grid, data, cfg,
+                              device)
+        trainers.append(trainer)
+        with gather.sort_free(sort_free):
+            trainer.train_step(0.0)  # warm-up
+            if cuda:
+                from torch.profiler import ProfilerActivity, profile
 
-            torch.cuda.synchronize()
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                trainer.train_step(0.0)
                 torch.cuda.synchronize()
-            kernels = sum(1 for e in prof.events()
-                          if e.device_type == torch.autograd.DeviceType.CUDA)
-        t = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step(0.1)
-        if cuda:
-            torch.cuda.synchronize()
-        rate = steps / (time.perf_counter() - t)
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    trainer.train_step(0.0)
+                    torch.cuda.synchronize()
+                kernels.append(sum(1 for e in prof.events()
+                                   if e.device_type == torch.autograd.DeviceType.CUDA))
+            else:
+                kernels.append(None)
+    wall, cpu = [0.0] * len(TRAININGS), [0.0] * len(TRAININGS)
+    for _ in range(steps):
+        for i, (trainer, (_, _, sort_free)) in enumerate(zip(trainers, TRAININGS,
+                                                             strict=True)):
+            with gather.sort_free(sort_free):
+                t, c = time.perf_counter(), time.process_time()
+                trainer.train_step(0.1)
+                if cuda:
+                    torch.cuda.synchronize()
+                wall[i] += time.perf_counter() - t
+                cpu[i] += time.process_time() - c
     rays = cfg.frames_per_step * (cfg.rays_per_frame + cfg.depth_rays)
-    return rate, rays, kernels
+    return {label: (steps / wall[i], rays, kernels[i], cpu[i] / steps)
+            for i, (label, _, _) in enumerate(TRAININGS)}
 
 
 def _load() -> str:
@@ -276,12 +296,11 @@ def run_engine_bench(subject_ref: str = "default", sizes: tuple[int, ...] = (256
         f"CPU {BEFORE['cpu_fps']} / {TARGETS['cpu_fps']}; CUDA {BEFORE['cuda_fps']} / "
         f"{TARGETS['cuda_fps']}")
     if train_steps > 0 and (subject.folder / "training.npz").is_file():
-        for sort_free in (False, True):
-            label = "sort-free gather" if sort_free else "embedding_bag backward"
-            rate, rays, kernels = training(subject, train_steps, sort_free, dev)
+        for label, (rate, rays, kernels, cpu) in training(subject, train_steps,
+                                                          dev).items():
             k = f", {kernels:,} kernels per step" if kernels is not None else ""
             row(f"training steps/s, {label}", f"{rate:.2f} ({rays:,} rays/step, "
-                f"{rate * rays:,.0f} rays/s{k})")
+                f"{rate * rays:,.0f} rays/s{k}; {1000 * cpu:.0f} ms CPU per step)")
         before = BEFORE["train_cuda"] if dev.type == "cuda" else BEFORE["train_cpu"]
         target = TARGETS["train_cuda"] if dev.type == "cuda" else TARGETS["train_cpu"]
         row("  before / target", f"{before} / {target}")

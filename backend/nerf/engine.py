@@ -33,6 +33,12 @@ fused with its weighted sum. Sample counts are padded to buckets so few graphs a
 Compilation that fails (no C++ compiler, no Triton) falls back to the fused eager path
 with one log line. Subjects with the mesh warp, and jittered (training)
 options, render through the reference path.
+
+Training marches through the engine too (``Engine.train_march`` then
+``Engine.train_field``, differentiable): the same single march and compaction, jittered
+from the trainer's generator exactly as the reference draws it, the attention evaluated
+only at the lattice points the step's samples read, one field call per layer for all
+the step's frames, and the reference's loss terms (tested: the same gradients).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .gather import weighted_gather
 from .lattice import ATTN_HI, ATTN_LO
 from .model import FaceNeRF, FrameCondition
 from .occupancy import OccupancyGrid
@@ -102,9 +109,9 @@ class PlaneRun:
     zero: torch.Tensor  # [P, 1, 1] float 0
     res1: torch.Tensor  # [P, 1, 1] float R - 1
     res2: torch.Tensor  # [P, 1, 1] float R - 2
-    rows: torch.Tensor  # [P, 1] int32 R (table rows per texel row)
-    base: torch.Tensor  # [P, 1] int32 first table row of the plane
-    corner: torch.Tensor  # [P, 1, 4] int32 (0, 1, R, R + 1): the 4 corners' offsets
+    rowcol: torch.Tensor  # [P, 2, 1] int32 (1, R): table rows per texel column, row
+    corner: torch.Tensor  # [P, 1, 4] int32 the plane's first table row + (0, 1, R, R + 1):
+    # the 4 corners
 
     @classmethod
     def of(cls, levels: list[torch.Tensor]) -> PlaneRun:
@@ -116,9 +123,34 @@ class PlaneRun:
         return cls(torch.cat([p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]) for p in levels]),
                    torch.tensor([a for pair in PAIRS for a in pair] * len(levels), device=dev),
                    r * 0.5, (r - 1.0) * 0.5, torch.zeros_like(r), r - 1.0, r - 2.0,
-                   torch.tensor(res, device=dev, dtype=i32)[:, None],
-                   torch.tensor(base, device=dev, dtype=i32)[:, None],
-                   torch.tensor([[[0, 1, x, x + 1]] for x in res], device=dev, dtype=i32))
+                   torch.tensor([[[1], [x]] for x in res], device=dev, dtype=i32),
+                   torch.tensor([[[b, b + 1, b + x, b + x + 1]] for x, b in zip(
+                       res, base, strict=True)], device=dev, dtype=i32))
+
+
+@dataclass
+class PlaneSet:
+    """A tri-plane's runs (``PlaneRun``) with their per-plane constants side by side
+    (same fields, planes of all runs): the bilinear corners of every plane are computed
+    in one pass, then each run's table is read with one gather."""
+
+    tables: list[torch.Tensor]
+    counts: list[int]  # planes per run
+    cols: torch.Tensor
+    half: torch.Tensor
+    offset: torch.Tensor
+    zero: torch.Tensor
+    res1: torch.Tensor
+    res2: torch.Tensor
+    rowcol: torch.Tensor
+    corner: torch.Tensor
+
+    @classmethod
+    def of(cls, levels: list[torch.Tensor]) -> PlaneSet:
+        runs = plane_runs(levels)
+        cat = {k: torch.cat([getattr(r, k) for r in runs]) for k in (
+            "cols", "half", "offset", "zero", "res1", "res2", "rowcol", "corner")}
+        return cls([r.table for r in runs], [r.half.shape[0] for r in runs], **cat)
 
 
 def plane_runs(levels: list[torch.Tensor]) -> list[PlaneRun]:
@@ -134,54 +166,64 @@ def plane_runs(levels: list[torch.Tensor]) -> list[PlaneRun]:
 
 def gather_rows(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """sum_k w[n, k] * table[idx[n, k]] -> [N, C]. Eager: ``embedding_bag`` (each corner
-    one contiguous read); compiled: an indexed read that inductor fuses with the sum
-    (and whose gradient is a scatter-add, no sort)."""
+    one contiguous read; in training with the sort-free gradient of ``gather``);
+    compiled: an indexed read that inductor fuses with the sum (and whose gradient is a
+    scatter-add, no sort)."""
     if torch.compiler.is_compiling():
         return (table[idx] * w[..., None]).sum(-2)
-    return F.embedding_bag(idx, table, per_sample_weights=w, mode="sum")
+    return weighted_gather(table, idx, w)
 
 
-def _lerp(w1: torch.Tensor) -> torch.Tensor:
-    """[..., D] fractions -> [..., D, 2] (1 - w, w): the two sides' weights per axis."""
-    return torch.stack([1.0 - w1, w1], -1)
-
-
-def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
-    """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of the run
-    (align_corners=False, border clamp: ``TriPlane``'s lookup). The lower corner is
-    clamped to R - 2, so the upper one is always inside (weight 1 at the far border).
-    Coordinates are laid out [P, 2, S]: per-plane constants broadcast over long
-    contiguous loops instead of inner dimensions of 2."""
+def plane_corners(pl: PlaneRun | PlaneSet, xn: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """xn [S, 3] in [-1, 1] -> the table rows [P, S, 4] (int32; r0c0, r0c1, r1c0, r1c1)
+    and weights [P, S, 4] of every plane's bilinear lookup (align_corners=False, border
+    clamp: ``TriPlane``'s). The lower corner is clamped to R - 2, so the upper one is
+    always inside (weight 1 at the far border). Coordinates are laid out [P, 2, S]:
+    per-plane constants broadcast over long contiguous loops instead of inner
+    dimensions of 2."""
     s, p = xn.shape[0], pl.half.shape[0]
     uv = xn.t().index_select(0, pl.cols).view(p, 2, s)
     pix = torch.addcmul(pl.offset, uv, pl.half).clamp(pl.zero, pl.res1)
     i0 = pix.floor().minimum(pl.res2)
     w1 = pix - i0
-    i0 = i0.to(torch.int32)
-    lin = i0[:, 1] * pl.rows + i0[:, 0] + pl.base  # [P, S]
-    idx = lin[..., None] + pl.corner  # [P, S, 4]: (r0c0, r0c1, r1c0, r1c1)
-    wa, wb = w1[:, 0], w1[:, 1]
-    ua, ub = 1.0 - wa, 1.0 - wb
-    w = torch.stack([ub * ua, ub * wa, wb * ua, wb * wa], -1)
-    out = gather_rows(pl.table, idx.view(p * s, 4), w.view(p * s, 4))
-    c = pl.table.shape[1]
+    side = torch.stack([1.0 - w1, w1], 2)  # [P, axis, (1 - w, w), S]
+    lin = (i0.to(torch.int32) * pl.rowcol).sum(1, dtype=torch.int32)  # [P, S]
+    w = side[:, 1, :, None] * side[:, 0, None]  # [P, row side, column side, S]
+    return lin[..., None] + pl.corner, w.view(p, 4, s).transpose(1, 2).contiguous()
+
+
+def _run_features(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """One run's gather: rows / weights [P, S, 4] -> features [S, P * C]."""
+    p, s = idx.shape[:2]
+    c = table.shape[1]
+    out = gather_rows(table, idx.view(p * s, 4), w.view(p * s, 4))
     return out.view(p, s, c).transpose(0, 1).reshape(s, p * c)
 
 
-def first_layer(runs: list[PlaneRun], w_feat: list[torch.Tensor], h: torch.Tensor,
+def plane_features(pl: PlaneRun, xn: torch.Tensor) -> torch.Tensor:
+    """xn [S, 3] in [-1, 1] -> [S, P * C] bilinear features of every plane of the run."""
+    return _run_features(pl.table, *plane_corners(pl, xn))
+
+
+def first_layer(planes: PlaneSet, w_feat: list[torch.Tensor], h: torch.Tensor,
                 xn: torch.Tensor) -> torch.Tensor:
-    """h + the plane features' share of the first layer, one GEMM per run."""
-    for run, w in zip(runs, w_feat, strict=True):
-        h = torch.addmm(h, plane_features(run, xn), w)
+    """h + the plane features' share of the first layer: the corners of all planes in
+    one pass, then one gather and one GEMM per run."""
+    idx, w = plane_corners(planes, xn)
+    p0 = 0
+    for table, p, wf in zip(planes.tables, planes.counts, w_feat, strict=True):
+        h = torch.addmm(h, _run_features(table, idx[p0:p0 + p], w[p0:p0 + p]), wf)
+        p0 += p
     return h
 
 
-def _split_first(first: torch.nn.Linear, runs: list[PlaneRun]
+def _split_first(first: torch.nn.Linear, planes: PlaneSet
                  ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The first layer's W^T rows per run (features in ``TriPlane`` order), and the rest."""
     w, out, row = first.weight.t(), [], 0
-    for run in runs:
-        n = run.cols.numel() // 2 * run.table.shape[1]
+    for table, p in zip(planes.tables, planes.counts, strict=True):
+        n = p * table.shape[1]
         out.append(w[row:row + n])
         row += n
     return out, w[row:]
@@ -220,30 +262,46 @@ class Lattice:
 
 
 def pad_lattice(lat: Lattice, table: torch.Tensor) -> torch.Tensor:
-    """One frame's lattice values [P, C] -> the zero-padded table lookups read."""
+    """Lattice values of one frame [P, C] (or F frames [F, P, C]) -> the zero-padded
+    table lookups read (frame f's rows from f * ``padded_size``)."""
     nx, ny, nz = lat.shape
-    vol = table.view(nz, ny, nx, -1)
+    vol = table.reshape(-1, nz, ny, nx, table.shape[-1])
     return F.pad(vol, (0, 0, 1, 1, 1, 1, 1, 1)).reshape(-1, table.shape[-1])
 
 
-def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Trilinear lookup of one frame's padded lattice ``table`` at x [S, 3] -> [S, C],
-    zero outside the lattice (``lattice.sample_lattice``); coordinates laid out [3, S]."""
+def padded_size(lat: Lattice) -> int:
+    """Rows of one frame's padded lattice table."""
+    return (lat.shape[0] + 2) * (lat.shape[1] + 2) * (lat.shape[2] + 2)
+
+
+def lattice_values(lat: Lattice, table: torch.Tensor, x: torch.Tensor,
+                   row: torch.Tensor | None = None) -> torch.Tensor:
+    """Trilinear lookup of a padded lattice ``table`` at x [S, 3] -> [S, C], zero
+    outside the lattice (``lattice.sample_lattice``); coordinates laid out [3, S].
+    ``row`` [S] int32: each sample's frame's first table row (several frames)."""
+    idx, wts = lattice_corners(lat, x)
+    return gather_rows(table, idx if row is None else idx + row[:, None], wts)
+
+
+def lattice_corners(lat: Lattice, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [S, 3] -> the padded lattice rows [S, 8] (int32) a trilinear lookup reads, and
+    their weights [S, 8]."""
     g = torch.addcmul(lat.shift, x.t(), lat.scale).clamp(lat.zero, lat.top)
     i0 = g.floor().minimum(lat.top1)
     w = g - i0
-    u = 1.0 - w
-    idx = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)[:, None] + lat.corner
-    xy = [u[0] * u[1], w[0] * u[1], u[0] * w[1], w[0] * w[1]]  # (dx, dy) = 00, 10, 01, 11
-    wts = torch.stack([a * u[2] for a in xy] + [a * w[2] for a in xy], -1)  # dz-major
-    return gather_rows(table, idx, wts)
+    side = torch.stack([1.0 - w, w], 1)  # [axis, (1 - w, w), S]
+    lin = (i0.to(torch.int32) * lat.stride).sum(0, dtype=torch.int32)
+    # (x side * y side) * z side, laid out [dz, dy, dx, S] (long loops over the samples),
+    # then [S, 8] in the corners' order
+    xyz = (side[0, None] * side[1, :, None])[None] * side[2, :, None, None]
+    return lin[:, None] + lat.corner, xyz.view(8, -1).t().contiguous()
 
 
 @dataclass
 class HeadField:
     """The head field's weights laid out for ``head_field``."""
 
-    planes: list[PlaneRun]
+    planes: PlaneSet
     lattice: Lattice
     w_feat: list[torch.Tensor]  # per run [P * C, H]: the first layer on its features
     w_app: torch.Tensor  # [A, H]
@@ -255,7 +313,7 @@ class HeadField:
 
     @classmethod
     def of(cls, model: FaceNeRF) -> HeadField:
-        runs = plane_runs(list(model.planes.levels))
+        runs = PlaneSet.of(list(model.planes.levels))
         first = model.mlp[0]
         w_feat, w_app = _split_first(first, runs)
         linears = [m for m in model.mlp if isinstance(m, torch.nn.Linear)][1:]
@@ -276,19 +334,28 @@ def mlp_out(h: torch.Tensor, hidden: list[tuple[torch.Tensor, torch.Tensor]]
 def head_field(hf: HeadField, attn: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Head field at x [S, 3] (head frame) for one frame's padded attention lattice
     ``attn`` -> [S, 4]: density per cm, rgb (``FaceNeRF.forward`` without the warp)."""
-    c = lattice_values(hf.lattice, attn, x)
+    return head_field_offsets(hf, attn, x)[0]
+
+
+def head_field_offsets(hf: HeadField, attn: torch.Tensor, x: torch.Tensor,
+                       row: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``head_field`` and the attention offsets [S, 3]; with ``row`` (``lattice_values``)
+    the samples read several frames' lattices stacked in ``attn``."""
+    c = lattice_values(hf.lattice, attn, x, row)
     xn = (x + c[:, :3] - hf.box_lo) / hf.box_span * 2.0 - 1.0
     h = first_layer(hf.planes, hf.w_feat, torch.addmm(hf.b0, c[:, 3:], hf.w_app), xn)
     raw = mlp_out(h, hf.hidden).float()
     fade = ((x[:, 1:2] - hf.box_lo[1]) / hf.fade).clamp(0.0, 1.0)
-    return torch.cat([F.softplus(raw[:, :1] - 1.0) * fade, torch.sigmoid(raw[:, 1:])], 1)
+    return (torch.cat([F.softplus(raw[:, :1] - 1.0) * fade, torch.sigmoid(raw[:, 1:])], 1),
+            c[:, :3])
 
 
 @dataclass
 class TorsoFieldW:
     """The torso field's weights laid out for ``torso_field``."""
 
-    planes: list[PlaneRun]
+    planes: PlaneSet
     w_feat: list[torch.Tensor]
     w_code: torch.Tensor  # [9, H]
     b0: torch.Tensor
@@ -298,7 +365,7 @@ class TorsoFieldW:
 
     @classmethod
     def of(cls, torso: torch.nn.Module) -> TorsoFieldW:
-        runs = plane_runs(list(torso.planes.levels))
+        runs = PlaneSet.of(list(torso.planes.levels))
         first = torso.mlp[0]
         w_feat, w_code = _split_first(first, runs)
         linears = [m for m in torso.mlp if isinstance(m, torch.nn.Linear)][1:]
@@ -307,11 +374,14 @@ class TorsoFieldW:
                    torso.box_hi - torso.box_lo)
 
 
-def torso_field(tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def torso_field(tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor,
+                frame: torch.Tensor | None = None) -> torch.Tensor:
     """Torso field at body-frame points x [S, 3], pose code [1, 9] -> [S, 4]: density
-    per cm, rgb (``TorsoField``)."""
+    per cm, rgb (``TorsoField``); with ``frame`` [S] each sample uses its row of
+    ``code`` [F, 9]."""
     xn = (x - tf.box_lo) / tf.box_span * 2.0 - 1.0
-    b = torch.addmm(tf.b0[None], code.to(tf.w_code.dtype), tf.w_code)[0]
+    b = torch.addmm(tf.b0[None], code.to(tf.w_code.dtype), tf.w_code)
+    b = b[0] if frame is None else b.index_select(0, frame)
     raw = mlp_out(first_layer(tf.planes, tf.w_feat, b, xn), tf.hidden).float()
     return torch.cat([F.softplus(raw[:, :1] - 1.0), torch.sigmoid(raw[:, 1:])], 1)
 
@@ -333,6 +403,7 @@ class MarchPlan:
     blo: torch.Tensor  # [L N, 3] the tight box around occupied cells
     bhi: torch.Tensor
     frac: torch.Tensor  # [n_steps] step centres along [near, far]
+    steps_ar: torch.Tensor  # [n_steps] float 0, 1, ...
     band_ar: torch.Tensor  # [band]
     start: torch.Tensor  # [band] first step of each step's block
     first_block: torch.Tensor  # [band] bool
@@ -364,11 +435,13 @@ class MarchPlan:
         return cls(n, torch.cat([g.occ.reshape(-1) for g in grids]), cat["lo"],
                    cat["scale"], cat["top"], cat["gstride"], cat["base"], cat["blo"],
                    cat["bhi"], (torch.arange(m, device=dev, dtype=torch.float32) + 0.5) / m,
+                   torch.arange(m, device=dev, dtype=torch.float32),
                    torch.arange(band, device=dev), start, start == 0, m, band,
                    opts.early_stop)
 
 
-def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
+def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor,
+          generator: torch.Generator | None = None
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                      torch.Tensor]:
     """All layers' rays [L N] -> (indices of rays hitting their box [R], their origins,
@@ -377,6 +450,8 @@ def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
     Each ray is clipped to its grid's tight box (``geometry.ray_box``), the grid looked up
     at all ``n_steps`` centred steps (``OccupancyGrid.ray_lookup``: the occupancy the
     reference's two-level march finds), and the band starts at the first occupied one.
+    With ``generator`` the steps are jittered (training: one uniform offset per step,
+    drawn as the reference draws them, so both see the same samples).
     """
     inv = 1.0 / torch.where(d.abs() < 1e-9, 1e-9, d)
     t0, t1 = (plan.blo - o) * inv, (plan.bhi - o) * inv
@@ -385,7 +460,11 @@ def march(plan: MarchPlan, o: torch.Tensor, d: torch.Tensor
     rays = (far > near).nonzero()[:, 0]
     o, d, nr, span = o[rays], d[rays], near[rays], (far - near)[rays]
     scale = plan.scale[rays]
-    t = torch.addcmul(nr[:, None], span[:, None], plan.frac)
+    if generator is None:
+        t = torch.addcmul(nr[:, None], span[:, None], plan.frac)
+    else:
+        u = torch.rand(len(rays), plan.n_steps, device=o.device, generator=generator)
+        t = nr[:, None] + span[:, None] * ((plan.steps_ar + u) / plan.n_steps)
     # Grid coordinates laid out [3, R, n_steps]: long contiguous loops over the steps.
     g = torch.addcmul(((o - plan.lo[rays]) * scale).t()[..., None], t,
                       (d * scale).t()[..., None])
@@ -404,16 +483,29 @@ def composite(plan: MarchPlan, dense: torch.Tensor, t: torch.Tensor, delta_cm: t
     where not evaluated), t [R, band] -> [R, 5] (premultiplied rgb, alpha, depth).
     Samples in a block that starts with transmittance <= ``early_stop`` (after the first
     block) are dropped, exactly as the reference's early termination."""
-    alpha = 1.0 - torch.exp(-dense[..., 0] * delta_cm[:, None])
+    return band_sums(band_weights(plan, dense[..., 0], delta_cm)[0], dense, t)
+
+
+def band_weights(plan: MarchPlan, sigma: torch.Tensor, delta_cm: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compositing weights [R, band] of densities ``sigma`` [R, band], and which samples
+    the reference evaluates (bool [R, band]: their block starts alive)."""
+    alpha = 1.0 - torch.exp(-sigma * delta_cm[:, None])
     trans = torch.cumprod(F.pad(1.0 - alpha + 1e-10, (1, 0), value=1.0)[:, :-1], dim=1)
-    w = trans * alpha * ((trans[:, plan.start] > plan.early_stop) | plan.first_block)
-    dense[..., 0] = 1.0  # -> (1, rgb): the weighted sums are alpha and colour
-    sums = (w[..., None] * torch.cat([dense, t[..., None]], -1)).sum(1)  # [R, 5]
-    acc = sums[:, 0]
-    depth = torch.where(acc > 1e-4, sums[:, 4] / acc.clamp_min(1e-6), 0.0)
-    sums[:, 4] = acc
-    sums[:, 0] = depth
-    return sums.roll(-1, 1)  # (depth, r, g, b, alpha) -> (r, g, b, alpha, depth)
+    live = (trans[:, plan.start] > plan.early_stop) | plan.first_block
+    return trans * alpha * live, live
+
+
+def band_sums(w: torch.Tensor, dense: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Weights [R, band], samples [R, band, 4], depths [R, band] -> [R, 5] (premultiplied
+    rgb, alpha, depth)."""
+    # (rgb, 1, t): the weighted sums are colour, alpha and alpha-weighted depth. No
+    # in-place writes: training backpropagates through this.
+    sums = (w[..., None] * torch.cat([dense[..., 1:], torch.ones_like(t)[..., None],
+                                      t[..., None]], -1)).sum(1)  # [R, 5]
+    acc = sums[:, 3:4]
+    depth = torch.where(acc > 1e-4, sums[:, 4:] / acc.clamp_min(1e-6), 0.0)
+    return torch.cat([sums[:, :4], depth], 1)
 
 
 def layer_over(layers: torch.Tensor) -> torch.Tensor:
@@ -424,12 +516,28 @@ def layer_over(layers: torch.Tensor) -> torch.Tensor:
     head, torso = layers[0], layers[1]
     front, back = torch.where(head_front, head, torso), torch.where(head_front, torso, head)
     fa = front[:, 3:4]
-    out = torch.addcmul(front, 1.0 - fa, back)
-    out[:, 4:] = torch.where(fa > 1e-4, front[:, 4:], back[:, 4:])
-    return out
+    return torch.cat([torch.addcmul(front[:, :4], 1.0 - fa, back[:, :4]),
+                      torch.where(fa > 1e-4, front[:, 4:], back[:, 4:])], 1)
 
 
 # --- the engine --------------------------------------------------------------------------
+
+@dataclass
+class TrainSamples:
+    """A training step's marched samples (``Engine.train_march``): layer-ordered, the
+    head's first."""
+
+    plan: MarchPlan
+    n: int  # rays per layer
+    torso: bool  # a torso layer follows the head's
+    rays: torch.Tensor  # [R] rows (of L N) that hit their grid's box
+    t: torch.Tensor  # [R, band] depths along the band
+    delta: torch.Tensor  # [R] step length, cm
+    sel: torch.Tensor  # [S] occupied band samples, flat in [R, band]
+    x: torch.Tensor  # [S, 3] their points
+    frame: torch.Tensor  # [S] int32 their frames
+    split: int  # samples [0, split) are the head's
+
 
 def _pad(n: int, bucket: int) -> int:
     return max(bucket, -(-n // bucket) * bucket)
@@ -536,6 +644,70 @@ class Engine:
         layers = o.new_zeros(len(plan.lo), 5).index_copy(
             0, rays, composite(plan, dense.view(r, band, 4), t, delta))
         return layer_over(layers.view(2, n, 5)) if torso else layers
+
+    def train_march(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
+                    frame: torch.Tensor, opts: SampleOptions,
+                    generator: torch.Generator | None = None,
+                    body: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainSamples:
+        """A training step's samples: rays of several frames (``frame`` [N], head rays
+        and the torso's ``body`` rays) marched as the reference marches them (jittered
+        from ``generator`` as it draws), the band's occupied samples compacted once."""
+        n = o.shape[0]
+        tgrid = self.model.torso_grid
+        torso = self.model.torso is not None and tgrid is not None and body is not None
+        if torso:
+            o, d, frame = torch.cat([o, body[0]]), torch.cat([d, body[1]]), frame.repeat(2)
+        plan = self._plan([grid, tgrid] if torso else [grid], n, opts)
+        rays, o, d, t, keep, delta = march(plan, o, d, generator if opts.jitter else None)
+        sel = keep.view(-1).nonzero()[:, 0]
+        ray = sel // plan.band
+        x = torch.addcmul(o[ray], t.view(-1)[sel, None], d[ray])
+        split = int(torch.searchsorted(ray, int(torch.searchsorted(rays, n))))
+        return TrainSamples(plan, n, torso, rays, t, delta, sel, x,
+                            frame.to(torch.int32)[rays].index_select(0, ray), split)
+
+    def lattice_reads(self, s: TrainSamples) -> torch.Tensor:
+        """bool [P]: the attention lattice points the head samples read (the only ones
+        whose values, and so attention, the step needs)."""
+        lat = Lattice.of(self.model.lattice_shape, s.x.device)
+        idx = lattice_corners(lat, s.x[:s.split])[0]
+        mark = torch.zeros(padded_size(lat), dtype=torch.bool, device=s.x.device)
+        mark[idx.reshape(-1).long()] = True
+        nx, ny, nz = lat.shape
+        return mark.view(nz + 2, ny + 2, nx + 2)[1:-1, 1:-1, 1:-1].reshape(-1)
+
+    def train_field(self, s: TrainSamples, volume: FrameCondition
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The field and compositing of ``train_march``'s samples, differentiable
+        (weights, and rays when they are) -> (layers [L, N, 5]: the head's, then the
+        torso's, each premultiplied rgb, alpha, depth; the mean squared attention offset
+        of the head's samples).
+
+        The reference's training forward (``render.render_rays`` + ``render_torso_rays``)
+        with static shapes: one field call per layer for all frames (each sample reads
+        its frame's lattice rows / pose code), compositing over the band with the
+        reference's early-termination mask. Weights are laid out afresh (differentiably).
+        """
+        model, plan = self.model, s.plan
+        head = HeadField.of(model)
+        attn = pad_lattice(head.lattice, volume.attn)
+        vals, off = head_field_offsets(head, attn, s.x[:s.split],
+                                       s.frame[:s.split] * padded_size(head.lattice))
+        if s.torso:
+            tf = TorsoFieldW.of(model.torso)
+            vals = torch.cat([vals, torso_field(tf, volume.torso_code, s.x[s.split:],
+                                                s.frame[s.split:])])
+        r, band = len(s.rays), plan.band
+        dense = s.x.new_zeros(r * band, 4).index_copy(0, s.sel, vals.to(s.x.dtype))
+        dense = dense.view(r, band, 4)
+        w, live = band_weights(plan, dense[..., 0], s.delta)
+        layers = s.x.new_zeros(len(plan.lo), 5).index_copy(0, s.rays,
+                                                            band_sums(w, dense, s.t))
+        # The regulariser's mean runs over the samples the reference evaluates: not
+        # those in blocks after its early termination.
+        counted = live.view(-1)[s.sel[:s.split]]
+        off_sq = ((off.float() ** 2).sum(1) * counted).sum() / counted.sum().clamp_min(1)
+        return layers.view(-1, s.n, 5), off_sq
 
     def _field(self, fn: Callable, weights: object, cond: torch.Tensor, x: torch.Tensor
                ) -> torch.Tensor:

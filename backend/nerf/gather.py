@@ -4,8 +4,9 @@
 (each row one contiguous read), but its backward sorts the indices (CPU and CUDA) and
 builds a zero table per call: in a training step that sort was the largest single cost.
 ``weighted_gather`` keeps ``embedding_bag``'s forward and computes the gradients
-directly: the table's as one ``index_add_`` (a scatter-add: atomics on CUDA, in order on
-CPU), the weights' as a dot product of each gathered row with the output gradient.
+directly: the table's as one ``index_add_`` (a scatter-add: atomics on CUDA; on CPU
+with int64 indices, as int32 ones take a ~4x slower path), the weights' as a batched
+dot product of each gathered row with the output gradient.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ class _WeightedGather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         table, idx, w = ctx.saved_tensors
-        flat = idx.reshape(-1)
+        # int64: CPU index_add_ with int32 indices takes a ~4x slower path.
+        flat = idx.reshape(-1).long()
         g_table = g_w = None
         if ctx.needs_input_grad[0]:
             contrib = (w[..., None] * grad[:, None]).reshape(-1, grad.shape[1])
             g_table = torch.zeros_like(table).index_add_(0, flat, contrib.to(table.dtype))
         if ctx.needs_input_grad[2]:
-            rows = table.index_select(0, flat).view(*idx.shape, -1)
-            g_w = (rows * grad[:, None].to(rows.dtype)).sum(-1).to(w.dtype)
+            rows = table.index_select(0, flat).view(*idx.shape, -1)  # [N, K, C]
+            g_w = torch.bmm(rows, grad[..., None].to(rows.dtype))[..., 0].to(w.dtype)
         return g_table, None, g_w
 
 

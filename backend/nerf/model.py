@@ -162,19 +162,23 @@ class FaceNeRF(nn.Module):
         return self.attn.tokens(landmarks, self.token_mean, blendshapes)
 
     def condition(self, landmarks: torch.Tensor, blendshapes: torch.Tensor | None,
-                  grid: OccupancyGrid | None, torso_code: torch.Tensor | None = None
-                  ) -> FrameCondition:
+                  grid: OccupancyGrid | None, torso_code: torch.Tensor | None = None,
+                  reads: torch.Tensor | None = None) -> FrameCondition:
         """Per-frame conditioning from the frames' face landmarks [F, 478, 3] (metres,
         head frame), blendshapes [F, 52] (or None) and the torso's pose code [F, 9].
 
         The attention lattice holds (offset, appearance) at ``lattice_pts``; with ``grid``
         only the lattice points a sample in an occupied cell can read are queried (the
         rest stay zero); with None, every lattice point (used when re-deriving occupancy).
+        ``reads`` (bool [P]) narrows the query to the points a training step's samples
+        read: the values they read are the same, the others are never read.
         """
         key, val = self.tokens(landmarks[:, self.token_index], blendshapes)
         f = landmarks.shape[0]
         pts = self.lattice_pts
         idx = self._lattice_index("attn", grid, pts, self.lattice_shape)
+        if reads is not None:
+            idx = idx[reads[idx]]
         offset, app = self.attn(pts[idx][None].expand(f, -1, -1), key, val)
         vals = torch.cat([offset, app], dim=-1).to(pts.dtype)  # [F, n, C]
         c = vals.shape[-1]

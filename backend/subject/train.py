@@ -31,9 +31,10 @@ from shared.face_basis import solve_blendshapes
 from shared.landmarks import estimate_neutral
 
 from ..nerf.camera_optimizer import CameraOptimizer
+from ..nerf.engine import Engine, engine_choice, layer_over
 from ..nerf.geometry import rays_torch
 from ..nerf.metrics import psnr, ssim
-from ..nerf.model import FaceNeRF
+from ..nerf.model import FaceNeRF, FrameCondition
 from ..nerf.occupancy import OccupancyGrid
 from ..nerf.render import SampleOptions, composite_layers, render_rays, render_torso_rays
 from ..nerf.torso import pose_code
@@ -142,6 +143,10 @@ class Trainer:
         self.feat = feature_rects(data)
         self.plate = data.plate.astype(np.float32) / 255.0
         h, w = data.frames.shape[1:3]
+        # The fused engine's march with gradients (``FACECAST_ENGINE=eager``: the
+        # reference's); subjects with the mesh warp train with the reference.
+        self.engine = (Engine(model) if engine_choice() != "eager" and model.warp is None
+                       else None)
         self.depth_prior = (LandmarkDepth(data.landmarks, data.pixels, w, h, cfg.depth_rays)
                             if cfg.depth_rays > 0 and cfg.depth_weight > 0 else None)
 
@@ -232,24 +237,49 @@ class Trainer:
         err_cm = (depth - target) * 100.0
         return torch.mean(alpha.detach() * (err_cm ** 2).clamp(max=25.0))
 
+    def render(self, frames: np.ndarray, pix: list[np.ndarray], o: torch.Tensor,
+               d: torch.Tensor, fid: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch's rays through head and torso (differentiable): composited rgb,
+        alpha, depth, the head layer's alpha and depth, the mean squared offset."""
+        march = self.cfg.march
+        torso = self.model.torso is not None and self.model.torso_grid is not None
+        body = self._rays("body", frames, pix) if torso else None
+        fsel = torch.as_tensor(frames, device=self.dev)
+
+        def condition(reads: torch.Tensor | None = None) -> FrameCondition:
+            # One attention lattice evaluation per frame, shared by all its rays.
+            return self.model.condition(self.landmarks[fsel], self.blendshapes[fsel],
+                                        self.grid, self.torso_codes[fsel], reads)
+
+        if self.engine is not None:
+            # March first: the attention is evaluated only where the samples read it.
+            samples = self.engine.train_march(
+                self.grid, o.float(), d.float(), fid.long(), march, self.gen,
+                None if body is None else (body[0].float(), body[1].float()))
+            vol = condition(self.engine.lattice_reads(samples))
+            layers, off_sq = self.engine.train_field(samples, vol)
+            out = layers[0] if len(layers) == 1 else layer_over(layers)
+            return {"rgb": out[:, :3], "alpha": out[:, 3], "depth": out[:, 4],
+                    "head_alpha": layers[0, :, 3], "head_depth": layers[0, :, 4],
+                    "offset_sq": off_sq}
+        vol = condition()
+        head = render_rays(self.model, self.grid, o.float(), d.float(), fid.long(), vol,
+                           march, generator=self.gen)
+        out = head
+        if body is not None:
+            out = composite_layers(head, render_torso_rays(
+                self.model, body[0].float(), body[1].float(), fid.long(), vol, march,
+                generator=self.gen))
+        return {**out, "head_alpha": head["alpha"], "head_depth": head["depth"]}
+
     def train_step(self, progress: float) -> tuple[float, float]:
         cfg = self.cfg
         for g, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
             g["lr"] = base * 0.1 ** min(1.0, progress)
         frames, pix, fid, gt, bg, matte, mark, points = self._batch()
-        fsel = torch.as_tensor(frames, device=self.dev)
-        # One attention/warp lattice evaluation per frame, shared by all its rays.
-        vol = self.model.condition(self.landmarks[fsel], self.blendshapes[fsel], self.grid,
-                                   self.torso_codes[fsel])
         o, d = self._rays("head", frames, pix)
-        out = render_rays(self.model, self.grid, o.float(), d.float(), fid.long(), vol,
-                          cfg.march, generator=self.gen)
-        head_depth, head_alpha = out["depth"][mark], out["alpha"][mark]
-        if self.model.torso is not None and self.model.torso_grid is not None:
-            bo, bd = self._rays("body", frames, pix)
-            body = render_torso_rays(self.model, bo.float(), bd.float(), fid.long(), vol,
-                                     cfg.march, generator=self.gen)
-            out = composite_layers(out, body)
+        out = self.render(frames, pix, o, d, fid)
+        head_depth, head_alpha = out["head_depth"][mark], out["head_alpha"][mark]
         pred = out["rgb"] + (1.0 - out["alpha"][:, None]) * bg
         mse = torch.mean((pred - gt) ** 2)
         loss = (mse + cfg.alpha_weight * torch.mean((out["alpha"] - matte) ** 2)
