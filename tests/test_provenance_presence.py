@@ -217,3 +217,26 @@ def test_report_claims_only_what_verify_confirms(tmp_path: Path, medium) -> None
                        [mark_frame(f, PAYLOAD) for f in frames], 25)
     claim = confirmed_claim(marked, [], PAYLOAD)
     assert claim.startswith("MP4: Facecast watermark found") and "verify exit 0" in claim
+
+
+def test_a_folder_of_downscaled_frames_is_read_as_a_sequence(tmp_path: Path, plate) -> None:
+    """A 256² render's frames resized to 25 % (64²) are rarely found alone; a folder of
+    them is read as a sequence (as a video is) and every frame is found with its
+    neighbours, while the same frames unmarked stay unmarked."""
+    from PIL import Image
+
+    from backend.provenance.verify import verify_paths
+
+    renders = _renders(256, 4)
+    for name, frames in (("marked", [mark_frame(u, PAYLOAD) for u in renders]),
+                         ("plain", renders)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, f in enumerate(frames):
+            small = Image.fromarray(_over(f, plate)).resize((64, 64),
+                                                            Image.Resampling.BICUBIC)
+            small.save(folder / f"{i:04d}.png")
+    marked = verify_paths([tmp_path / "marked"])
+    assert [r.watermark.found for r in marked] == [True] * 4
+    assert any("read as a sequence" in n for r in marked for n in r.notes)
+    assert not any(r.watermark.found for r in verify_paths([tmp_path / "plain"]))

@@ -190,6 +190,10 @@ def _read_video(path: Path, max_frames: int) -> tuple[list[np.ndarray], int, str
     return frames, total, ""
 
 
+_NO_MARK_NOTE = "the credentials declare a synthetic render but the pixels carry no watermark"
+SEQUENCE_WINDOW = 25  # frames summed around each picture of a folder's sequence (1 s)
+
+
 def read_image_marks(image: np.ndarray) -> WatermarkResult:
     """Both marks of one picture: found when either is; the payload when it decodes."""
     d = detect(image).detection
@@ -263,8 +267,7 @@ def _name_subject(rep: FileReport, subjects: dict[int, tuple[str, str]]) -> None
     creds = rep.credentials
     wm = rep.watermark
     if creds is not None and creds.synthetic and creds.ok and not (wm and wm.found):
-        rep.notes.append("the credentials declare a synthetic render but the pixels carry "
-                         "no watermark" + ("" if creds.state == "trusted" else
+        rep.notes.append(_NO_MARK_NOTE + ("" if creds.state == "trusted" else
                                            " (and the signer is not trusted here)"))
     claimed = (creds.render.get("subject") or {}) if creds is not None and creds.ok else {}
     if claimed.get("name"):
@@ -297,7 +300,37 @@ def verify_paths(paths: list[str | Path], *, max_frames: int = MAX_VIDEO_FRAMES,
     for f, explicit in _files([Path(p) for p in paths]):
         reports.append(verify_file(f, explicit=explicit, max_frames=max_frames,
                                    trust_anchors=trust_anchors, subjects=subjects))
+    read_as_sequences(reports)
     return reports
+
+
+def read_as_sequences(reports: list[FileReport]) -> None:
+    """Pictures of one folder with the same size are read as a frame sequence, as a video
+    is (each with the ``SEQUENCE_WINDOW`` frames around it, in name order): a render's
+    frames carry the same mark, so a frame too damaged to read alone (downscaled, a small
+    face) is found with its neighbours. Updates the reports of pictures found only so."""
+    groups: dict[tuple[str, tuple[int, ...]], list[tuple[FileReport, np.ndarray]]] = {}
+    pictures = [r for r in reports if r.kind == "image" and r.watermark is not None]
+    if all(r.watermark.found for r in pictures):
+        return
+    for rep in pictures:
+        image, _ = _read_image(Path(rep.path))
+        if image is not None:
+            key = (str(Path(rep.path).parent), image.shape)
+            groups.setdefault(key, []).append((rep, image))
+    for members in groups.values():
+        if len(members) < 2 or all(rep.watermark.found for rep, _ in members):
+            continue
+        members.sort(key=lambda m: m[0].path)
+        _, windowed = presence.detect_frames([im for _, im in members], SEQUENCE_WINDOW)
+        for (rep, _), p in zip(members, windowed, strict=True):
+            if rep.watermark.found or not p.found:
+                continue
+            rep.watermark.found = True
+            rep.watermark.presence_score = p.score
+            rep.notes = [n for n in rep.notes if not n.startswith(_NO_MARK_NOTE)]
+            rep.notes.append(f"found with its neighbouring frames: {len(members)} pictures "
+                             "of this size in this folder read as a sequence")
 
 
 def exit_code(reports: list[FileReport]) -> int:
