@@ -143,6 +143,33 @@ def test_fused_follows_new_weights_and_a_new_grid(subject) -> None:
     assert np.abs(fused - eager).max() < 2e-3
 
 
+def test_kept_attention_queries_follow_the_weights(subject) -> None:
+    """The frame-independent attention queries kept between frames (inference) give the
+    lattice the uncached (autograd) path gives, and are rebuilt when a query weight
+    changes."""
+    import copy
+
+    model = copy.deepcopy(subject.model)
+    model.__dict__.pop("_masks", None)  # lattice indices made in inference mode elsewhere
+    pack = SubjectData.load(subject.folder / "heldout.npz")
+    lm = torch.from_numpy(pack.landmarks[:1])
+
+    def kept_and_fresh() -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            fresh = model.condition(lm, None, subject.grid).attn.detach()
+        with torch.no_grad():
+            model.condition(lm, None, subject.grid)
+            kept = model.condition(lm, None, subject.grid).attn
+        return kept, fresh
+
+    kept, fresh = kept_and_fresh()
+    assert torch.equal(kept, fresh)
+    with torch.no_grad():
+        model.attn.q_proj.weight.mul_(1.5)
+    kept2, fresh2 = kept_and_fresh()
+    assert torch.equal(kept2, fresh2) and not torch.equal(kept2, kept)
+
+
 def test_fused_frame_makes_far_fewer_torch_calls(subject) -> None:
     """The bench's op counter on the user's path (render_sequence): the whole-frame fused
     layout makes several times fewer torch calls than the eager reference."""

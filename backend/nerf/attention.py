@@ -97,11 +97,24 @@ class LandmarkAttention(nn.Module):
         ``scaled_dot_product_attention`` kernel for 125 keys; queries are chunked so the
         [F, H, S, K] logits stay small.
         """
-        outs = [self._attend(x[:, i:i + chunk], key, val) for i in range(0, x.shape[1], chunk)]
+        return self.attend(self.queries(x, chunk), key, val)
+
+    def queries(self, x: torch.Tensor, chunk: int = 16384
+                ) -> list[tuple[torch.Tensor, torch.dtype]]:
+        """The queries of points x [F, S, 3] metres, in chunks of ``chunk`` points: each
+        [F, H, s, d+5] (the geometric bias folded in) with x's dtype. They depend on the
+        points and the query weights only, not on the frame: a caller may keep them."""
+        return [(self._query(x[:, i:i + chunk]), x.dtype) for i in range(0, x.shape[1], chunk)]
+
+    def attend(self, queries: list[tuple[torch.Tensor, torch.dtype]], key: torch.Tensor,
+               val: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chunked queries (``queries``) over one frame set's keys and values ->
+        (offset [F, S, 3] metres, appearance [F, S, A])."""
+        outs = [self._mix(q, dtype, key, val) for q, dtype in queries]
         o = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
         return torch.tanh(o[..., :3]) * self.max_offset, o[..., 3:]
 
-    def _attend(self, x: torch.Tensor, key: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
+    def _query(self, x: torch.Tensor) -> torch.Tensor:
         f, s, _ = x.shape
         p = x * POS_SCALE
         q = self.q_proj(posenc(p, self.PE_Q)).view(f, s, self.h, self.d).transpose(1, 2)
@@ -109,8 +122,12 @@ class LandmarkAttention(nn.Module):
         pq = p[:, None]  # [F, 1, S, 3]
         sq = (pq * pq).sum(-1, keepdim=True)
         # q'.k' = q.k/sqrt(d) + 2w x.p - w|p|^2 - w|x|^2 = q.k/sqrt(d) - w|x - p|^2
-        q = torch.cat([q / math.sqrt(self.d), (2 * w * pq).expand(-1, self.h, -1, -1),
-                       (-w).expand(f, -1, s, 1), -w * sq], dim=-1)
+        return torch.cat([q / math.sqrt(self.d), (2 * w * pq).expand(-1, self.h, -1, -1),
+                          (-w).expand(f, -1, s, 1), -w * sq], dim=-1)
+
+    def _mix(self, q: torch.Tensor, dtype: torch.dtype, key: torch.Tensor, val: torch.Tensor
+             ) -> torch.Tensor:
+        f, _, s, _ = q.shape
         att = torch.softmax(q.to(key.dtype) @ key.transpose(-1, -2), dim=-1)
         o = (att @ val).transpose(1, 2).reshape(f, s, self.h * self.d)
-        return self.out(o.to(x.dtype))
+        return self.out(o.to(dtype))

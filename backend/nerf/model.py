@@ -179,7 +179,10 @@ class FaceNeRF(nn.Module):
         idx = self._lattice_index("attn", grid, pts, self.lattice_shape)
         if reads is not None:
             idx = idx[reads[idx]]
-        offset, app = self.attn(pts[idx][None].expand(f, -1, -1), key, val)
+        if torch.is_grad_enabled():
+            offset, app = self.attn(pts[idx][None].expand(f, -1, -1), key, val)
+        else:
+            offset, app = self.attn.attend(self._queries(idx, f), key, val)
         vals = torch.cat([offset, app], dim=-1).to(pts.dtype)  # [F, n, C]
         c = vals.shape[-1]
         attn = vals.new_zeros(f, len(pts), c).index_copy(1, idx, vals)
@@ -190,6 +193,20 @@ class FaceNeRF(nn.Module):
         if self.torso is not None and torso_code is None:
             torso_code = landmarks.new_zeros(f, 9)
         return FrameCondition(attn, warp, torso_code)
+
+    def _queries(self, idx: torch.Tensor, f: int) -> list[tuple[torch.Tensor, torch.dtype]]:
+        """The attention's queries at lattice points ``idx`` for ``f`` frames: they do not
+        depend on the frame, so (without autograd) they are kept while the points, the
+        query weights (by identity and version) and the autocast state stay the same."""
+        pts, attn = self.lattice_pts, self.attn
+        params = (attn.q_proj.weight, attn.q_proj.bias, attn.log_w)
+        key = (f, torch.is_autocast_enabled(pts.device.type), [p._version for p in params])
+        hit = self.__dict__.get("_query_cache")
+        if (hit is None or hit[0] is not idx or hit[1] is not pts or hit[2] != key
+                or any(a is not b for a, b in zip(hit[3], params, strict=True))):
+            hit = (idx, pts, key, params, attn.queries(pts[idx][None].expand(f, -1, -1)))
+            self.__dict__["_query_cache"] = hit
+        return hit[4]
 
     def _lattice_index(self, name: str, grid: OccupancyGrid | None, pts: torch.Tensor,
                        shape: tuple[int, int, int]) -> torch.Tensor:
