@@ -18,6 +18,7 @@ import math
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from shared.blendshapes import ARKIT_BLENDSHAPES
@@ -36,7 +37,9 @@ class AttentionConfig(Protocol):
 
 def posenc(x: torch.Tensor, n_freqs: int) -> torch.Tensor:
     """[..., D] -> [..., D * (1 + 2 n_freqs)] sin/cos encoding (x expected ~[-1, 1])."""
-    freqs = (2.0 ** torch.arange(n_freqs, device=x.device, dtype=x.dtype)) * math.pi
+    # 2^i pi rounded once: the same values as (2^i in x's dtype) * pi rounded, in one call
+    freqs = torch.tensor([2.0 ** i * math.pi for i in range(n_freqs)], device=x.device,
+                         dtype=x.dtype)
     xf = x[..., None] * freqs
     return torch.cat([x, torch.sin(xf).flatten(-2), torch.cos(xf).flatten(-2)], dim=-1)
 
@@ -84,8 +87,8 @@ class LandmarkAttention(nn.Module):
         kv = torch.cat([kv, bs], dim=1)  # [F, K+1, 2hd]
         key, val = kv.view(f, k + 1, 2, self.h, self.d).permute(2, 0, 3, 1, 4)
         # Geometric columns: [p, |p|^2, 1] for landmarks, zeros for the blendshape token.
-        geo = torch.cat([p, (p * p).sum(-1, keepdim=True), torch.ones_like(p[..., :1])], -1)
-        geo = torch.cat([geo, torch.zeros_like(geo[:, :1])], dim=1)  # [F, K+1, 5]
+        geo = F.pad(torch.cat([p, (p * p).sum(-1, keepdim=True)], -1), (0, 1), value=1.0)
+        geo = F.pad(geo, (0, 0, 0, 1))  # [F, K+1, 5]
         key = torch.cat([key, geo[:, None].expand(-1, self.h, -1, -1)], dim=-1)
         return key, val
 

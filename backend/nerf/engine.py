@@ -512,12 +512,13 @@ def layer_over(layers: torch.Tensor) -> torch.Tensor:
     """Two [N, 5] layers ([2, N, 5]) front to back by depth
     (``render.composite_layers``)."""
     d = torch.where(layers[..., 3] > 1e-4, layers[..., 4], torch.finfo(layers.dtype).max)
-    head_front = (d[0] <= d[1])[:, None]
-    head, torso = layers[0], layers[1]
-    front, back = torch.where(head_front, head, torso), torch.where(head_front, torso, head)
+    d_head, d_torso = d.unbind(0)
+    front, back = torch.where((d_head <= d_torso)[None, :, None], layers,
+                              layers.flip(0)).unbind(0)
     fa = front[:, 3:4]
-    return torch.cat([torch.addcmul(front[:, :4], 1.0 - fa, back[:, :4]),
-                      torch.where(fa > 1e-4, front[:, 4:], back[:, 4:])], 1)
+    out = torch.where(fa > 1e-4, front, back)  # its depth; colour and alpha below
+    out[:, :4] = torch.addcmul(front[:, :4], 1.0 - fa, back[:, :4])
+    return out
 
 
 # --- the engine --------------------------------------------------------------------------
