@@ -150,9 +150,10 @@ def test_kept_attention_queries_follow_the_weights(subject) -> None:
     import copy
 
     model = copy.deepcopy(subject.model)
-    model.__dict__.pop("_masks", None)  # lattice indices made in inference mode elsewhere
     pack = SubjectData.load(subject.folder / "heldout.npz")
     lm = torch.from_numpy(pack.landmarks[:1])
+    with torch.inference_mode():  # a model that has rendered still conditions for autograd
+        model.condition(lm, None, subject.grid)
 
     def kept_and_fresh() -> tuple[torch.Tensor, torch.Tensor]:
         with torch.enable_grad():

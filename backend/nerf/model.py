@@ -216,7 +216,10 @@ class FaceNeRF(nn.Module):
             return torch.arange(len(pts), device=pts.device)
         cache = self.__dict__.setdefault("_masks", {})
         hit = cache.get(name)
-        if hit is None or hit[0] is not grid.occ:
+        # an index made under inference_mode (a render) cannot be saved for a backward:
+        # outside it, such an index is made again
+        if (hit is None or hit[0] is not grid.occ
+                or (hit[1].is_inference() and not torch.is_inference_mode_enabled())):
             hit = (grid.occ, lattice_mask(grid, pts, shape).nonzero()[:, 0])
             cache[name] = hit
         return hit[1]
