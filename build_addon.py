@@ -12,7 +12,8 @@ ABI(s) it names and Blender changed Python between releases:
   ``cp312-abi3`` wheels, msgpack and blake3 have no abi3 build so their ``cp313``
   wheels are used).
 
-Each zip holds the add-on modules from ``blender_addon/`` at its root (Blender installs
+Each zip holds the add-on package from ``blender_addon/`` at its root (``ui/``,
+``writers/``, the job layer, ``core/``; Blender installs
 an extension as a package named after its id, so the code becomes ``bl_ext.<repo>.facecast``),
 the repo's ``shared/`` package vendored as ``facecast/shared/`` (so add-on code writes
 ``from .shared.blendshapes import ...`` and never touches ``sys.path``), the pyzmq and
@@ -143,14 +144,22 @@ def imported_modules(source: str, filename: str) -> list[tuple[int, str, int]]:
 def check_imports(files: Iterable[tuple[str, str]], forbidden: frozenset[str]) -> list[str]:
     """Find imports that would break the installed extension.
 
-    ``files`` is ``(archive_name, source)``. Two failure kinds: a forbidden package
-    (e.g. torch) and an absolute import of a repo package, which works in the checkout
-    but not once Blender installs the code as ``bl_ext.<repo>.facecast``.
+    ``files`` is ``(archive_name, source)``. Three failure kinds: a forbidden package
+    (e.g. torch), an absolute import of a repo package, which works in the checkout
+    but not once Blender installs the code as ``bl_ext.<repo>.facecast``, and a
+    relative import that climbs above the add-on's root (``from ... import x`` in
+    ``ui/panel.py``), which would reach into ``bl_ext.<repo>`` once installed.
     """
     problems = []
     for name, source in files:
+        depth = name.count("/")  # folders between the add-on root and this file
+        if name.rsplit("/", 1)[-1] == "__init__.py":
+            depth -= 1  # a package's __init__ is its folder's module
         for lineno, module, level in imported_modules(source, name):
             if level:
+                if level - 1 > depth:
+                    problems.append(f"{name}:{lineno}: relative import climbs above the "
+                                    f"add-on ({'.' * level}{module}); import within it")
                 continue
             top = module.split(".")[0]
             if top in forbidden:

@@ -24,7 +24,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from . import scene_inputs, sequencer_writer
+from . import scene_inputs
 from .core.animate_job import (
     ANIMATE_KIND,
     TEXT_FEATURE,
@@ -53,8 +53,9 @@ from .shared.emotions import validate_emotion_arrays
 from .shared.errors import FacecastError, InputError
 from .shared.landmarks import pose_to_blender_axes, to_blender_axes
 from .shared.render_request import RenderJobRequest
-from .take_writer import face_id, write_face_take, write_head_take, write_landmark_empties
-from .takes import next_take_number
+from .writers import sequencer_writer
+from .writers.take_writer import face_id, write_face_take, write_head_take, write_landmark_empties
+from .writers.takes import next_take_number
 
 STEP_INTERVAL_S = 0.05
 STRIP_REFRESH_S = 1.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import compat, pose_library
+from . import compat
 from .core.animate_job import dialogue_text, scene_fps
 from .core.rig_mapping import POSES, SHAPE_KEYS, RigMapping, map_rig
 from .shared.blendshapes import ARKIT_BLENDSHAPES
@@ -23,7 +23,8 @@ from .shared.camera import camera_dict_from_blender
 from .shared.emotions import EMOTIONS
 from .shared.errors import InputError
 from .shared.landmarks import HEAD_TO_BLENDER
-from .take_writer import key_data_path
+from .writers import pose_library
+from .writers.take_writer import key_data_path
 
 
 @dataclass(frozen=True)

@@ -101,12 +101,15 @@ def test_code_layout(addon_zips: dict[str, Path], tag: str) -> None:
         names = zf.namelist()
         for required in (
             "__init__.py",
-            "preferences.py",
+            "ui/__init__.py",
+            "ui/preferences.py",
+            "ui/rig_operators.py",
             "compat.py",
+            "job_session.py",
             "core/__init__.py",
             "core/demo_mesh.py",
-            "demo_rig.py",
-            "rig_operators.py",
+            "writers/__init__.py",
+            "writers/demo_rig.py",
             "shared/__init__.py",
             "shared/blendshapes.py",
         ):
@@ -182,6 +185,13 @@ def test_static_checks_reject_torch_and_absolute_imports() -> None:
         build_addon.static_checks([*entries, ("shared/x.py", b"import bpy\n")])
     with pytest.raises(build_addon.BuildError, match="bpy"):  # the bpy-free core too
         build_addon.static_checks([*entries, ("core/x.py", b"def f():\n    import bpy\n")])
+    # ui/ and writers/ reach the add-on root with ``..``; one more dot leaves the add-on
+    build_addon.static_checks([*entries, ("ui/x.py", b"from ..core import y\n"),
+                               ("ui/__init__.py", b"from . import x\n")])
+    with pytest.raises(build_addon.BuildError, match="climbs above"):
+        build_addon.static_checks([*entries, ("ui/x.py", b"from ...core import y\n")])
+    with pytest.raises(build_addon.BuildError, match="climbs above"):
+        build_addon.static_checks([*entries, ("writers/__init__.py", b"from .. import y\n")])
 
 
 def test_offline_build_fails_clearly_without_wheels(tmp_path: Path) -> None:

@@ -228,7 +228,7 @@ def addon_cycles(files: list[Path]) -> list[list[str]]:
 
 def test_the_addon_has_no_import_cycle() -> None:
     """The add-on's modules import one way: UI (panel, preferences, operators) -> the
-    session -> the bpy-free cores; the session gets the preferences as a typed
+    session -> the writers -> the bpy-free cores; the session gets the preferences as a typed
     ``BackendSettings`` handed down, never by importing them."""
     cycles = addon_cycles(_files("blender_addon"))
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
@@ -286,6 +286,79 @@ def test_an_import_of_a_moved_module_is_caught(tmp_path, monkeypatch) -> None:
                     "from backend.media.decode import read_video\n")
     assert unresolved_imports([user]) == [
         "backend/user.py:2: backend.video.decode.read_video is no module"]
+
+
+#: The add-on's layers (a module imports its own layer or a lower one; the longest
+#: matching prefix decides): the bpy-free cores and the vendored wire; the Blender API
+#: spellings; what writes into the scene; the job (its session and what it reads from
+#: the scene); the UI, which Blender registers; the package's ``__init__``.
+ADDON_LAYERS: dict[str, int] = {
+    "blender_addon.core": 0, "blender_addon.shared": 0,
+    "blender_addon.compat": 1,
+    "blender_addon.writers": 2,
+    "blender_addon.job_session": 3, "blender_addon.scene_inputs": 3,
+    "blender_addon.ui": 4,
+}
+
+
+def addon_backward_imports(files: list[Path]) -> list[str]:
+    """One line per add-on import that points up a layer (a writer importing the UI or
+    the job session, the session importing the UI), or a module in no layer."""
+    bad = []
+    for path in files:
+        src = module_name(path)
+        if src == "blender_addon":
+            continue  # the package's __init__ registers ui/ by name, above every layer
+        key = _match(src, ADDON_LAYERS)
+        if key is None:
+            bad.append(f"{src} is in no layer: place it in ADDON_LAYERS")
+            continue
+        for target, line in imports_of(path):
+            if not target.startswith("blender_addon."):
+                continue
+            dst = _match(target, ADDON_LAYERS)
+            if dst is None or ADDON_LAYERS[dst] > ADDON_LAYERS[key]:
+                bad.append(f"{path.relative_to(REPO)}:{line}: {src} imports {target}: "
+                           "the arrow points up (ui -> job_session -> writers -> core)")
+    return bad
+
+
+def test_the_addon_imports_point_down() -> None:
+    bad = addon_backward_imports(_files("blender_addon"))
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(("src", "code"), [
+    ("blender_addon/writers/fake.py", "def f():\n    from ..ui.panel import draw_panel\n"),
+    ("blender_addon/writers/fake.py", "from .. import job_session\n"),
+    ("blender_addon/job_session2.py", "import os\n"),
+    ("blender_addon/core/fake.py", "from ..writers import takes\n"),
+])
+def test_an_addon_import_pointing_up_is_caught(tmp_path, monkeypatch, src, code) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    path = tmp_path / src
+    path.parent.mkdir(parents=True)
+    path.write_text(code)
+    assert len(addon_backward_imports([path])) == 1
+
+
+def test_every_addon_import_of_ours_names_a_module() -> None:
+    """The add-on's relative imports resolve (``..shared`` is the vendored ``shared/``):
+    a module moved between ``ui/``, ``writers/`` and the root leaves no stale import,
+    even inside a function that only Blender would call."""
+    bad = []
+    for path in _files("blender_addon"):
+        for target, line in imports_of(path):
+            if not target.startswith("blender_addon."):
+                continue
+            parts = target.split(".")
+            if parts[1] == "shared":
+                parts = parts[1:]
+            if not (_is_module(parts) or _is_module(parts[:-1])):
+                bad.append(f"{path.relative_to(REPO)}:{line}: {target} is no module")
+    assert not bad, "\n".join(bad)
 
 
 def test_the_addon_core_needs_no_blender() -> None:

@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     staging = Path(tempfile.mkdtemp(prefix="facecast-addon-"))
     build_addon.stage_sources(staging / "facecast_addon")
     sys.path.insert(0, str(staging))
-    from facecast_addon import compat, demo_rig, scene_inputs, sequencer_writer, take_writer
+    from facecast_addon import compat, scene_inputs
     from facecast_addon.shared.camera import camera_from_dict
     from facecast_addon.shared.landmarks import pose_to_blender_axes
+    from facecast_addon.writers import demo_rig, sequencer_writer, take_writer
 
     anim = np.load(args.animation.resolve())
     blendshapes = anim["blendshapes"].astype(np.float32)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import bpy
 from mathutils import Matrix
 
-from . import scene_composite, scene_inputs
-from .facecast_operators import fail
-from .shared.errors import FacecastError
+from .. import scene_inputs
+from ..shared.errors import FacecastError
+from ..writers import scene_composite
+from .operators import fail
 
 ANCHOR_NAME = "Facecast Head Anchor"
 MOTION_NAME = "Facecast Head Motion"

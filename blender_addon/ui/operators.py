@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import job_session, scene_inputs
+from .. import job_session, scene_inputs
+from ..shared.emotions import EMOTIONS
+from ..shared.errors import FacecastError
 from .preferences import backend_settings
-from .shared.emotions import EMOTIONS
-from .shared.errors import FacecastError
 
 
 def fail(op: bpy.types.Operator, context: bpy.types.Context, exc: FacecastError) -> set[str]:

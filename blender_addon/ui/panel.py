@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import hybrid_operators, job_session, scene_inputs
-from .core.animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
-from .shared.emotions import EMOTIONS
+from .. import job_session, scene_inputs
+from ..core.animate_job import ANIMATE_KIND, TEXT_FEATURE, TEXT_UNSUPPORTED
+from ..shared.emotions import EMOTIONS
+from . import hybrid_operators
 from .widgets import draw_backend_status, wrapped
 
 
@@ -121,9 +122,9 @@ def draw_mapping(layout: bpy.types.UILayout, s: object) -> None:
 
 def draw_takes(layout: bpy.types.UILayout, s: object) -> None:
     """The face's takes on the NLA (newest plays) and Bake."""
-    from .shared.errors import FacecastError
-    from .take_writer import face_id
-    from .takes import takes_of
+    from ..shared.errors import FacecastError
+    from ..writers.take_writer import face_id
+    from ..writers.takes import takes_of
 
     layout.label(text="Takes (NLA)", icon="NLA")
     try:

@@ -16,16 +16,19 @@ import shutil
 import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
-from .core.backend_session import DEFAULT_ADDRESS, BackendSettings
-from .shared.net import is_loopback
+from ..core.backend_session import DEFAULT_ADDRESS, BackendSettings
+from ..shared.net import is_loopback
 from .widgets import draw_backend_status
 
 BACKEND_COMMAND = "facecast"
 
 
 def addon_package() -> str:
-    """The add-on's module name (``bl_ext.<repo>.facecast``), the preferences' key."""
-    return __package__ or "facecast"
+    """The add-on's module name (``bl_ext.<repo>.facecast``), the preferences' key.
+
+    This module is ``<add-on>.ui.preferences``: the add-on is its package's parent.
+    """
+    return (__package__ or "facecast.ui").rpartition(".")[0] or "facecast"
 
 
 def get_preferences(context: bpy.types.Context | None = None) -> "FacecastPreferences | None":

@@ -21,10 +21,11 @@ from bpy.props import (
     StringProperty,
 )
 
-from . import compat, job_session, pose_library
-from .shared.blendshapes import ARKIT_BLENDSHAPES
-from .shared.emotion_profiles import EMOTION_PROFILES
-from .shared.emotions import EMOTIONS
+from .. import compat, job_session
+from ..shared.blendshapes import ARKIT_BLENDSHAPES
+from ..shared.emotion_profiles import EMOTION_PROFILES
+from ..shared.emotions import EMOTIONS
+from ..writers import pose_library
 
 # The sliders' tooltips: each profile's ``description`` in the one emotion table.
 EMOTION_DESCRIPTIONS = {p.name: p.description for p in EMOTION_PROFILES}

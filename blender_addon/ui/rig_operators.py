@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .demo_rig import create_demo_rig
+from ..writers.demo_rig import create_demo_rig
 
 
 class FACECAST_OT_create_demo_rig(bpy.types.Operator):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import scene_inputs
-from .shared.errors import FacecastError
-from .take_writer import face_id
-from .takes import bake_takes
+from .. import scene_inputs
+from ..shared.errors import FacecastError
+from ..writers.take_writer import face_id
+from ..writers.takes import bake_takes
 
 
 class FACECAST_OT_bake_takes(bpy.types.Operator):

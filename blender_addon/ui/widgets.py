@@ -12,7 +12,7 @@ import textwrap
 
 import bpy
 
-from . import job_session
+from .. import job_session
 
 _STATE_ICONS = {"connected": "CHECKMARK", "running": "CHECKMARK", "starting": "TIME",
                 "connecting": "TIME", "stopped": "RADIOBUT_OFF", "error": "ERROR"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .core.demo_mesh import MATERIAL_NAMES, build_demo_face
+from ..core.demo_mesh import MATERIAL_NAMES, build_demo_face
 
 DEMO_NAME = "Facecast Demo Face"
 # Viewport/base colours so the eyes and mouth read at a glance in Solid mode.

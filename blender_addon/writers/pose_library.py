@@ -18,9 +18,9 @@ import re
 import bpy
 import numpy as np
 
-from . import compat
-from .core.pose_blend import BonePose, Pose, rotation_to_quat
-from .core.rig_mapping import GROUP_PROPERTY
+from .. import compat
+from ..core.pose_blend import BonePose, Pose, rotation_to_quat
+from ..core.rig_mapping import GROUP_PROPERTY
 from .takes import is_facecast_action
 
 _BONE_PATH = re.compile(r'^pose\.bones\["((?:[^"\\]|\\.)*)"\]\.(location|rotation_quaternion|'

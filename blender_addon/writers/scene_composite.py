@@ -40,9 +40,9 @@ from pathlib import Path
 
 import bpy
 
-from . import compat
-from .core.frame_writer import check_sequence, depth_file, frame_file
-from .shared.errors import InputError
+from .. import compat
+from ..core.frame_writer import check_sequence, depth_file, frame_file
+from ..shared.errors import InputError
 
 STATE_KEY = "facecast_composite"
 FRAME = "Facecast Composite"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import bpy
 
-from . import compat
-from .core.frame_writer import frame_file
-from .shared.errors import InputError
+from .. import compat
+from ..core.frame_writer import frame_file
+from ..shared.errors import InputError
 
 
 def _overlaps(strip: object, start: int, end: int) -> bool:

@@ -18,10 +18,11 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from . import compat, pose_library
-from .core.pose_blend import blend_poses
-from .core.rig_mapping import RigMapping
-from .shared.errors import InputError
+from .. import compat
+from ..core.pose_blend import blend_poses
+from ..core.rig_mapping import RigMapping
+from ..shared.errors import InputError
+from . import pose_library
 from .takes import GROUP, TakeTrack, new_take_action, push_take
 
 LANDMARK_COLLECTION = "Facecast Landmarks"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import compat
-from .shared.errors import InputError
+from .. import compat
+from ..shared.errors import InputError
 
 TAKE_PROPERTY = "facecast_take"  # on a take's action: its take number
 BAKED_PROPERTY = "facecast_baked"  # on a baked action: the takes it holds

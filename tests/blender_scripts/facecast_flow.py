@@ -276,7 +276,7 @@ def draw_panel_lines(pkg):
         def __setattr__(self, name, value):
             pass
 
-    pkg.facecast_panel.draw_panel(_L(), bpy.context)
+    pkg.ui.panel.draw_panel(_L(), bpy.context)
     return lines
 
 
@@ -319,7 +319,7 @@ def key_two_emotions(scene, second="angry"):
 
 
 def takes_info(id_data):
-    from bl_ext.user_default.facecast import takes
+    from bl_ext.user_default.facecast.writers import takes
 
     anim = id_data.animation_data
     return {"takes": [[t.number, t.track, t.action, t.muted, t.start, t.end]
@@ -385,7 +385,7 @@ def scenario_ui(pkg):
             pass
 
     s.dialogue_text = TEXT
-    pkg.facecast_panel.draw_panel(_L(), bpy.context)
+    pkg.ui.panel.draw_panel(_L(), bpy.context)
     result["panel_draw_ok"] = True
     result["dialogue"] = scene_inputs.dialogue(s)
     txt = bpy.data.texts.new("line")

@@ -183,8 +183,9 @@ def user_tree(scene, compat):
 def scenario_composite(pkg, flow):
     """Synthetic head + CG through Composite with Scene: on, again (idempotent), render,
     off (the user's tree back); the refusals leave the tree as it was."""
-    from bl_ext.user_default.facecast import compat, scene_composite
+    from bl_ext.user_default.facecast import compat
     from bl_ext.user_default.facecast.core import frame_writer
+    from bl_ext.user_default.facecast.writers import scene_composite
 
     result = flow.result
     bpy.ops.wm.read_homefile(use_empty=True)
