@@ -4,7 +4,11 @@ as the zip lays it out."""
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -19,7 +23,8 @@ def pkg(staged_addon: ModuleType) -> SimpleNamespace:
     """The core modules under test (``core/``) and the vendored ``shared``, by name."""
     return SimpleNamespace(shared=importlib.import_module(f"{staged_addon.__name__}.shared"), **{
         sub: importlib.import_module(f"{staged_addon.__name__}.core.{sub}")
-        for sub in ("animate_job", "render_job", "frame_writer", "backend_link", "audio_io",
+        for sub in ("animate_job", "render_job", "frame_writer", "atomic_file", "backend_link",
+                    "audio_io",
                 "rig_mapping", "pose_blend", "backend_session", "job_stall")})
 
 
@@ -64,10 +69,67 @@ def test_png_round_trip_and_atomic_write(pkg: ModuleType, tmp_path: Path) -> Non
     got = decode_png(fw.encode_png(mm))
     assert got.dtype == np.uint16 and np.array_equal(got[..., 0], mm)
     path = tmp_path / "f" / "000001.png"
-    fw.write_atomic(path, b"x")
-    assert path.read_bytes() == b"x" and not list(path.parent.glob("*.tmp"))
+    pkg.atomic_file.write_atomic(path, b"x")
+    assert path.read_bytes() == b"x" and not list(path.parent.glob(".*.tmp"))
     with pytest.raises(pkg.shared.errors.InputError):
         fw.to_rgba8(np.zeros((4, 4), np.uint8))
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(
+        pkg: ModuleType, staged_addon: ModuleType, tmp_path: Path) -> None:
+    """A write that fails half-way (here a real one: the file-size limit stops it after
+    4 KiB of 100 KiB, EFBIG) leaves the previous frame byte for byte and no temp file; so
+    does one interrupted after the bytes are written (Ctrl-C before the rename)."""
+    frame = tmp_path / "frames" / "000001.png"
+    frame.parent.mkdir()
+    frame.write_bytes(b"the old frame")
+    root, name = Path(staged_addon.__file__).parents[1], staged_addon.__name__
+    script = (
+        "import importlib, resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE,"
+        " (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        f"atomic = importlib.import_module({name + '.core.atomic_file'!r})\n"
+        "try:\n"
+        "    atomic.write_atomic(sys.argv[1], bytes(100_000))\n"
+        "except OSError as exc:\n"
+        "    print('failed', exc.errno)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(frame)], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert out.split() == ["failed", str(errno.EFBIG)]
+    assert frame.read_bytes() == b"the old frame"
+    assert sorted(p.name for p in frame.parent.iterdir()) == ["000001.png"]
+
+    def interrupted(src, dst):  # the bytes are all in the temp file; Ctrl-C arrives
+        assert Path(src).read_bytes() == b"new"
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            pkg.atomic_file.write_atomic(frame, b"new")
+    assert frame.read_bytes() == b"the old frame"
+    assert sorted(p.name for p in frame.parent.iterdir()) == ["000001.png"]
+    pkg.atomic_file.write_atomic(frame, b"new")
+    assert frame.read_bytes() == b"new"
+    assert sorted(p.name for p in frame.parent.iterdir()) == ["000001.png"]
+
+
+def test_a_killed_writers_temp_files_are_removed(pkg: ModuleType, tmp_path: Path) -> None:
+    """Temp files of a process that is gone are removed by the next write into their
+    folder; a running process's (this one's) are left alone."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    stale = folder / f".000003.png.{gone}-0123abcd.tmp"
+    live = folder / f".000004.png.{os.getpid()}-0123abcd.tmp"
+    for p in (stale, live):
+        p.write_bytes(b"half")
+    pkg.frame_writer.write_frame(folder, 5, np.zeros((2, 3, 4), np.uint8))
+    assert not stale.exists() and live.exists()
+    assert decode_png((folder / "000005.png").read_bytes()).shape == (2, 3, 4)
 
 
 def test_depth_is_written_in_metres_as_sent(pkg: ModuleType, tmp_path: Path) -> None:

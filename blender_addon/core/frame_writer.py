@@ -10,13 +10,13 @@ check, the compositor setup and any later metadata (provenance) agree on it:
   sends ``uint16`` millimetres (``depth_units: "mm"``, 0 = no surface); float depth is
   taken as metres.
 
-Files are written to ``name.tmp`` and renamed, so a crash never leaves a half-written
-PNG that the sequencer would show as garbage. No PIL in Blender: PNGs are encoded here.
+Files are written through ``atomic_file.write_atomic`` (a temp file beside the target,
+then a rename), so a crash never leaves a half-written PNG that the sequencer would show
+as garbage. No PIL in Blender: PNGs are encoded here.
 """
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -31,6 +31,7 @@ from ..shared.depth_exr import (
     exr_size,
 )
 from ..shared.errors import InputError
+from .atomic_file import write_atomic
 
 
 def frame_file(folder: Path, frame: int) -> Path:
@@ -135,19 +136,6 @@ def encode_png(image: np.ndarray) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, bits, color, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
             + _chunk(b"IDAT", zlib.compress(filtered, 3)) + _chunk(b"IEND", b""))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + rename (never a half file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_frame(folder: Path, frame: int, rgba: np.ndarray, depth: np.ndarray | None = None,
