@@ -269,9 +269,9 @@ def start_render(scene: bpy.types.Scene, connection: BackendSettings) -> RenderT
     request = RenderJobRequest(  # frames arrive watermarked and C2PA-signed
         inputs.subject, cam, {n: a[missing_idx] for n, a in inputs.arrays.items()},
         head_pose_frame=HEAD_POSE_FRAME, signed_png=True)
-    run.params, run.arrays = request.to_wire(
-        frames=[int(f) for f in missing], first_frame=int(missing[0]),
-        n_frames=int(missing.size), fps=scene_fps(scene.render.fps, scene.render.fps_base))
+    # Only what the render job reads: the scene frames of the rows stay here (a FRAME
+    # names its row ``index``; ``task.requested`` maps it back to the scene frame).
+    run.params, run.arrays = request.to_wire()
     task.requested = [int(f) for f in missing]
     run.strip_refreshed_at, run.strip_frames = time.monotonic(), len(have)
     run.started_backend = reach_backend(connection)  # no waiting: step() submits when it answers

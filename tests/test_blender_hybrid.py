@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from shared.depth_exr import decode_depth_exr
+from shared.render_request import RenderJobRequest
 from tests.png_decode import decode_png
 from tests.test_blender_facecast import run_flow
 
@@ -213,6 +214,10 @@ def test_hybrid_shot_with_real_backend(cp311_zip: Path, tmp_path: Path,
         want.append(m @ HEAD_TO_BLENDER)
     want = np.array(want)
     sent = dict(np.load(tmp_path / "sent.npz"))
+    # Only what the render job reads crosses the wire (the request type's own params);
+    # the scene frames of the rows stay in the add-on.
+    own, _ = RenderJobRequest("s", {}, sent, head_pose_frame="world").to_wire()
+    assert r["sent_params"] == sorted(own) and r["frames"] == [1, 2], r
     assert np.allclose(sent["head_pose"], want, atol=1e-5)
     # The rendered face lands where the anchor puts it: the landmarks the backend
     # rendered, projected through the anchor and the camera, against a face tracker run

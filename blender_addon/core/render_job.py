@@ -5,14 +5,15 @@ Why frames go straight to disk: a render can take minutes and the backend can di
 middle; every frame already written stays usable (the strip shows it) and a re-render
 with the same conditioning skips it.
 
-The ``render`` job contract (backend/jobs/render.py): params ``subject``, ``camera``
-(``shared/camera.py``'s dict), ``first_frame``, ``n_frames`` and ``frames`` (the scene
-frames still missing on disk), ``array_names`` and ``head_pose_frame``
-(``HEAD_POSE_FRAME``); arrays in that (sorted) order:
-``blendshapes[T, 52]``, ``head_pose[T, 4, 4]`` (canonical head frame -> Blender world:
-the face object's matrix_world times ``HEAD_TO_BLENDER``) and
-``landmarks[T, N, 3]`` when the animation came from Animate. Each FRAME's body
-names its ``frame`` (scene frame) or ``index`` (row of the request) and its
+The ``render`` job contract (``shared.render_request.RenderJobRequest``, read by
+backend/jobs/render.py): params ``subject``, ``camera`` (``shared/camera.py``'s dict, one
+``matrix_world`` per row when the camera moves), ``array_names`` and ``head_pose_frame``
+(``HEAD_POSE_FRAME``), ``signed_png``; arrays in that (sorted) order, one row per frame
+still missing on disk: ``blendshapes[T, 52]``, ``head_pose[T, 4, 4]`` (canonical head
+frame -> Blender world: the face object's matrix_world times ``HEAD_TO_BLENDER``) and
+``landmarks[T, N, 3]`` when the animation came from Animate. Which scene frame each row
+is stays in the add-on (``RenderTask.requested``): the job never reads scene frames or
+the fps. Each FRAME's body names its ``index`` (row of the request) and its
 ``depth_units``; its arrays are RGBA (``uint8`` or float in [0, 1], ``[H, W, 4]``),
 optionally depth ``[H, W]`` (``uint16`` millimetres; see :mod:`frame_writer`) and, when
 the request asked ``signed_png``, the frame's PNG file as bytes (``uint8 [N]``): the
@@ -104,9 +105,7 @@ class RenderTask:
     done_body: dict = field(default_factory=dict)  # the backend's final reply
 
     def frame_number(self, body: dict) -> int:
-        """Scene frame of a FRAME: its ``frame``, else row ``index`` of the request."""
-        if "frame" in body:
-            return int(body["frame"])
+        """Scene frame of a FRAME: row ``index`` of the request."""
         index = int(body.get("index", 0))
         if self.requested:
             return self.requested[index]

@@ -373,7 +373,8 @@ def scenario_hybrid_real(pkg, flow):
     tmp = flow.cfg["tmp"]
     np.savez(os.path.join(tmp, "sent.npz"), **dict(zip(names, arrays, strict=True)))
     result["camera"] = params["camera"]
-    result["frames"] = params["frames"]
+    result["frames"] = list(run.task.requested)
+    result["sent_params"] = sorted(params)
     result["nerf_folder"] = s.nerf_frames
     result["placer"] = scene_inputs.head_placer(s)[0].name
     # Composite frame 1 with the CG.
