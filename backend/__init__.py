@@ -3,7 +3,7 @@
 Set before anything here can load torch: OpenMP worker threads that wait for work by
 spinning (GNU OpenMP's default) keep every core busy between parallel regions, so on a
 machine shared with other processes each torch op waits for threads that were
-preempted, and rendering collapsed from ~5 to 0.2 frames/s beside one CPU-bound process.
+preempted, and rendering collapsed beside one CPU-bound process (docs/BENCHMARKS.md).
 Passive waiting sleeps instead (``backend.threads`` chooses the thread count). A user's
 own setting wins.
 """

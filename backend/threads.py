@@ -5,8 +5,8 @@ Default: the CPUs this process may run on (its affinity mask, so a container's o
 beyond ~8 threads the synchronisation costs more than it gains). OpenMP threads wait
 passively (``backend/__init__.py``), so threads that find their core taken by another
 process sleep instead of spinning; on a busy shared machine pass a smaller ``--threads``
-(1 beside one CPU-bound process on 2 cores keeps ~60 % of the idle speed; see the
-docs/BENCHMARKS.md's render table).
+(docs/BENCHMARKS.md's render table shows what 1 thread keeps beside one CPU-bound
+process on 2 cores).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Why a step function: network I/O must never block Blender's UI, and bpy may only be
 touched on the main thread. So nothing here waits: operators *start* work (validate
-the scene's inputs, queue a job) and return; :func:`step` — called every ~50 ms by a
+the scene's inputs, queue a job) and return; :func:`step` — called every 50 ms by a
 ``bpy.app.timers`` timer in Blender, and in a plain loop by tests (the PyPI ``bpy``
 module never fires timers) — polls the backend, submits the queued job once the
 backend has said what it supports, writes frames as they arrive, applies finished

@@ -158,7 +158,7 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Exact rational resampling: output length is ceil(n * rate_out / rate_in)."""
     if rate_in == rate_out:
         return samples
-    from scipy.signal import resample_poly  # lazy: ~0.8 s of imports, only when resampling
+    from scipy.signal import resample_poly  # lazy: slow to import, only when resampling
 
     g = math.gcd(rate_in, rate_out)
     out = resample_poly(samples, rate_out // g, rate_in // g)

@@ -3,7 +3,7 @@
 A private Ray runtime (``--cluster local``, or ``auto`` without a cluster) is a tree of
 processes under the gateway: GCS, raylet, monitors and, under the raylet, the dashboard
 and runtime-env agents and the actors. A gateway killed with SIGKILL cannot stop them;
-Ray's fate sharing ends most, but its agents (re-parented to init, ~80 MB each) ignore
+Ray's fate sharing ends most, but its agents (re-parented to init, memory held) ignore
 SIGTERM and stay for good. So the gateway starts this small watcher, connected by a
 pipe: every second it notes the gateway's descendants (pid and start time, so a reused
 pid is never hit); when the pipe closes without a goodbye — the gateway died — it

@@ -23,8 +23,8 @@ from shared.errors import InputError
 
 log = logging.getLogger(__name__)
 
-#: Below this many steps a subject is fog, not a face (measured: 36 steps render fog;
-#: the default subject's face is recognisable from ~1000 steps on).
+#: Below this many steps a subject renders as fog, not a face, so a smaller budget warns
+#: (docs/INTERNALS.md, "subject build").
 MIN_USEFUL_STEPS = 1000
 #: Rough CPU cost of one step at 256^2 (2 threads, idle), to translate time budgets.
 CPU_SECONDS_PER_STEP = 1.6

@@ -44,8 +44,9 @@ from ..subject.framing import front_camera
 from ..subject.store import read_manifest, resolve_subject
 from .defaults import DEFAULT_LINE, QUICK_LINE, default_emotion_track
 
-#: The demo keeps every rendered frame for its MP4 and renders at ~0.5-3 frames/s on a
-#: CPU: two minutes (3000 frames at 25 fps, ~0.8 GB at 256^2) is its longest line.
+#: The demo keeps every rendered frame for its MP4 and renders a few frames a second at
+#: most on a CPU: two minutes (3000 frames at 25 fps, 0.8 GB of RGBA at 256^2) is its
+#: longest line.
 MAX_AUDIO_SECONDS = 120.0
 MAX_TEXT_CHARS = 1000
 BACKGROUND = np.array([38, 40, 48], np.float32)

@@ -4,11 +4,11 @@ Why this judge: "neutral vs emotion is still the same person" must not be measur
 our own model's features (landmark proportions are what our retargeting pins, so they
 would agree by construction). dlib's face recognition network (``dlib-bin`` wheel; its
 weights ship in the ``face_recognition_models`` package, public domain) was trained by
-its author on about three million photographs of ~7 500 people and reaches 99.38 % on
-LFW; nothing of ours went into it. Distances between descriptors of one person are
-typically below 0.6 (dlib's documented threshold), between different people above it;
-the benchmark measures the same-person range on the subject's own footage, so the
-verdict does not rest on the published threshold alone.
+its author on about three million photographs of ~7 500 people and scored on LFW, a
+standard face-verification test; nothing of ours went into it. Distances between
+descriptors of one person are typically below 0.6 (dlib's documented threshold), between
+different people above it; the benchmark measures the same-person range on the subject's
+own footage, so the verdict does not rest on the published threshold alone.
 
 Faces are found with dlib's HOG detector (or a given box), aligned with its 5-point
 shape predictor and described from the aligned 150x150 chip. Nothing is downloaded.

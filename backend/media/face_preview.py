@@ -2,7 +2,7 @@
 
 Why: the demo shows the generated animation next to the NeRF render, on any machine —
 headless, no GPU, no OpenGL. The canonical mesh (898 triangles) is small enough that a
-painter's-algorithm fill per triangle runs at well over 30 frames/s at 256². The mesh
+painter's-algorithm fill per triangle costs little beside a render. The mesh
 spans the mouth and eye openings, so the mouth cavity, eye whites and irises are drawn
 over it inside the inner-lip and lid contours, which collapse when lips or lids close.
 """

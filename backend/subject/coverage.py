@@ -26,7 +26,7 @@ lip centre (which drops further with the jaw than the corners do); a one-sided l
 (contempt) is the right corner's height above the left one's; eye narrowing counts only
 frames whose eyes are at least half open.
 Lip press (AU23/24) is not measured: the face basis's press does not change any landmark
-metric we trust (lip thickness moves < 0.3 % of the eye distance).
+metric we trust (lip thickness barely moves).
 """
 
 from __future__ import annotations

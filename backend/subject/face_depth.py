@@ -2,13 +2,13 @@
 
 Why: a talking-head clip sees the face from a narrow cone of directions, so the images
 barely say how far along each ray the face is. The visual hull of the mattes is a deep
-tube, and the field painted the face on a surface ~3-4 cm in FRONT of the real one (the
-v2 and v3 subjects of d6: rendered depth 29 mm and 37 mm nearer than the tracked mesh
-at its landmarks). That one error costs three things: a head turned a few degrees from
-the footage shows the parallax of the wrong surface (held-out frames needed 3-5 degree
-rotations to line up); the mesh-guided deformation, which acts within ~1.5 cm of the
-mesh (``nerf.deformation``), hardly touches the surface it should move (a commanded jaw
-drop barely opened the rendered mouth); and novel Blender cameras see a flat mask.
+tube, and without help the field painted the face on a surface centimetres in FRONT of
+the real one (docs/BENCHMARKS.md, the geometry row). That one error costs three things:
+a head turned a few degrees from the footage shows the parallax of the wrong surface
+(held-out frames needed rotations to line up); the mesh-guided deformation, which acts
+within ~1.5 cm of the mesh (``nerf.deformation``), hardly touches the surface it should
+move (a commanded jaw drop barely opened the rendered mouth); and novel Blender cameras
+see a flat mask.
 
 The prior, in two parts:
 

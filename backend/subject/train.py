@@ -66,10 +66,9 @@ class TrainConfig:
     warmup: int = 300  # steps before the grid is first refreshed from density
     refresh_every: int = 500
     density_threshold: float = 0.05  # per cm (alpha 0.015 over 3 mm)
-    # Head/body pose corrections (smooth in time) + focal scale. Off by default: with the
-    # depth prior, d6 built without them is 1.6 dB better on held-out frames (23.9 vs
-    # 22.3 dB) and 1.6 dB worse on training frames (26.5 vs 28.2): the corrections fit
-    # the footage's frames, not the poses a new performance brings.
+    # Head/body pose corrections (smooth in time) + focal scale. Off by default: the
+    # corrections fit the footage's frames, not the poses a new performance brings, so
+    # held-out frames render worse with them (docs/INTERNALS.md, `camera_optimizer.py`).
     refine_poses: bool = False
     lr_poses: float = 2e-4
     pose_weight: float = 1e-2  # on the mean squared correction (rad^2, 100 x m^2)
