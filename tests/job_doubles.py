@@ -81,7 +81,7 @@ class PatternRender(Job):
     def run(self, ctx: JobContext) -> dict[str, Any]:
         p = ctx.params
         w, h = camera_from_dict(p["camera"])[0].image_size
-        n = int(p["n_frames"])
+        n = len(ctx.arrays[0])  # one row per frame, as the render service counts
         for i in range(n):
             if FRAME_DELAY_S:
                 time.sleep(FRAME_DELAY_S)
@@ -97,9 +97,9 @@ class PatternRender(Job):
                     time.sleep(0.02)
         names = p.get("array_names", [])
         return {"frames": n, "received": {
-            "params": {**{k: p[k] for k in ("frames", "first_frame", "n_frames",
-                                            "array_names", "subject")},
+            "params": {**{k: p[k] for k in ("array_names", "subject")},
                        "signed_png": p.get("signed_png")},
+            "param_names": sorted(p),
             "shapes": [list(a.shape) for a in ctx.arrays],
             "sums": {name: float(np.asarray(a, np.float64).sum())
                      for name, a in zip(names, ctx.arrays, strict=False)}}}

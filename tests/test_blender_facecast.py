@@ -27,6 +27,7 @@ import pytest
 
 from shared.depth_exr import SKY_DEPTH, decode_depth_exr
 from shared.emotion_profiles import EMOTION_PROFILES
+from shared.render_request import RenderJobRequest
 from tests.conftest import data_path
 from tests.job_doubles import double_depth, double_weights
 from tests.png_decode import decode_png
@@ -254,6 +255,9 @@ def test_render_writes_frames_and_metre_depth(cp311_zip: Path, tmp_path: Path,
     received = r["received"]
     assert received["params"]["array_names"] == ["blendshapes", "head_pose"]
     assert received["params"]["signed_png"] is True  # frames keep their C2PA credentials
+    # Only what the render job reads is sent: the request type's own params.
+    assert received["param_names"] == sorted(RenderJobRequest(
+        "s", {}, {}, head_pose_frame="world").to_wire()[0])
     assert received["shapes"] == [[48, 52], [48, 4, 4]]
     assert received["sums"]["blendshapes"] == pytest.approx(float(double_weights(48).sum()),
                                                             rel=1e-4)
