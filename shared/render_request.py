@@ -4,8 +4,8 @@ backend all build and read, instead of each writing the params dict by hand.
 On the wire (unchanged): params ``subject``, ``camera`` (a ``shared.camera`` dict),
 ``array_names`` (the arrays' names, in the order they are sent), ``head_pose_frame``
 (``shared.render_conditioning``), ``placement`` (when given), ``device``, ``fp16``,
-``signed_png``, plus what a client keeps for itself (``extra``: the add-on's scene
-``frames``, ``first_frame``, ``n_frames``, ``fps``; the backend does not read them).
+``signed_png`` — and nothing else: a client keeps its own bookkeeping (the add-on's
+scene frame per row) to itself, so every param sent is one the backend reads.
 The arrays travel by name: any of :data:`ARRAY_NAMES`, sent in sorted name order.
 """
 
@@ -34,13 +34,12 @@ class RenderJobRequest:
     fp16: bool = True
     signed_png: bool = False
 
-    def to_wire(self, **extra: Any) -> tuple[dict, list[np.ndarray]]:
-        """(params, arrays) for ``client.call("render", ...)``; ``extra`` params ride
-        along unread by the backend."""
+    def to_wire(self) -> tuple[dict, list[np.ndarray]]:
+        """(params, arrays) for ``client.call("render", ...)``."""
         names = sorted(self.arrays)
         params = {"subject": self.subject, "camera": self.camera, "array_names": names,
                   "head_pose_frame": self.head_pose_frame, "device": self.device,
-                  "fp16": self.fp16, "signed_png": self.signed_png, **extra}
+                  "fp16": self.fp16, "signed_png": self.signed_png}
         if self.placement is not None:
             params["placement"] = np.asarray(self.placement, np.float64).tolist()
         return params, [np.ascontiguousarray(self.arrays[n]) for n in names]
