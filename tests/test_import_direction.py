@@ -18,8 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 #: Package or module -> stage (earlier stages never import later ones). The longest
-#: matching prefix decides.
-STAGES: dict[str, int] = {
+#: matching prefix decides. Inside a stage, a fraction orders its parts.
+STAGES: dict[str, float] = {
     # 0: what everything may use: the wire (shared/) and the backend's own small helpers
     "shared": 0, "backend.atomic_file": 0, "backend.progress": 0,
     "backend.threads": 0,
@@ -28,8 +28,10 @@ STAGES: dict[str, int] = {
     "backend.audio": 1, "backend.speech": 1, "backend.media": 1, "backend.tracking": 1,
     # 2: motion - audio + emotion -> landmarks, blendshapes, head pose, blinks
     "backend.motion": 2,
-    # 3: the field (tri-plane NeRF): raw frames from a conditioning and cameras
-    "backend.nerf": 3,
+    # 3: the field (tri-plane NeRF): raw frames from a conditioning and cameras - its
+    # components (rays, occupancy, sampler, renderer, lattice), then the fields' parts,
+    # then the model, its render paths (reference, fused engine), views and pipeline
+    "backend.nerf.components": 3, "backend.nerf.fields": 3.1, "backend.nerf": 3.2,
     # 4: subjects (build, store, conditioning contract) and their provenance
     "backend.subject": 4, "backend.provenance": 4,
     # 5: the render service: request in, stamped and signed frames out
@@ -55,7 +57,7 @@ def _match(name: str, table) -> str | None:
     return best
 
 
-def stage_of(name: str) -> int | None:
+def stage_of(name: str) -> float | None:
     if name == "backend":  # the package's __init__ (it only sets up the environment)
         return 0
     key = _match(name, STAGES)
@@ -173,6 +175,8 @@ def test_shared_and_the_addon_never_import_the_backend() -> None:
 
 @pytest.mark.parametrize(("src", "code", "needle"), [
     ("backend/nerf/fake.py", "from ..provenance.watermark import mark_frame\n",
+     "the arrow points back"),
+    ("backend/nerf/components/fake.py", "from ..model import FaceNeRF\n",
      "the arrow points back"),
     ("backend/speech/fake.py", "def f():\n    from backend.motion import visemes\n",
      "the arrow points back"),

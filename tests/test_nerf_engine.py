@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from backend.nerf import engine as eng
+from backend.nerf.fields.triplane import TriPlane
 from backend.nerf.pipeline import HEAD_DEFAULT, head_to_camera, to_outputs
-from backend.nerf.triplane import TriPlane
 from backend.nerf.view import render_view
 from backend.subject.prepare import SubjectData
 from backend.subject.store import load_subject
@@ -91,7 +91,7 @@ def test_unknown_engine_name_means_fused(monkeypatch) -> None:
 
 def test_gather_gradients_equal_embedding_bags() -> None:
     """The training lookup's sort-free backward gives embedding_bag's gradients."""
-    from backend.nerf.gather import weighted_gather
+    from backend.nerf.components.gather import weighted_gather
 
     gen = torch.Generator().manual_seed(1)
     table = torch.randn(50, 6, generator=gen, requires_grad=True)

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from backend.nerf.geometry import pixel_rays
-from backend.nerf.lattice import lattice_mask, sample_lattice, sample_lattice_reference
+from backend.nerf.components.geometry import pixel_rays
+from backend.nerf.components.lattice import lattice_mask, sample_lattice, sample_lattice_reference
+from backend.nerf.components.occupancy import OccupancyGrid
+from backend.nerf.components.sampler import SampleOptions
+from backend.nerf.fields.triplane import TriPlane
 from backend.nerf.model import FaceNeRF, ModelConfig
-from backend.nerf.occupancy import OccupancyGrid
-from backend.nerf.render import SampleOptions, render_rays
-from backend.nerf.triplane import TriPlane
+from backend.nerf.reference import render_rays
 from shared.landmarks import canonical_face
 
 TINY = ModelConfig(plane_res=32, plane_channels=4, attn_spacing=0.012, hidden=16)

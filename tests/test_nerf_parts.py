@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from backend.nerf.camera_optimizer import CameraOptimizer, axis_angle_to_matrix
-from backend.nerf.deformation import MeshWarp
-from backend.nerf.geometry import pixel_rays, rays_torch
-from backend.nerf.render import composite_layers
+from backend.nerf.components.camera_optimizer import CameraOptimizer, axis_angle_to_matrix
+from backend.nerf.components.geometry import pixel_rays, rays_torch
+from backend.nerf.components.renderer import composite_layers
+from backend.nerf.fields.deformation import MeshWarp
 from backend.progress import LineProgress
 from backend.threads import default_threads, set_threads
 from shared.blendshapes import ARKIT_BLENDSHAPES
@@ -142,7 +142,7 @@ def test_canonical_face_is_where_the_warp_starts() -> None:
 def test_face_mesh_depth_carves_the_free_space_in_front_of_it() -> None:
     """The mesh's depth map equals each landmark's depth at its pixel, and the grid
     loses the cells more than the margin in front of the face, keeping those behind."""
-    from backend.nerf.occupancy import OccupancyGrid
+    from backend.nerf.components.occupancy import OccupancyGrid
     from backend.subject.face_depth import FREE_MARGIN, front_depth, project
     from shared.landmarks import canonical_face
 

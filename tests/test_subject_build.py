@@ -12,7 +12,7 @@ import av
 import numpy as np
 import pytest
 
-from backend.nerf.metrics import psnr
+from backend.nerf.components.metrics import psnr
 from backend.nerf.model import CURRENT
 from backend.nerf.pipeline import HEAD_DEFAULT
 from backend.subject.build import build_subject

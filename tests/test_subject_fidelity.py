@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.cli import main
-from backend.nerf.metrics import ssim
+from backend.nerf.components.metrics import ssim
 from backend.subject.prepare import SubjectData
 from backend.subject.store import load_subject
 

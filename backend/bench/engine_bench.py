@@ -38,7 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from shared.camera import camera_views
 
-from ..nerf import gather
+from ..nerf.components import gather
 from ..nerf.engine import CHUNK_ENV, ENGINE_ENV
 from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
 from ..subject.conditioning import render_conditioning

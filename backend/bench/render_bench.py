@@ -51,7 +51,7 @@ from shared.landmarks import (
 )
 
 from ..judges.expression import JUDGED_EMOTIONS
-from ..nerf.metrics import psnr
+from ..nerf.components.metrics import psnr
 from ..nerf.pipeline import HEAD_DEFAULT
 from ..provenance.stamp import RenderStamp
 from ..render import render_frames

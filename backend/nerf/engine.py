@@ -1,7 +1,7 @@
 """The fused render engine: one frame's rays through the head and torso fields with static
 shapes and a handful of large operations, instead of the reference path's per-block loop.
 
-Why: the reference (``render.march_field``) walks each ray's sample band in blocks of
+Why: the reference (``components.renderer.march_field``) walks each ray's sample band in blocks of
 ``step_block`` steps, compacts alive rays and occupied samples with boolean masks at
 every block, and looks the tri-planes up level by level: thousands of small torch calls
 per frame, so a CPU frame and even more a GPU frame cost launch overhead, not arithmetic.
@@ -52,11 +52,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .gather import weighted_gather
-from .lattice import ATTN_HI, ATTN_LO
+from .components.gather import weighted_gather
+from .components.lattice import ATTN_HI, ATTN_LO
+from .components.occupancy import OccupancyGrid
+from .components.sampler import SampleOptions
 from .model import FaceNeRF, FrameCondition
-from .occupancy import OccupancyGrid
-from .render import SampleOptions
 
 log = logging.getLogger(__name__)
 
@@ -510,7 +510,7 @@ def band_sums(w: torch.Tensor, dense: torch.Tensor, t: torch.Tensor) -> torch.Te
 
 def layer_over(layers: torch.Tensor) -> torch.Tensor:
     """Two [N, 5] layers ([2, N, 5]) front to back by depth
-    (``render.composite_layers``)."""
+    (``components.renderer.composite_layers``)."""
     d = torch.where(layers[..., 3] > 1e-4, layers[..., 4], torch.finfo(layers.dtype).max)
     d_head, d_torso = d.unbind(0)
     front, back = torch.where((d_head <= d_torso)[None, :, None], layers,
@@ -684,7 +684,7 @@ class Engine:
         torso's, each premultiplied rgb, alpha, depth; the mean squared attention offset
         of the head's samples).
 
-        The reference's training forward (``render.render_rays`` + ``render_torso_rays``)
+        The reference's training forward (``reference.render_rays`` + ``render_torso_rays``)
         with static shapes: one field call per layer for all frames (each sample reads
         its frame's lattice rows / pose code), compositing over the band with the
         reference's early-termination mask. Weights are laid out afresh (differentiably).

@@ -31,14 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import LandmarkAttention
-from .deformation import MeshWarp
-from .geometry import BOX_HI, BOX_LO, FADE
-from .lattice import lattice_mask, lattice_points, lattice_shape, sample_lattice
-from .occupancy import OccupancyGrid
-from .tokens import token_ids
-from .torso import TorsoField
-from .triplane import TriPlane
+from .components.geometry import BOX_HI, BOX_LO, FADE
+from .components.lattice import lattice_mask, lattice_points, lattice_shape, sample_lattice
+from .components.occupancy import OccupancyGrid
+from .fields.attention import LandmarkAttention
+from .fields.deformation import MeshWarp
+from .fields.tokens import token_ids
+from .fields.torso import TorsoField
+from .fields.triplane import TriPlane
 
 N_LANDMARKS = 478
 

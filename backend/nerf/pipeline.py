@@ -32,8 +32,8 @@ from shared.camera import CameraView
 from shared.errors import InputError
 from shared.landmarks import N_LANDMARKS
 
-from .render import SampleOptions
-from .torso import pose_code
+from .components.sampler import SampleOptions
+from .fields.torso import pose_code
 from .view import render_view
 
 N_BS = 52

@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .components.geometry import pixel_rays
+from .components.occupancy import OccupancyGrid
+from .components.renderer import composite_layers
+from .components.sampler import SampleOptions
 from .engine import Engine, engine_choice
-from .geometry import pixel_rays
 from .model import FaceNeRF, FrameCondition
-from .occupancy import OccupancyGrid
-from .render import SampleOptions, composite_layers, render_rays, render_torso_rays
+from .reference import render_rays, render_torso_rays
 
 
 def render_view(model: FaceNeRF, grid: OccupancyGrid, k: np.ndarray, width: int,

@@ -25,10 +25,10 @@ from shared.landmarks import N_LANDMARKS, estimate_neutral, mouth_opening
 from shared.render_conditioning import TOPOLOGY
 
 from ..atomic_file import write_atomic
+from ..nerf.components.occupancy import OccupancyGrid
+from ..nerf.fields.tokens import token_ids
+from ..nerf.fields.torso import TORSO_HI, TORSO_LO
 from ..nerf.model import CURRENT, FaceNeRF, ModelConfig
-from ..nerf.occupancy import OccupancyGrid
-from ..nerf.tokens import token_ids
-from ..nerf.torso import TORSO_HI, TORSO_LO
 from ..tracking.cache import file_hash
 from .coverage import Coverage, footage_coverage
 from .prepare import FOV_DEG, HOLDOUT, SubjectData, nearest_training_frames, prepare

@@ -22,8 +22,8 @@ from shared.errors import InputError
 
 from ..atomic_file import write_atomic
 from ..media.decode import probe_video, read_video
-from ..nerf.geometry import BOX_HI, BOX_LO
-from ..nerf.tokens import token_ids
+from ..nerf.components.geometry import BOX_HI, BOX_LO
+from ..nerf.fields.tokens import token_ids
 from ..tracking.cache import ClipTracks, track_clip
 from ..tracking.head_pose import (
     HeadPoses,

@@ -28,8 +28,8 @@ import torch
 from shared.errors import InputError
 
 from ..atomic_file import write_atomic
+from ..nerf.components.occupancy import OccupancyGrid
 from ..nerf.model import FaceNeRF, ModelConfig
-from ..nerf.occupancy import OccupancyGrid
 
 MANIFEST_FORMAT = "facecast.subject"
 MANIFEST_VERSION = 3  # 3: mesh warp, blendshapes, torso field, refined camera

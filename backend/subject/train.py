@@ -30,14 +30,16 @@ from shared.errors import InputError
 from shared.face_basis import solve_blendshapes
 from shared.landmarks import estimate_neutral
 
-from ..nerf.camera_optimizer import CameraOptimizer
+from ..nerf.components.camera_optimizer import CameraOptimizer
+from ..nerf.components.geometry import rays_torch
+from ..nerf.components.metrics import psnr, ssim
+from ..nerf.components.occupancy import OccupancyGrid
+from ..nerf.components.renderer import composite_layers
+from ..nerf.components.sampler import SampleOptions
 from ..nerf.engine import Engine, engine_choice, layer_over
-from ..nerf.geometry import rays_torch
-from ..nerf.metrics import psnr, ssim
+from ..nerf.fields.torso import pose_code
 from ..nerf.model import FaceNeRF, FrameCondition
-from ..nerf.occupancy import OccupancyGrid
-from ..nerf.render import SampleOptions, composite_layers, render_rays, render_torso_rays
-from ..nerf.torso import pose_code
+from ..nerf.reference import render_rays, render_torso_rays
 from ..nerf.view import composite, render_view
 from .face_depth import FREE_MARGIN, LandmarkDepth, front_depth
 from .prepare import SubjectData, box_rects, face_rects, feature_rects

@@ -1,90 +1,30 @@
-"""Volume rendering with occupancy-guided band sampling and early ray termination.
+"""Volume rendering of one field along rays, and compositing two layers.
 
-Each ray is intersected with the tight box around the occupied cells, marched with
-``n_steps`` cheap grid lookups, and the network is evaluated only at occupied samples
-inside a band of ``band`` steps starting at the first occupied one (see ``occupancy``).
-The band is walked in blocks of ``step_block`` steps; after each block, rays whose
-transmittance fell below ``early_stop`` stop (the face is opaque: most rays are done a
-few samples past its surface). Training uses one block (``step_block >= band``) so the
-whole band gets gradients.
-
-Landmark attention and the mesh warp are not evaluated here: ``FaceNeRF.condition``
-evaluates them once per frame on their lattices, and every sample interpolates those.
-
-Head and torso (``torso``) are marched separately, each through its own occupancy grid
-and in its own frame (the torso's rays are in the body frame), then composited per ray
-front to back by their depths (``composite_layers``): the chin over the neck from the
-front, the shoulders over the hair's ends from behind.
+``march_field`` walks each ray's band (``sampler``) in blocks of ``step_block`` steps;
+after each block, rays whose transmittance fell below ``early_stop`` stop (the face is
+opaque: most rays are done a few samples past its surface). Training uses one block
+(``step_block >= band``) so the whole band gets gradients. The field is any function of
+points and a frame (``FieldFn``): the head's and the torso's (``backend.nerf.reference``).
 
 Colour, alpha and depth are the usual emission-absorption integrals; depth is the
 expected PLANAR depth (distance along the camera's -Z axis, metres) because ray
 directions are scaled to camera z = -1 (``geometry.pixel_rays``), normalised by alpha so
 a half-transparent hair strand still gets the depth of the hair, not half of it.
+
+Head and torso are marched separately, each through its own occupancy grid and in its
+own frame, then composited per ray front to back by their depths (``composite_layers``):
+the chin over the neck from the front, the shoulders over the hair's ends from behind.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from .geometry import ray_box
-from .model import FaceNeRF, FrameCondition
 from .occupancy import OccupancyGrid
-
-COARSE = 4  # marching steps per coarse occupancy test
-
-
-@dataclass(frozen=True)
-class SampleOptions:
-    # Steps and band are what subjects are trained with (``train.TRAIN_MARCH``): the band
-    # is a depth budget the field learns to put its surface in, so rendering must use
-    # the same one (a shorter band renders the fog in front of the face, not the face).
-    n_steps: int = 96  # grid lookups per ray across the occupied box
-    band: int = 24  # network evaluations per ray, at most
-    chunk: int = 262144  # samples per network call (memory bound)
-    jitter: bool = False  # stratified offsets (training only)
-    step_block: int = 4  # band steps per pass between early-termination checks
-    early_stop: float = 1e-3  # a ray stops once its transmittance is below this
-
-
-def _march(grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor, nr: torch.Tensor,
-           fr: torch.Tensor, opts: SampleOptions, generator: torch.Generator | None
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step depths t [R, M] and occupancy [R, M] (integer grid lookups only).
-
-    Two levels: blocks of ``COARSE`` steps are first tested at their centre against the
-    occupancy dilated by enough cells to cover the whole block, and only the steps of
-    blocks that pass are looked up one by one. Exact (the dilation is conservative), and
-    it skips the empty air in front of and around the subject, most of each ray.
-    """
-    dev, m = o.device, opts.n_steps
-    if opts.jitter:
-        u = torch.rand(len(o), m, device=dev, generator=generator)
-    else:
-        u = torch.full((len(o), m), 0.5, device=dev)
-    t = nr[:, None] + (fr - nr)[:, None] * ((torch.arange(m, device=dev) + u) / m)
-    k = COARSE
-    if len(o) == 0 or m % k:
-        return t, grid.ray_lookup(o, d, t)
-    step = float(((fr - nr) / m * d.norm(dim=-1)).max().detach())
-    cell = float(((grid.hi - grid.lo) / grid.res).min())
-    cells = math.ceil((k / 2 + 0.5) * step / cell)  # block half-length + rounding slack
-    if cells > 3:  # steps too long for the coarse level to pay off
-        return t, grid.ray_lookup(o, d, t)
-    centre = nr[:, None] + (fr - nr)[:, None] * (
-        (torch.arange(m // k, device=dev) * k + k / 2) / m)
-    coarse = grid.ray_lookup(o, d, centre, grid.dilated(cells))
-    rb, kb = coarse.nonzero(as_tuple=True)
-    steps = kb[:, None] * k + torch.arange(k, device=dev)[None]  # [B, K]
-    occ = torch.zeros(len(o), m, dtype=torch.bool, device=dev)
-    if len(rb):
-        fine = grid.ray_lookup(o[rb], d[rb], t[rb[:, None], steps])
-        occ[rb[:, None], steps] = fine
-    return t, occ
-
+from .sampler import SampleOptions, march_steps
 
 FieldFn = Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -117,42 +57,6 @@ def _field(fn: FieldFn, x: torch.Tensor, frame: torch.Tensor, n_frames: int, chu
         sigma = sigma.new_zeros(len(x)).index_put((order,), sigma)
         rgb = rgb.new_zeros(len(x), 3).index_put((order,), rgb)
     return sigma, rgb, off_sq
-
-
-def head_fn(model: FaceNeRF, volume: FrameCondition) -> FieldFn:
-    def fn(x: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        s, rgb, off = model(x[None], volume.frame(f) if len(volume) > 1 else volume)
-        return s[0], rgb[0], (off.float() ** 2).sum()
-    return fn
-
-
-def torso_fn(model: FaceNeRF, volume: FrameCondition) -> FieldFn:
-    torso = model.torso
-    assert torso is not None and volume.torso_code is not None
-
-    def fn(x: torch.Tensor, f: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        s, rgb = torso(x, volume.torso_code[f:f + 1])
-        return s, rgb, x.new_zeros(())
-    return fn
-
-
-def render_rays(model: FaceNeRF, grid: OccupancyGrid, origins: torch.Tensor,
-                dirs: torch.Tensor, frame_ids: torch.Tensor, volume: FrameCondition,
-                opts: SampleOptions, generator: torch.Generator | None = None
-                ) -> dict[str, torch.Tensor]:
-    """Render the HEAD along rays of several frames (rays in the head frame).
-    ``frame_ids`` [N] index ``volume``'s frames (``FaceNeRF.condition``)."""
-    return march_field(head_fn(model, volume), len(volume), grid, origins, dirs, frame_ids,
-                       opts, generator)
-
-
-def render_torso_rays(model: FaceNeRF, origins: torch.Tensor, dirs: torch.Tensor,
-                      frame_ids: torch.Tensor, volume: FrameCondition, opts: SampleOptions,
-                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Render the TORSO along rays given in the body frame (same outputs)."""
-    assert model.torso_grid is not None
-    return march_field(torso_fn(model, volume), len(volume), model.torso_grid, origins,
-                       dirs, frame_ids, opts, generator)
 
 
 def composite_layers(head: dict[str, torch.Tensor], torso: dict[str, torch.Tensor]
@@ -200,7 +104,7 @@ def march_field(fn: FieldFn, n_frames: int, grid: OccupancyGrid, origins: torch.
     o, d, fid = origins[rays], dirs[rays], frame_ids[rays]
     nr, fr = near[rays], far[rays]
     m = opts.n_steps
-    t, occ = _march(grid, o, d, nr, fr, opts, generator)
+    t, occ = march_steps(grid, o, d, nr, fr, opts, generator)
     first = torch.argmax(occ.int(), dim=1)
     any_occ = occ.any(dim=1)
     delta_cm = (fr - nr) / m * d.norm(dim=-1) * 100.0

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .lattice import lattice_points, lattice_shape, sample_lattice
+from ..components.lattice import lattice_points, lattice_shape, sample_lattice
 
 LATTICE_SPACING = 0.004  # metres: eyelids and lips are ~1 cm tall
 N_CANDIDATES = 12

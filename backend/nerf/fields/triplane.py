@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gather import weighted_gather
+from ..components.gather import weighted_gather
 
 
 class TriPlane(nn.Module):
