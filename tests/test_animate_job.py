@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from backend.motion.animate import animate
+from backend.motion.performance import animate
 from shared.errors import FacecastError
 from shared.protocol import BlockingClient, MsgType, load_key
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from backend.jobs.animate import RESULT_ARRAYS
-from backend.motion.animate import animate
 from backend.motion.animation_file import animation_from_job, write_animation
+from backend.motion.performance import animate
 from shared.errors import InputError
 
 from .test_motion_animate import SR, speechlike

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from backend.audio import Audio
-from backend.motion.animate import animate
 from backend.motion.model import load_model
+from backend.motion.performance import animate
 from shared.blendshapes import BLENDSHAPE_INDEX
 from shared.emotions import EMOTIONS
 from shared.errors import InputError

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from backend.audio import load_audio
-from backend.motion.animate import animate
 from backend.motion.model import load_model
+from backend.motion.performance import animate
 from backend.speech.espeak import synthesize
 from backend.speech.viseme_classes import viseme_class
 from shared.blendshapes import BLENDSHAPE_INDEX

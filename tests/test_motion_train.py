@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from backend.motion.data import prepare_clip
-from backend.motion.speech import expand_latent
+from backend.motion.speech_vae import expand_latent
 from backend.motion.train import MOUTH_IDS, TrainConfig, train
 
 from .conftest import data_path

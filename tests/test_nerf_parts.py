@@ -12,7 +12,7 @@ import torch
 
 from backend.nerf.components.camera_optimizer import CameraOptimizer, axis_angle_to_matrix
 from backend.nerf.components.geometry import pixel_rays, rays_torch
-from backend.nerf.components.renderer import composite_layers
+from backend.nerf.components.volume_rendering import composite_layers
 from backend.nerf.fields.deformation import MeshWarp
 from backend.progress import LineProgress
 from backend.threads import default_threads, set_threads

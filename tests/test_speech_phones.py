@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.motion.phone_speech import MOUTH_IDS, prepare_speech
+from backend.motion.phone_targets import MOUTH_IDS, prepare_speech
 from backend.motion.visemes import viseme_track
 from backend.speech.espeak import synthesize
 from backend.speech.phone_recognition import ARPABET_TO_ESPEAK, PAUSE, recognise_phones

@@ -119,14 +119,14 @@ def speech_stretches(flags: np.ndarray, min_len: int = MIN_STRETCH) -> np.ndarra
 
 
 def _animate_kwargs() -> set[str]:
-    from backend.motion.animate import iter_animation
+    from backend.motion.performance import iter_animation
 
     return set(inspect.signature(iter_animation).parameters)
 
 
 def run_animation(model, audio, fps, emotion=None, **kw):
     """animate() with what this version supports (``text`` is dropped where unknown)."""
-    from backend.motion.animate import animate
+    from backend.motion.performance import animate
 
     for key in ("text", "transcribe"):
         if key in kw and key not in _animate_kwargs():
@@ -436,7 +436,7 @@ _MEMORY_SCRIPT = """
 import resource, sys, numpy as np, torch
 torch.set_num_threads(2)
 from backend.audio import Audio, load_audio
-from backend.motion.animate import iter_animation
+from backend.motion.performance import iter_animation
 from backend.motion.model import load_model
 from shared.audio import SAMPLE_RATE
 w = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else None

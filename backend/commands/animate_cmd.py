@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     from backend.audio import load_audio
     from backend.jobs.animate import MAX_FRAME
-    from backend.motion.animate import animate
     from backend.motion.animation_file import check_animation_path, write_animation
     from backend.motion.model import load_model
+    from backend.motion.performance import animate
 
     # Everything the user named is checked before the work (seconds of computing).
     out = check_animation_path(check_writable(args.output, "output"))

@@ -76,7 +76,7 @@ class AnimateJob(Job):
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         from backend.audio import load_audio
-        from backend.motion.animate import fps_text, iter_animation
+        from backend.motion.performance import fps_text, iter_animation
 
         p = ctx.params
         arrays = ctx.arrays

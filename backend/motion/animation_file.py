@@ -21,7 +21,7 @@ from backend.atomic_file import write_atomic
 from backend.audio.timing import FrameClock
 from shared.errors import InputError
 
-from .animate import Animation
+from .performance import Animation
 
 SUFFIXES = (".npz", ".json")
 

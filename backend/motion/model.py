@@ -17,7 +17,7 @@ from shared.errors import InputError
 from ..atomic_file import write_atomic
 from .emotion import EmotionBank
 from .ldm import EmotionClassifier, LandmarkDeformationModel
-from .speech import SpeechVAE
+from .speech_vae import SpeechVAE
 
 FORMAT = 1
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "motion.pt"

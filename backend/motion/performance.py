@@ -1,4 +1,4 @@
-"""``animate``: audio + fps + emotion -> per-frame blendshapes, landmarks, head pose, blinks.
+"""The performance: audio + fps + emotion -> per-frame blendshapes, landmarks, head pose, blinks.
 
 The one implementation behind ``facecast animate`` and the server's ``animate`` job.
 Audio features are computed once per hop (small); frames are then processed in chunks of
@@ -37,7 +37,7 @@ from .features import model_inputs, prosody
 from .head import head_motion
 from .model import MotionModel, load_model
 from .phones import phone_evidence
-from .speech import LATENT_DIM, LATENT_FRAMES, expand_latent
+from .speech_vae import LATENT_DIM, LATENT_FRAMES, expand_latent
 
 CONTEXT = 32  # frames of audio context each side of a chunk (> the models' reach)
 MAX_TEXT_CHARS = 20000

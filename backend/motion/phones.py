@@ -24,7 +24,7 @@ the model reads per frame:
 * the coarticulated viseme curve of the phones (27 mouth channels, ``visemes``), and
 * two "must" curves, 1 where a bilabial (p/b/m: the lips must meet) or a labiodental
   (f/v: the lower lip must tuck) is sounding, which the JALI-style layer in
-  ``speech`` enforces after the network.
+  ``speech_vae`` enforces after the network.
 
 Everything is computed once per recording on the 100 Hz hop grid and sampled per frame,
 so chunked animation sees exactly what one long pass would.

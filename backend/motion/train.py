@@ -4,7 +4,7 @@ What each part learns from (say it plainly, the data is small):
 
 * Speech VAE (phones + mel + prosody -> mouth): the first 80 % of the real speech
   recordings in ../shared/data/speech with pocketsphinx phone -> viseme targets
-  (``phone_speech``); espeak-ng sentences spoken by 16 voices with the viseme targets of
+  (``phone_targets``); espeak-ng sentences spoken by 16 voices with the viseme targets of
   espeak's exact phones (``synth_clips``, a ``synth_ratio`` share of every batch; half
   read the phone loop's evidence, half espeak's own phones, as aligned text gives);
   tones and instrumental sounds with a resting mouth (``nonspeech_clips``). Every
@@ -45,7 +45,7 @@ from shared.landmarks import canonical_face
 from .data import ClipData, head_motion_stats
 from .delivery import deliver
 from .model import MotionModel
-from .speech import FREE_BITS
+from .speech_vae import FREE_BITS
 
 WINDOW = 64
 BATCH = 12
@@ -279,7 +279,7 @@ def build_speech_data(clips: list[ClipData], cfg: TrainConfig, progress: bool = 
     exactly the data it started with.
     """
     from .data import augmented_copies
-    from .phone_speech import load_speech
+    from .phone_targets import load_speech
     from .synthetic import make_nonspeech_set, make_synthetic_set
 
     rng = np.random.default_rng([cfg.seed, 0xA06])

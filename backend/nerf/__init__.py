@@ -4,7 +4,7 @@ Laid out as nerfstudio lays out a method, each module one concept, imports point
 
 * ``components/``: what any field is rendered with - ``geometry`` (head box, rays, box
   intersection), ``occupancy`` (the grid that keeps samples near the surface),
-  ``sampler`` (where along a ray), ``renderer`` (volume rendering, layer compositing),
+  ``sampler`` (where along a ray), ``volume_rendering`` (along rays; two layers composited),
   ``lattice`` (where attention is evaluated), ``gather`` (weighted row lookups),
   ``camera_optimizer`` (training pose refinement), ``metrics`` (PSNR/SSIM);
 * ``fields/``: the field's parts - ``triplane``, ``torso``, ``attention`` and its

@@ -1,11 +1,11 @@
 """The fused render engine: one frame's rays through the head and torso fields with static
 shapes and a handful of large operations, instead of the reference path's per-block loop.
 
-Why: the reference (``components.renderer.march_field``) walks each ray's sample band in blocks of
-``step_block`` steps, compacts alive rays and occupied samples with boolean masks at
-every block, and looks the tri-planes up level by level: thousands of small torch calls
-per frame, so a CPU frame and even more a GPU frame cost launch overhead, not arithmetic.
-Here, per frame:
+Why: the reference (``components.volume_rendering.march_field``) walks each ray's sample
+band in blocks of ``step_block`` steps, compacts alive rays and occupied samples with
+boolean masks at every block, and looks the tri-planes up level by level: thousands of
+small torch calls per frame, so a CPU frame and even more a GPU frame cost launch
+overhead, not arithmetic. Here, per frame:
 
 1. head rays and torso rays are marched together as two layers, each through its own
    grid; rays that hit their grid's tight box are compacted ONCE (one ``nonzero``);
@@ -510,7 +510,7 @@ def band_sums(w: torch.Tensor, dense: torch.Tensor, t: torch.Tensor) -> torch.Te
 
 def layer_over(layers: torch.Tensor) -> torch.Tensor:
     """Two [N, 5] layers ([2, N, 5]) front to back by depth
-    (``components.renderer.composite_layers``)."""
+    (``components.volume_rendering.composite_layers``)."""
     d = torch.where(layers[..., 3] > 1e-4, layers[..., 4], torch.finfo(layers.dtype).max)
     d_head, d_torso = d.unbind(0)
     front, back = torch.where((d_head <= d_torso)[None, :, None], layers,

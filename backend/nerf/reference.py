@@ -3,7 +3,7 @@
 Landmark attention and the mesh warp are not evaluated per sample: ``FaceNeRF.condition``
 evaluates them once per frame on their lattices, and every sample interpolates those.
 The head's rays are in the head frame, the torso's in the body frame (``fields.torso``);
-``components.renderer.composite_layers`` puts the two together. ``engine`` is the fused
+``components.volume_rendering.composite_layers`` puts the two together. ``engine`` is the fused
 path, which must give the same frames.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from .components.occupancy import OccupancyGrid
-from .components.renderer import FieldFn, march_field
 from .components.sampler import SampleOptions
+from .components.volume_rendering import FieldFn, march_field
 from .model import FaceNeRF, FrameCondition
 
 

@@ -12,8 +12,8 @@ import torch
 
 from .components.geometry import pixel_rays
 from .components.occupancy import OccupancyGrid
-from .components.renderer import composite_layers
 from .components.sampler import SampleOptions
+from .components.volume_rendering import composite_layers
 from .engine import Engine, engine_choice
 from .model import FaceNeRF, FrameCondition
 from .reference import render_rays, render_torso_rays

@@ -49,8 +49,8 @@ from shared.protocol.shm import ShmArena, ShmReader, ShmRef
 from .config import ServerConfig
 from .executor import Outbox, Outgoing, SendBudget, ThreadExecutor, ThreadJobContext
 from .logs import DropSummary
-from .scheduler import FairScheduler
 from .sessions import MAX_QUEUED_CONTROL, InFlight, JobRecord, Pending, Session
+from .slots import FairScheduler
 
 log = logging.getLogger("facecast.server")
 

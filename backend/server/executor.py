@@ -40,7 +40,7 @@ from shared.protocol import ErrorCode, MsgType, error_body
 from shared.protocol.constants import MAX_CREDIT
 from shared.protocol.shm import ShmArena, ShmRef
 
-from .scheduler import FairScheduler
+from .slots import FairScheduler
 
 log = logging.getLogger("facecast.server")
 

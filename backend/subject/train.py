@@ -34,8 +34,8 @@ from ..nerf.components.camera_optimizer import CameraOptimizer
 from ..nerf.components.geometry import rays_torch
 from ..nerf.components.metrics import psnr, ssim
 from ..nerf.components.occupancy import OccupancyGrid
-from ..nerf.components.renderer import composite_layers
 from ..nerf.components.sampler import SampleOptions
+from ..nerf.components.volume_rendering import composite_layers
 from ..nerf.engine import Engine, engine_choice, layer_over
 from ..nerf.fields.torso import pose_code
 from ..nerf.model import FaceNeRF, FrameCondition

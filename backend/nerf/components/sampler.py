@@ -4,7 +4,7 @@ Each ray is intersected with the tight box around the occupied cells and marched
 ``n_steps`` cheap grid lookups (integer lookups in the ``occupancy`` grid, no network);
 the field is then evaluated only at occupied samples inside a band of ``band`` steps
 starting at the first occupied one. ``SampleOptions`` holds those numbers and the block
-size and threshold of early ray termination (``renderer.march_field``). Training jitters
+size and threshold of early ray termination (``volume_rendering.march_field``). Training jitters
 the step depths (stratified); rendering takes each step's centre.
 """
 

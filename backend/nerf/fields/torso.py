@@ -11,7 +11,7 @@ Small on purpose: a two-level tri-plane (the torso is smooth, low-detail cloth a
 and one hidden layer of 32. Its occupancy grid is separate from the head's
 (``OccupancyGrid`` over ``TORSO_LO/HI``), carved from the mattes seen from the body frame.
 Head and torso are rendered along each ray separately and composited front to back by
-their depths (``components.renderer.composite_layers``).
+their depths (``components.volume_rendering.composite_layers``).
 """
 
 from __future__ import annotations
