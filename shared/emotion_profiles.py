@@ -2,7 +2,7 @@
 
 Every per-emotion table elsewhere is derived from ``EMOTION_PROFILES`` in its order:
 the vocabulary and its aliases (``shared.emotions``), the FACS prototypes and expected
-feature signs (``shared.facs``), the mouth's delivery (``backend.motion.delivery``), the
+feature signs (``backend.motion.facs``), the mouth's delivery (``backend.motion.delivery``), the
 blink rate (``backend.motion.blinks``), the add-on's slider tooltips and the expression
 judge's class (``backend.judges.expression``). Adding an emotion is one row here; the row
 order is the column order of every ``emotion_weights[T, n]`` array, so rows are only ever
@@ -11,7 +11,7 @@ needs ``facecast motion train``.)
 
 Why a data module with no imports: the add-on ships ``shared/`` and reads the names and
 tooltips; the backend reads the numbers. Plain tuples keep it readable as a table and
-free of numpy, so ``shared.facs`` turns the AU tuples into its own types.
+free of numpy, so ``backend.motion.facs`` turns the AU tuples into its own types.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ backend all build and read, instead of each writing the params dict by hand.
 
 On the wire (unchanged): params ``subject``, ``camera`` (a ``shared.camera`` dict),
 ``array_names`` (the arrays' names, in the order they are sent), ``head_pose_frame``
-(``shared.render_conditioning``), ``placement`` (when given), ``device``, ``fp16``,
+(``backend.subject.contract``), ``placement`` (when given), ``device``, ``fp16``,
 ``signed_png`` — and nothing else: a client keeps its own bookkeeping (the add-on's
 scene frame per row) to itself, so every param sent is one the backend reads.
 The arrays travel by name: any of :data:`ARRAY_NAMES`, sent in sorted name order.
@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import InputError
 
-#: The per-frame arrays a render takes, by name (``shared.render_conditioning``).
+#: The per-frame arrays a render takes, by name (``backend.subject.contract``).
 ARRAY_NAMES = ("landmarks", "blendshapes", "head_pose", "body_pose")
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.judges.expression import EMOTION_TO_FER, JUDGED_EMOTIONS
-from backend.motion import blinks, delivery
-from shared import facs
+from backend.motion import blinks, delivery, facs
 from shared.emotion_profiles import EMOTION_PROFILES, SIGNATURE_FEATURES
 from shared.emotions import EMOTION_ALIASES, EMOTIONS
 
@@ -78,7 +77,7 @@ _PROBE = """
 import json, sys
 import numpy as np
 from shared.emotions import EMOTIONS, canonical_emotion, parse_emotion_string, sample_emotion_track
-from shared import facs
+from backend.motion import facs
 from backend.motion import blinks, delivery
 from backend.judges.expression import EMOTION_TO_FER, JUDGED_EMOTIONS
 track = parse_emotion_string("0:bored@0.5,10:dull*0.5+happy*0.5")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.motion.face_basis import basis, landmarks_from_blendshapes, solve_blendshapes
 from shared.blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
 from shared.errors import InputError
-from shared.face_basis import basis, landmarks_from_blendshapes, solve_blendshapes
 from shared.landmarks import (
     LEFT_LIP_CORNER,
     RIGHT_LIP_CORNER,

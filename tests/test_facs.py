@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
-from shared.emotions import EMOTIONS
-from shared.errors import InputError
-from shared.facs import (
+from backend.motion.facs import (
     AU_BLENDSHAPES,
     EMOTION_AUS,
     FACS_SIGNATURES,
@@ -20,6 +17,9 @@ from shared.facs import (
     emotion_prototype,
     signature_features,
 )
+from shared.blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
+from shared.emotions import EMOTIONS
+from shared.errors import InputError
 
 
 def _ch(shapes: np.ndarray, name: str) -> float:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from backend.motion.augment import augment_audio
+from backend.motion.face_basis import MOUTH_CHANNELS, landmarks_from_blendshapes
 from backend.motion.synthetic import make_sentence, make_synthetic_set
 from backend.motion.visemes import viseme_target, viseme_track
 from backend.speech.viseme_classes import viseme_class
-from shared.face_basis import MOUTH_CHANNELS, landmarks_from_blendshapes
 from shared.landmarks import canonical_face, mouth_opening
 
 CH = {n: i for i, n in enumerate(MOUTH_CHANNELS)}
@@ -17,7 +17,7 @@ CH = {n: i for i, n in enumerate(MOUTH_CHANNELS)}
 def _opening(mouth: np.ndarray) -> np.ndarray:
     """Mouth opening (inner-lip gap / IOD) of 27-channel poses on the canonical face."""
     w = np.zeros((len(mouth), 52), np.float32)
-    from shared.face_basis import channel_index
+    from backend.motion.face_basis import channel_index
 
     w[:, channel_index(MOUTH_CHANNELS)] = mouth
     return mouth_opening(landmarks_from_blendshapes(w, None))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from backend.motion.face_basis import landmarks_from_blendshapes
 from backend.nerf.components.camera_optimizer import CameraOptimizer, axis_angle_to_matrix
 from backend.nerf.components.geometry import pixel_rays, rays_torch
 from backend.nerf.components.volume_rendering import composite_layers
@@ -18,7 +19,6 @@ from backend.progress import LineProgress
 from backend.threads import default_threads, set_threads
 from shared.blendshapes import ARKIT_BLENDSHAPES
 from shared.errors import InputError
-from shared.face_basis import landmarks_from_blendshapes
 from shared.landmarks import LEFT_LIP_CORNER, RIGHT_LIP_CORNER, canonical_face
 
 

@@ -14,11 +14,11 @@ from PIL import Image
 
 from backend.cli import main
 from backend.subject.conditioning import render_conditioning
+from backend.subject.contract import head_and_body_poses, mean_pose
 from backend.subject.prepare import SubjectData
 from backend.subject.store import load_subject, read_manifest, resolve_subject
 from shared.errors import InputError
 from shared.landmarks import HEAD_TO_BLENDER, canonical_face
-from shared.render_conditioning import head_and_body_poses, mean_pose
 from tests.conftest import data_path
 
 SIZE = 48

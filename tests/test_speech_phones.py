@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.motion.face_basis import MOUTH_CHANNELS
 from backend.motion.phone_targets import MOUTH_IDS, prepare_speech
 from backend.motion.visemes import viseme_track
 from backend.speech.espeak import synthesize
 from backend.speech.phone_recognition import ARPABET_TO_ESPEAK, PAUSE, recognise_phones
 from backend.speech.viseme_classes import DIPHTHONGS, PHONES, normalise_phone, viseme_class
-from shared.face_basis import MOUTH_CHANNELS
 
 from .conftest import data_path
 

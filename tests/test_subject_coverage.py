@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from backend.cli import main
+from backend.motion.face_basis import landmarks_from_blendshapes
 from backend.subject.coverage import Coverage, footage_coverage
 from shared.blendshapes import BLENDSHAPE_INDEX
-from shared.face_basis import landmarks_from_blendshapes
 from shared.landmarks import canonical_face
 from tests.conftest import data_path
 

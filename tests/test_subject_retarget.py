@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.motion.face_basis import landmarks_from_blendshapes
 from backend.subject.retarget import retarget, subject_neutral
 from shared.blendshapes import BLENDSHAPE_INDEX
-from shared.face_basis import landmarks_from_blendshapes
 from shared.landmarks import canonical_face, inter_ocular, mouth_opening
 
 

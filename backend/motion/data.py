@@ -2,14 +2,14 @@
 
 For each clip: track it (cached by ``backend.tracking``), remove the rigid head pose,
 estimate the speaker's own neutral face, solve ARKit-52 weights against the linear basis
-(``shared.face_basis``), and compute the audio features of the clip's own sound track at
+(``backend.motion.face_basis``), and compute the audio features of the clip's own sound track at
 the clip's frame rate, so frame k of the video and frame k of the features cover the same
 instant. The last ``HOLDOUT`` of every clip is split off and never used in training:
 the motion bench measures lip sync there.
 
 What this gives is about two minutes of real speech from five people: enough to learn
 *when* and *how much* the mouth opens from audio, not emotions (no clip is labelled).
-Emotion supervision is synthetic: FACS priors (``shared.facs``) through the same basis,
+Emotion supervision is synthetic: FACS priors (``backend.motion.facs``) through the same basis,
 added on top of these real speech motions during training (``backend.motion.train``).
 """
 
@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from shared.errors import InputError
-from shared.face_basis import solve_blendshapes
 from shared.landmarks import estimate_neutral
+
+from .face_basis import solve_blendshapes
 
 SPEECH_CLIPS: tuple[str, ...] = ("d6", "d9", "d11", "d12", "d14")
 HOLDOUT = 0.2  # the last fifth of each clip is for evaluation only

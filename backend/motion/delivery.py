@@ -33,7 +33,8 @@ from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 from shared.emotion_profiles import EMOTION_PROFILES
 from shared.emotions import EMOTIONS
-from shared.face_basis import MOUTH_CHANNELS
+
+from .face_basis import MOUTH_CHANNELS
 
 _CH = {n: i for i, n in enumerate(MOUTH_CHANNELS)}
 JAW = [_CH[n] for n in ("jawOpen", "mouthLowerDownLeft", "mouthLowerDownRight",
@@ -93,8 +94,9 @@ def lip_openers() -> tuple[int, ...]:
     jaw-open pose widens the inner-lip gap by more than 1.5 % of the inter-ocular
     distance's worth of ``mouth_opening``. They must yield where the lips must meet."""
     from shared.blendshapes import BLENDSHAPE_INDEX
-    from shared.face_basis import landmarks_from_blendshapes
     from shared.landmarks import mouth_opening
+
+    from .face_basis import landmarks_from_blendshapes
 
     w = np.zeros((len(MOUTH_CHANNELS) + 1, 52), np.float32)
     w[:, BLENDSHAPE_INDEX["jawOpen"]] = w[:, BLENDSHAPE_INDEX["mouthClose"]] = 0.2

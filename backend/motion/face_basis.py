@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
-from .errors import InputError
-from .landmarks import N_LANDMARKS, canonical_face
+from shared.blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
+from shared.errors import InputError
+from shared.landmarks import N_LANDMARKS, canonical_face
 
 CM = 0.01  # the fields below are written in centimetres, stored in metres
 N_SHAPES = len(ARKIT_BLENDSHAPES)

@@ -23,9 +23,9 @@ from typing import Literal
 
 import numpy as np
 
-from .blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
-from .emotion_profiles import EMOTION_PROFILES, SIGNATURE_FEATURES
-from .emotions import EMOTIONS, canonical_emotion, validate_emotion_arrays
+from shared.blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
+from shared.emotion_profiles import EMOTION_PROFILES, SIGNATURE_FEATURES
+from shared.emotions import EMOTIONS, canonical_emotion, validate_emotion_arrays
 
 Side = Literal["both", "left", "right"]
 

@@ -23,10 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from shared.emotions import EMOTIONS
-from shared.face_basis import N_SHAPES, basis
 from shared.landmarks import canonical_face
 
 from .emotion import EMB_DIM
+from .face_basis import N_SHAPES, basis
 
 TOKEN_IDS: tuple[int, ...] = (
     61, 0, 291, 17, 13, 14,  # lip corners, outer and inner lip centres

@@ -28,11 +28,11 @@ from shared.emotions import (
     validate_emotion_arrays,
 )
 from shared.errors import InputError
-from shared.face_basis import MOUTH_CHANNELS, channel_index, landmarks_from_blendshapes
 
 from .blinks import BlinkGenerator, rate_multiplier
 from .delivery import constrain, deliver, effort_gain, emotion_delivery
 from .emotion import estimate_emotion_from_prosody
+from .face_basis import MOUTH_CHANNELS, channel_index, landmarks_from_blendshapes
 from .features import model_inputs, prosody
 from .head import head_motion
 from .model import MotionModel, load_model
@@ -74,7 +74,7 @@ class Animation:
         return {"blendshapes": self.blendshapes, "blendshape_names": np.array(self.names),
                 "landmarks": self.landmarks, "head_pose": self.head_pose,
                 # The render contract's name for this head pose's frame (relative motion
-                # in the head frame): shared.render_conditioning.HEAD_POSE_MOTION.
+                # in the head frame): backend.subject.contract.HEAD_POSE_MOTION.
                 "head_pose_frame": np.array("motion"),
                 "blink": self.blink, "emotion_weights": self.emotion_weights,
                 "emotion_intensity": self.emotion_intensity, "emotion_names":

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from shared.audio import SAMPLE_RATE
-from shared.face_basis import MOUTH_CHANNELS, channel_index
 
 from .data import HOLDOUT, real_data_file
+from .face_basis import MOUTH_CHANNELS, channel_index
 
 SPEECH_RECORDINGS: dict[str, Fraction] = {"eng": Fraction(30), "sun": Fraction(25)}
 MOUTH_IDS = channel_index(MOUTH_CHANNELS)

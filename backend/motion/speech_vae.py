@@ -29,8 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from shared.face_basis import MOUTH_CHANNELS
-
+from .face_basis import MOUTH_CHANNELS
 from .features import N_PROSODY
 from .phones import N_PHONE_FEATURES
 

@@ -21,8 +21,8 @@ from fractions import Fraction
 import numpy as np
 
 from shared.audio import SAMPLE_RATE
-from shared.face_basis import MOUTH_CHANNELS, channel_index
 
+from .face_basis import MOUTH_CHANNELS, channel_index
 from .visemes import viseme_track
 
 MOUTH_IDS = channel_index(MOUTH_CHANNELS)

@@ -13,7 +13,7 @@ What each part learns from (say it plainly, the data is small):
   No tracked video teaches lip sync by default (``speech_clips``): every real clip stays
   unseen for ``facecast bench motion``'s tracked-mouth judge. ``facecast motion train``'s
   defaults are the shipped recipe.
-* Emotion classifier: FACS emotion prototypes (``shared.facs``) at random intensities and
+* Emotion classifier: FACS emotion prototypes (``backend.motion.facs``) at random intensities and
   mixes, plus noise. Then frozen.
 * LDM + emotion bank: synthetic pairs built on the real speech motion of the same windows:
   input = real speech weights + a random emotion track (1-2 emotions, random weights and
@@ -38,12 +38,12 @@ import torch
 from torch.nn import functional as F
 
 from shared.emotions import EMOTIONS
-from shared.face_basis import MOUTH_CHANNELS, basis, channel_index
-from shared.facs import emotion_blendshapes
 from shared.landmarks import canonical_face
 
 from .data import ClipData, head_motion_stats
 from .delivery import deliver
+from .face_basis import MOUTH_CHANNELS, basis, channel_index
+from .facs import emotion_blendshapes
 from .model import MotionModel
 from .speech_vae import FREE_BITS
 

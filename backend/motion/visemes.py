@@ -24,9 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shared.face_basis import MOUTH_CHANNELS
-
 from ..speech.viseme_classes import CLASSES, DIPHTHONGS, normalise_phone, viseme_class
+from .face_basis import MOUTH_CHANNELS
 
 N_MOUTH = len(MOUTH_CHANNELS)
 SMOOTH_MS = 70.0  # FWHM of the coarticulation kernel

@@ -81,7 +81,7 @@ def check_conditioning(landmarks: np.ndarray | None, blendshapes: np.ndarray | N
         _finite(blendshapes, "blendshapes")
     if landmarks is None:
         try:
-            from shared import face_basis  # written by the motion-model work
+            from backend.motion import face_basis  # written by the motion-model work
         except ImportError as exc:
             raise InputError("this renderer needs landmarks; blendshapes alone cannot "
                              "be turned into landmarks here",

@@ -28,9 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from backend.subject.contract import check_head_pose_frame
 from shared.camera import CameraView, camera_from_dict, camera_views
 from shared.errors import InputError
-from shared.render_conditioning import check_head_pose_frame
 from shared.render_request import RenderJobRequest
 
 from ..nerf.pipeline import Conditioning, check_conditioning, head_to_camera, render_sequence

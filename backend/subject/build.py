@@ -22,7 +22,6 @@ import torch
 
 from shared.errors import InputError
 from shared.landmarks import N_LANDMARKS, estimate_neutral, mouth_opening
-from shared.render_conditioning import TOPOLOGY
 
 from ..atomic_file import write_atomic
 from ..nerf.components.occupancy import OccupancyGrid
@@ -30,6 +29,7 @@ from ..nerf.fields.tokens import token_ids
 from ..nerf.fields.torso import TORSO_HI, TORSO_LO
 from ..nerf.model import CURRENT, FaceNeRF, ModelConfig
 from ..tracking.cache import file_hash
+from .contract import TOPOLOGY
 from .coverage import Coverage, footage_coverage
 from .prepare import FOV_DEG, HOLDOUT, SubjectData, nearest_training_frames, prepare
 from .store import MANIFEST_FORMAT, MANIFEST_VERSION, export_model, write_json_atomic

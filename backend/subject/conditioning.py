@@ -3,7 +3,7 @@
 
 Used by ``facecast render`` (an ``anim.npz``), the ``render`` job (the add-on's and the
 demo's requests), the benchmark and the tests. The contract itself (which arrays, which
-head-pose frames, the torso anchor) is ``shared.render_conditioning``; this module adds
+head-pose frames, the torso anchor) is ``backend.subject.contract``; this module adds
 what needs the subject:
 
 1. topology and identity checks: landmarks of another layout, or of another person's
@@ -20,17 +20,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from backend.motion.face_basis import solve_blendshapes
 from shared.errors import InputError
-from shared.face_basis import solve_blendshapes
 from shared.landmarks import canonical_face, estimate_neutral
-from shared.render_conditioning import (
+
+from ..nerf.pipeline import Conditioning, check_conditioning
+from .contract import (
     HEAD_POSE_FRAME_KEY,
     check_head_pose_frame,
     check_topology,
     head_and_body_poses,
 )
-
-from ..nerf.pipeline import Conditioning, check_conditioning
 from .retarget import retarget, subject_neutral
 
 #: Beyond this RMS distance (metres) between the animation's calm face and the subject's
@@ -65,7 +65,7 @@ def render_conditioning(arrays: Mapping[str, np.ndarray], manifest: dict, *,
     """Validate, check and retarget an animation for ``manifest``'s subject.
 
     ``arrays``: any of ``landmarks``, ``blendshapes``, ``head_pose`` (see
-    ``shared.render_conditioning``); ``head_pose_frame`` names the head pose's frame (also
+    ``backend.subject.contract``); ``head_pose_frame`` names the head pose's frame (also
     read from ``arrays[HEAD_POSE_FRAME_KEY]``, as an ``anim.npz`` stores it);
     ``made_for``: the subject an animation says it was made for (``anim.npz`` key
     ``subject``), refused when it is another one.

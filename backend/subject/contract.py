@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
-from .landmarks import HEAD_TO_BLENDER, N_LANDMARKS
+from shared.errors import InputError
+from shared.landmarks import HEAD_TO_BLENDER, N_LANDMARKS
 
 HEAD_POSE_WORLD = "world"
 HEAD_POSE_MOTION = "motion"

@@ -10,7 +10,7 @@ to the subject's calm neutral (``estimate_neutral``, the face every keyed expres
 retargeted onto), with the geometric metrics of ``shared.landmarks`` in eye-distance
 units: the same measures the render benchmark re-tracks obedience with. A cue's *reach*
 is the 95th percentile of its signed change (so a few jittery frames cannot claim it).
-An emotion's *ask* of a cue is the change its FACS prototype (``shared.facs``) makes on
+An emotion's *ask* of a cue is the change its FACS prototype (``backend.motion.facs``) makes on
 the same neutral through the face basis; an emotion needs the cues it moves clearly
 (``NEEDED``); its coverage is the smallest reach/ask over those cues, and the cue that
 sets it is named, so the user knows what to film.
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.motion.face_basis import landmarks_from_blendshapes
+from backend.motion.facs import emotion_prototype
 from shared.emotions import EMOTIONS
 from shared.errors import InputError
-from shared.face_basis import landmarks_from_blendshapes
-from shared.facs import emotion_prototype
 from shared.landmarks import (
     LEFT_LIP_CORNER,
     N_LANDMARKS,

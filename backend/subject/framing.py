@@ -2,7 +2,7 @@
 
 The demo renders through it, and ``facecast render --camera front`` gives it to users
 who have no add-on to export a ``cam.json``. The head rests at the world origin looking
-down Blender's -Y (the contract's default placement, ``shared.render_conditioning``),
+down Blender's -Y (the contract's default placement, ``backend.subject.contract``),
 so the camera stands on -Y looking along +Y (Blender cameras look down their -Z). It
 frames a fixed region of the canonical head frame (hair to neck) with the horizontal
 field of view the subject was captured with, so the field is seen close to how it was

@@ -68,7 +68,7 @@ class SubjectData:
         """``body_poses``, or the mean training head pose for every frame."""
         if self.body_poses is not None:
             return self.body_poses
-        from shared.render_conditioning import mean_pose
+        from .contract import mean_pose
 
         return np.broadcast_to(mean_pose(self.poses[: max(1, self.n_train)]),
                                self.poses.shape).copy()

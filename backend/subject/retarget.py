@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.face_basis import landmarks_from_blendshapes
+from backend.motion.face_basis import landmarks_from_blendshapes
 from shared.landmarks import N_LANDMARKS
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend.motion.face_basis import solve_blendshapes
 from shared.errors import InputError
-from shared.face_basis import solve_blendshapes
 from shared.landmarks import estimate_neutral
 
 from ..nerf.components.camera_optimizer import CameraOptimizer

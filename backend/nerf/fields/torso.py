@@ -3,7 +3,7 @@
 Why a field of its own (as ER-NeRF and AD-NeRF train one): a bust rigid with the head
 smears the shoulders into streaks whenever the head turns on a still body. This field
 lives in the BODY frame - the head frame at rest (for training frames: the mean tracked
-head pose; at render time the contract's body anchor, ``shared.render_conditioning``) -
+head pose; at render time the contract's body anchor, ``backend.subject.contract``) -
 so the shoulders stay where the body is. The neck still bends with the head: the MLP
 also sees the head's pose relative to the body (``pose_code``).
 
