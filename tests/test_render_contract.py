@@ -163,3 +163,38 @@ def test_front_camera_sizes_and_bad_camera_arguments(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not valid JSON"):
         camera_dict(str(tmp_path / "bad.json"), manifest, "64")
     assert json.loads(json.dumps(camera_dict("front", manifest, "32")))["resolution_x"] == 32
+
+
+@pytest.mark.parametrize("sent", ["blendshapes", "landmarks"])
+def test_the_service_validates_the_sent_arrays_once(monkeypatch, sent) -> None:
+    """``check_conditioning`` runs once per render, at the service's boundary; what it
+    returns is passed inward (the retargeted conditioning is not validated again)."""
+    from backend.nerf import pipeline
+    from backend.render import service
+    from backend.subject import conditioning
+
+    calls = []
+    real = pipeline.check_conditioning
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(service, "check_conditioning", counted)
+    monkeypatch.setattr(conditioning, "check_conditioning", counted)
+    folder = resolve_subject("default")
+    bs = np.zeros((3, 52), np.float32)
+    arrays = ({"blendshapes": bs} if sent == "blendshapes" else
+              {"landmarks": conditioning.retarget({"blendshapes": bs}, read_manifest(folder))[
+                  "landmarks"]})
+
+    class NoRemote:  # the manifest is read, the subject's weights are not loaded
+        def render(self, *a, **k):
+            raise AssertionError("not rendered here")
+
+    render = service.prepare_render(service.RenderRequest(
+        subject="default", camera=service.FrontCamera(SIZE, SIZE), arrays=arrays,
+        device="cpu"), remote=NoRemote())
+    assert len(render) == 3 and len(calls) == 1
+    assert render.cond.landmarks.dtype == np.float32 and render.cond.head_pose.shape == (
+        3, 4, 4)

@@ -158,7 +158,7 @@ def prepare_render(request: RenderRequest, remote: RemoteRenderer | None = None,
     thing and the fix; nothing heavy runs before the cheap checks pass."""
     arrays = request.arrays
     # What the client sent, checked before any heavy work (errors name its arrays).
-    check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"), None)
+    sent = check_conditioning(arrays.get("landmarks"), arrays.get("blendshapes"), None)
     frame = check_head_pose_frame(request.head_pose_frame, "head_pose" in arrays)
     placement = request.placement
     if placement is not None:
@@ -180,7 +180,8 @@ def prepare_render(request: RenderRequest, remote: RemoteRenderer | None = None,
         folder = resolve_subject(request.subject)
         manifest = read_manifest(folder)
     cond = render_conditioning(arrays, manifest, head_pose_frame=frame, placement=placement,
-                               body_pose=arrays.get("body_pose"), made_for=request.made_for)
+                               body_pose=arrays.get("body_pose"), made_for=request.made_for,
+                               sent=sent)
     if isinstance(request.camera, FrontCamera):
         cam, mw = camera_from_dict(front_camera(manifest, request.camera.width,
                                                 request.camera.height))

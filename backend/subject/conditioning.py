@@ -61,14 +61,17 @@ def render_conditioning(arrays: Mapping[str, np.ndarray], manifest: dict, *,
                         head_pose_frame: str | None = None,
                         placement: np.ndarray | None = None,
                         body_pose: np.ndarray | None = None,
-                        made_for: str | None = None) -> Conditioning:
+                        made_for: str | None = None,
+                        sent: Conditioning | None = None) -> Conditioning:
     """Validate, check and retarget an animation for ``manifest``'s subject.
 
     ``arrays``: any of ``landmarks``, ``blendshapes``, ``head_pose`` (see
     ``backend.subject.contract``); ``head_pose_frame`` names the head pose's frame (also
     read from ``arrays[HEAD_POSE_FRAME_KEY]``, as an ``anim.npz`` stores it);
     ``made_for``: the subject an animation says it was made for (``anim.npz`` key
-    ``subject``), refused when it is another one.
+    ``subject``), refused when it is another one. ``sent``: the expression arrays as
+    ``check_conditioning`` validated them at the boundary (the render service does, before
+    any heavy work); without it they are validated here, once.
     """
     name = manifest.get("name", "?")
     if made_for and made_for != name:
@@ -77,11 +80,13 @@ def render_conditioning(arrays: Mapping[str, np.ndarray], manifest: dict, *,
     if head_pose_frame is None and HEAD_POSE_FRAME_KEY in arrays:
         head_pose_frame = str(np.asarray(arrays[HEAD_POSE_FRAME_KEY]))
     frame = check_head_pose_frame(head_pose_frame, arrays.get("head_pose") is not None)
-    landmarks, blendshapes = arrays.get("landmarks"), arrays.get("blendshapes")
-    if landmarks is not None:
-        check_topology(landmarks)
-    # Shapes, values and frame counts first, so errors name what the client sent.
-    sent = check_conditioning(landmarks, blendshapes, None)
+    if sent is None:
+        landmarks = arrays.get("landmarks")
+        if landmarks is not None:
+            check_topology(landmarks)
+        # Shapes, values and frame counts first, so errors name what the client sent.
+        sent = check_conditioning(landmarks, arrays.get("blendshapes"), None)
+    blendshapes = arrays.get("blendshapes")  # as sent: retargeted in the sender's dtype
     neutral = subject_neutral(manifest)
     if blendshapes is None and neutral is not None:
         dist = identity_distance(sent.landmarks, neutral)
@@ -101,6 +106,6 @@ def render_conditioning(arrays: Mapping[str, np.ndarray], manifest: dict, *,
         bs = solve_blendshapes(lm, neutral)
     head, body = head_and_body_poses(len(lm), arrays.get("head_pose"), frame, placement,
                                      body_pose)
-    cond = check_conditioning(lm, bs, head)
-    cond.body_pose = body
-    return cond
+    # Made here from validated arrays: nothing left to check.
+    return Conditioning(np.asarray(lm, np.float32),
+                        None if bs is None else np.asarray(bs, np.float32), head, body)
