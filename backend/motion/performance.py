@@ -28,6 +28,7 @@ from shared.emotions import (
     validate_emotion_arrays,
 )
 from shared.errors import InputError
+from shared.frame_rate import fps_text
 
 from .blinks import BlinkGenerator, rate_multiplier
 from .delivery import constrain, deliver, effort_gain, emotion_delivery
@@ -83,10 +84,6 @@ class Animation:
                 "first_frame": np.array(self.first_frame),
                 **(self.meta["transcript"].to_arrays() if self.meta.get("transcript")
                    else {})}
-
-
-def fps_text(fps: Fraction) -> str:
-    return f"{fps.numerator}/{fps.denominator}" if fps.denominator != 1 else str(fps.numerator)
 
 
 def _concat(parts: list[Animation], meta: dict) -> Animation:
