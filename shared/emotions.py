@@ -336,6 +336,24 @@ def validate_emotion_arrays(weights: object, intensity: object,
     return (np.clip(w, 0.0, 1.0).astype(np.float32), np.clip(s, 0.0, 1.0).astype(np.float32))
 
 
+@dataclass(frozen=True)
+class EmotionArrays:
+    """Per-frame emotion as checked where it arrives (the wire, the add-on's sliders):
+    ``weights`` float32 [T, 8] in ``EMOTIONS`` order and ``intensity`` float32 [T], both
+    in [0, 1]. Made by :meth:`checked`; the stages further in trust it."""
+
+    weights: np.ndarray
+    intensity: np.ndarray
+
+    @classmethod
+    def checked(cls, weights: object, intensity: object,
+                n_frames: int | None = None) -> EmotionArrays:
+        return cls(*validate_emotion_arrays(weights, intensity, n_frames))
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+
 def _where(mask: np.ndarray) -> str:
     """Name the first flagged frame (and emotion column) so the user can find the key."""
     index = np.unravel_index(int(np.argmax(mask)), mask.shape)

@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from backend.audio import load_audio
-    from backend.jobs.animate import MAX_FRAME
     from backend.motion.animation_file import check_animation_path, write_animation
     from backend.motion.model import load_model
     from backend.motion.performance import animate
+    from shared.animate_request import MAX_FRAME
 
     # Everything the user named is checked before the work (seconds of computing).
     out = check_animation_path(check_writable(args.output, "output"))

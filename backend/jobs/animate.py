@@ -1,14 +1,9 @@
 """``animate`` job: PCM + fps + emotion -> per-frame blendshapes, landmarks, head pose.
 
-Input arrays: ``[pcm float32[N]]`` or ``[pcm, emotion_weights float32[T, 8],
-emotion_intensity float32[T]]``. Params: ``fps`` (number or "30000/1001"),
-``sample_rate``, ``first_frame``, ``start_offset`` (seconds, number or fraction string),
-``n_frames`` (default: to the end of the audio; required with emotion arrays, which must
-cover exactly that many frames), ``emotion`` (a track string, or "auto"), ``seed``,
-``variation``, ``head_motion``, ``articulation``, ``blinks``, ``landmarks`` (send
-landmarks, default true), ``text`` (the dialogue as a UTF-8 string, aligned for exact
-phone timing; feature ``"text"``; blank = none), ``transcribe`` (default true: without
-a text, an offline recogniser writes one; feature ``"transcript"``).
+The request is ``shared.animate_request.AnimateJobRequest`` (its docstring lists the
+params and arrays), read and checked once by ``from_wire``; ``text`` is feature
+``"text"``, ``transcribe`` (default true: without a text, an offline recogniser writes
+one) feature ``"transcript"``. Here only the frame count is checked against the audio.
 
 Results stream as one RESULT per chunk, body ``{"chunk": i, "start": frame offset,
 "n_frames": n}`` with arrays ``[blendshapes[n, 52], head_pose[n, 4, 4], blink[n],
@@ -22,24 +17,23 @@ not used) and, when the recogniser ran, ``transcript``: ``{"text", "report", "wo
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from shared.animate_request import AnimateJobRequest
 from shared.blendshapes import ARKIT_BLENDSHAPES
 from shared.emotions import EMOTIONS
 from shared.errors import InputError
+from shared.frame_rate import fps_text
 
 from . import registry
 from .base import Job, JobContext
-from .params import integer
 
 RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights", "emotion_intensity",
                  "landmarks")
 CHUNK_FRAMES = 512
-#: Blender's frame numbers lie within +-1048574; audio offsets within a day.
-MAX_FRAME = 1_048_574
-MAX_OFFSET_S = 86_400
 _MODEL = None
 
 
@@ -53,18 +47,15 @@ def _model():
     return _MODEL
 
 
-def frame_limit(fps: Any, audio: Any, first_frame: int, start_offset: Any) -> int:
+def frame_limit(fps: Fraction, audio: Any, first_frame: int, start_offset: Fraction
+                ) -> int:
     """The most frames an animation of ``audio`` may ask for: what the audio covers at
     this fps and offset, plus one second (the mouth settles after the last sound)."""
     import math
 
-    from backend.audio.timing import FrameClock, parse_fps, parse_seconds
+    from backend.audio.timing import FrameClock
 
-    offset = parse_seconds(start_offset)
-    if abs(offset) > MAX_OFFSET_S:
-        raise InputError(f"start_offset={float(offset):g} s is out of range",
-                         f"send seconds between -{MAX_OFFSET_S} and {MAX_OFFSET_S}")
-    clock = FrameClock.create(parse_fps(fps), audio.sample_rate, first_frame, offset)
+    clock = FrameClock.create(fps, audio.sample_rate, first_frame, start_offset)
     return max(0, clock.n_frames_for(audio.n_samples)) + math.ceil(clock.fps)
 
 
@@ -76,68 +67,40 @@ class AnimateJob(Job):
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         from backend.audio import load_audio
-        from backend.motion.performance import fps_text, iter_animation
+        from backend.motion.performance import iter_animation
 
-        p = ctx.params
-        arrays = ctx.arrays
-        if len(arrays) not in (1, 3):
-            raise InputError(f"animate got {len(arrays)} input arrays",
-                             "send [pcm] or [pcm, emotion_weights[T, 8], intensity[T]]")
-        pcm = np.asarray(arrays[0])
-        if pcm.ndim != 1 or pcm.dtype != np.float32:
-            raise InputError(f"pcm must be 1-D float32, got {pcm.dtype} {pcm.shape}",
-                             "send mono float32 samples")
-        rate = integer(p, "sample_rate", 1, 10**6, default=None)
-        if rate is None:
-            raise InputError("animate needs params.sample_rate", "send the PCM's rate in Hz")
-        first_frame = integer(p, "first_frame", -MAX_FRAME, MAX_FRAME, default=0)
-        n_frames = integer(p, "n_frames", 1, 10**9, default=None)
-        seed = integer(p, "seed", 0, 2**32 - 1, default=0)
-        audio = load_audio((pcm, rate))
-        limit = frame_limit(p.get("fps", 24), audio, first_frame, p.get("start_offset", 0))
-        emotion: Any = p.get("emotion")
-        if len(arrays) == 3:
-            emotion = (arrays[1], arrays[2])
-            n_frames = int(np.asarray(arrays[1]).shape[0]) if n_frames is None else n_frames
-        elif emotion is not None and not isinstance(emotion, str):
-            raise InputError("params.emotion must be a track string",
-                             'send e.g. "0:neutral,40:angry@0.7" or per-frame arrays')
-        if n_frames is not None and n_frames > limit:
-            raise InputError(f"n_frames={n_frames} is more than the audio covers ({limit} "
+        req = AnimateJobRequest.from_wire(ctx.params, ctx.arrays)
+        audio = load_audio((req.pcm, req.sample_rate))
+        limit = frame_limit(req.fps, audio, req.first_frame, req.start_offset)
+        if req.n_frames is not None and req.n_frames > limit:
+            raise InputError(f"n_frames={req.n_frames} is more than the audio covers ({limit} "
                              "frames at this fps and start_offset, with 1 s to spare)",
                              "send the frame count of the audio's span (and emotion arrays "
                              "of that length)")
-        text = p.get("text")
-        if text is not None and not isinstance(text, str):
-            raise InputError("params.text must be a string", "send the dialogue as text")
-        send_landmarks = bool(p.get("landmarks", True))
         n_sent = 0
         fps_out = None
         info: dict = {}
         for i, chunk in enumerate(iter_animation(
-                audio, p.get("fps", 24), emotion, first_frame=first_frame,
-                start_offset=p.get("start_offset", 0), n_frames=n_frames,
-                seed=seed, variation=p.get("variation", 0.0),
-                head_motion_amount=p.get("head_motion", 1.0),
-                articulation=p.get("articulation", 1.0),
-                blinks=bool(p.get("blinks", True)), model=_model(),
-                chunk_frames=CHUNK_FRAMES, text=text,
-                transcribe=bool(p.get("transcribe", True)),
+                audio, req.fps, req.emotion, first_frame=req.first_frame,
+                start_offset=req.start_offset, n_frames=req.n_frames, seed=req.seed,
+                variation=req.variation, head_motion_amount=req.head_motion,
+                articulation=req.articulation, blinks=req.blinks, model=_model(),
+                chunk_frames=CHUNK_FRAMES, text=req.text, transcribe=req.transcribe,
                 progress=lambda f: ctx.progress(f, "animating"))):
             info = chunk.meta
             ctx.check_cancelled()
             out = [chunk.blendshapes, chunk.head_pose, chunk.blink, chunk.emotion_weights,
                    chunk.emotion_intensity]
-            if send_landmarks:
+            if req.landmarks:
                 out.append(chunk.landmarks)
             ctx.result({"chunk": i, "start": n_sent, "n_frames": chunk.n_frames},
                        [np.ascontiguousarray(a, dtype=np.float32) for a in out])
             n_sent += chunk.n_frames
             fps_out = chunk.fps
         return {"n_frames": n_sent, "fps": fps_text(fps_out) if fps_out else None,
-                "first_frame": first_frame, "blendshape_names": list(ARKIT_BLENDSHAPES),
+                "first_frame": req.first_frame, "blendshape_names": list(ARKIT_BLENDSHAPES),
                 "emotion_names": list(EMOTIONS), "phones": info.get("phones"),
                 "warnings": [info["warning"]] if info.get("warning") else [],
                 **({"transcript": info["transcript"].to_json()}
                    if info.get("transcript") else {}),
-                "arrays": list(RESULT_ARRAYS if send_landmarks else RESULT_ARRAYS[:-1])}
+                "arrays": list(RESULT_ARRAYS if req.landmarks else RESULT_ARRAYS[:-1])}

@@ -20,10 +20,10 @@ import numpy as np
 
 from shared.errors import InputError
 from shared.protocol.messages import clip
+from shared.protocol.params import integer, number
 
 from . import registry
 from .base import Job, JobContext
-from .params import integer, number
 
 MAX_FRAMES = 100_000
 MAX_FRAME_BYTES = 64 * 1024 * 1024

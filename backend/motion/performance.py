@@ -22,10 +22,10 @@ from backend.audio.timing import FrameClock
 from shared.blendshapes import ARKIT_BLENDSHAPES, BLENDSHAPE_INDEX
 from shared.emotions import (
     EMOTIONS,
+    EmotionArrays,
     EmotionKey,
     load_emotion_track,
     sample_emotion_track,
-    validate_emotion_arrays,
 )
 from shared.errors import InputError
 from shared.frame_rate import fps_text
@@ -46,7 +46,8 @@ DEFAULT_CHUNK = 1024
 SILENCE_RAMP_FRAMES = 2
 MOUTH_IDS = channel_index(MOUTH_CHANNELS)
 BLINK_IDS = [BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"]]
-EmotionInput = str | Sequence[EmotionKey] | tuple[np.ndarray, np.ndarray] | None
+EmotionInput = (str | Sequence[EmotionKey] | EmotionArrays | tuple[np.ndarray, np.ndarray]
+                | None)
 
 
 @dataclass
@@ -116,9 +117,12 @@ class _EmotionSource:
         self.arrays: tuple[np.ndarray, np.ndarray] | None = None
         if emotion is None or self.auto:
             self.keys = [EmotionKey(0, {"neutral": 1.0}, 1.0)]
+        elif isinstance(emotion, EmotionArrays):  # checked where it arrived
+            self.arrays = (emotion.weights, emotion.intensity)
         elif isinstance(emotion, tuple) and len(emotion) == 2 and not isinstance(
                 emotion[0], EmotionKey):
-            self.arrays = validate_emotion_arrays(emotion[0], emotion[1], total)
+            checked = EmotionArrays.checked(emotion[0], emotion[1], total)
+            self.arrays = (checked.weights, checked.intensity)
         elif isinstance(emotion, str):
             self.keys = load_emotion_track(emotion)
         else:

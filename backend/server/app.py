@@ -28,7 +28,6 @@ from typing import Any
 import zmq
 
 from backend.jobs import registry
-from backend.jobs.params import non_finite_path
 from shared import __version__
 from shared.errors import FacecastError, InputError, ProtocolError
 from shared.protocol import (
@@ -44,6 +43,7 @@ from shared.protocol import shm as shm_mod
 from shared.protocol.constants import MAX_CREDIT
 from shared.protocol.keys import ensure_key_file, load_key
 from shared.protocol.messages import clip
+from shared.protocol.params import non_finite_path
 from shared.protocol.shm import ShmArena, ShmReader, ShmRef
 
 from .config import ServerConfig

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from shared.errors import InputError
+from ..errors import InputError
 
 _MISSING: Any = object()
 #: Deeper params are refused rather than walked (no job nests more than a few levels).
@@ -65,6 +65,6 @@ def _read(params: dict, name: str, lo: float, hi: float, default: Any, whole: bo
 
 
 def _show(value: Any) -> str:
-    from shared.protocol.messages import clip
+    from .messages import clip
 
     return f"{clip(value)} ({type(value).__name__})"
