@@ -187,3 +187,20 @@ def test_bad_arrays_fps_and_audio(model) -> None:
 
     with pytest.raises(InputError):
         load_audio((np.zeros(SR, np.float32), SR))  # silent-only audio is refused
+
+
+def test_options_type_is_the_keywords(model) -> None:
+    """``options=AnimationOptions(...)`` and the same fields as keywords perform alike;
+    a bad option is refused by name before any work."""
+    from backend.motion.performance import AnimationOptions
+
+    kw = {"seed": 3, "variation": 0.5, "chunk_frames": 16, "blinks": True}
+    by_keywords = animate(speechlike(1.0), 30, "0:happy", model=model, **kw)
+    by_options = animate(speechlike(1.0), 30, "0:happy", model=model,
+                         options=AnimationOptions(**kw))
+    np.testing.assert_array_equal(by_keywords.blendshapes, by_options.blendshapes)
+    np.testing.assert_array_equal(by_keywords.head_pose, by_options.head_pose)
+    assert by_options.meta["seed"] == 3 and by_options.meta["chunks"] == by_keywords.meta[
+        "chunks"] > 1
+    with pytest.raises(InputError, match="chunk_frames"):
+        AnimationOptions(chunk_frames=0).checked()

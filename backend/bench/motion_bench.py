@@ -119,9 +119,11 @@ def speech_stretches(flags: np.ndarray, min_len: int = MIN_STRETCH) -> np.ndarra
 
 
 def _animate_kwargs() -> set[str]:
-    from backend.motion.performance import iter_animation
+    from backend.motion import performance
 
-    return set(inspect.signature(iter_animation).parameters)
+    options = getattr(performance, "AnimationOptions", None)  # its fields are keywords too
+    return set(inspect.signature(performance.iter_animation).parameters) | set(
+        getattr(options, "__dataclass_fields__", ()))
 
 
 def run_animation(model, audio, fps, emotion=None, **kw):

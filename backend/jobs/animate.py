@@ -67,7 +67,7 @@ class AnimateJob(Job):
 
     def run(self, ctx: JobContext) -> dict[str, Any]:
         from backend.audio import load_audio
-        from backend.motion.performance import iter_animation
+        from backend.motion.performance import AnimationOptions, iter_animation
 
         req = AnimateJobRequest.from_wire(ctx.params, ctx.arrays)
         audio = load_audio((req.pcm, req.sample_rate))
@@ -80,12 +80,14 @@ class AnimateJob(Job):
         n_sent = 0
         fps_out = None
         info: dict = {}
+        options = AnimationOptions(
+            first_frame=req.first_frame, start_offset=req.start_offset,
+            n_frames=req.n_frames, seed=req.seed, variation=req.variation,
+            head_motion_amount=req.head_motion, articulation=req.articulation,
+            blinks=req.blinks, chunk_frames=CHUNK_FRAMES, text=req.text,
+            transcribe=req.transcribe)
         for i, chunk in enumerate(iter_animation(
-                audio, req.fps, req.emotion, first_frame=req.first_frame,
-                start_offset=req.start_offset, n_frames=req.n_frames, seed=req.seed,
-                variation=req.variation, head_motion_amount=req.head_motion,
-                articulation=req.articulation, blinks=req.blinks, model=_model(),
-                chunk_frames=CHUNK_FRAMES, text=req.text, transcribe=req.transcribe,
+                audio, req.fps, req.emotion, model=_model(), options=options,
                 progress=lambda f: ctx.progress(f, "animating"))):
             info = chunk.meta
             ctx.check_cancelled()

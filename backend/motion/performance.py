@@ -11,7 +11,7 @@ global frame index / time and the seed, so chunking never changes the result.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -37,7 +37,7 @@ from .face_basis import MOUTH_CHANNELS, channel_index, landmarks_from_blendshape
 from .features import model_inputs, prosody
 from .head import head_motion
 from .model import MotionModel, load_model
-from .phones import phone_evidence
+from .phones import PhoneEvidence, phone_evidence
 from .speech_vae import LATENT_DIM, LATENT_FRAMES, expand_latent
 
 CONTEXT = 32  # frames of audio context each side of a chunk (> the models' reach)
@@ -184,40 +184,65 @@ def _latents(seed: int, variation: float, block_lo: int, block_hi: int) -> torch
     return torch.from_numpy(z)[None]
 
 
-def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
-                   first_frame: int = 0, start_offset: object = 0,
-                   n_frames: int | None = None, seed: int = 0, variation: float = 0.0,
-                   head_motion_amount: float = 1.0, blinks: bool = True,
-                   articulation: float = 1.0,
-                   neutral: np.ndarray | None = None, model: MotionModel | None = None,
-                   chunk_frames: int = DEFAULT_CHUNK, text: str | None = None,
-                   transcribe: bool = False,
-                   progress: Callable[[float], None] | None = None) -> Iterator[Animation]:
-    """Yield the animation chunk by chunk (see ``animate`` for the arguments). Every
-    chunk's ``meta`` says where the phones came from and why a text was not used."""
-    fps_exact = parse_fps(fps)
-    variation = _check_float(variation, "variation", 0.0, 3.0)
-    head_amt = _check_float(head_motion_amount, "head motion", 0.0, 5.0)
-    articulation = _check_float(articulation, "articulation", 0.0, 3.0)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise InputError(f"seed must be a whole number, got {seed!r}", "pass e.g. --seed 0")
-    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
-        raise InputError(f"chunk_frames must be a positive integer, got {chunk_frames!r}",
-                         "use e.g. 1024")
-    clock = FrameClock.create(fps_exact, audio.sample_rate, first_frame, start_offset)
-    total = clock.n_frames_for(audio.n_samples) if n_frames is None else n_frames
-    if isinstance(total, bool) or not isinstance(total, int | np.integer) or total < 0:
-        raise InputError(f"n_frames must be a whole number >= 0, got {n_frames!r}",
-                         "pass the number of frames to animate")
-    if total == 0:
-        raise InputError("the audio is shorter than one frame at this frame rate and offset",
-                         "check --start-offset and that the audio has sound")
-    text = _check_text(text)
-    emo = _EmotionSource(emotion, clock.first_frame, int(total))
-    model = model or load_model()
-    feats_all = compute_audio_features(audio)
+@dataclass(frozen=True)
+class AnimationOptions:
+    """How to perform a line: everything but the audio, frame rate, emotion and model.
+    ``animate`` documents each field; :meth:`checked` refuses bad values by name."""
+
+    first_frame: int = 0
+    start_offset: object = 0  # audio seconds at the start of first_frame
+    n_frames: int | None = None  # default: to the end of the audio
+    seed: int = 0
+    variation: float = 0.0
+    head_motion_amount: float = 1.0
+    blinks: bool = True
+    articulation: float = 1.0
+    neutral: np.ndarray | None = None
+    chunk_frames: int = DEFAULT_CHUNK
+    text: str | None = None
+    transcribe: bool = False
+
+    def checked(self) -> AnimationOptions:
+        variation = _check_float(self.variation, "variation", 0.0, 3.0)
+        head = _check_float(self.head_motion_amount, "head motion", 0.0, 5.0)
+        articulation = _check_float(self.articulation, "articulation", 0.0, 3.0)
+        seed, chunk = self.seed, self.chunk_frames
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise InputError(f"seed must be a whole number, got {seed!r}", "pass e.g. --seed 0")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise InputError(f"chunk_frames must be a positive integer, got {chunk!r}",
+                             "use e.g. 1024")
+        return replace(self, variation=variation, head_motion_amount=head,
+                       articulation=articulation, text=_check_text(self.text))
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Stage 1, timing: the frames to animate and where they sit in the audio."""
+
+    fps: Fraction
+    clock: FrameClock
+    total: int
+
+    @classmethod
+    def of(cls, audio: Audio, fps: Fraction, opts: AnimationOptions) -> _Span:
+        clock = FrameClock.create(fps, audio.sample_rate, opts.first_frame, opts.start_offset)
+        n = opts.n_frames
+        total = clock.n_frames_for(audio.n_samples) if n is None else n
+        if isinstance(total, bool) or not isinstance(total, int | np.integer) or total < 0:
+            raise InputError(f"n_frames must be a whole number >= 0, got {n!r}",
+                             "pass the number of frames to animate")
+        if total == 0:
+            raise InputError("the audio is shorter than one frame at this frame rate and "
+                             "offset", "check --start-offset and that the audio has sound")
+        return cls(fps, clock, int(total))
+
+
+def _phones(audio: Audio, opts: AnimationOptions) -> tuple[PhoneEvidence, dict]:
+    """Stage 2, phones: from the dialogue text, else the recogniser's transcript (when
+    asked), else the acoustic model; and what the chunks' ``meta`` says about them."""
     transcript = None
-    if text is None and transcribe:  # no dialogue given: the recogniser writes one
+    if opts.text is None and opts.transcribe:  # no dialogue given: the recogniser writes one
         from backend.speech.transcribe import transcribe as recognise
 
         from .transcript_evidence import transcript_evidence
@@ -225,18 +250,86 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
         transcript = recognise(audio.samples)
         evidence, transcript = transcript_evidence(audio.samples, transcript)
     else:
-        evidence = phone_evidence(audio.samples, text)
-    info = {"phones": evidence.source, "warning": evidence.warning,
-            "transcript": transcript}
+        evidence = phone_evidence(audio.samples, opts.text)
+    return evidence, {"phones": evidence.source, "warning": evidence.warning,
+                      "transcript": transcript}
+
+
+def _speech_face(model: MotionModel, mel: np.ndarray, pros: np.ndarray, ev: np.ndarray,
+                 vad: np.ndarray, effort: np.ndarray, weights: np.ndarray,
+                 intensity: np.ndarray, lo: int, fps: Fraction, opts: AnimationOptions
+                 ) -> np.ndarray:
+    """Stage 3, the speaking mouth [n, 52] over frames from ``lo``: the speech VAE (style
+    latents seeded per block), delivery (vocal effort and emotion drive jaw and lip
+    activation, JALI; the articulation dial scales both; sad slows), then the lips meet
+    on p/b/m and tuck on f/v whatever the delivery; silent where no one speaks."""
+    n = len(mel)
+    with torch.inference_mode():
+        h = model.speech.encode_audio(torch.from_numpy(mel)[None],
+                                      torch.from_numpy(pros)[None],
+                                      torch.from_numpy(ev)[None])
+        b_lo = lo // LATENT_FRAMES - 1
+        b_hi = (lo + n) // LATENT_FRAMES + 2
+        z = expand_latent(_latents(opts.seed, opts.variation, b_lo, b_hi), n,
+                          offset=lo - b_lo * LATENT_FRAMES)
+        mouth = model.speech.decode(h, z)[0].numpy()
+    emo_d = emotion_delivery(weights, intensity)
+    mouth = deliver(np.clip(mouth * opts.articulation, 0.0, 1.0), effort * emo_d[:, 0],
+                    emo_d[:, 1], emo_d[:, 2], float(fps))
+    mouth = constrain(mouth, ev[:, -2:])
+    speech = np.zeros((n, 52), np.float32)
+    speech[:, MOUTH_IDS] = mouth * _silence_gate(vad)[:, None]
+    return speech
+
+
+def _expression(model: MotionModel, speech: np.ndarray, weights: np.ndarray,
+                intensity: np.ndarray, ev: np.ndarray) -> np.ndarray:
+    """Stage 4, emotion: the landmark deformation model adds the emotion's face to the
+    speaking one. Intensity 0 or pure neutral means "no expression": the speech face
+    exactly (and a neutral chunk skips the model)."""
+    strength = (weights[:, 1:] * intensity[:, None]).max(axis=1, initial=0.0)
+    mix = np.clip(strength / 0.05, 0.0, 1.0)[:, None]
+    if not mix.any():
+        return speech.copy()
+    with torch.inference_mode():
+        sp = torch.from_numpy(speech)[None]
+        emb = model.bank(torch.from_numpy(weights)[None], torch.from_numpy(intensity)[None])
+        out = (sp + model.ldm(sp, emb)).clamp(0, 1)[0].numpy()
+    out = speech + (out - speech) * mix
+    out[:, MOUTH_IDS] = constrain(out[:, MOUTH_IDS], ev[:, -2:])
+    return out
+
+
+def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
+                   model: MotionModel | None = None,
+                   progress: Callable[[float], None] | None = None,
+                   options: AnimationOptions | None = None, **option_fields
+                   ) -> Iterator[Animation]:
+    """Yield the animation chunk by chunk. ``options`` (or its fields as keywords: see
+    ``animate``) says how. Every chunk's ``meta`` says where the phones came from and why
+    a text was not used.
+
+    The stages: timing (``_Span``), phones (``_phones``), then per chunk of frames with
+    ``CONTEXT`` frames of context on each side: audio features, emotion, the speaking
+    mouth (``_speech_face``), the emotion's face (``_expression``), blinks and head
+    motion."""
+    fps_exact = parse_fps(fps)
+    opts = (options or AnimationOptions(**option_fields)).checked()
+    span = _Span.of(audio, fps_exact, opts)
+    clock, total = span.clock, span.total
+    emo = _EmotionSource(emotion, clock.first_frame, total)
+    model = model or load_model()
+    feats_all = compute_audio_features(audio)
+    evidence, info = _phones(audio, opts)
     effort = effort_gain(feats_all.energy_db, feats_all.vad, 100.0)
-    auto = _auto_emotion(audio, fps_exact, clock, int(total), feats_all) if emo.auto else None
-    blinker = BlinkGenerator(seed)
+    auto = _auto_emotion(audio, fps_exact, clock, total, feats_all) if emo.auto else None
+    blinker = BlinkGenerator(opts.seed)
     stats = model.meta.get("head_stats", {})
     rot_std = stats.get("rot_std_deg", (3.0, 3.5, 1.8))
     trans_std = stats.get("trans_std_m", (0.004, 0.003, 0.004))
     offset = Fraction(clock.start_offset)
-    for start in range(0, int(total), chunk_frames):
-        count = min(chunk_frames, int(total) - start)
+    for start in range(0, total, opts.chunk_frames):
+        count = min(opts.chunk_frames, total - start)
         lo = start - CONTEXT  # symmetric context; frames before the audio read as silence
         ctx_count = count + 2 * CONTEXT
         f0 = clock.first_frame + lo
@@ -250,52 +343,23 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
         # neighbourhood whatever the chunking.
         weights, intensity = emo.block(f0, ctx_count)
         if auto is not None:  # estimated once over the whole recording: chunk-invariant
-            i = np.clip(np.arange(lo, lo + ctx_count), 0, int(total) - 1)
+            i = np.clip(np.arange(lo, lo + ctx_count), 0, total - 1)
             weights, intensity = auto[0][i], auto[1][i]
         ev = evidence.at_frames(feats.frame_times, float(fps_exact))
-        with torch.inference_mode():
-            h = model.speech.encode_audio(torch.from_numpy(mel)[None],
-                                          torch.from_numpy(pros)[None],
-                                          torch.from_numpy(ev)[None])
-            b_lo = lo // LATENT_FRAMES - 1
-            b_hi = (lo + ctx_count) // LATENT_FRAMES + 2
-            z = expand_latent(_latents(seed, variation, b_lo, b_hi), ctx_count,
-                              offset=lo - b_lo * LATENT_FRAMES)
-            mouth = model.speech.decode(h, z)[0].numpy()
-            # Delivery: vocal effort and emotion drive jaw and lip activation (JALI), the
-            # animator's articulation dial scales both, sad slows; then the lips meet on
-            # p/b/m and tuck on f/v whatever the delivery.
-            hop = np.clip(np.round(feats.frame_times * 100).astype(int), 0,
-                          max(len(effort) - 1, 0))
-            emo_d = emotion_delivery(weights, intensity)
-            mouth = deliver(np.clip(mouth * articulation, 0.0, 1.0), effort[hop] * emo_d[:, 0],
-                            emo_d[:, 1], emo_d[:, 2], float(fps_exact))
-            mouth = constrain(mouth, ev[:, -2:])
-            gate = _silence_gate(feats.vad)
-            speech = np.zeros((ctx_count, 52), np.float32)
-            speech[:, MOUTH_IDS] = mouth * gate[:, None]
-            # Intensity 0 or pure neutral means "no expression": the speech face exactly
-            # (and a neutral chunk skips the LDM).
-            strength = (weights[:, 1:] * intensity[:, None]).max(axis=1, initial=0.0)
-            mix = np.clip(strength / 0.05, 0.0, 1.0)[:, None]
-            if mix.any():
-                sp = torch.from_numpy(speech)[None]
-                emb = model.bank(torch.from_numpy(weights)[None],
-                                 torch.from_numpy(intensity)[None])
-                out = (sp + model.ldm(sp, emb)).clamp(0, 1)[0].numpy()
-                out = speech + (out - speech) * mix
-                out[:, MOUTH_IDS] = constrain(out[:, MOUTH_IDS], ev[:, -2:])
-            else:
-                out = speech.copy()
+        hop = np.clip(np.round(feats.frame_times * 100).astype(int), 0,
+                      max(len(effort) - 1, 0))
+        speech = _speech_face(model, mel, pros, ev, feats.vad, effort[hop], weights,
+                              intensity, lo, fps_exact, opts)
+        out = _expression(model, speech, weights, intensity, ev)
         out, weights, intensity = out[inner], weights[inner], intensity[inner]
         times = feats.frame_times[inner]
-        blink = (blinker.sample(times, rate_multiplier(weights, intensity)) if blinks
+        blink = (blinker.sample(times, rate_multiplier(weights, intensity)) if opts.blinks
                  else np.zeros(count, np.float32))
         out[:, BLINK_IDS] = np.maximum(out[:, BLINK_IDS], blink[:, None])
         out = out.astype(np.float32)
-        poses = head_motion(times, seed, head_amt, rot_std, trans_std)
+        poses = head_motion(times, opts.seed, opts.head_motion_amount, rot_std, trans_std)
         yield Animation(
-            blendshapes=out, landmarks=landmarks_from_blendshapes(out, neutral),
+            blendshapes=out, landmarks=landmarks_from_blendshapes(out, opts.neutral),
             head_pose=poses, blink=blink, emotion_weights=weights.astype(np.float32),
             emotion_intensity=intensity.astype(np.float32),
             frame_numbers=feats.frame_numbers[inner], frame_times=times, fps=fps_exact,
@@ -319,10 +383,14 @@ def animate(audio: Audio, fps: object, emotion: EmotionInput = None, **kwargs) -
     a text that does not fit the speech falls back to the phones heard, and
     ``meta["warning"]`` says why), ``transcribe`` (no text: an offline recogniser writes
     one, ``backend.speech.transcribe``; ``meta["transcript"]`` holds its words, which
-    ``to_arrays`` saves as ``transcript_*``), ``progress``.
+    ``to_arrays`` saves as ``transcript_*``), ``progress``. The fields of
+    :class:`AnimationOptions` may come as one ``options=`` instead.
     """
     parts = list(iter_animation(audio, fps, emotion, **kwargs))
-    meta = {"seed": kwargs.get("seed", 0), "variation": kwargs.get("variation", 0.0),
-            "articulation": kwargs.get("articulation", 1.0),
+    opts = kwargs.get("options")
+    asked = kwargs if opts is None else {f: getattr(opts, f) for f in (
+        "seed", "variation", "articulation")}
+    meta = {"seed": asked.get("seed", 0), "variation": asked.get("variation", 0.0),
+            "articulation": asked.get("articulation", 1.0),
             "chunks": len(parts), **parts[0].meta}
     return _concat(parts, meta)
