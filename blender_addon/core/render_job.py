@@ -36,7 +36,7 @@ from .frame_writer import write_frame
 from .job_events import apply_lifecycle
 
 RENDER_KIND = "render"
-#: The frame of the head poses the add-on sends (shared/render_conditioning.py): the
+#: The frame of the head poses the add-on sends (backend/subject/contract.py): the
 #: canonical head frame -> Blender world, i.e. the face object's matrix_world @
 #: HEAD_TO_BLENDER. The backend refuses a head pose whose frame is not named.
 HEAD_POSE_FRAME = "world"
