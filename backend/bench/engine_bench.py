@@ -14,7 +14,7 @@ Rows (each engine on the same subject, camera and conditioning):
 * **training**: steps/s and rays/s of the subject trainer's step on the subject's
   training pack, the same rays per step: the reference march with embedding_bag's
   sorting backward (before), the reference march with the sort-free gather
-  (``nerf.gather``), and the fused engine's march (``Engine.train_forward``).
+  (``nerf.components.gather``), and the fused engine's march (``Engine.train_forward``).
 * **agreement**: the largest uint8 difference between the engines' frames.
 
 Timings on a shared machine depend on its load: the run prints ``/proc/loadavg``.

@@ -3,7 +3,7 @@
 Workers never touch the ROUTER socket (ZeroMQ sockets are not thread-safe). They put
 outgoing messages on the :class:`Outbox` and wake the loop through a socket pair; the
 loop signs and sends. Each accepted job gets its own thread (``--max-jobs`` bounds
-them); the :class:`~.scheduler.FairScheduler` bounds how many compute at once
+them); the :class:`~.slots.FairScheduler` bounds how many compute at once
 (``--workers``). A context gives its compute slot back while it waits for the client —
 credit, or room in its send queue — so a slow reader never holds a worker.
 

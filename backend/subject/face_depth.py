@@ -6,7 +6,7 @@ tube, and without help the field painted the face on a surface centimetres in FR
 the real one (docs/BENCHMARKS.md, the geometry row). That one error costs three things:
 a head turned a few degrees from the footage shows the parallax of the wrong surface
 (held-out frames needed rotations to line up); the mesh-guided deformation, which acts
-within ~1.5 cm of the mesh (``nerf.deformation``), hardly touches the surface it should
+within ~1.5 cm of the mesh (``nerf.fields.deformation``), hardly touches the surface it should
 move (a commanded jaw drop barely opened the rendered mouth); and novel Blender cameras
 see a flat mask.
 

@@ -3,7 +3,7 @@
 Why this model: it ships inside the mediapipe wheel we already depend on for tracking
 (``mediapipe/modules/selfie_segmentation/*.tflite``), is cheap enough to run on every
 frame on one CPU core, and segments head, hair and shoulders together - exactly the bust the
-NeRF models (``backend.nerf.geometry``). Its soft output is used as-is: a soft edge
+NeRF models (``backend.nerf.components.geometry``). Its soft output is used as-is: a soft edge
 teaches the field semi-transparent hair instead of a jagged cut-out.
 """
 
