@@ -40,6 +40,7 @@ class LabelledRecording:
 def labelled_recordings(voices: tuple[str, ...], sentences: tuple[str, ...], n: int,
                         seed: int, n_lines: int = 4,
                         emotions: tuple[str, ...] = ACTED_EMOTIONS,
+                        same_share: float = SAME_EMOTION_SHARE,
                         progress: Callable[[int, int], None] | None = None
                         ) -> list[LabelledRecording]:
     """``n`` recordings, voices taken in turn; deterministic for a seed."""
@@ -55,7 +56,7 @@ def labelled_recordings(voices: tuple[str, ...], sentences: tuple[str, ...], n: 
     for i in range(n):
         voice = voices[i % len(voices)]
         rec = acted_recording(rng, voice, sentences, n_lines, emotions,
-                              same_emotion=bool(rng.random() < SAME_EMOTION_SHARE))
+                              same_emotion=bool(rng.random() < same_share))
         fps = float(rng.choice(FPS_CHOICES))
         audio = Audio(rec.samples, SAMPLE_RATE)
         frames = compute_frame_features(audio, fps, context_hops=0,
