@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="held-out acted recordings of 4 lines (default 60)")
     emo.add_argument("--seed", type=int, default=1, help="random seed of the held-out set")
     emo.add_argument("--no-real", action="store_true", help="skip the real-voice rows")
+    emo.add_argument("--feature-choice", action="store_true",
+                     help="also train on raw vs recording-relative features and compare "
+                          "them (~3 min)")
     emo.set_defaults(func=_emotion)
     render = bs.add_parser("render", help="subject fidelity vs baselines, obedience per "
                            "cue, expression and identity judges, fps idle/busy, memory")
@@ -124,7 +127,8 @@ def _emotion(args: argparse.Namespace) -> int:
         from shared.errors import InputError
 
         raise InputError(f"--recordings {args.recordings} is too few", "use at least 1")
-    run_emotion_bench(args.recordings, args.seed, real=not args.no_real)
+    run_emotion_bench(args.recordings, args.seed, real=not args.no_real,
+                      feature_choice=args.feature_choice)
     return 0
 
 

@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     emo.add_argument("--out", default=None,
                      help="weights file (default: the shipped backend/motion/weights/"
                           "emotion_audio.json)")
-    emo.add_argument("--recordings", type=int, default=320,
+    emo.add_argument("--recordings", type=int, default=320,  # emotion_train.TRAINING_RECORDINGS
                      help="generated recordings of 4 lines each (default 320)")
     emo.add_argument("--seed", type=int, default=0, help="random seed")
     emo.set_defaults(func=_train_emotion)

@@ -21,6 +21,7 @@ from .emotion_from_audio import FEATURE_NAMES, EmotionClassifier, window_feature
 
 FPS_CHOICES = (24.0, 25.0, 30.0, 50.0, 60.0)
 SAME_EMOTION_SHARE = 0.3  # recordings spoken in one emotion throughout
+TRAINING_RECORDINGS = 320  # the shipped weights' training set (seed 0)
 FRAME_STRIDE = 3  # frames kept per training example (neighbours are near copies)
 
 
@@ -74,12 +75,13 @@ def labelled_recordings(voices: tuple[str, ...], sentences: tuple[str, ...], n: 
     return out
 
 
-def examples(recordings: list[LabelledRecording]) -> tuple[np.ndarray, np.ndarray]:
+def examples(recordings: list[LabelledRecording], relative: bool = True
+             ) -> tuple[np.ndarray, np.ndarray]:
     """(features [N, F], labels [N]) of the speech frames inside lines, every
     FRAME_STRIDE-th."""
     xs, ys = [], []
     for r in recordings:
-        f = window_features(r.prosody, r.fps)
+        f = window_features(r.prosody, r.fps, relative)
         keep = (r.labels >= 0) & (r.prosody[:, 3] > 0.5)
         keep[np.arange(len(keep)) % FRAME_STRIDE != 0] = False
         xs.append(f[keep])
@@ -116,7 +118,7 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, hidden: int = 24, steps: int = 
                              b2=l2.bias.detach().numpy().astype(np.float64))
 
 
-def train_emotion(out: Path, recordings: int = 240, seed: int = 0,
+def train_emotion(out: Path, recordings: int = TRAINING_RECORDINGS, seed: int = 0,
                   progress: Callable[[int, int], None] | None = None) -> EmotionClassifier:
     """Generate, fit, write ``out`` (JSON); prints the training accuracy."""
     from .acted_speech import TRAIN_VOICES, split_sentences
