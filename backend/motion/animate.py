@@ -284,8 +284,10 @@ def iter_animation(audio: Audio, fps: object, emotion: EmotionInput = None, *,
                 out = (sp + model.ldm(sp, emb)).clamp(0, 1)[0].numpy()
                 out = speech + (out - speech) * mix
                 out[:, MOUTH_IDS] = constrain(out[:, MOUTH_IDS], ev[:, -2:])
-            else:
+            else:  # the same final seal as above (the gate narrowed the jaw after the
+                # first one), so a chunk without emotion matches one with it frame for frame
                 out = speech.copy()
+                out[:, MOUTH_IDS] = constrain(out[:, MOUTH_IDS], ev[:, -2:])
         out, weights, intensity = out[inner], weights[inner], intensity[inner]
         times = feats.frame_times[inner]
         blink = (blinker.sample(times, rate_multiplier(weights, intensity)) if blinks
