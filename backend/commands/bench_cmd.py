@@ -31,6 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="only the lip-sync rows: real clips, espeak sentences, phone "
                              "timing, speed and memory with the recogniser")
     motion.set_defaults(func=_motion)
+    emo = bs.add_parser("emotion", help="'auto' emotion from the voice: held-out acted "
+                        "speech (confusion vs chance and the old rule), real voices vs the "
+                        "FER judge on their video")
+    emo.add_argument("--recordings", type=int, default=60,
+                     help="held-out acted recordings of 4 lines (default 60)")
+    emo.add_argument("--seed", type=int, default=1, help="random seed of the held-out set")
+    emo.add_argument("--no-real", action="store_true", help="skip the real-voice rows")
+    emo.add_argument("--feature-choice", action="store_true",
+                     help="also train on raw vs recording-relative features and compare "
+                          "them (~3 min)")
+    emo.set_defaults(func=_emotion)
     render = bs.add_parser("render", help="subject fidelity vs baselines, obedience per "
                            "cue, expression and identity judges, fps idle/busy, memory")
     render.add_argument("subject", nargs="?", default="default", help="subject name/folder")
@@ -106,6 +117,18 @@ def _motion(args: argparse.Namespace) -> int:
     from backend.bench.motion_bench import run_motion_bench
 
     run_motion_bench(args.weights, speech_only=args.speech)
+    return 0
+
+
+def _emotion(args: argparse.Namespace) -> int:
+    from backend.bench.emotion_bench import run_emotion_bench
+
+    if args.recordings < 1:
+        from shared.errors import InputError
+
+        raise InputError(f"--recordings {args.recordings} is too few", "use at least 1")
+    run_emotion_bench(args.recordings, args.seed, real=not args.no_real,
+                      feature_choice=args.feature_choice)
     return 0
 
 

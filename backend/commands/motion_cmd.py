@@ -49,6 +49,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--data", help="folder of clips (default ../shared/data/clips)")
     tr.add_argument("--clips", default=None, help="comma-separated clip names")
     tr.set_defaults(func=_train)
+    emo = ms.add_parser("train-emotion", help="train the 'auto' emotion-from-voice "
+                        "classifier on generated acted espeak-ng speech")
+    emo.add_argument("--out", default=None,
+                     help="weights file (default: the shipped backend/motion/weights/"
+                          "emotion_audio.json)")
+    emo.add_argument("--recordings", type=int, default=320,  # emotion_train.TRAINING_RECORDINGS
+                     help="generated recordings of 4 lines each (default 320)")
+    emo.add_argument("--seed", type=int, default=0, help="random seed")
+    emo.set_defaults(func=_train_emotion)
 
 
 def _names(text: str | None) -> tuple[str, ...]:
@@ -101,4 +110,24 @@ def _train(args: argparse.Namespace) -> int:
     command = "facecast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     model = train(clips, args.out, cfg, resume=args.resume, command=command)
     print(f"wrote {args.out}/motion.pt; last epoch: {model.meta.get('final')}")
+    return 0
+
+
+def _train_emotion(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from backend.atomic_file import check_writable
+    from backend.motion.emotion_from_audio import WEIGHTS_FILE
+    from backend.motion.emotion_train import train_emotion
+    from backend.progress import progress
+
+    if args.recordings < 8:
+        from shared.errors import InputError
+
+        raise InputError(f"--recordings {args.recordings} is too few", "use at least 8")
+    out = Path(args.out) if args.out else WEIGHTS_FILE
+    check_writable(out, "weights file")
+    with progress(args.recordings, "acted speech", unit="recording") as bar:
+        train_emotion(out, args.recordings, args.seed, progress=lambda i, n: bar.update(1))
+    print(f"wrote {out}")
     return 0

@@ -1,4 +1,4 @@
-"""Emotion bank (after DICE-Talk) and the optional "auto" emotion-from-audio estimator.
+"""Emotion bank (after DICE-Talk); the optional "auto" estimator is ``emotion_from_audio``.
 
 Each of the 8 emotions is a Gaussian (mean, log-variance) in a small embedding space, not
 a fixed vector: training samples from it, so the deformation model learns a *range* of
@@ -11,7 +11,6 @@ scales the final embedding, so intensity 0 is exactly "no emotion".
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -57,53 +56,6 @@ class EmotionBank(nn.Module):
 
 
 # --------------------------------------------------------------------- "auto" mode
-
-AUTO_WINDOW_S = 2.0
-
-
-def estimate_emotion_from_prosody(prosody: np.ndarray, fps: float
-                                  ) -> tuple[np.ndarray, np.ndarray]:
-    """A per-frame emotion track guessed from the voice: (weights [T, 8], intensity [T]).
-
-    Honest scope: no emotion-labelled audio exists in this project, so this is a
-    transparent prosody rule, not a trained classifier. Over a sliding ~2 s window it
-    reads arousal from loudness and pitch movement relative to the whole recording:
-    lively, loud, varied pitch -> happy (with some surprise at the peaks); quiet, flat and
-    low -> sad; otherwise neutral. Intensity is capped at 0.6, because a guess should not
-    drive a full expression. Use explicit keys for anything that matters.
-    """
-    from scipy.ndimage import uniform_filter1d
-
-    p = np.asarray(prosody, dtype=np.float64)
-    n = len(p)
-    weights = np.zeros((n, len(EMOTIONS)), np.float32)
-    weights[:, 0] = 1.0
-    intensity = np.zeros(n, np.float32)
-    active = p[:, 3] > 0.5
-    if n == 0 or active.sum() < max(3, 0.05 * n):
-        return weights, intensity
-    win = max(3, round(AUTO_WINDOW_S * fps))
-    energy = uniform_filter1d(np.where(active, p[:, 0], np.nan_to_num(p[active, 0].min())),
-                              win, mode="nearest")
-    voiced = p[:, 2] > 0.5
-    pitch = np.where(voiced, p[:, 1], 0.0)
-    mean_pitch = uniform_filter1d(pitch, win) / np.maximum(uniform_filter1d(
-        voiced.astype(float), win), 1e-3)
-    var_pitch = np.sqrt(np.maximum(uniform_filter1d(pitch**2, win) / np.maximum(
-        uniform_filter1d(voiced.astype(float), win), 1e-3) - mean_pitch**2, 0.0))
-
-    def z(x: np.ndarray) -> np.ndarray:
-        ref = x[active]
-        return (x - ref.mean()) / (ref.std() + 1e-6)
-
-    arousal = 0.5 * z(energy) + 0.3 * z(var_pitch) + 0.2 * z(mean_pitch)
-    happy = np.clip(arousal - 0.3, 0.0, 1.5) / 1.5
-    sad = np.clip(-arousal - 0.5, 0.0, 1.5) / 1.5
-    surprised = np.clip(arousal - 1.2, 0.0, 1.0) * 0.5
-    weights[:, EMOTIONS.index("happy")] = happy
-    weights[:, EMOTIONS.index("sad")] = sad
-    weights[:, EMOTIONS.index("surprised")] = surprised
-    weights[:, 0] = np.clip(1.0 - happy - sad, 0.0, 1.0)
-    intensity[:] = np.clip(np.maximum(happy, sad) * 0.6, 0.0, 0.6) + 0.0
-    intensity = uniform_filter1d(intensity, win, mode="nearest").astype(np.float32)
-    return weights.astype(np.float32), intensity
+# The estimator lives in its own module (features, classifier, track); animate imports it
+# from here.
+from .emotion_from_audio import estimate_emotion_from_prosody  # noqa: E402,F401

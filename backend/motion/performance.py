@@ -289,8 +289,11 @@ def _expression(model: MotionModel, speech: np.ndarray, weights: np.ndarray,
     exactly (and a neutral chunk skips the model)."""
     strength = (weights[:, 1:] * intensity[:, None]).max(axis=1, initial=0.0)
     mix = np.clip(strength / 0.05, 0.0, 1.0)[:, None]
-    if not mix.any():
-        return speech.copy()
+    if not mix.any():  # the same final seal as below (the gate narrowed the jaw after the
+        # first one), so a chunk without emotion matches one with it frame for frame
+        out = speech.copy()
+        out[:, MOUTH_IDS] = constrain(out[:, MOUTH_IDS], ev[:, -2:])
+        return out
     with torch.inference_mode():
         sp = torch.from_numpy(speech)[None]
         emb = model.bank(torch.from_numpy(weights)[None], torch.from_numpy(intensity)[None])

@@ -20,6 +20,7 @@ from shared.errors import FacecastError, InputError
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 0x0001
 _CHARS_UTF8 = 1
+_SSML = 0x10
 _EVENT_PHONEME = 7
 _PARAM_RATE = 1
 MAX_TEXT_CHARS = 5000
@@ -102,7 +103,7 @@ class _Engine:
             i += 1
         return 0
 
-    def speak(self, text: str, voice: str, words_per_minute: int) -> SpeechClip:
+    def speak(self, text: str, voice: str, words_per_minute: int, ssml: bool) -> SpeechClip:
         self._chunks, self._events = [], []
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise InputError(f"espeak-ng has no voice {voice!r}", "use e.g. 'en-us' or 'en'")
@@ -112,7 +113,8 @@ class _Engine:
         # same voice always gives the same samples, whatever was said before.
         self.lib.espeak_ng_SetRandSeed(RAND_SEED)
         raw = text.encode("utf-8") + b"\0"
-        self.lib.espeak_Synth(raw, len(raw), 0, 0, 0, _CHARS_UTF8, None, None)
+        flags = _CHARS_UTF8 | (_SSML if ssml else 0)
+        self.lib.espeak_Synth(raw, len(raw), 0, 0, 0, flags, None, None)
         self.lib.espeak_Synchronize()
         pcm = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         return SpeechClip((pcm.astype(np.float32) / 32768.0), self.sample_rate,
@@ -123,8 +125,10 @@ _engine: _Engine | None = None
 _lock = threading.Lock()
 
 
-def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 160) -> SpeechClip:
-    """Speak ``text``; returns PCM and the phoneme timings."""
+def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 160,
+               ssml: bool = False) -> SpeechClip:
+    """Speak ``text``; returns PCM and the phoneme timings. ``ssml``: the text is SSML
+    (``<speak>`` with ``<prosody pitch range rate volume>``, ``<emphasis>``, ``<break>``)."""
     global _engine
     if not text.strip():
         raise InputError("the text to speak is empty", "give a sentence")
@@ -137,7 +141,7 @@ def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 160) -> 
     with _lock:
         if _engine is None:
             _engine = _Engine()
-        clip = _engine.speak(text, voice, words_per_minute)
+        clip = _engine.speak(text, voice, words_per_minute, ssml)
     if clip.samples.size == 0:
         raise FacecastError("espeak-ng produced no audio", "try another text or voice")
     return clip
