@@ -1,7 +1,7 @@
 """Real speech recordings with phone-derived mouth targets (pocketsphinx + visemes).
 
 Why: of the five real talking clips only d6 and d11 carry the speaker's voice; the sound
-tracks of d12 and d14 are music and d9's is near silence (voice activity ~0 %, music
+tracks of d12 and d14 are music and d9's is near silence (no voice activity, music
 spectra), so their mouths cannot be learnt from their sound. ``../shared/data/speech``
 holds 82 s of real human speech without video. pocketsphinx recognises its phones, and
 the viseme table turns them into the same 27 mouth channels the real clips are solved

@@ -4,16 +4,16 @@ Three roads to the phones of a recording, one representation:
 
 * **The acoustic model's 1-best phones** (no text, the default): pocketsphinx's English
   acoustic model, trained on far more speech than we have, scored per 10 ms frame our
-  own way (``backend.speech.acoustic.heard_phones``: ~0.1 s per minute of speech), the
+  own way (``backend.speech.acoustic.heard_phones``), the
   best phone per frame after 30 ms smoothing; the lips must also meet (tuck) where the
   bilabial (labiodental) class outscores the other mouth classes.
 * **Dialogue text**: the text's own phones placed on the recording
   (``backend.speech.alignment``); a text that does not fit the speech changes nothing:
   the evidence is the no-text road's, with a warning that says why.
 * **The phone loop**: pocketsphinx's own decoder with a search over the same model
-  (``backend.speech.phone_recognition``, ~3 s per minute), which the text alignment
-  needs; it was the road without text until the acoustic 1-best beat it on real speech
-  (d11: r 0.43 vs 0.25) at 1/30 of the cost.
+  (``backend.speech.phone_recognition``), which the text alignment
+  needs; it was the road without text until the acoustic 1-best followed real speech
+  more closely at a fraction of the cost (docs/SPEECH.md).
 
 Why a 1-best timed phone sequence and not the per-frame posteriors themselves: a mouth
 needs *which viseme when*, the shipped network was trained on timed phones (the phone

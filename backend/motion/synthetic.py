@@ -1,7 +1,8 @@
 """Synthetic paired speech data: espeak-ng audio + viseme targets from its phone timings.
 
 Why: the real clips hold ~2 minutes of speech from five people, so the speech VAE
-memorises them (r 0.7-0.98 on their training parts, ~0.2 on their held-out tails).
+memorises them: it follows their training parts closely and their held-out tails
+barely (docs/SPEECH.md).
 espeak-ng (bundled in a wheel, no download) speaks any sentence with exact phone times,
 and ``visemes`` turns those into mouth curves, giving as many varied (audio, mouth)
 pairs as training wants. Variety comes from a generator of English sentences built from

@@ -5,7 +5,7 @@
 builds a zero table per call: in a training step that sort was the largest single cost.
 ``weighted_gather`` keeps ``embedding_bag``'s forward and computes the gradients
 directly: the table's as one ``index_add_`` (a scatter-add: atomics on CUDA; on CPU
-with int64 indices, as int32 ones take a ~4x slower path), the weights' as a batched
+with int64 indices, as int32 ones take a slower path), the weights' as a batched
 dot product of each gathered row with the output gradient.
 """
 
