@@ -6,31 +6,34 @@ Kept free of bpy so the timing rules (the part most likely to be subtly wrong, e
 one implementation. The bpy side reads the scene (``scene_inputs``) and writes the
 result as a take (``take_writer``).
 
-The ``animate`` job contract (backend/jobs/animate.py):
-input arrays ``[pcm float32[N], emotion_weights float32[T, 8], intensity float32[T]]``,
-params ``fps`` (exact fraction text, e.g. "30000/1001", from fps / fps_base),
-``sample_rate``, ``first_frame`` (scene frame of row 0), ``n_frames`` (T),
-``start_offset`` (seconds into ``pcm`` where ``first_frame`` begins) plus the user's
-options (seed, variation, head_motion, articulation, blinks, landmarks), and ``text``
-(the dialogue as a UTF-8 string) only when the backend's animate job declares the
-``"text"`` feature (an older backend would silently ignore it). Output: one
-RESULT per chunk, body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS`` order
-(``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list and,
-when no text was sent, may carry the recogniser's ``transcript`` (``transcript_of``),
-which the add-on writes into the empty Dialogue field so the animator can correct it.
+The request is the shared ``AnimateJobRequest`` (``shared/animate_request.py``, which
+the backend's job reads with ``from_wire``): :func:`animate_request` fills it with the
+span's audio (whole samples, the sub-sample remainder as ``start_offset``), the scene's
+exact frame rate (a ``Fraction``, from fps / fps_base), the frame range and the emotion
+arrays, checked once where the sliders were sampled (an ``EmotionArrays``). The dialogue
+``text`` goes only to a backend whose animate job declares the ``"text"`` feature
+(:func:`submission`; an older one would silently ignore it). Output: one RESULT per
+chunk, body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS``
+order (``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list
+and, when no text was sent, may carry the recogniser's ``transcript``
+(``transcript_of``), which the add-on writes into the empty Dialogue field so the
+animator can correct it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
+from ..shared.animate_request import AnimateJobRequest
 from ..shared.blendshapes import ARKIT_BLENDSHAPES
-from ..shared.emotions import EMOTIONS
+from ..shared.emotions import EmotionArrays
 from ..shared.errors import InputError
+from ..shared.frame_rate import parse_fps, parse_seconds
 from ..shared.protocol import Event, MsgType
 from .job_events import apply_lifecycle
 
@@ -58,24 +61,20 @@ class FrameSpan:
         return np.arange(self.first, self.first + self.count, dtype=np.int64)
 
 
-def fps_fraction(fps: int, fps_base: float) -> Fraction:
-    """The exact rate: Blender stores 29.97 as 30 / 1.001, which is 30000/1001.
+def scene_fps(fps: int, fps_base: float) -> Fraction:
+    """Blender's frame rate, exact: ``render.fps / render.fps_base``.
 
-    Sent as text so the backend's frame timing is exact at NTSC rates; a float would
-    drift by a frame over a long line.
+    Blender keeps fps_base as a 32-bit float, so 29.97 (30 / 1.001) arrives as
+    30 / 1.00100004...; ``parse_fps`` snaps it to 30000/1001, the rate the backend keeps
+    end to end (a float would drift by a frame over a long line).
     """
-    return Fraction(int(fps)) / Fraction(float(fps_base)).limit_denominator(100000)
-
-
-def scene_fps(fps: int, fps_base: float) -> float:
-    """Blender's real frame rate: ``render.fps / render.fps_base`` (29.97 = 30 / 1.001)."""
     if fps <= 0 or not fps_base > 0:
         raise InputError(f"The scene frame rate {fps}/{fps_base} is not positive",
                          "set Output Properties > Frame Rate to a positive value")
-    return fps / fps_base
+    return parse_fps((int(fps), float(fps_base)))
 
 
-def audio_span(audio_start: float, duration_s: float, fps: float,
+def audio_span(audio_start: float, duration_s: float, fps: float | Fraction,
                visible: tuple[int, int] | None = None,
                scene_range: tuple[int, int] | None = None) -> FrameSpan:
     """Frames to animate for audio that starts playing at frame ``audio_start``.
@@ -87,6 +86,7 @@ def audio_span(audio_start: float, duration_s: float, fps: float,
     """
     if duration_s <= 0:
         raise InputError("The audio has no duration", "choose a recording with sound in it")
+    fps = float(fps)
     start = math.ceil(audio_start - 1e-9)
     end = math.ceil(audio_start + duration_s * fps - 1e-9)  # exclusive
     if visible is not None:
@@ -112,55 +112,27 @@ def dialogue_text(raw: str) -> str:
     return text
 
 
-@dataclass
-class AnimateRequest:
-    """Everything the ``animate`` job needs, as plain numbers and arrays."""
+def animate_request(pcm: np.ndarray, sample_rate: int, fps: Fraction, span: FrameSpan,
+                    emotion: EmotionArrays, text: str = "", **options: Any
+                    ) -> AnimateJobRequest:
+    """The job's request for ``span``: only the span's audio (whole samples from its
+    start) goes, so a 3-second line cut from a long recording stays cheap; the
+    sub-sample remainder is the ``start_offset``, so frame alignment stays exact instead
+    of rounding to a sample. ``options`` are the request's motion fields (seed,
+    variation, head_motion, articulation, blinks, landmarks)."""
+    first = max(0, math.floor(span.audio_offset_s * sample_rate))
+    seconds = span.count / float(fps)
+    stop = math.ceil((span.audio_offset_s + seconds) * sample_rate) + 1
+    remainder = parse_seconds(span.audio_offset_s - first / sample_rate)
+    return AnimateJobRequest(np.ascontiguousarray(pcm[first:stop], dtype=np.float32),
+                             int(sample_rate), fps, span.first, remainder, span.count,
+                             emotion, text=text or None, **options)
 
-    pcm: np.ndarray
-    sample_rate: int
-    fps: float
-    span: FrameSpan
-    weights: np.ndarray  # [T, 8]
-    intensity: np.ndarray  # [T]
-    options: dict = field(default_factory=dict)
-    fps_text: str = ""  # exact "num/den" form of ``fps`` when known
-    text: str = ""  # the dialogue, when the animator gave one
 
-    def slice_audio(self) -> tuple[np.ndarray, float]:
-        """The PCM from the span's start (whole samples) and the sub-sample remainder.
-
-        Sending only the span keeps a 3-second line cut from a long recording cheap; the
-        remainder keeps frame alignment exact instead of rounding to a sample.
-        """
-        first = math.floor(self.span.audio_offset_s * self.sample_rate)
-        first = max(0, first)
-        seconds = self.span.count / self.fps
-        stop = math.ceil((self.span.audio_offset_s + seconds) * self.sample_rate) + 1
-        remainder = self.span.audio_offset_s - first / self.sample_rate
-        return np.ascontiguousarray(self.pcm[first:stop], dtype=np.float32), remainder
-
-    def params(self, send_text: bool = False) -> dict:
-        """The job's params; the dialogue ``text`` only when ``send_text`` (the backend
-        declared the feature) and there is one."""
-        _, remainder = self.slice_audio()
-        fps = self.fps_text or repr(float(self.fps))
-        params = {"fps": fps, "sample_rate": int(self.sample_rate),
-                  "first_frame": int(self.span.first), "n_frames": int(self.span.count),
-                  "start_offset": float(remainder), **self.options}
-        if send_text and self.text:
-            params["text"] = self.text
-        return params
-
-    def arrays(self) -> list[np.ndarray]:
-        pcm, _ = self.slice_audio()
-        t = self.span.count
-        weights = np.ascontiguousarray(self.weights, dtype=np.float32)
-        intensity = np.ascontiguousarray(self.intensity, dtype=np.float32)
-        if weights.shape != (t, len(EMOTIONS)) or intensity.shape != (t,):
-            raise InputError(f"Emotion samples have shapes {weights.shape}/{intensity.shape}"
-                             f", expected ({t}, {len(EMOTIONS)})/({t},)",
-                             "this is a bug in the add-on; please report it")
-        return [pcm, weights, intensity]
+def submission(request: AnimateJobRequest, send_text: bool) -> tuple[dict, list[np.ndarray]]:
+    """(params, arrays) to send; the dialogue ``text`` only when ``send_text`` (the
+    backend declared the feature)."""
+    return (request if send_text else replace(request, text=None)).to_wire()
 
 
 def transcript_of(done_body: dict) -> tuple[str, str]:
@@ -202,8 +174,10 @@ class AnimateTask:
     they arrive, and the DONE arrays, if any, are appended the same way.
     """
 
-    def __init__(self, request: AnimateRequest, kind: str = ANIMATE_KIND) -> None:
+    def __init__(self, request: AnimateJobRequest, span: FrameSpan,
+                 kind: str = ANIMATE_KIND) -> None:
         self.request = request
+        self.span = span  # the scene frames the request animates
         self.kind = kind
         self.job = ""
         self.state = "running"
@@ -238,7 +212,7 @@ class AnimateTask:
     def blendshapes(self) -> np.ndarray:
         """``[T, 52]`` float32 weights in [0, 1], checked against the request's span."""
         got = self.outputs().get("blendshapes")
-        t = self.request.span.count
+        t = self.span.count
         if got is None:
             raise InputError("The backend's answer has no blendshapes",
                              "update the backend; its animate job is too old")
