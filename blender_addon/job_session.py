@@ -34,7 +34,6 @@ from .core.animate_job import (
     audio_span,
     scene_fps,
     submission,
-    transcript_of,
 )
 from .core.audio_io import load_pcm
 from .core.backend_session import BackendSession, BackendSettings
@@ -378,6 +377,9 @@ def _submit_when_ready(run: AnimateRun | RenderRun, scene: bpy.types.Scene | Non
 
 def _step_animate(scene: bpy.types.Scene | None, run: AnimateRun) -> None:
     task = run.task
+    link = SESSION.backend.link
+    if task.state == "error" and task.job in link.handlers:
+        link.cancel(task.job)  # an answer this add-on cannot read: stop the backend too
     if task.state == "running":
         if run.submitted:
             _show(scene, None, task.progress, task.message, None)
@@ -442,7 +444,7 @@ def apply_animate(scene: bpy.types.Scene | None, run: AnimateRun) -> str:
         parts.append("dialogue text aligned")
     elif run.text_note:
         parts.append(f"dialogue text not used: {run.text_note}")
-    heard, report = transcript_of(task.done_body)
+    heard, report = task.transcript()
     settings = scene.facecast
     if heard and not request.text and settings.dialogue_text_block is None \
             and not settings.dialogue_text.strip():  # never over what the animator typed

@@ -93,6 +93,43 @@ def test_request_sends_what_the_addon_sent_before_the_shared_type(pkg: SimpleNam
     np.testing.assert_array_equal(new.emotion.weights, old.emotion.weights)
 
 
+def test_task_reads_chunks_by_name_and_refuses_one_that_does_not_fit(
+        pkg: SimpleNamespace) -> None:
+    """The result handler on the wire's own bytes: chunks out of order join by start,
+    DONE's transcript is read, and a mismatched chunk ends the task naming the array."""
+    g, ar, proto = pkg.animate_job, pkg.shared.animate_result, pkg.shared.protocol
+    span = g.audio_span(1, 2.0, g.Fraction(24), scene_range=(1, 8))
+    task = g.AnimateTask(_request(pkg, g.Fraction(24), span), span)
+
+    def chunk(index: int, start: int, n: int) -> proto.Event:
+        t = np.arange(start, start + n, dtype=np.float32) / 10
+        body, arrays = ar.AnimateChunk(index, start, np.repeat(t[:, None], 52, 1),
+                                       np.zeros((n, 4, 4)), t, np.zeros((n, 8)), t).to_wire()
+        return proto.Event(proto.MsgType.RESULT, "j", body, arrays)
+
+    task.on_event(chunk(1, 5, 3))
+    task.on_event(chunk(0, 0, 5))
+    assert task.frames_received() == 8 and task.message == "received 8 frames"
+    task.on_event(proto.Event(proto.MsgType.DONE, "j", {
+        "n_frames": 8, "transcript": {"text": " Hi there. ", "report": "heard 2 words"}}))
+    assert task.state == "done" and task.transcript() == ("Hi there.", "heard 2 words")
+    np.testing.assert_allclose(task.blendshapes()[:, 0], np.arange(8) / 10, atol=1e-7)
+    assert sorted(task.outputs()) == sorted(ar.RESULT_ARRAYS[:-1])
+
+    bad = g.AnimateTask(task.request, span)
+    event = chunk(0, 0, 8)
+    event.arrays[0] = event.arrays[0][:, :51]
+    bad.on_event(event)
+    assert bad.state == "error" and "blendshapes of shape (8, 51)" in bad.error
+    bad.on_event(proto.Event(proto.MsgType.CANCELLED, "j"))  # after the end: ignored
+    assert bad.state == "error"
+    short = g.AnimateTask(task.request, span)
+    short.on_event(chunk(0, 0, 5))
+    with pytest.raises(pkg.shared.errors.InputError, match="5 frames of blendshapes, "
+                       "expected 8"):
+        short.blendshapes()
+
+
 def test_png_round_trip_and_atomic_write(pkg: ModuleType, tmp_path: Path) -> None:
     fw = pkg.frame_writer
     rgba = np.random.default_rng(0).integers(0, 256, (5, 7, 4), dtype=np.uint8)

@@ -12,12 +12,10 @@ span's audio (whole samples, the sub-sample remainder as ``start_offset``), the 
 exact frame rate (a ``Fraction``, from fps / fps_base), the frame range and the emotion
 arrays, checked once where the sliders were sampled (an ``EmotionArrays``). The dialogue
 ``text`` goes only to a backend whose animate job declares the ``"text"`` feature
-(:func:`submission`; an older one would silently ignore it). Output: one RESULT per
-chunk, body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS``
-order (``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list
-and, when no text was sent, may carry the recogniser's ``transcript``
-(``transcript_of``), which the add-on writes into the empty Dialogue field so the
-animator can correct it.
+(:func:`submission`; an older one would silently ignore it). The answer is typed too
+(``shared/animate_result.py``): one ``AnimateChunk`` per RESULT, arrays by name, and an
+``AnimateDone`` whose transcript (when no text was sent, the recogniser's words) the
+add-on writes into the empty Dialogue field so the animator can correct it.
 """
 
 from __future__ import annotations
@@ -30,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from ..shared.animate_request import AnimateJobRequest
-from ..shared.blendshapes import ARKIT_BLENDSHAPES
+from ..shared.animate_result import AnimateChunk, AnimateDone, join_chunks
 from ..shared.emotions import EmotionArrays
-from ..shared.errors import InputError
+from ..shared.errors import FacecastError, InputError
 from ..shared.frame_rate import parse_fps, parse_seconds
 from ..shared.protocol import Event, MsgType
 from .job_events import apply_lifecycle
@@ -41,8 +39,6 @@ ANIMATE_KIND = "animate"
 TEXT_FEATURE = "text"
 MAX_TEXT_CHARS = 20_000  # a scene's dialogue, not a screenplay
 TEXT_UNSUPPORTED = ("this backend aligns audio only; update it for dialogue text")
-ANIMATE_RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights",
-                         "emotion_intensity", "landmarks")
 
 
 @dataclass(frozen=True)
@@ -135,43 +131,13 @@ def submission(request: AnimateJobRequest, send_text: bool) -> tuple[dict, list[
     return (request if send_text else replace(request, text=None)).to_wire()
 
 
-def transcript_of(done_body: dict) -> tuple[str, str]:
-    """(the automatic transcript's text, the backend's report line on it) from the
-    animate job's DONE; ("", "") when the backend wrote none (a dialogue was given, or
-    an older backend)."""
-    tr = done_body.get("transcript")
-    if not isinstance(tr, dict):
-        return "", ""
-    text, report = tr.get("text"), tr.get("report")
-    return (text.strip()[:MAX_TEXT_CHARS] if isinstance(text, str) else "",
-            report if isinstance(report, str) else "")
-
-
-def name_outputs(body: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Map the DONE/RESULT arrays to names: the body's ``arrays`` list, else by shape."""
-    names = body.get("arrays") or body.get("names")
-    if not isinstance(names, list) and "chunk" in body and \
-            len(arrays) in (len(ANIMATE_RESULT_ARRAYS) - 1, len(ANIMATE_RESULT_ARRAYS)):
-        names = list(ANIMATE_RESULT_ARRAYS[:len(arrays)])
-    if isinstance(names, list) and len(names) == len(arrays):
-        return {str(n): np.asarray(a) for n, a in zip(names, arrays, strict=True)}
-    out: dict[str, np.ndarray] = {}
-    for a in arrays:
-        if a.ndim == 2 and a.shape[1] == len(ARKIT_BLENDSHAPES):
-            out.setdefault("blendshapes", a)
-        elif a.ndim == 3 and a.shape[1:] == (4, 4):
-            out.setdefault("head_pose", a)
-        elif a.ndim == 3 and a.shape[2] == 3:
-            out.setdefault("landmarks", a)
-    return out
-
-
 class AnimateTask:
     """Collects one ``animate`` job's events; the step function reads its fields.
 
     ``state`` goes ``running`` -> ``done`` | ``error`` | ``cancelled`` exactly once.
-    Partial RESULT arrays (chunked long audio) are concatenated along time in the order
-    they arrive, and the DONE arrays, if any, are appended the same way.
+    Each RESULT is read once as an ``AnimateChunk`` (its arrays checked and named) and
+    DONE as an ``AnimateDone``; a chunk that does not match this add-on ends the task
+    with the error naming the array. Chunks are joined along time by their ``start``.
     """
 
     def __init__(self, request: AnimateJobRequest, span: FrameSpan,
@@ -184,42 +150,45 @@ class AnimateTask:
         self.progress = 0.0
         self.message = "waiting for the backend"
         self.error = ""
-        self.done_body: dict = {}
-        self._parts: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.chunks: list[AnimateChunk] = []
+        self.done: AnimateDone | None = None
+        self.done_body: dict = {}  # DONE as sent (tests' job doubles echo into it)
 
     def on_event(self, event: Event) -> None:
-        if apply_lifecycle(self, event, "animating"):
+        if self.state != "running" or apply_lifecycle(self, event, "animating"):
             return
-        if event.kind in (MsgType.RESULT, MsgType.DONE, MsgType.FRAME):
-            start = int(event.body.get("start", len(self._parts.get("blendshapes", []))))
-            for name, arr in name_outputs(event.body, list(event.arrays)).items():
-                # copy out of the zmq frame; keep the chunk's start to order the parts
-                self._parts.setdefault(name, []).append((start, np.array(arr)))
+        try:
             if event.kind == MsgType.RESULT:
+                self.chunks.append(AnimateChunk.from_wire(event.body, event.arrays))
                 self.message = f"received {self.frames_received()} frames"
-            if event.kind == MsgType.DONE:
+            elif event.kind == MsgType.DONE:
+                self.done = AnimateDone.from_wire(event.body)
                 self.done_body = dict(event.body)
                 self.state, self.progress, self.message = "done", 1.0, "done"
+        except FacecastError as exc:
+            self.state, self.error = "error", exc.message
 
     def outputs(self) -> dict[str, np.ndarray]:
-        """The arrays received so far, joined along time."""
-        return {n: np.concatenate([a for _, a in sorted(parts, key=lambda p: p[0])], axis=0)
-                for n, parts in self._parts.items() if parts}
+        """The arrays received so far by name, joined along time."""
+        return join_chunks(self.chunks)
 
     def frames_received(self) -> int:
-        return sum(len(a) for _, a in self._parts.get("blendshapes", []))
+        return sum(c.n_frames for c in self.chunks)
+
+    def transcript(self) -> tuple[str, str]:
+        """(the words the recogniser heard, its report line); ("", "") when it did not
+        run (a dialogue was given)."""
+        if self.done is None:
+            return "", ""
+        return self.done.transcript_text[:MAX_TEXT_CHARS], self.done.transcript_report
 
     def blendshapes(self) -> np.ndarray:
         """``[T, 52]`` float32 weights in [0, 1], checked against the request's span."""
         got = self.outputs().get("blendshapes")
         t = self.span.count
-        if got is None:
-            raise InputError("The backend's answer has no blendshapes",
-                             "update the backend; its animate job is too old")
-        got = np.asarray(got, dtype=np.float32)
-        if got.shape != (t, len(ARKIT_BLENDSHAPES)):
-            raise InputError(f"The backend sent blendshapes of shape {got.shape}, expected "
-                             f"({t}, {len(ARKIT_BLENDSHAPES)})", "update the backend")
+        if got is None or len(got) != t:
+            raise InputError(f"The backend sent {0 if got is None else len(got)} frames of "
+                             f"blendshapes, expected {t}", "update the backend")
         if not np.all(np.isfinite(got)):
             raise InputError("The backend sent NaN blendshape weights", "report this bug")
         return np.clip(got, 0.0, 1.0)
