@@ -29,12 +29,11 @@ from .core.animate_job import (
     ANIMATE_KIND,
     TEXT_FEATURE,
     TEXT_UNSUPPORTED,
-    AnimateRequest,
     AnimateTask,
+    animate_request,
     audio_span,
-    fps_fraction,
     scene_fps,
-    transcript_of,
+    submission,
 )
 from .core.audio_io import load_pcm
 from .core.backend_session import BackendSession, BackendSettings
@@ -49,7 +48,7 @@ from .core.render_job import (
 )
 from .scene_inputs import LastAnimation
 from .shared.audio import SAMPLE_RATE
-from .shared.emotions import validate_emotion_arrays
+from .shared.emotions import EmotionArrays
 from .shared.errors import FacecastError, InputError
 from .shared.landmarks import pose_to_blender_axes, to_blender_axes
 from .shared.render_request import RenderJobRequest
@@ -88,7 +87,8 @@ class AnimateRun:
         self.text_sent = bool(request.text) and backend.supports(ANIMATE_KIND, TEXT_FEATURE)
         if request.text and not self.text_sent:
             self.text_note = TEXT_UNSUPPORTED
-        return ANIMATE_KIND, request.params(self.text_sent), request.arrays(), ANIMATE_CREDIT
+        params, arrays = submission(request, self.text_sent)
+        return ANIMATE_KIND, params, arrays, ANIMATE_CREDIT
 
 
 @dataclass
@@ -192,6 +192,7 @@ def _check_idle() -> None:
 
 
 def _options(settings: Any) -> dict:
+    """The request's motion fields from the panel's settings."""
     return {"seed": int(settings.seed), "variation": float(settings.variation),
             "head_motion": float(settings.head_motion),
             "articulation": float(settings.articulation), "blinks": bool(settings.blinks),
@@ -219,19 +220,18 @@ def start_animate(scene: bpy.types.Scene, connection: BackendSettings) -> Animat
     scene_range = (scene.frame_start, scene.frame_end) if settings.scene_range_only else None
     span = audio_span(audio.start_frame, pcm.size / SAMPLE_RATE, fps, audio.visible,
                       scene_range)
-    weights, intensity = scene_inputs.sample_emotions(scene, span.frames())
-    weights, intensity = validate_emotion_arrays(weights, intensity, span.count)
-    exact = fps_fraction(scene.render.fps, scene.render.fps_base)
-    request = AnimateRequest(pcm, SAMPLE_RATE, fps, span, weights, intensity,
-                             _options(settings), f"{exact.numerator}/{exact.denominator}",
-                             text)
-    task = AnimateTask(request)
+    # The sliders' samples, checked once here (the request and the job trust them).
+    emotion = EmotionArrays.checked(*scene_inputs.sample_emotions(scene, span.frames()),
+                                    span.count)
+    request = animate_request(pcm, SAMPLE_RATE, fps, span, emotion, text,
+                              **_options(settings))
+    task = AnimateTask(request, span)
     started = reach_backend(connection)  # no waiting: step() submits once the backend has answered
     SESSION.run = AnimateRun(task, scene.name, obj.name,
                              settings.head_target.name if settings.head_target else "",
                              bool(settings.landmark_empties), overrides,
                              started_backend=started)
-    what = f"animating {span.count} frames ({span.first}-{span.last}) at {fps:.3f} fps"
+    what = f"animating {span.count} frames ({span.first}-{span.last}) at {float(fps):.3f} fps"
     _show(scene, "animate", 0.0, STARTING_LOCAL if started else what, "")
     return task
 
@@ -377,6 +377,9 @@ def _submit_when_ready(run: AnimateRun | RenderRun, scene: bpy.types.Scene | Non
 
 def _step_animate(scene: bpy.types.Scene | None, run: AnimateRun) -> None:
     task = run.task
+    link = SESSION.backend.link
+    if task.state == "error" and task.job in link.handlers:
+        link.cancel(task.job)  # an answer this add-on cannot read: stop the backend too
     if task.state == "running":
         if run.submitted:
             _show(scene, None, task.progress, task.message, None)
@@ -410,12 +413,11 @@ def apply_animate(scene: bpy.types.Scene | None, run: AnimateRun) -> str:
                          "animate again")
     mapping = scene_inputs.face_mapping(obj, run.overrides)
     blendshapes = task.blendshapes()
-    frames = task.request.span.frames().astype(np.float32)
+    frames = task.span.frames().astype(np.float32)
     head = bpy.data.objects.get(run.head) if run.head else None
     number = next_take_number([face_id(obj), head])
     request = task.request
-    notes = (f"frames {request.span.first}-{request.span.last}; seed "
-             f"{request.options.get('seed', 0)}; dialogue text "
+    notes = (f"frames {task.span.first}-{task.span.last}; seed {request.seed}; dialogue text "
              f"{'aligned' if run.text_sent else 'not used'}")
     take = write_face_take(obj, mapping, blendshapes, frames, number, notes)
     parts = [f"Take {number}: {len(mapping.drives)} {mapping.noun}s animated on "
@@ -433,7 +435,7 @@ def apply_animate(scene: bpy.types.Scene | None, run: AnimateRun) -> str:
         write_landmark_empties(scene, obj, to_blender_axes(landmarks).astype(np.float32),
                                frames)
         parts.append(f"{landmarks.shape[1]} landmark empties")
-    SESSION.last[obj.name] = LastAnimation(request.span.frames(), blendshapes, landmarks,
+    SESSION.last[obj.name] = LastAnimation(task.span.frames(), blendshapes, landmarks,
                                            number)
     if mapping.missing:
         parts.append(f"{len(mapping.missing)} ARKit channels drive nothing (see mapping "
@@ -442,7 +444,7 @@ def apply_animate(scene: bpy.types.Scene | None, run: AnimateRun) -> str:
         parts.append("dialogue text aligned")
     elif run.text_note:
         parts.append(f"dialogue text not used: {run.text_note}")
-    heard, report = transcript_of(task.done_body)
+    heard, report = task.transcript()
     settings = scene.facecast
     if heard and not request.text and settings.dialogue_text_block is None \
             and not settings.dialogue_text.strip():  # never over what the animator typed

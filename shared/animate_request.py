@@ -50,14 +50,14 @@ class AnimateJobRequest:
     text: str | None = None
     transcribe: bool = True
 
-    def to_wire(self, **extra: Any) -> tuple[dict, list[np.ndarray]]:
-        """(params, arrays) for ``client.call("animate", ...)``."""
+    def to_wire(self) -> tuple[dict, list[np.ndarray]]:
+        """(params, arrays) for ``client.call("animate", ...)``: only what the job reads."""
         params = {"fps": fps_text(self.fps), "sample_rate": int(self.sample_rate),
                   "first_frame": int(self.first_frame), "start_offset": str(self.start_offset),
                   "seed": int(self.seed), "variation": self.variation,
                   "head_motion": self.head_motion, "articulation": self.articulation,
                   "blinks": bool(self.blinks), "landmarks": bool(self.landmarks),
-                  "transcribe": bool(self.transcribe), **extra}
+                  "transcribe": bool(self.transcribe)}
         if self.n_frames is not None:
             params["n_frames"] = int(self.n_frames)
         if self.text is not None:

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from backend.jobs.animate import RESULT_ARRAYS
 from backend.motion.animation_file import animation_from_job, write_animation
 from backend.motion.performance import animate
+from shared.animate_result import RESULT_ARRAYS
 from shared.errors import InputError
 
 from .test_motion_animate import SR, speechlike

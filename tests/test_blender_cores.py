@@ -31,8 +31,10 @@ def pkg(staged_addon: ModuleType) -> SimpleNamespace:
 def test_audio_span_ntsc_and_clipping(pkg: ModuleType) -> None:
     g = pkg.animate_job
     fps = g.scene_fps(30, 1.001)
-    assert g.fps_fraction(30, 1.001) == g.Fraction(30000, 1001)
-    assert g.fps_fraction(24, 1.0) == 24
+    assert fps == g.Fraction(30000, 1001) and g.scene_fps(24, 1.0) == 24
+    # Blender stores fps_base as a 32-bit float: 1.001 reads back as 1.00100004673...
+    assert g.scene_fps(30, float(np.float32(1.001))) == g.Fraction(30000, 1001)
+    assert g.scene_fps(30000, 1001) == g.Fraction(30000, 1001)
     span = g.audio_span(1, 60.0, fps)
     assert (span.first, span.count, span.audio_offset_s) == (1, 1799, 0.0)
     # A strip trimmed to frames 101..200 starting at frame 1: offset is exact seconds.
@@ -47,16 +49,85 @@ def test_audio_span_ntsc_and_clipping(pkg: ModuleType) -> None:
         g.scene_fps(0, 1.0)
 
 
-def test_request_slices_audio_with_exact_remainder(pkg: ModuleType) -> None:
+def _request(pkg: SimpleNamespace, fps, span, text: str = "", **options):
+    """The add-on's animate request over ``span`` of a 10 s ramp (sample i = i)."""
+    emotion = pkg.shared.emotions.EmotionArrays.checked(
+        np.tile(np.eye(8, dtype=np.float32)[2] * 0.5, (span.count, 1)), np.ones(span.count))
+    return pkg.animate_job.animate_request(np.arange(16000 * 10, dtype=np.float32), 16000,
+                                           fps, span, emotion, text, **options)
+
+
+def test_request_slices_audio_with_exact_remainder(pkg: SimpleNamespace) -> None:
     g = pkg.animate_job
-    pcm = np.arange(16000 * 10, dtype=np.float32)
-    span = g.audio_span(-23, 10.0, 24.0, scene_range=(1, 48))  # starts 1 s into the file
-    req = g.AnimateRequest(pcm, 16000, 24.0, span, np.zeros((48, 8), np.float32),
-                            np.ones(48, np.float32), fps_text="24/1")
-    audio, _weights, _intensity = req.arrays()
+    span = g.audio_span(-23, 10.0, g.Fraction(24), scene_range=(1, 48))  # 1 s into the file
+    params, (audio, weights, intensity) = g.submission(_request(pkg, g.Fraction(24), span),
+                                                       send_text=False)
     assert audio[0] == 16000 and audio.size >= 2 * 16000
-    assert req.params()["start_offset"] == pytest.approx(0.0)
-    assert req.params()["n_frames"] == 48 and req.params()["first_frame"] == 1
+    assert params["start_offset"] == "0" and params["fps"] == "24"
+    assert params["n_frames"] == 48 and params["first_frame"] == 1
+    assert weights.shape == (48, 8) and intensity.shape == (48,)
+
+
+def test_request_sends_what_the_addon_sent_before_the_shared_type(pkg: SimpleNamespace) -> None:
+    """The params the add-on wrote itself (before ``AnimateJobRequest``), for a 29.97 fps
+    span 0.8008 s into the file: the job reads the same request from the new ones."""
+    g, read = pkg.animate_job, pkg.shared.animate_request.AnimateJobRequest.from_wire
+    fps = g.scene_fps(30, 1.001)
+    span = g.audio_span(-23, 10.0, fps, scene_range=(1, 48))
+    options = {"seed": 3, "variation": 0.25, "head_motion": 1.0, "articulation": 1.2,
+               "blinks": False, "landmarks": True}
+    before = {"fps": "30000/1001", "sample_rate": 16000, "first_frame": 1, "n_frames": 48,
+              "start_offset": 4.999999999999449e-05, **options, "text": "Hi."}
+    params, arrays = g.submission(_request(pkg, fps, span, "Hi.", **options), send_text=True)
+    assert set(params) == set(before) | {"transcribe"} and params["transcribe"] is True
+    assert arrays[0].shape == (25628,) and (arrays[0][0], arrays[0][-1]) == (12812, 38439)
+    old, new = read(before, arrays), read(params, arrays)
+    for name in ("sample_rate", "fps", "first_frame", "n_frames", "seed", "variation",
+                 "head_motion", "articulation", "blinks", "landmarks", "text", "transcribe"):
+        assert getattr(new, name) == getattr(old, name), name
+    # 0.8008 s = 12812 samples + 1/20000 s: the span's float maths used 30 / 1.001 before
+    # and 30000/1001 now (one rate for the span and the wire); both are 1/20000 +- 1e-17.
+    assert abs(new.start_offset - old.start_offset) < 1e-15
+    assert abs(new.start_offset - g.Fraction(1, 20000)) < 1e-15
+    assert new.fps == g.Fraction(30000, 1001)
+    np.testing.assert_array_equal(new.emotion.weights, old.emotion.weights)
+
+
+def test_task_reads_chunks_by_name_and_refuses_one_that_does_not_fit(
+        pkg: SimpleNamespace) -> None:
+    """The result handler on the wire's own bytes: chunks out of order join by start,
+    DONE's transcript is read, and a mismatched chunk ends the task naming the array."""
+    g, ar, proto = pkg.animate_job, pkg.shared.animate_result, pkg.shared.protocol
+    span = g.audio_span(1, 2.0, g.Fraction(24), scene_range=(1, 8))
+    task = g.AnimateTask(_request(pkg, g.Fraction(24), span), span)
+
+    def chunk(index: int, start: int, n: int) -> proto.Event:
+        t = np.arange(start, start + n, dtype=np.float32) / 10
+        body, arrays = ar.AnimateChunk(index, start, np.repeat(t[:, None], 52, 1),
+                                       np.zeros((n, 4, 4)), t, np.zeros((n, 8)), t).to_wire()
+        return proto.Event(proto.MsgType.RESULT, "j", body, arrays)
+
+    task.on_event(chunk(1, 5, 3))
+    task.on_event(chunk(0, 0, 5))
+    assert task.frames_received() == 8 and task.message == "received 8 frames"
+    task.on_event(proto.Event(proto.MsgType.DONE, "j", {
+        "n_frames": 8, "transcript": {"text": " Hi there. ", "report": "heard 2 words"}}))
+    assert task.state == "done" and task.transcript() == ("Hi there.", "heard 2 words")
+    np.testing.assert_allclose(task.blendshapes()[:, 0], np.arange(8) / 10, atol=1e-7)
+    assert sorted(task.outputs()) == sorted(ar.RESULT_ARRAYS[:-1])
+
+    bad = g.AnimateTask(task.request, span)
+    event = chunk(0, 0, 8)
+    event.arrays[0] = event.arrays[0][:, :51]
+    bad.on_event(event)
+    assert bad.state == "error" and "blendshapes of shape (8, 51)" in bad.error
+    bad.on_event(proto.Event(proto.MsgType.CANCELLED, "j"))  # after the end: ignored
+    assert bad.state == "error"
+    short = g.AnimateTask(task.request, span)
+    short.on_event(chunk(0, 0, 5))
+    with pytest.raises(pkg.shared.errors.InputError, match="5 frames of blendshapes, "
+                       "expected 8"):
+        short.blendshapes()
 
 
 def test_png_round_trip_and_atomic_write(pkg: ModuleType, tmp_path: Path) -> None:
@@ -207,12 +278,10 @@ def test_dialogue_text_is_sent_only_to_a_backend_that_declares_it(pkg: ModuleTyp
     span = g.audio_span(1, 2.0, 24.0)
     text = g.dialogue_text("  Grüße — 日本語!\nLine two.  ")
     assert text == "Grüße — 日本語!\nLine two."
-    req = g.AnimateRequest(np.zeros(32000, np.float32), 16000, 24.0, span,
-                           np.zeros((span.count, 8), np.float32),
-                           np.ones(span.count, np.float32), fps_text="24/1", text=text)
-    assert "text" not in req.params() and req.params(send_text=True)["text"] == text
-    empty = g.AnimateRequest(req.pcm, 16000, 24.0, span, req.weights, req.intensity)
-    assert "text" not in empty.params(send_text=True)
+    req = _request(pkg, g.Fraction(24), span, text)
+    assert "text" not in g.submission(req, send_text=False)[0]
+    assert g.submission(req, send_text=True)[0]["text"] == text
+    assert "text" not in g.submission(_request(pkg, g.Fraction(24), span), send_text=True)[0]
     assert g.dialogue_text("x" * g.MAX_TEXT_CHARS) == "x" * g.MAX_TEXT_CHARS
     with pytest.raises(pkg.shared.errors.InputError, match="characters long"):
         g.dialogue_text("x" * (g.MAX_TEXT_CHARS + 1))

@@ -162,8 +162,8 @@ def test_takes_on_the_nla_for_shape_keys_and_bone_rig(cp311_zip: Path, tmp_path:
     assert "Take 1" in r["take1_status"] and "dialogue text aligned" in r["take1_status"]
     p = r["take1_params"]
     assert p["text"] == TEXT and r["take1_text_sent"]
-    assert p["fps"] == "24/1" and p["first_frame"] == 1 and p["n_frames"] == 48
-    assert p["sample_rate"] == 16000 and p["start_offset"] == 0.0
+    assert p["fps"] == "24" and p["first_frame"] == 1 and p["n_frames"] == 48
+    assert p["sample_rate"] == 16000 and p["start_offset"] == "0"
     assert r["take1_arrays"][1:] == [["float32", [48, 8]], ["float32", [48]]]
     # What plays: the take's weights on the shape keys, the animator's keys on top.
     from shared.blendshapes import ARKIT_BLENDSHAPES

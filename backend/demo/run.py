@@ -22,6 +22,8 @@ import numpy as np
 import soundfile as sf
 
 from backend.subject.contract import HEAD_POSE_MOTION
+from shared.animate_request import AnimateJobRequest
+from shared.animate_result import AnimateChunk, join_chunks
 from shared.audio import SAMPLE_RATE
 from shared.emotions import load_emotion_track, validate_track
 from shared.errors import FacecastError, InputError
@@ -187,36 +189,26 @@ def _animate(client: BlockingClient, pcm: np.ndarray, opts: DemoOptions, emotion
     """The ``animate`` job's chunks as one :class:`Animation`: the same fields, file and
     head-pose convention as ``facecast animate`` writes, so ``facecast render`` accepts
     the demo's animation.npz."""
-    params = {"fps": str(opts.fps), "sample_rate": SAMPLE_RATE, "emotion": emotion,
-              "n_frames": n_frames, "seed": opts.seed}
-    chunks: list[tuple[int, dict[str, np.ndarray]]] = []
+    params, arrays = AnimateJobRequest(np.asarray(pcm, np.float32), SAMPLE_RATE,
+                                       Fraction(opts.fps), n_frames=n_frames,
+                                       emotion=emotion, seed=opts.seed).to_wire()
+    chunks: list[AnimateChunk] = []
     bar = progress(n_frames, "animate", "frame", leave=False)
-    done = client.call("animate", params, [np.asarray(pcm, np.float32)],
+    done = client.call("animate", params, arrays,
                        on_event=lambda e: _collect(e, chunks, bar))
     bar.close()
     if not chunks:
         raise FacecastError("the animate job returned no frames", "see backend.log")
-    merged: dict[str, np.ndarray] = {}
-    for key in chunks[0][1]:
-        merged[key] = np.concatenate([c[key] for _, c in sorted(chunks, key=lambda x: x[0])])
-    return animation_from_job(merged, done.body.get("fps") or str(opts.fps), SAMPLE_RATE,
+    return animation_from_job(join_chunks(chunks), done.body.get("fps") or str(opts.fps),
+                              SAMPLE_RATE,
                               first_frame=int(done.body.get("first_frame", 0)))
 
 
 def _collect(event, chunks: list, bar) -> None:
     if event.kind != MsgType.RESULT:
         return
-    body = event.body
-    arrays = dict(zip(body.get("arrays") or _default_names(len(event.arrays)),
-                      event.arrays, strict=False))
-    chunks.append((int(body.get("start", 0)), {k: np.array(v) for k, v in arrays.items()}))
-    bar.update(int(body.get("n_frames", len(event.arrays[0]))))
-
-
-def _default_names(n: int) -> list[str]:
-    from ..jobs.animate import RESULT_ARRAYS
-
-    return list(RESULT_ARRAYS[:n])
+    chunks.append(AnimateChunk.from_wire(event.body, event.arrays))
+    bar.update(chunks[-1].n_frames)
 
 
 class RenderedFrames(list):

@@ -5,10 +5,11 @@ params and arrays), read and checked once by ``from_wire``; ``text`` is feature
 ``"text"``, ``transcribe`` (default true: without a text, an offline recogniser writes
 one) feature ``"transcript"``. Here only the frame count is checked against the audio.
 
-Results stream as one RESULT per chunk, body ``{"chunk": i, "start": frame offset,
-"n_frames": n}`` with arrays ``[blendshapes[n, 52], head_pose[n, 4, 4], blink[n],
-emotion_weights[n, 8], emotion_intensity[n], landmarks[n, 478, 3]?]``, so a long line
-never builds one huge message and the add-on keeps what arrived if the backend dies.
+Results stream as one RESULT per chunk, a ``shared.animate_result.AnimateChunk``: body
+``{"chunk": i, "start": frame offset, "n_frames": n}`` with arrays ``[blendshapes[n,
+52], head_pose[n, 4, 4], blink[n], emotion_weights[n, 8], emotion_intensity[n],
+landmarks[n, 478, 3]?]``, so a long line never builds one huge message and the add-on
+keeps what arrived if the backend dies (clients read it with ``AnimateChunk.from_wire``).
 DONE carries the timing metadata, the array names, where the phones came from
 (``phones``: "text", "transcript" or "acoustic model"), ``warnings`` (e.g. why a text was
 not used) and, when the recogniser ran, ``transcript``: ``{"text", "report", "words":
@@ -20,9 +21,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
-
 from shared.animate_request import AnimateJobRequest
+from shared.animate_result import RESULT_ARRAYS, AnimateChunk
 from shared.blendshapes import ARKIT_BLENDSHAPES
 from shared.emotions import EMOTIONS
 from shared.errors import InputError
@@ -31,8 +31,6 @@ from shared.frame_rate import fps_text
 from . import registry
 from .base import Job, JobContext
 
-RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights", "emotion_intensity",
-                 "landmarks")
 CHUNK_FRAMES = 512
 _MODEL = None
 
@@ -91,12 +89,10 @@ class AnimateJob(Job):
                 progress=lambda f: ctx.progress(f, "animating"))):
             info = chunk.meta
             ctx.check_cancelled()
-            out = [chunk.blendshapes, chunk.head_pose, chunk.blink, chunk.emotion_weights,
-                   chunk.emotion_intensity]
-            if req.landmarks:
-                out.append(chunk.landmarks)
-            ctx.result({"chunk": i, "start": n_sent, "n_frames": chunk.n_frames},
-                       [np.ascontiguousarray(a, dtype=np.float32) for a in out])
+            ctx.result(*AnimateChunk(
+                i, n_sent, chunk.blendshapes, chunk.head_pose, chunk.blink,
+                chunk.emotion_weights, chunk.emotion_intensity,
+                chunk.landmarks if req.landmarks else None).to_wire())
             n_sent += chunk.n_frames
             fps_out = chunk.fps
         return {"n_frames": n_sent, "fps": fps_text(fps_out) if fps_out else None,

@@ -6,31 +6,32 @@ Kept free of bpy so the timing rules (the part most likely to be subtly wrong, e
 one implementation. The bpy side reads the scene (``scene_inputs``) and writes the
 result as a take (``take_writer``).
 
-The ``animate`` job contract (backend/jobs/animate.py):
-input arrays ``[pcm float32[N], emotion_weights float32[T, 8], intensity float32[T]]``,
-params ``fps`` (exact fraction text, e.g. "30000/1001", from fps / fps_base),
-``sample_rate``, ``first_frame`` (scene frame of row 0), ``n_frames`` (T),
-``start_offset`` (seconds into ``pcm`` where ``first_frame`` begins) plus the user's
-options (seed, variation, head_motion, articulation, blinks, landmarks), and ``text``
-(the dialogue as a UTF-8 string) only when the backend's animate job declares the
-``"text"`` feature (an older backend would silently ignore it). Output: one
-RESULT per chunk, body ``{"chunk", "start", "n_frames"}``, arrays in ``ANIMATE_RESULT_ARRAYS`` order
-(``landmarks`` last and optional); DONE repeats the names in its ``arrays`` list and,
-when no text was sent, may carry the recogniser's ``transcript`` (``transcript_of``),
-which the add-on writes into the empty Dialogue field so the animator can correct it.
+The request is the shared ``AnimateJobRequest`` (``shared/animate_request.py``, which
+the backend's job reads with ``from_wire``): :func:`animate_request` fills it with the
+span's audio (whole samples, the sub-sample remainder as ``start_offset``), the scene's
+exact frame rate (a ``Fraction``, from fps / fps_base), the frame range and the emotion
+arrays, checked once where the sliders were sampled (an ``EmotionArrays``). The dialogue
+``text`` goes only to a backend whose animate job declares the ``"text"`` feature
+(:func:`submission`; an older one would silently ignore it). The answer is typed too
+(``shared/animate_result.py``): one ``AnimateChunk`` per RESULT, arrays by name, and an
+``AnimateDone`` whose transcript (when no text was sent, the recogniser's words) the
+add-on writes into the empty Dialogue field so the animator can correct it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
-from ..shared.blendshapes import ARKIT_BLENDSHAPES
-from ..shared.emotions import EMOTIONS
-from ..shared.errors import InputError
+from ..shared.animate_request import AnimateJobRequest
+from ..shared.animate_result import AnimateChunk, AnimateDone, join_chunks
+from ..shared.emotions import EmotionArrays
+from ..shared.errors import FacecastError, InputError
+from ..shared.frame_rate import parse_fps, parse_seconds
 from ..shared.protocol import Event, MsgType
 from .job_events import apply_lifecycle
 
@@ -38,8 +39,6 @@ ANIMATE_KIND = "animate"
 TEXT_FEATURE = "text"
 MAX_TEXT_CHARS = 20_000  # a scene's dialogue, not a screenplay
 TEXT_UNSUPPORTED = ("this backend aligns audio only; update it for dialogue text")
-ANIMATE_RESULT_ARRAYS = ("blendshapes", "head_pose", "blink", "emotion_weights",
-                         "emotion_intensity", "landmarks")
 
 
 @dataclass(frozen=True)
@@ -58,24 +57,20 @@ class FrameSpan:
         return np.arange(self.first, self.first + self.count, dtype=np.int64)
 
 
-def fps_fraction(fps: int, fps_base: float) -> Fraction:
-    """The exact rate: Blender stores 29.97 as 30 / 1.001, which is 30000/1001.
+def scene_fps(fps: int, fps_base: float) -> Fraction:
+    """Blender's frame rate, exact: ``render.fps / render.fps_base``.
 
-    Sent as text so the backend's frame timing is exact at NTSC rates; a float would
-    drift by a frame over a long line.
+    Blender keeps fps_base as a 32-bit float, so 29.97 (30 / 1.001) arrives as
+    30 / 1.00100004...; ``parse_fps`` snaps it to 30000/1001, the rate the backend keeps
+    end to end (a float would drift by a frame over a long line).
     """
-    return Fraction(int(fps)) / Fraction(float(fps_base)).limit_denominator(100000)
-
-
-def scene_fps(fps: int, fps_base: float) -> float:
-    """Blender's real frame rate: ``render.fps / render.fps_base`` (29.97 = 30 / 1.001)."""
     if fps <= 0 or not fps_base > 0:
         raise InputError(f"The scene frame rate {fps}/{fps_base} is not positive",
                          "set Output Properties > Frame Rate to a positive value")
-    return fps / fps_base
+    return parse_fps((int(fps), float(fps_base)))
 
 
-def audio_span(audio_start: float, duration_s: float, fps: float,
+def audio_span(audio_start: float, duration_s: float, fps: float | Fraction,
                visible: tuple[int, int] | None = None,
                scene_range: tuple[int, int] | None = None) -> FrameSpan:
     """Frames to animate for audio that starts playing at frame ``audio_start``.
@@ -87,6 +82,7 @@ def audio_span(audio_start: float, duration_s: float, fps: float,
     """
     if duration_s <= 0:
         raise InputError("The audio has no duration", "choose a recording with sound in it")
+    fps = float(fps)
     start = math.ceil(audio_start - 1e-9)
     end = math.ceil(audio_start + duration_s * fps - 1e-9)  # exclusive
     if visible is not None:
@@ -112,140 +108,87 @@ def dialogue_text(raw: str) -> str:
     return text
 
 
-@dataclass
-class AnimateRequest:
-    """Everything the ``animate`` job needs, as plain numbers and arrays."""
-
-    pcm: np.ndarray
-    sample_rate: int
-    fps: float
-    span: FrameSpan
-    weights: np.ndarray  # [T, 8]
-    intensity: np.ndarray  # [T]
-    options: dict = field(default_factory=dict)
-    fps_text: str = ""  # exact "num/den" form of ``fps`` when known
-    text: str = ""  # the dialogue, when the animator gave one
-
-    def slice_audio(self) -> tuple[np.ndarray, float]:
-        """The PCM from the span's start (whole samples) and the sub-sample remainder.
-
-        Sending only the span keeps a 3-second line cut from a long recording cheap; the
-        remainder keeps frame alignment exact instead of rounding to a sample.
-        """
-        first = math.floor(self.span.audio_offset_s * self.sample_rate)
-        first = max(0, first)
-        seconds = self.span.count / self.fps
-        stop = math.ceil((self.span.audio_offset_s + seconds) * self.sample_rate) + 1
-        remainder = self.span.audio_offset_s - first / self.sample_rate
-        return np.ascontiguousarray(self.pcm[first:stop], dtype=np.float32), remainder
-
-    def params(self, send_text: bool = False) -> dict:
-        """The job's params; the dialogue ``text`` only when ``send_text`` (the backend
-        declared the feature) and there is one."""
-        _, remainder = self.slice_audio()
-        fps = self.fps_text or repr(float(self.fps))
-        params = {"fps": fps, "sample_rate": int(self.sample_rate),
-                  "first_frame": int(self.span.first), "n_frames": int(self.span.count),
-                  "start_offset": float(remainder), **self.options}
-        if send_text and self.text:
-            params["text"] = self.text
-        return params
-
-    def arrays(self) -> list[np.ndarray]:
-        pcm, _ = self.slice_audio()
-        t = self.span.count
-        weights = np.ascontiguousarray(self.weights, dtype=np.float32)
-        intensity = np.ascontiguousarray(self.intensity, dtype=np.float32)
-        if weights.shape != (t, len(EMOTIONS)) or intensity.shape != (t,):
-            raise InputError(f"Emotion samples have shapes {weights.shape}/{intensity.shape}"
-                             f", expected ({t}, {len(EMOTIONS)})/({t},)",
-                             "this is a bug in the add-on; please report it")
-        return [pcm, weights, intensity]
+def animate_request(pcm: np.ndarray, sample_rate: int, fps: Fraction, span: FrameSpan,
+                    emotion: EmotionArrays, text: str = "", **options: Any
+                    ) -> AnimateJobRequest:
+    """The job's request for ``span``: only the span's audio (whole samples from its
+    start) goes, so a 3-second line cut from a long recording stays cheap; the
+    sub-sample remainder is the ``start_offset``, so frame alignment stays exact instead
+    of rounding to a sample. ``options`` are the request's motion fields (seed,
+    variation, head_motion, articulation, blinks, landmarks)."""
+    first = max(0, math.floor(span.audio_offset_s * sample_rate))
+    seconds = span.count / float(fps)
+    stop = math.ceil((span.audio_offset_s + seconds) * sample_rate) + 1
+    remainder = parse_seconds(span.audio_offset_s - first / sample_rate)
+    return AnimateJobRequest(np.ascontiguousarray(pcm[first:stop], dtype=np.float32),
+                             int(sample_rate), fps, span.first, remainder, span.count,
+                             emotion, text=text or None, **options)
 
 
-def transcript_of(done_body: dict) -> tuple[str, str]:
-    """(the automatic transcript's text, the backend's report line on it) from the
-    animate job's DONE; ("", "") when the backend wrote none (a dialogue was given, or
-    an older backend)."""
-    tr = done_body.get("transcript")
-    if not isinstance(tr, dict):
-        return "", ""
-    text, report = tr.get("text"), tr.get("report")
-    return (text.strip()[:MAX_TEXT_CHARS] if isinstance(text, str) else "",
-            report if isinstance(report, str) else "")
-
-
-def name_outputs(body: dict, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Map the DONE/RESULT arrays to names: the body's ``arrays`` list, else by shape."""
-    names = body.get("arrays") or body.get("names")
-    if not isinstance(names, list) and "chunk" in body and \
-            len(arrays) in (len(ANIMATE_RESULT_ARRAYS) - 1, len(ANIMATE_RESULT_ARRAYS)):
-        names = list(ANIMATE_RESULT_ARRAYS[:len(arrays)])
-    if isinstance(names, list) and len(names) == len(arrays):
-        return {str(n): np.asarray(a) for n, a in zip(names, arrays, strict=True)}
-    out: dict[str, np.ndarray] = {}
-    for a in arrays:
-        if a.ndim == 2 and a.shape[1] == len(ARKIT_BLENDSHAPES):
-            out.setdefault("blendshapes", a)
-        elif a.ndim == 3 and a.shape[1:] == (4, 4):
-            out.setdefault("head_pose", a)
-        elif a.ndim == 3 and a.shape[2] == 3:
-            out.setdefault("landmarks", a)
-    return out
+def submission(request: AnimateJobRequest, send_text: bool) -> tuple[dict, list[np.ndarray]]:
+    """(params, arrays) to send; the dialogue ``text`` only when ``send_text`` (the
+    backend declared the feature)."""
+    return (request if send_text else replace(request, text=None)).to_wire()
 
 
 class AnimateTask:
     """Collects one ``animate`` job's events; the step function reads its fields.
 
     ``state`` goes ``running`` -> ``done`` | ``error`` | ``cancelled`` exactly once.
-    Partial RESULT arrays (chunked long audio) are concatenated along time in the order
-    they arrive, and the DONE arrays, if any, are appended the same way.
+    Each RESULT is read once as an ``AnimateChunk`` (its arrays checked and named) and
+    DONE as an ``AnimateDone``; a chunk that does not match this add-on ends the task
+    with the error naming the array. Chunks are joined along time by their ``start``.
     """
 
-    def __init__(self, request: AnimateRequest, kind: str = ANIMATE_KIND) -> None:
+    def __init__(self, request: AnimateJobRequest, span: FrameSpan,
+                 kind: str = ANIMATE_KIND) -> None:
         self.request = request
+        self.span = span  # the scene frames the request animates
         self.kind = kind
         self.job = ""
         self.state = "running"
         self.progress = 0.0
         self.message = "waiting for the backend"
         self.error = ""
-        self.done_body: dict = {}
-        self._parts: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.chunks: list[AnimateChunk] = []
+        self.done: AnimateDone | None = None
+        self.done_body: dict = {}  # DONE as sent (tests' job doubles echo into it)
 
     def on_event(self, event: Event) -> None:
-        if apply_lifecycle(self, event, "animating"):
+        if self.state != "running" or apply_lifecycle(self, event, "animating"):
             return
-        if event.kind in (MsgType.RESULT, MsgType.DONE, MsgType.FRAME):
-            start = int(event.body.get("start", len(self._parts.get("blendshapes", []))))
-            for name, arr in name_outputs(event.body, list(event.arrays)).items():
-                # copy out of the zmq frame; keep the chunk's start to order the parts
-                self._parts.setdefault(name, []).append((start, np.array(arr)))
+        try:
             if event.kind == MsgType.RESULT:
+                self.chunks.append(AnimateChunk.from_wire(event.body, event.arrays))
                 self.message = f"received {self.frames_received()} frames"
-            if event.kind == MsgType.DONE:
+            elif event.kind == MsgType.DONE:
+                self.done = AnimateDone.from_wire(event.body)
                 self.done_body = dict(event.body)
                 self.state, self.progress, self.message = "done", 1.0, "done"
+        except FacecastError as exc:
+            self.state, self.error = "error", exc.message
 
     def outputs(self) -> dict[str, np.ndarray]:
-        """The arrays received so far, joined along time."""
-        return {n: np.concatenate([a for _, a in sorted(parts, key=lambda p: p[0])], axis=0)
-                for n, parts in self._parts.items() if parts}
+        """The arrays received so far by name, joined along time."""
+        return join_chunks(self.chunks)
 
     def frames_received(self) -> int:
-        return sum(len(a) for _, a in self._parts.get("blendshapes", []))
+        return sum(c.n_frames for c in self.chunks)
+
+    def transcript(self) -> tuple[str, str]:
+        """(the words the recogniser heard, its report line); ("", "") when it did not
+        run (a dialogue was given)."""
+        if self.done is None:
+            return "", ""
+        return self.done.transcript_text[:MAX_TEXT_CHARS], self.done.transcript_report
 
     def blendshapes(self) -> np.ndarray:
         """``[T, 52]`` float32 weights in [0, 1], checked against the request's span."""
         got = self.outputs().get("blendshapes")
-        t = self.request.span.count
-        if got is None:
-            raise InputError("The backend's answer has no blendshapes",
-                             "update the backend; its animate job is too old")
-        got = np.asarray(got, dtype=np.float32)
-        if got.shape != (t, len(ARKIT_BLENDSHAPES)):
-            raise InputError(f"The backend sent blendshapes of shape {got.shape}, expected "
-                             f"({t}, {len(ARKIT_BLENDSHAPES)})", "update the backend")
+        t = self.span.count
+        if got is None or len(got) != t:
+            raise InputError(f"The backend sent {0 if got is None else len(got)} frames of "
+                             f"blendshapes, expected {t}", "update the backend")
         if not np.all(np.isfinite(got)):
             raise InputError("The backend sent NaN blendshape weights", "report this bug")
         return np.clip(got, 0.0, 1.0)

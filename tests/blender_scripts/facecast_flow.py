@@ -364,7 +364,7 @@ def scenario_ui(pkg):
     fps = animate_job.scene_fps(scene.render.fps, scene.render.fps_base)
     span = animate_job.audio_span(audio.start_frame, pcm.size / 16000, fps, audio.visible)
     result["pcm_samples"] = int(pcm.size)
-    result["fps"] = fps
+    result["fps"] = float(fps)
     if audio.strip:
         strip = pkg.compat.sequencer_strips(scene)[audio.strip]
         result["strip_frames"] = [int(strip.frame_final_start), int(strip.frame_final_end)]
@@ -682,7 +682,8 @@ def scenario_animate_real(pkg):
     status, error, run = animate(js, 300.0)
     result["face_status"], result["face_error"] = status, error
     result["text_sent"] = run.text_sent
-    result["sent_params"] = sorted(run.task.request.params(run.text_sent))
+    result["sent_params"] = sorted(pkg.core.animate_job.submission(run.task.request,
+                                                                   run.text_sent)[0])
     frames = list(range(1, 289))
     keys = face.data.shape_keys
     result["face_jaw"] = evaluated(scene, frames,
