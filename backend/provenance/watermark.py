@@ -138,12 +138,13 @@ def _pattern(payload: Payload, height: int, width: int, with_presence: bool = Tr
     return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
 
 
-def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = True
-               ) -> np.ndarray:
+def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = True,
+               with_grid: bool = True) -> np.ndarray:
     """A marked copy of a uint8 RGBA (straight alpha) or RGB frame ``[H, W, 3|4]``: the
     payload mark and the presence mark, then in small frames the grid mark, placed on
     the frame as marked so far (``with_presence=False``: the payload mark alone, the
-    scheme frames carried before the presence mark, kept for benches).
+    scheme frames carried before the presence mark, kept for benches; ``with_grid=False``:
+    without the grid mark, as frames were marked before it, kept for benches).
 
     Only pixels with alpha > 0 change (all of an RGB frame), and only in luminance: the
     same offset is added to R, G and B.
@@ -159,7 +160,7 @@ def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = Tru
     rgb = img[..., :3].astype(np.int16)
     rgb += delta
     np.clip(rgb, 0, 255, out=rgb)
-    if with_presence and grid.carries(h, w):  # informed: on the frame as marked so far
+    if with_presence and with_grid and grid.carries(h, w):  # informed: on the frame as marked
         delta = grid.embed(rgb)
         rgb += delta if visible is None else delta * visible
         np.clip(rgb, 0, 255, out=rgb)
