@@ -220,23 +220,39 @@ def test_report_claims_only_what_verify_confirms(tmp_path: Path, medium) -> None
 
 
 def test_a_folder_of_downscaled_frames_is_read_as_a_sequence(tmp_path: Path, plate) -> None:
-    """A 256² render's frames resized to 25 % (64²) are rarely found alone; a folder of
-    them is read as a sequence (as a video is) and every frame is found with its
-    neighbours, while the same frames unmarked stay unmarked."""
+    """A 256² render's frames resized to 25 % (64²), one of them half way through a
+    cross-fade with the unmarked frame (half the mark: not found alone): a folder of
+    them is read as a sequence (as a video is) and every frame is found, that one with
+    its neighbours, while the same frames unmarked stay unmarked."""
     from PIL import Image
 
     from backend.provenance.verify import verify_paths
 
     renders = _renders(256, 4)
-    for name, frames in (("marked", [mark_frame(u, PAYLOAD) for u in renders]),
-                         ("plain", renders)):
+    marked = [mark_frame(u, PAYLOAD) for u in renders]
+    faded = ((marked[1].astype(np.uint16) + renders[1]) // 2).astype(np.uint8)
+    for name, frames in (("marked", [marked[0], faded, *marked[2:]]), ("plain", renders)):
         folder = tmp_path / name
         folder.mkdir()
         for i, f in enumerate(frames):
             small = Image.fromarray(_over(f, plate)).resize((64, 64),
                                                             Image.Resampling.BICUBIC)
             small.save(folder / f"{i:04d}.png")
-    marked = verify_paths([tmp_path / "marked"])
-    assert [r.watermark.found for r in marked] == [True] * 4
-    assert any("read as a sequence" in n for r in marked for n in r.notes)
+    assert not read_image_marks(np.asarray(Image.open(tmp_path / "marked" / "0001.png"))).found
+    reports = verify_paths([tmp_path / "marked"])
+    assert [r.watermark.found for r in reports] == [True] * 4
+    assert any("read as a sequence" in n for n in reports[1].notes)
     assert not any(r.watermark.found for r in verify_paths([tmp_path / "plain"]))
+
+
+def test_a_single_still_resized_to_25_percent_is_found(plate) -> None:
+    """One 256² frame over a real plate resized to 64² (its presence cells now half a
+    pixel): read against the tile as such a shrink leaves it, it is found alone."""
+    from PIL import Image
+
+    def quarter(img: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(img).resize((64, 64), Image.Resampling.BICUBIC))
+
+    renders = _renders(256, 4)
+    assert _found([quarter(_over(mark_frame(u, PAYLOAD), plate)) for u in renders]) >= 3
+    assert _found([quarter(_over(u, plate)) for u in renders]) == 0

@@ -1,8 +1,10 @@
 """``facecast bench provenance``: does the watermark survive where users take frames,
 what does it cost, does it ever fire on real footage, and what do the C2PA credentials
-cost? Every row is measured for the current scheme (payload mark + presence mark, read
-as ``facecast verify`` reads it) beside the old one (the payload mark alone, its own
-detector) from the same frames of the same run.
+cost? Every row is measured for the current scheme (payload mark + presence mark, and the
+grid mark in frames under 160 px, read as ``facecast verify`` reads it) beside the old
+one (the payload mark alone, its own detector) and, for stills, the previous round's
+(payload + presence marks, the presence mark read against the full tile only) from the
+same frames of the same run.
 
 Frames: the default subject rendered with the conditioning of its held-out pack (the
 first ``--frames`` frames of d6's last 10 %, each ~4 source frames apart) through the
@@ -22,7 +24,8 @@ neighbours" counts a frame as found when it, or the sum of the 25 frames around 
 is found: the marks are the same in every frame of a render.
 
 False positives: every frame of every real clip in ../shared/data/clips at its own size,
-read as verify reads a picture (the payload detector, ten times slower, on
+and brought to 128 px (then JPEG q50: the grid mark's ground) and to 64 px, read as
+verify reads a picture (the payload detector, ten times slower, on
 ``--fp-frames`` of them spread evenly; 0: all), and each clip read as verify reads a
 video. Cost: PSNR of marked vs unmarked (subject
 pixels), held-out PSNR against the real frames with and without the mark (source
@@ -44,7 +47,7 @@ import torch
 
 from ..motion.data import SHARED_DATA
 from ..nerf.pipeline import Conditioning, render_sequence
-from ..provenance import presence
+from ..provenance import grid, presence
 from ..provenance.credentials import Signer, encode_png, read_credentials, sign_video
 from ..provenance.stamp import RenderStamp
 from ..provenance.verify import read_image_marks, read_video_marks
@@ -80,12 +83,12 @@ def _jpeg(img: np.ndarray, quality: int = 50) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
-def _resize(img: np.ndarray, factor: float) -> np.ndarray:
+def _resize(img: np.ndarray, factor: float, resample: str = "BICUBIC") -> np.ndarray:
     from PIL import Image
 
     h, w = img.shape[:2]
     return np.asarray(Image.fromarray(img).resize((round(w * factor), round(h * factor)),
-                                                  Image.Resampling.BICUBIC))
+                                                  Image.Resampling[resample]))
 
 
 def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
@@ -124,7 +127,11 @@ def _conditioning(subject, pack: SubjectData, framing: str, size: int, smooth: b
 
     if framing == "source":  # the footage's own camera: head poses are head -> camera
         h, w = pack.frames.shape[1:3]
-        view = CameraView(np.asarray(pack.k, np.float64), np.eye(4), w, h, 0.01, 100.0)
+        k = np.asarray(pack.k, np.float64).copy()
+        if size != h:  # the same camera at another resolution
+            k[:2] *= size / h
+            h, w = size, round(w * size / h)
+        view = CameraView(k, np.eye(4), w, h, 0.01, 100.0)
         cond = Conditioning(np.asarray(pack.landmarks, np.float32),
                             None if pack.blendshapes is None else
                             np.asarray(pack.blendshapes, np.float32),
@@ -156,8 +163,17 @@ def _rate(hits) -> str:
     return f"{100.0 * sum(hits) / max(1, len(hits)):.0f} %"
 
 
+def _previous_found(image: np.ndarray) -> bool:
+    """The previous round's reading: the payload, or the presence mark read against the
+    full tile at every hypothesis (no band-limited tile for shrunk pictures)."""
+    if detect(image).found:
+        return True
+    views = presence.folded_views(image)
+    return presence.judge({(a, s, c, 1.0): v for (a, s, c, _), v in views.items()}).found
+
+
 class _Schemes:
-    """The old and new scheme's marks and verdicts on the same frames."""
+    """The old, previous and new scheme's marks and verdicts on the same frames."""
 
     def __init__(self, payload) -> None:
         self.payload = payload
@@ -165,11 +181,16 @@ class _Schemes:
     def old(self, frame: np.ndarray) -> np.ndarray:
         return mark_frame(frame, self.payload, with_presence=False)
 
+    def previous(self, frame: np.ndarray) -> np.ndarray:
+        """Presence + payload marks, no grid mark (the scheme before this one)."""
+        return mark_frame(frame, self.payload, with_grid=False)
+
     def new(self, frame: np.ndarray) -> np.ndarray:
         return mark_frame(frame, self.payload)
 
     def still_row(self, label: str, unmarked, attack) -> str:
         old = [attack(self.old(u), i) for i, u in enumerate(unmarked)]
+        prev = [attack(self.previous(u), i) for i, u in enumerate(unmarked)]
         new = [attack(self.new(u), i) for i, u in enumerate(unmarked)]
         base = [attack(u, i) for i, u in enumerate(unmarked)]
         d_old = [detect(x).detection for x in old]
@@ -177,9 +198,11 @@ class _Schemes:
         r_base = [read_image_marks(x) for x in base]
         return (f"| {label} | {len(unmarked)} | "
                 f"{_rate(d is not None and d.payload == self.payload for d in d_old)} | "
+                f"{_rate(_previous_found(x) for x in prev)} | "
                 f"**{_rate(r.found for r in r_new)}** | "
                 f"{_rate(r.payload == self.payload for r in r_new)} | "
                 f"{min(r.presence_score for r in r_new):.1f} | "
+                f"{min(r.grid_llr for r in r_new):.0f} | "
                 f"{_rate(r.found for r in r_base)} |")
 
     def video_rows(self, label: str, old: list[np.ndarray], new: list[np.ndarray],
@@ -236,7 +259,7 @@ def false_positives(data: Path, payload_frames: int | None = None) -> list[str]:
     stride = 1 if not payload_frames else max(1, total // payload_frames)
     rows, t = [], time.perf_counter()
     sums = {"frames": 0, "presence": 0, "payload": 0, "checked": 0, "windows": 0,
-            "best": -np.inf}
+            "small": 0, "small_windows": 0, "tiny": 0, "best": -np.inf, "grid": -np.inf}
     for clip in clips:
         frames = [f for _, f in iter_frames(clip)]
         _, windowed = presence.detect_frames(frames)
@@ -244,21 +267,31 @@ def false_positives(data: Path, payload_frames: int | None = None) -> list[str]:
         old = [detect(f).found for f in frames[::stride]]
         best = max(p.score for p in full)
         h, w = frames[0].shape[:2]
+        # The small marks' own ground: the frame brought to 128 px (JPEG q50) and 64 px.
+        small = [_jpeg(_resize(f, 128 / min(h, w))) for f in frames]
+        r_small = [read_image_marks(f) for f in small]
+        small_seq = read_video_marks(small)
+        tiny = [read_image_marks(_resize(f, 64 / min(h, w))).found for f in frames]
         row = {"frames": len(frames), "presence": sum(p.found for p in full),
                "payload": sum(old), "checked": len(old),
-               "windows": sum(p.found for p in windowed), "best": best}
+               "windows": sum(p.found for p in windowed),
+               "small": sum(r.found for r in r_small), "small_windows": small_seq.frames_windowed,
+               "tiny": sum(tiny), "best": best, "grid": max(r.grid_llr for r in r_small)}
         rows.append(f"| {clip.stem} ({w}x{h}) | {len(frames)} | {row['presence']} | "
                     f"{row['payload']} of {len(old)} | {row['windows']}/{len(windowed)} | "
-                    f"{best:.1f} |")
+                    f"{row['small']} / {row['small_windows']} | {row['tiny']} | "
+                    f"{best:.1f} | {row['grid']:.1f} |")
         for k, v in row.items():
-            sums[k] = max(sums[k], v) if k == "best" else sums[k] + v
+            sums[k] = max(sums[k], v) if k in ("best", "grid") else sums[k] + v
         print(rows[-1], flush=True)
     secs = time.perf_counter() - t
     rows.append(f"| **all {len(clips)} clips** | {sums['frames']} of {total} | "
                 f"**{sums['presence']}** | **{sums['payload']}** of {sums['checked']} | "
-                f"**{sums['windows']}**/{sums['frames']} | {sums['best']:.1f} (found at "
-                f"≥ {presence.ALIGNED_Z}) |")
-    rows.append(f"| time | {secs:.0f} s | | | | |")
+                f"**{sums['windows']}**/{sums['frames']} | **{sums['small']}** / "
+                f"**{sums['small_windows']}** | **{sums['tiny']}** | {sums['best']:.1f} (found "
+                f"at ≥ {presence.ALIGNED_Z}) | {sums['grid']:.1f} (found at ≥ "
+                f"{grid.FOUND_LLR:.0f}) |")
+    rows.append(f"| time | {secs:.0f} s | | | | | | | |")
     return rows
 
 
@@ -281,9 +314,10 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
           f"'default', payload subject {payload.subject_hex} render {payload.render_hex}")
     print("\n## Stills (found with the right payload; baseline: the same frames unmarked, "
           "read as verify reads them)\n")
-    print("| frames | n | old scheme | **new: found** | new: payload read | "
-          "new: weakest presence score where found (≥ 5.5) | unmarked baseline (new) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| frames | n | old scheme (payload alone) | previous round (presence + payload) | "
+          "**new: found** | new: payload read | new: weakest presence score (≥ 5.5) | "
+          "new: weakest grid score (≥ 16; under 160 px) | unmarked baseline (new) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     stills, render_s = {}, {}
     for size in SIZES:
         stills[size], _, render_s[size] = _render(subject, pack, "demo", size)
@@ -301,6 +335,12 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
               plated(lambda x: _resize(x, 0.5))),
              ("256² over a plate, resized 25 % (64²)", stills[256],
               plated(lambda x: _resize(x, 0.25))),
+             ("256² over a plate, resized 25 %, box filter", stills[256],
+              plated(lambda x: _resize(x, 0.25, "BOX"))),
+             ("512² over a plate, resized 25 % (128²)", stills[512],
+              plated(lambda x: _resize(x, 0.25))),
+             ("96² over a plate, JPEG q50", stills[96], plated(_jpeg)),
+             ("128² over a plate, JPEG q75", stills[128], plated(lambda x: _jpeg(x, 75))),
              ("256² over a plate, rotated 2°", stills[256], plated(lambda x: _rotate(x, 2))),
              ("256² over a plate, 10 % crop each side", stills[256], plated(_crop)),
              ("256² over a plate, +20 % brightness", stills[256], plated(_bright)),
@@ -347,37 +387,42 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
           "mark's detector)\n")
     print("| clip | frames | new: presence found | payload mark found (old scheme; "
           "new reads it too) | new: as a video, frames found with neighbours | "
-          "strongest presence score |")
-    print("|---|---|---|---|---|---|")
+          "new: resized to 128 px + JPEG q50, found alone / as a video | new: resized to "
+          "64 px, found | strongest presence score | strongest grid score (128 px) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in false_positives(data, fp_frames)[-2:]:
         print(row, flush=True)
 
 
 def _cost(subject, pack, stills, render_s, schemes) -> None:
     print("\n## Cost\n")
-    print("| measure | old scheme | new scheme | target |")
-    print("|---|---|---|---|")
-    for size in (256, 512):
+    print("| measure | old scheme | previous round | new scheme | target |")
+    print("|---|---|---|---|---|")
+    marks = (("old", schemes.old), ("previous", schemes.previous), ("new", schemes.new))
+    for size in (128, 256, 512):
         unmarked = stills[size]
         vis = np.stack(unmarked)[..., 3] > 0
         ref = np.stack(unmarked)[..., :3][vis]
-        old = np.stack([schemes.old(u) for u in unmarked])[..., :3][vis]
-        new = np.stack([schemes.new(u) for u in unmarked])[..., :3][vis]
-        print(f"| PSNR marked vs unmarked, subject pixels, {size}² | {_psnr(old, ref):.1f} dB"
-              f" | {_psnr(new, ref):.1f} dB | |")
-    unmarked, _, _ = _render(subject, pack, "source")
-    gt = pack.frames
-    plain = np.mean([_psnr(_over(u, pack.plate), g) for u, g in zip(unmarked, gt, strict=True)])
-    held = {}
-    for name, mark in (("old", schemes.old), ("new", schemes.new)):
-        held[name] = np.mean([_psnr(_over(mark(u), pack.plate), g)
-                              for u, g in zip(unmarked, gt, strict=True)]) - plain
-    print(f"| held-out PSNR vs the real frames (source framing, over the plate; unmarked "
-          f"{plain:.2f} dB) | {held['old']:+.3f} dB | **{held['new']:+.3f} dB** | "
-          f"≥ −0.1 dB |")
-    for size in (256, 512):
+        db = [_psnr(np.stack([mark(u) for u in unmarked])[..., :3][vis], ref)
+              for _, mark in marks]
+        print(f"| PSNR marked vs unmarked, subject pixels, {size}² | {db[0]:.1f} dB | "
+              f"{db[1]:.1f} dB | {db[2]:.1f} dB | |")
+    side = pack.frames.shape[1]
+    for size in (side, 128):
+        unmarked, _, _ = _render(subject, pack, "source", size)
+        gt = pack.frames if size == side else [_resize(g, size / side) for g in pack.frames]
+        plate = pack.plate if size == side else _resize(pack.plate, size / side)
+        plain = np.mean([_psnr(_over(u, plate), g) for u, g in zip(unmarked, gt, strict=True)])
+        held = {}
+        for name, mark in marks:
+            held[name] = np.mean([_psnr(_over(mark(u), plate), g)
+                                  for u, g in zip(unmarked, gt, strict=True)]) - plain
+        print(f"| held-out PSNR vs the real frames, {size}² (source framing, over the plate; "
+              f"unmarked {plain:.2f} dB) | {held['old']:+.3f} dB | {held['previous']:+.3f} dB"
+              f" | **{held['new']:+.3f} dB** | ≥ −0.1 dB |")
+    for size in (128, 256, 512):
         ms = {}
-        for name, mark in (("old", schemes.old), ("new", schemes.new)):
+        for name, mark in marks:
             mark(stills[size][0])  # pattern cached, as in a render
             t = time.process_time()
             reps = 0
@@ -388,9 +433,9 @@ def _cost(subject, pack, stills, render_s, schemes) -> None:
             ms[name] = 1000 * (time.process_time() - t) / reps
         target = "≤ 5 ms" if size == 512 else ""
         print(f"| mark_frame CPU per {size}² RGBA frame, 1 thread | {ms['old']:.2f} ms | "
-              f"**{ms['new']:.2f} ms** | {target} |")
+              f"{ms['previous']:.2f} ms | **{ms['new']:.2f} ms** | {target} |")
         print(f"| for scale: rendering one {size}² frame here (1 thread) | "
-              f"{1000 * render_s[size]:.0f} ms | | |")
+              f"{1000 * render_s[size]:.0f} ms | | | |")
     frames = [schemes.new(u) for u in stills[256]]
     t = time.perf_counter()
     for f in frames:
@@ -400,7 +445,7 @@ def _cost(subject, pack, stills, render_s, schemes) -> None:
     for f in frames:
         read_image_marks(f)
     t_new = (time.perf_counter() - t) / len(frames)
-    print(f"| verify's reading per 256² frame | {1000 * t_old:.0f} ms | {1000 * t_new:.0f} ms"
+    print(f"| verify's reading per 256² frame | {1000 * t_old:.0f} ms | | {1000 * t_new:.0f} ms"
           " | |")
 
 

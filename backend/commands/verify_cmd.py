@@ -1,8 +1,9 @@
 """``facecast verify FILE...``: is this a Facecast render, whose face, and is it intact?
 
 Per file (PNG, JPEG, MP4 and other images/videos; folders are searched): the invisible
-watermark (the presence mark, readable down to 64 px and after re-encodes, and the
-payload naming subject and render, when readable), the C2PA manifest (none / valid /
+watermark (the presence mark, readable down to 64 px and after re-encodes; the grid
+mark of frames under 160 px, readable after JPEG q50; and the payload naming subject
+and render, when readable), the C2PA manifest (none / valid /
 trusted / invalid / damaged) and the subject.
 
 Exit codes answer "is this a Facecast render?" for scripts (over several files the

@@ -145,21 +145,39 @@ def fold(r: np.ndarray, period: int = TILE) -> np.ndarray:
     return padded.reshape(ph // period, period, pw // period, period).sum(axis=(0, 2))
 
 
-@lru_cache(maxsize=1)
-def _tile_spectrum() -> np.ndarray:
-    t = tile() - ndimage.uniform_filter(tile(), _WHITEN, mode="wrap")
+def _band_limited(band: float) -> np.ndarray:
+    """The tile as it survives in a picture shrunk ``band`` times below its canvas and
+    read back on that canvas (resized down, then up, bicubic, as :func:`_to_canvas`)."""
+    from PIL import Image
+
+    big = np.ascontiguousarray(np.tile(tile(), (3, 3)))
+    n = big.shape[0]
+    small = Image.fromarray(big, mode="F").resize((round(n / band),) * 2,
+                                                  Image.Resampling.BICUBIC)
+    back = np.asarray(small.resize((n, n), Image.Resampling.BICUBIC), np.float32)
+    return back[TILE:2 * TILE, TILE:2 * TILE]
+
+
+@lru_cache(maxsize=8)
+def _tile_spectrum(band: float = 1.0) -> np.ndarray:
+    t = tile() if band <= 1.0 else _band_limited(band)
+    t = t - ndimage.uniform_filter(t, _WHITEN, mode="wrap")
     return np.conj(np.fft.rfft2(t))
 
 
-def scores(folded: np.ndarray) -> np.ndarray:
-    """Robust z of the correlation with the tile at every cyclic shift ``[TILE, TILE]``."""
-    corr = np.fft.irfft2(np.fft.rfft2(folded) * _tile_spectrum(), s=folded.shape)
+def scores(folded: np.ndarray, band: float = 1.0) -> np.ndarray:
+    """Robust z of the correlation with the tile at every cyclic shift ``[TILE, TILE]``
+    (``band`` > 1: the tile band-limited as a picture that many times smaller than its
+    canvas keeps it: the matched filter for a shrunk frame)."""
+    corr = np.fft.irfft2(np.fft.rfft2(folded) * _tile_spectrum(band), s=folded.shape)
     med = float(np.median(corr))
     spread = float(1.4826 * np.median(np.abs(corr - med))) + 1e-12
     return (corr - med) / spread
 
 
-View = tuple[float, float, int]  # (angle in degrees, crop scale, canvas cells)
+# (angle in degrees, crop scale, canvas cells, band: how many times the picture is
+# smaller than that canvas, 1 when it is not)
+View = tuple[float, float, int, float]
 
 
 def folded_views(image: np.ndarray, angles: tuple[float, ...] = ANGLES,
@@ -178,7 +196,8 @@ def folded_views(image: np.ndarray, angles: tuple[float, ...] = ANGLES,
             wc = np.ones_like(yc) if w is None else np.clip(_to_canvas(w, scale, cells),
                                                               0.0, 1.0)
             for angle in angles if scale == 1.0 else (0.0,):  # crops: upright
-                out[(angle, scale, cells)] = fold(_whiten(_rotate(yc, angle),
+                band = round(cells / m, 2) if cells > m else 1.0
+                out[(angle, scale, cells, band)] = fold(_whiten(_rotate(yc, angle),
                                                           _rotate(wc, angle)))
     return out
 
@@ -187,8 +206,8 @@ def judge(views: dict[View, np.ndarray]) -> Presence:
     """The verdict over hypotheses: found when the aligned shift of any view reaches
     ``ALIGNED_Z`` or any shift reaches ``SEARCHED_Z``; else the best aligned score."""
     best = Presence(-np.inf, False)
-    for (angle, scale, _), folded in views.items():
-        z = scores(folded)
+    for (angle, scale, _, band), folded in views.items():
+        z = scores(folded, band)
         aligned = float(z[0, 0])
         if aligned >= ALIGNED_Z:
             return Presence(aligned, True, angle, scale)

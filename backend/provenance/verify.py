@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import presence
+from . import grid, presence
 from .credentials import Credentials, describe, mime_of, read_credentials
 from .payload import Payload
 from .watermark import detect, detect_video
@@ -44,6 +44,7 @@ class WatermarkResult:
     frames_found: int = 0  # frames where it was found alone
     frames_windowed: int = 0  # frames where it was found with its neighbours (video)
     presence_score: float = 0.0  # the presence mark's score (robust z; >= 5.5 found)
+    grid_llr: float = 0.0  # the grid mark's log likelihood ratio (>= 16 found; small frames)
 
     def describe(self) -> str:
         if not self.found:
@@ -52,9 +53,11 @@ class WatermarkResult:
             return "no Facecast watermark"
         p = self.payload
         if p is None:
-            text = (f"Facecast watermark (presence mark, score {self.presence_score:.1f}); "
-                    "its payload (subject, render) is not readable at this size or "
-                    "quality")
+            mark = (f"grid mark, log-likelihood ratio {self.grid_llr:.0f}"
+                    if self.grid_llr >= grid.FOUND_LLR else
+                    f"presence mark, score {self.presence_score:.1f}")
+            text = (f"Facecast watermark ({mark}); its payload (subject, render) is not "
+                    "readable at this size or quality")
         else:
             text = f"Facecast watermark: subject {p.subject_hex}, render {p.render_hex}"
         if self.frames > 1:
@@ -198,8 +201,9 @@ def read_image_marks(image: np.ndarray) -> WatermarkResult:
     """Both marks of one picture: found when either is; the payload when it decodes."""
     d = detect(image).detection
     p = presence.detect(image)
-    found = d is not None or p.found
-    return WatermarkResult(found, d.payload if d else None, 1, int(found), 0, p.score)
+    g = grid.detect(image)
+    found = d is not None or p.found or g.found
+    return WatermarkResult(found, d.payload if d else None, 1, int(found), 0, p.score, g.llr)
 
 
 def read_video_marks(frames: list[np.ndarray]) -> WatermarkResult:
@@ -208,13 +212,17 @@ def read_video_marks(frames: list[np.ndarray]) -> WatermarkResult:
     (or the payload decodes from all frames)."""
     scan = detect_video(frames)
     alone, windowed = presence.detect_frames(frames)
+    g_alone, g_windowed = grid.detect_frames(frames)
     hit = scan.combined
-    found_alone = sum(s.found or p.found for s, p in zip(scan.frames, alone, strict=True))
-    found_windowed = [w or p.found for w, p in zip(scan.window_found, windowed, strict=True)]
+    found_alone = sum(s.found or p.found or g.found
+                      for s, p, g in zip(scan.frames, alone, g_alone, strict=True))
+    found_windowed = [w or p.found or g.found for w, p, g in
+                      zip(scan.window_found, windowed, g_windowed, strict=True)]
     best = max((p.score for p in windowed), default=0.0)
     return WatermarkResult(hit is not None or any(found_windowed),
                            hit.payload if hit else None, len(frames), found_alone,
-                           sum(found_windowed), best)
+                           sum(found_windowed), best,
+                           max((g.llr for g in g_windowed), default=0.0))
 
 
 def verify_file(path: Path, *, explicit: bool = True, max_frames: int = MAX_VIDEO_FRAMES,
@@ -322,12 +330,15 @@ def read_as_sequences(reports: list[FileReport]) -> None:
         if len(members) < 2 or all(rep.watermark.found for rep, _ in members):
             continue
         members.sort(key=lambda m: m[0].path)
-        _, windowed = presence.detect_frames([im for _, im in members], SEQUENCE_WINDOW)
-        for (rep, _), p in zip(members, windowed, strict=True):
-            if rep.watermark.found or not p.found:
+        images = [im for _, im in members]
+        _, windowed = presence.detect_frames(images, SEQUENCE_WINDOW)
+        _, g_windowed = grid.detect_frames(images, SEQUENCE_WINDOW)
+        for (rep, _), p, g in zip(members, windowed, g_windowed, strict=True):
+            if rep.watermark.found or not (p.found or g.found):
                 continue
             rep.watermark.found = True
             rep.watermark.presence_score = p.score
+            rep.watermark.grid_llr = g.llr
             rep.notes = [n for n in rep.notes if not n.startswith(_NO_MARK_NOTE)]
             rep.notes.append(f"found with its neighbouring frames: {len(members)} pictures "
                              "of this size in this folder read as a sequence")

@@ -4,7 +4,9 @@ the payload (:func:`detect`, :func:`detect_video`).
 Every frame carries two marks, added together by :func:`mark_frame`: this module's
 *payload* mark (whose face, which render; needs a frame of about 128 px or more and
 light compression to read) and the *presence* mark of :mod:`.presence` (one bit: "a
-Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations).
+Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations)
+and, in frames under 160 px, the *grid* mark of :mod:`.grid` (one bit on JPEG's 8 x 8
+grid, informed by the frame: it survives JPEG q50 at 128 px).
 The payload mark is the scheme frames carried before the presence mark existed; its
 detector is unchanged, so older renders still verify. What follows is the payload mark.
 
@@ -44,7 +46,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.fft import dctn, idctn
 
-from . import presence
+from . import grid, presence
 from .payload import CODED_BITS, Payload
 
 BLOCK = 8
@@ -136,11 +138,13 @@ def _pattern(payload: Payload, height: int, width: int, with_presence: bool = Tr
     return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
 
 
-def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = True
-               ) -> np.ndarray:
+def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = True,
+               with_grid: bool = True) -> np.ndarray:
     """A marked copy of a uint8 RGBA (straight alpha) or RGB frame ``[H, W, 3|4]``: the
-    payload mark and the presence mark (``with_presence=False``: the payload mark alone,
-    the scheme frames carried before the presence mark, kept for benches).
+    payload mark and the presence mark, then in small frames the grid mark, placed on
+    the frame as marked so far (``with_presence=False``: the payload mark alone, the
+    scheme frames carried before the presence mark, kept for benches; ``with_grid=False``:
+    without the grid mark, as frames were marked before it, kept for benches).
 
     Only pixels with alpha > 0 change (all of an RGB frame), and only in luminance: the
     same offset is added to R, G and B.
@@ -150,11 +154,16 @@ def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = Tru
         raise ValueError(f"mark_frame needs uint8 [H, W, 3|4], got {img.dtype} {img.shape}")
     h, w = img.shape[:2]
     delta = _pattern(payload, h, w, with_presence)
-    if img.shape[2] == 4:
-        delta = delta * (img[..., 3:] > 0)
+    visible = img[..., 3:] > 0 if img.shape[2] == 4 else None
+    if visible is not None:
+        delta = delta * visible
     rgb = img[..., :3].astype(np.int16)
     rgb += delta
     np.clip(rgb, 0, 255, out=rgb)
+    if with_presence and with_grid and grid.carries(h, w):  # informed: on the frame as marked
+        delta = grid.embed(rgb)
+        rgb += delta if visible is None else delta * visible
+        np.clip(rgb, 0, 255, out=rgb)
     out = img.copy()
     out[..., :3] = rgb
     return out
