@@ -19,10 +19,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Packages other work is rewriting today: their docstrings are cleaned there. Empty
-#: this list (and fix what the test then finds) once that work has landed.
-NOT_YET_CLEANED = ("backend/provenance",)
-
 _NUM = r"\d[\d,]*(?:\.\d+)?"
 #: (what the number is, its pattern)
 MEASUREMENTS = [
@@ -50,8 +46,7 @@ def measurements_in(doc: str) -> list[str]:
 
 def _modules() -> list[Path]:
     files = [p for root in ("backend", "blender_addon") for p in (REPO / root).rglob("*.py")]
-    return sorted(p for p in files
-                  if not p.relative_to(REPO).as_posix().startswith(NOT_YET_CLEANED))
+    return sorted(files)
 
 
 def test_module_docstrings_quote_no_measurements() -> None:

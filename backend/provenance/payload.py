@@ -10,7 +10,7 @@ generators 171/133), decoded with soft-decision Viterbi, which corrects the scat
 bit errors that compression and rescaling leave.
 
 Why these codes: the bits are read as *soft* values (a correlation per bit, large when
-sure), and Viterbi uses that confidence directly - about 5 dB better than deciding each
+sure), and Viterbi uses that confidence directly - a known gain over deciding each
 bit first and correcting after (BCH/Reed-Solomon on hard bits), with a decoder of a few
 dozen numpy lines and no extra package.
 """
