@@ -263,17 +263,26 @@ def render_request(anim: dict[str, np.ndarray], subject: str, camera: dict,
                             device=device, signed_png=True)
 
 
+#: The demo's video is at least this many pixels tall: re-encoded at H.264 CRF 28, the
+#: invisible mark of a 128-pixel video is lost, and enlarged by whole pixels it is kept
+#: (docs/PROVENANCE.md).
+MIN_VIDEO_SIDE = 256
+
+
 def _video(path: Path, frames: list[np.ndarray], landmarks: np.ndarray, fps: int,
            pcm: np.ndarray) -> None:
-    """NeRF render (over a flat background) beside the animated landmark mesh."""
+    """NeRF render (over a flat background) beside the animated landmark mesh, at least
+    :data:`MIN_VIDEO_SIDE` tall (smaller renders are enlarged by whole pixels)."""
     size = frames[0].shape[0]
+    scale = -(-MIN_VIDEO_SIDE // size)  # ceil: 128 -> 2, 256 and up -> 1
     preview = FacePreview(size)
 
     def composed() -> Iterator[np.ndarray]:
         for rgba, lm in zip(frames, landmarks, strict=True):
             a = rgba[..., 3:].astype(np.float32) / 255.0
             nerf = rgba[..., :3].astype(np.float32) * a + BACKGROUND * (1 - a)
-            yield np.concatenate([nerf.astype(np.uint8), preview.render(lm)], axis=1)
+            side = np.concatenate([nerf.astype(np.uint8), preview.render(lm)], axis=1)
+            yield side.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else side
 
     bar = progress(len(frames), "video", "frame", leave=False)
 
