@@ -116,6 +116,44 @@ def test_a_short_bilabial_marks_a_frame_at_any_frame_rate() -> None:
         assert len(hit) >= 1 and np.all(np.abs(hit - 0.545) < 0.5 / fps + 0.06), fps
 
 
+def test_a_bilabial_in_an_aligned_line_shuts_the_lips_for_60_ms() -> None:
+    """Every p/b/m the dialogue text places shuts the animated lips for at least
+    ``MIN_CLOSURE_S`` and keeps them shut until its release: an alignment gives a bilabial
+    as little as 20-30 ms (measured at 60 fps so that 60 ms is four frames; without the
+    minimum the shortest closure on this line was 50 ms)."""
+    from backend.audio import Audio
+    from backend.motion.animate import animate
+    from backend.motion.phones import MIN_CLOSURE_S, closure_span, phone_evidence
+    from shared.landmarks import canonical_face, mouth_opening
+
+    assert closure_span(1.0, 1.02) == pytest.approx((0.9925, 1.0525))  # 20 ms: widened
+    assert closure_span(1.0, 1.1) == pytest.approx((1.0, 1.125))  # held to the release
+    samples, _ = _espeak(BOB)
+    fps = 60.0
+    ev = phone_evidence(samples, BOB)
+    assert ev.source == "text", ev.warning
+    anim = animate(Audio(samples, 16000), fps, text=BOB, blinks=False,
+                   head_motion_amount=0.0)
+    gap = mouth_opening(anim.landmarks)
+    rest = float(mouth_opening(canonical_face().vertices))
+    closed = gap <= rest + 0.05 * (np.percentile(gap, 95) - rest)
+    times = anim.frame_times
+    placed = [(t, ev.phones[i + 1][1]) for i, (p, t) in enumerate(ev.phones[:-1])
+              if viseme_class(p) == "bilabial"]
+    assert len(placed) >= 10, ev.phones
+    shortest = []
+    for t0, t1 in placed:
+        a, b = closure_span(t0, t1)
+        lead = 0.025  # the lips lead the sound (visemes.ANTICIPATE_MS)
+        inside = (times >= a - lead - 0.5 / fps) & (times <= b - lead + 0.5 / fps)
+        run = best = 0
+        for c in closed[inside]:
+            run = run + 1 if c else 0
+            best = max(best, run)
+        shortest.append(best)
+    assert min(shortest) * 1000 / fps >= 1000 * MIN_CLOSURE_S, (shortest, placed)
+
+
 def test_acoustic_one_best_phones_drive_the_mouth_like_the_true_phones() -> None:
     """Without a text the mouth reads the acoustic model's 1-best phones: in time order,
     a pause over the leading silence, bilabials among them, and a jaw curve that follows

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from backend.speech.acoustic import PhoneScores
 
 N_PHONE_FEATURES = N_MOUTH + 2  # viseme curve + bilabial + labiodental
+MIN_CLOSURE_S = 0.06  # the lips stay shut at least this long on a p/b/m
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,26 @@ def evidence_from_phones(phones: list[tuple[str, float]], duration: float, sourc
         t1 = phones[i + 1][1] if i + 1 < len(phones) else min(duration, t0 + 0.25)
         cls = viseme_class(ph)
         col = 0 if cls == "bilabial" else 1 if cls == "labiodental" else None
+        if col == 0:
+            t0, t1 = closure_span(t0, t1)
         if col is not None:
             must[round(t0 * GRID_HZ):max(round(t1 * GRID_HZ), round(t0 * GRID_HZ) + 1),
                  col] = 1.0
     return PhoneEvidence(tuple(phones), source, warning, grid, must[: len(grid)])
+
+
+def closure_span(t0: float, t1: float) -> tuple[float, float]:
+    """The grid span (in phone time, like every row of the evidence) where a p/b/m
+    sounding from ``t0`` to ``t1`` keeps the lips shut. Read ``ANTICIPATE_MS`` early like
+    every target, the lips close before the sound, and they must stay shut until its
+    release (the burst of p/b, the vowel after m), so the span runs ``ANTICIPATE_MS``
+    past the phone's end; and real lips stay shut ``MIN_CLOSURE_S`` at least, while an
+    alignment gives a bilabial as little as 20-30 ms (widened about its middle)."""
+    t1 += ANTICIPATE_MS / 1000
+    short = MIN_CLOSURE_S - (t1 - t0)
+    if short > 0:
+        t0, t1 = t0 - short / 2, t1 + short / 2
+    return max(t0, 0.0), t1
 
 
 def phone_evidence(samples: np.ndarray, text: str | None = None) -> PhoneEvidence:

@@ -17,9 +17,11 @@ in stretches whose words do not fit the sound (``disagree``, filled in by
 ``backend.motion.transcript_evidence``: misheard, acoustic phones there), and which
 stretches it could not read at all. ``tiny.en`` knows English only, so other languages,
 singing and mumbling are recognised by their score: a window whose mean token
-log-probability is below ``MIN_LOGPROB`` is not read (English espeak voices score -0.5 to
--0.8, German/French/Russian/Japanese/Finnish espeak voices -1.15 to -2.8), and music,
-tones and silence yield no words at all. Either way the acoustic path animates it.
+log-probability is below ``MIN_LOGPROB`` is not read, and music, tones and silence yield
+no words at all. Either way the acoustic path animates it. Between ``MIN_LOGPROB`` and
+``DOUBT_LOGPROB`` lies accented English as well as some other languages: such a
+stretch's words are used only where they fit the sound as closely as a typed line must
+(``transcript_phones``), the test other languages fail (docs/SPEECH.md).
 
 Long recordings are read in windows of at most ``WINDOW_S`` seconds, cut at the quietest
 10 ms near each window's end, so memory does not grow with the length.
@@ -39,7 +41,9 @@ RECOGNISER = "Whisper tiny.en (faster-whisper, int8)"
 WINDOW_S = 120.0  # longest stretch handed to the recogniser at once
 CUT_SEARCH_S = 10.0  # a window ends at the quietest hop in its last 10 s
 UNSURE_BELOW = 0.25  # a word whose probability is below this keeps the acoustic phones
-MIN_LOGPROB = -1.0  # a window scoring below this (per token) is not English speech
+MIN_LOGPROB = -1.2  # a window scoring below this (per token) is not English speech
+DOUBT_LOGPROB = -1.0  # down to MIN_LOGPROB: accented English or not English; its words
+# must fit the sound like a typed line (``transcript_phones``)
 _lock = threading.Lock()  # one decode at a time per process (the model is shared)
 
 
@@ -68,6 +72,11 @@ class Stretch:
     @property
     def readable(self) -> bool:
         return self.avg_logprob >= MIN_LOGPROB and bool(self.words)
+
+    @property
+    def doubtful(self) -> bool:
+        """Read, but scored like accented English or another language."""
+        return self.avg_logprob < DOUBT_LOGPROB
 
 
 @dataclass(frozen=True)

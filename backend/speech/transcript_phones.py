@@ -20,7 +20,9 @@ in the length and a misheard stretch stays in its own. Each word's phones stay w
 acoustic model, so one misheard word cannot drag its neighbours along). A stretch is
 used only when its words fit the frame scores far better than the same phones shuffled
 (``shuffle_ratio`` ≤ ``MAX_STRETCH_RATIO``): a recogniser that misheard a child or a
-song writes confident words that fit the sound no better than noise. Where the words are
+song writes confident words that fit the sound no better than noise. A stretch it scored
+as doubtful (``transcribe.Stretch.doubtful``: accented English, or another language read
+as English words) must fit as closely as a typed line (``MAX_SHUFFLE_RATIO``). Where the words are
 not to be trusted — such a stretch, a word it was unsure of, a stretch it could not read
 (another language), everything between stretches — the phones are the caller's
 acoustic ones (``base``).
@@ -219,8 +221,9 @@ def transcript_phones(samples: np.ndarray, transcript: Transcript, base: Phones,
         if placed is None:
             continue
         path, _ = placed
+        bar = MAX_SHUFFLE_RATIO if s.doubtful else MAX_STRETCH_RATIO
         if shuffle_ratio(samples[ia * 160:ib * 160], expected, piece,
-                         placed) > MAX_STRETCH_RATIO:  # not about this sound: misheard
+                         placed) > bar:  # not about this sound: misheard
             disagree += sum(w.sure for w in s.words)
             continue
         text += [(ph, ia / GRID_HZ + t) for ph, t in path_phones(path, expected)]
