@@ -268,6 +268,7 @@ class SentenceResult:
     speech_jaw: float  # model's mean jawOpen over speech frames
     jaw_curves: list  # model jawOpen per sentence (for variation)
     text_used: int = 0  # sentences whose dialogue text was aligned (not fallen back)
+    misses: dict | None = None  # the model's missed p/b/m by cause (text / transcript)
 
 
 def _sentence_clips(fps: int = 25):
@@ -287,8 +288,9 @@ def _phone_spans(clip) -> list[tuple[str, float, float]]:
             for i, e in enumerate(ev)]
 
 
-def _score_sentence(mouth: np.ndarray, times: np.ndarray, fps: float, spans) -> dict:
-    """Closure, rounding and lip-tuck hits for one sentence's mouth channels [T, 27]."""
+def _closed_frames(mouth: np.ndarray, times: np.ndarray, spans
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(lips at rest per frame, frames inside the sentence's speech)."""
     from backend.speech.viseme_classes import viseme_class
 
     lm_gap = mouth_opening(mouth_to_landmarks(mouth))
@@ -297,7 +299,14 @@ def _score_sentence(mouth: np.ndarray, times: np.ndarray, fps: float, spans) -> 
     t0, t1 = voiced[0][0], voiced[-1][1]
     in_speech = (times >= t0) & (times <= t1)
     top = float(np.percentile(lm_gap[in_speech], 95))
-    closed = lm_gap <= rest + CLOSE_SHARE * max(top - rest, 1e-6)
+    return lm_gap <= rest + CLOSE_SHARE * max(top - rest, 1e-6), in_speech
+
+
+def _score_sentence(mouth: np.ndarray, times: np.ndarray, fps: float, spans) -> dict:
+    """Closure, rounding and lip-tuck hits for one sentence's mouth channels [T, 27]."""
+    from backend.speech.viseme_classes import viseme_class
+
+    closed, in_speech = _closed_frames(mouth, times, spans)
     rnd = np.maximum(mouth[:, _CH["mouthPucker"]], mouth[:, _CH["mouthFunnel"]])
     tuck = mouth[:, _CH["mouthRollLower"]]
     med_r, med_t = np.median(rnd[in_speech]), np.median(tuck[in_speech])
@@ -322,6 +331,47 @@ def _score_sentence(mouth: np.ndarray, times: np.ndarray, fps: float, spans) -> 
     return res
 
 
+def pbm_miss_causes(mouth: np.ndarray, times: np.ndarray, fps: float, spans, samples,
+                    text: str | None) -> list[str]:
+    """Why each p/b/m the lips miss (±1 frame) was missed, on the road animate took with
+    ``text`` (None: the automatic transcript): the words were not used there (the line
+    refused, or the recogniser's stretch not read / not fitting the sound), no p/b/m was
+    placed within 150 ms (a misheard word), one was placed more than a frame off, or the
+    lips were told to meet and the judge still sees them apart."""
+    from backend.motion.phones import heard_evidence, phone_evidence
+    from backend.motion.transcript_evidence import transcript_evidence
+    from backend.speech.acoustic import phone_scores
+    from backend.speech.transcribe import transcribe
+    from backend.speech.transcript_phones import transcript_phones
+    from backend.speech.viseme_classes import viseme_class
+
+    closed, _ = _closed_frames(mouth, times, spans)
+    if text is not None:
+        ev = phone_evidence(samples, text)
+        used = np.full(len(ev.must), ev.source == "text")
+    else:
+        heard, scores = transcribe(samples), phone_scores(samples)
+        ev = transcript_evidence(samples, heard)[0]
+        base = list(heard_evidence(samples, scores).phones)
+        used = (transcript_phones(samples, heard, base, scores)[1] if heard.words
+                else np.zeros(len(ev.must), bool))
+    must = ev.at_frames(times, fps)[:, -2] > 0
+    ends = [t for _, t in ev.phones[1:]] + [times[-1]]
+    placed = [(t, e) for (p, t), e in zip(ev.phones, ends, strict=True)
+              if viseme_class(p) == "bilabial"]
+    out, tol = [], 1.0 / fps
+    for p, a, b in spans:
+        win = (times >= a - tol) & (times <= b + tol)
+        if viseme_class(p) != "bilabial" or closed[win].any():
+            continue
+        off = min([max(t - b, a - e, 0.0) for t, e in placed] + [np.inf])
+        out.append("words not used here" if not used[min(round(a * 100), len(used) - 1)]
+                   else "lips told to meet, judged apart" if must[win].any()
+                   else "placed more than a frame off" if off < 0.15
+                   else "no p/b/m placed within 150 ms")
+    return out
+
+
 def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0.0,
                      clips=None, transcribe: bool = False) -> dict[str, SentenceResult]:
     """For the model, the phones-only baseline and the exact-phone viseme curve."""
@@ -331,7 +381,7 @@ def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0
 
     acc = {k: {"closure": [0, 0], "rounded": [0, 0], "labiodental": [0, 0]}
            for k in ("model", "phones", "exact")}
-    jaw_speech, curves, used = [], [], 0
+    jaw_speech, curves, used, misses = [], [], 0, []
     for text, clip, fps in clips or _sentence_clips():
         audio = load_audio((np.ascontiguousarray(clip.samples), clip.sample_rate))
         times = compute_frame_features(audio, fps).frame_times
@@ -343,6 +393,9 @@ def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0
                   "phones": phones_only_mouth(audio.samples, times),
                   "exact": viseme_track([(e.phoneme, e.time) for e in clip.phonemes],
                                         clip.duration, times)}
+        if (with_text or transcribe) and not variation:
+            misses += pbm_miss_causes(mouths["model"], times, fps, spans, audio.samples,
+                                      text if with_text else None)
         for key, mouth in mouths.items():
             r = _score_sentence(mouth, times, fps, spans)
             for k in r:
@@ -353,8 +406,10 @@ def sentence_results(model, with_text: bool, seed: int = 0, variation: float = 0
         jaw_speech.append(anim.blendshapes[inside, 17])
         curves.append(anim.blendshapes[:, 17])
     speech_jaw = float(np.concatenate(jaw_speech).mean())
+    causes = {c: misses.count(c) for c in sorted(set(misses))}
     return {k: SentenceResult(tuple(v["closure"]), tuple(v["rounded"]),
-                              tuple(v["labiodental"]), speech_jaw, curves, used)
+                              tuple(v["labiodental"]), speech_jaw, curves, used,
+                              causes if k == "model" else None)
             for k, v in acc.items()}
 
 
@@ -587,6 +642,10 @@ def run_motion_bench(weights: str | None = None, memory: bool = True,
             continue
         print(f"{label:34} {share(res.closure):>14} {share(res.rounded):>15} "
               f"{share(res.labiodental):>14}")
+    for label, res in (("automatic transcript", heard), ("dialogue text", texted)):
+        if res and res["model"].misses is not None:
+            why = ", ".join(f"{n} {c}" for c, n in res["model"].misses.items()) or "none"
+            print(f"  p/b/m the model missed with the {label}, by cause: {why}")
     if texted:
         out["sentences"]["text"] = texted["model"].__dict__ | {"jaw_curves": None}
     if heard:
