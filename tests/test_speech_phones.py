@@ -123,11 +123,20 @@ def test_a_bilabial_in_an_aligned_line_shuts_the_lips_for_60_ms() -> None:
     minimum the shortest closure on this line was 50 ms)."""
     from backend.audio import Audio
     from backend.motion.animate import animate
-    from backend.motion.phones import MIN_CLOSURE_S, closure_span, phone_evidence
+    from backend.motion.phones import (
+        MIN_CLOSURE_S,
+        closure_span,
+        evidence_from_phones,
+        phone_evidence,
+    )
     from shared.landmarks import canonical_face, mouth_opening
 
     assert closure_span(1.0, 1.02) == pytest.approx((0.9925, 1.0525))  # 20 ms: widened
     assert closure_span(1.0, 1.1) == pytest.approx((1.0, 1.125))  # held to the release
+    short = [("a", 0.0), ("p", 0.5), ("a", 0.52), ("_", 1.0)]
+    rows = {src: int(evidence_from_phones(short, 1.2, src).must[:, 0].sum())
+            for src in ("text", "transcript", "acoustic model")}
+    assert rows == {"text": 6, "transcript": 6, "acoustic model": 2}, rows  # guesses: as heard
     samples, _ = _espeak(BOB)
     fps = 60.0
     ev = phone_evidence(samples, BOB)

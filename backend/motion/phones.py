@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 N_PHONE_FEATURES = N_MOUTH + 2  # viseme curve + bilabial + labiodental
 MIN_CLOSURE_S = 0.06  # the lips stay shut at least this long on a p/b/m
+WORD_SOURCES = ("text", "transcript")  # phones from words: their p/b/m are said
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def evidence_from_phones(phones: list[tuple[str, float]], duration: float, sourc
         t1 = phones[i + 1][1] if i + 1 < len(phones) else min(duration, t0 + 0.25)
         cls = viseme_class(ph)
         col = 0 if cls == "bilabial" else 1 if cls == "labiodental" else None
-        if col == 0:
+        if col == 0 and source in WORD_SOURCES:
             t0, t1 = closure_span(t0, t1)
         if col is not None:
             must[round(t0 * GRID_HZ):max(round(t1 * GRID_HZ), round(t0 * GRID_HZ) + 1),
@@ -111,7 +112,9 @@ def closure_span(t0: float, t1: float) -> tuple[float, float]:
     every target, the lips close before the sound, and they must stay shut until its
     release (the burst of p/b, the vowel after m), so the span runs ``ANTICIPATE_MS``
     past the phone's end; and real lips stay shut ``MIN_CLOSURE_S`` at least, while an
-    alignment gives a bilabial as little as 20-30 ms (widened about its middle)."""
+    alignment gives a bilabial as little as 20-30 ms (widened about its middle). Only for
+    phones from words (``WORD_SOURCES``): the acoustic model's guessed bilabials keep
+    their own length (held longer, they cost real-clip sync: docs/SPEECH.md)."""
     t1 += ANTICIPATE_MS / 1000
     short = MIN_CLOSURE_S - (t1 - t0)
     if short > 0:
