@@ -122,7 +122,7 @@ def test_a_bilabial_in_an_aligned_line_shuts_the_lips_for_60_ms() -> None:
     as little as 20-30 ms (measured at 60 fps so that 60 ms is four frames; without the
     minimum the shortest closure on this line was 50 ms)."""
     from backend.audio import Audio
-    from backend.motion.animate import animate
+    from backend.motion.performance import animate
     from backend.motion.phones import (
         MIN_CLOSURE_S,
         closure_span,
