@@ -21,9 +21,11 @@ from tests.png_decode import decode_png
 @pytest.fixture(scope="module")
 def pkg(staged_addon: ModuleType) -> SimpleNamespace:
     """The core modules under test (``core/``) and the vendored ``shared``, by name."""
-    return SimpleNamespace(shared=importlib.import_module(f"{staged_addon.__name__}.shared"), **{
+    return SimpleNamespace(
+        shared=importlib.import_module(f"{staged_addon.__name__}.shared"),
+        atomic_file=importlib.import_module(f"{staged_addon.__name__}.shared.atomic_file"), **{
         sub: importlib.import_module(f"{staged_addon.__name__}.core.{sub}")
-        for sub in ("animate_job", "render_job", "frame_writer", "atomic_file", "backend_link",
+        for sub in ("animate_job", "render_job", "frame_writer", "backend_link",
                     "audio_io",
                 "rig_mapping", "pose_blend", "backend_session", "job_stall")})
 
@@ -141,7 +143,7 @@ def test_png_round_trip_and_atomic_write(pkg: ModuleType, tmp_path: Path) -> Non
     assert got.dtype == np.uint16 and np.array_equal(got[..., 0], mm)
     path = tmp_path / "f" / "000001.png"
     pkg.atomic_file.write_atomic(path, b"x")
-    assert path.read_bytes() == b"x" and not list(path.parent.glob(".*.tmp"))
+    assert path.read_bytes() == b"x" and not list(path.parent.glob(".tmp-*"))
     with pytest.raises(pkg.shared.errors.InputError):
         fw.to_rgba8(np.zeros((4, 4), np.uint8))
 
@@ -161,7 +163,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(
         "resource.setrlimit(resource.RLIMIT_FSIZE,"
         " (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
         f"sys.path.insert(0, {str(root)!r})\n"
-        f"atomic = importlib.import_module({name + '.core.atomic_file'!r})\n"
+        f"atomic = importlib.import_module({name + '.shared.atomic_file'!r})\n"
         "try:\n"
         "    atomic.write_atomic(sys.argv[1], bytes(100_000))\n"
         "except OSError as exc:\n"
@@ -194,8 +196,8 @@ def test_a_killed_writers_temp_files_are_removed(pkg: ModuleType, tmp_path: Path
                           capture_output=True, text=True, check=True).stdout.strip()
     folder = tmp_path / "frames"
     folder.mkdir()
-    stale = folder / f".000003.png.{gone}-0123abcd.tmp"
-    live = folder / f".000004.png.{os.getpid()}-0123abcd.tmp"
+    stale = folder / f".tmp-{gone}-0123456789ab.png"
+    live = folder / f".tmp-{os.getpid()}-0123456789ab.png"
     for p in (stale, live):
         p.write_bytes(b"half")
     pkg.frame_writer.write_frame(folder, 5, np.zeros((2, 3, 4), np.uint8))

@@ -10,7 +10,7 @@ check, the compositor setup and any later metadata (provenance) agree on it:
   sends ``uint16`` millimetres (``depth_units: "mm"``, 0 = no surface); float depth is
   taken as metres.
 
-Files are written through ``atomic_file.write_atomic`` (a temp file beside the target,
+Files are written through ``shared.atomic_file.write_atomic`` (a temp file beside the target,
 then a rename), so a crash never leaves a half-written PNG that the sequencer would show
 as garbage. No PIL in Blender: PNGs are encoded here.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..shared.atomic_file import write_atomic
 from ..shared.depth_exr import (
     DEPTH_DIRNAME,
     DEPTH_SUFFIX,
@@ -31,7 +32,6 @@ from ..shared.depth_exr import (
     exr_size,
 )
 from ..shared.errors import InputError
-from .atomic_file import write_atomic
 
 
 def frame_file(folder: Path, frame: int) -> Path:
