@@ -236,6 +236,32 @@ def test_depth_is_written_in_metres_as_sent(pkg: ModuleType, tmp_path: Path) -> 
         exr.depth_metres(np.zeros((2, 2), np.float32), "inches")
 
 
+def test_a_frame_that_does_not_fit_fails_the_render_naming_it(pkg: ModuleType,
+                                                              tmp_path: Path) -> None:
+    """FRAME is read once as a RenderedFrame: float pixels or a row past the request stop
+    the task with one line naming the array or the row; frames already written stay."""
+    from shared.protocol import Event, MsgType
+
+    def sent(index: int, rgba: np.ndarray) -> Event:
+        return Event(MsgType.FRAME, "j", {"index": index, "depth_units": "mm"},
+                     [rgba, np.zeros((6, 9), np.uint16)])
+
+    task = pkg.render_job.RenderTask(tmp_path, first_frame=10, n_frames=2)
+    task.on_event(sent(0, np.zeros((6, 9, 4), np.uint8)))
+    task.on_event(sent(1, np.zeros((6, 9, 4), np.float32)))
+    assert task.state == "error" and "rgba as float32" in task.error, task.error
+    assert task.written == {10} and sorted(p.name for p in tmp_path.glob("*.png")) == \
+        ["000010.png"]
+    task = pkg.render_job.RenderTask(tmp_path, first_frame=10, n_frames=2)
+    task.on_event(sent(2, np.zeros((6, 9, 4), np.uint8)))
+    assert task.state == "error" and "row 2 of a 2-frame render" in task.error
+    task = pkg.render_job.RenderTask(tmp_path, first_frame=10, n_frames=1)
+    task.on_event(Event(MsgType.DONE, "j", {"frames": 1, "subject": "anna",
+                                           "provenance": {"watermark": {}}}))
+    assert task.done == pkg.shared.render_result.RenderDone(1, subject="anna",
+                                                            provenance={"watermark": {}})
+
+
 def test_conditioning_hash_is_stable_and_sensitive(pkg: ModuleType) -> None:
     r = pkg.render_job
     bs = np.linspace(0, 1, 52 * 4, dtype=np.float32).reshape(4, 52)

@@ -30,6 +30,7 @@ from shared.errors import FacecastError, InputError
 from shared.protocol import BlockingClient, MsgType, load_key
 from shared.protocol.keys import ensure_key_file
 from shared.render_request import RenderJobRequest
+from shared.render_result import RenderDone, RenderedFrame
 
 from ..atomic_file import check_writable, staged_folder, write_atomic
 from ..audio import Audio, load_audio
@@ -232,12 +233,15 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
 
     def on_event(event) -> None:
         if event.kind == MsgType.FRAME:
-            i = int(event.body["index"])
-            rgba = np.array(event.arrays[0])
-            frames[i] = rgba
+            got = RenderedFrame.from_wire(event.body, event.arrays)
+            if got.png is None or got.index >= n:
+                raise FacecastError(f"The backend sent render row {got.index} without its "
+                                    f"signed PNG or past the {n} asked for",
+                                    "update the backend to this Facecast version")
+            frames[got.index] = np.array(got.rgba)  # a copy: the message's buffer is not kept
             # Named by scene frame number, as the add-on names them.
-            write_atomic(folder / f"{i + 1:06d}.png",
-                         lambda f, png=event.arrays[2]: f.write(memoryview(png)))
+            write_atomic(folder / f"{got.index + 1:06d}.png",
+                         lambda f, png=got.png: f.write(png))
             bar.update(1)
 
     done = client.call("render", params, arrays, on_event=on_event, credit=8)
@@ -248,7 +252,8 @@ def _render(client: BlockingClient, opts: DemoOptions, anim: dict[str, np.ndarra
     # frames/ is the demo's own folder: an earlier, longer run's tail is not this run's.
     for path in stale_frames(folder, 1, n):
         path.unlink(missing_ok=True)
-    return RenderedFrames(frames, RenderStamp.from_dict(done.body["provenance"]))
+    return RenderedFrames(frames, RenderStamp.from_dict(RenderDone.from_wire(done.body)
+                                                        .provenance))
 
 
 def render_request(anim: dict[str, np.ndarray], subject: str, camera: dict,

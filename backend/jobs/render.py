@@ -10,13 +10,15 @@ optional ``placement`` (4x4, rest head frame -> world for ``"motion"``; default:
 origin facing -Y), ``device`` ("cpu"/"cuda"/"auto"), ``fp16``. The conditioning contract
 is ``backend.subject.contract``; the backend retargets the animation onto the
 subject's own face on receipt (``backend.subject.conditioning``). Each frame goes out
-with ``ctx.frame({"index": i}, [rgba uint8 [H,W,4], depth uint16 mm [H,W](, png uint8
-[N])])``, which blocks until the client grants credit, so a slow client never makes the
+as a ``shared.render_result.RenderedFrame`` (body ``{"index", "depth_units"}``, arrays
+rgba uint8 [H,W,4], depth uint16 mm [H,W](, png uint8 [N])) through ``ctx.frame``, which
+blocks until the client grants credit, so a slow client never makes the
 backend buffer a whole sequence. ``signed_png`` (feature ``signed_png``): each frame also
 carries its PNG file, C2PA-signed, as a third array of bytes - write it as is to keep
 the credentials. Every RGBA frame carries the render's invisible watermark (applied by
-the render service, locally or in the cluster's actors); the final reply names the
-subject, its consent line and the render's provenance (``backend.provenance``).
+the render service, locally or in the cluster's actors); the final reply, a
+``shared.render_result.RenderDone``, names the subject, its consent line and the
+render's provenance (``backend.provenance``).
 
 The render itself is the render service's (:mod:`backend.render`); this job only maps
 the wire onto a ``RenderRequest`` and streams what it yields. Under ``facecast serve
@@ -30,7 +32,7 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Any
 
-import numpy as np
+from shared.render_result import RenderDone
 
 from . import registry
 from .base import Job, JobContext
@@ -54,18 +56,11 @@ class RenderJob(Job):
         with closing(render.frames()) as frames:  # a cancelled job frees its actors at once
             for f in frames:
                 ctx.check_cancelled()
-                out = [f.rgba, f.depth]
-                if f.png is not None:
-                    out.append(np.frombuffer(f.png, np.uint8))
-                ctx.frame({"index": f.index, "depth_units": "mm"}, out)
+                ctx.frame(*f.to_wire())  # shared.render_result.RenderedFrame
                 ctx.progress((f.index + 1) / n, f"frame {f.index + 1}/{n}")
         stamp = render.stamp
-        body = {"frames": n, "width": render.width, "height": render.height,
-                "depth_units": "mm", "subject": stamp.subject_name,
-                "consent": consent_line(render.manifest),
-                "provenance": {**stamp.to_dict(), "watermark": stamp.assertion()["watermark"],
-                               "c2pa": "signed PNG per frame" if request.signed_png
-                               else "not asked"}}
-        if cluster is not None:
-            body["cluster"] = render.remote_stats.to_dict()
-        return body
+        return RenderDone(
+            n, render.width, render.height, stamp.subject_name, consent_line(render.manifest),
+            {**stamp.to_dict(), "watermark": stamp.assertion()["watermark"],
+             "c2pa": "signed PNG per frame" if request.signed_png else "not asked"},
+            None if cluster is None else render.remote_stats.to_dict()).to_wire()

@@ -32,6 +32,7 @@ from backend.subject.contract import check_head_pose_frame
 from shared.camera import CameraView, camera_from_dict, camera_views
 from shared.errors import InputError
 from shared.render_request import RenderJobRequest
+from shared.render_result import RenderedFrame  # the job sends it as is (to_wire)
 
 from ..nerf.pipeline import Conditioning, check_conditioning, head_to_camera, render_sequence
 from ..provenance.credentials import Signer, encode_png
@@ -64,14 +65,6 @@ class RenderRequest(RenderJobRequest):
     camera: dict | FrontCamera
     made_for: str | None = None
     first_number: int = 0
-
-
-@dataclass
-class RenderedFrame:
-    index: int
-    rgba: np.ndarray  # uint8 [H, W, 4], straight alpha, watermarked
-    depth: np.ndarray  # uint16 [H, W], planar millimetres (0 = no subject)
-    png: bytes | None = None  # the signed PNG of ``rgba`` when the request asked for it
 
 
 class RemoteRenderer(Protocol):

@@ -13,12 +13,13 @@ still missing on disk: ``blendshapes[T, 52]``, ``head_pose[T, 4, 4]`` (canonical
 frame -> Blender world: the face object's matrix_world times ``HEAD_TO_BLENDER``) and
 ``landmarks[T, N, 3]`` when the animation came from Animate. Which scene frame each row
 is stays in the add-on (``RenderTask.requested``): the job never reads scene frames or
-the fps. Each FRAME's body names its ``index`` (row of the request) and its
-``depth_units``; its arrays are RGBA (``uint8`` or float in [0, 1], ``[H, W, 4]``),
-optionally depth ``[H, W]`` (``uint16`` millimetres; see :mod:`frame_writer`) and, when
-the request asked ``signed_png``, the frame's PNG file as bytes (``uint8 [N]``): the
-backend watermarked and C2PA-signed it, and it is written byte for byte, because
-re-encoding the pixels would break the signature (the credentials hash the file).
+the fps. Each FRAME is read once as a ``shared.render_result.RenderedFrame`` (checked:
+a wrong array fails the task with one line naming it): ``index`` (row of the request),
+RGBA ``uint8 [H, W, 4]``, depth ``uint16`` millimetres ``[H, W]`` (see
+:mod:`frame_writer`) and, when the request asked ``signed_png``, the frame's PNG file:
+the backend watermarked and C2PA-signed it, and it is written byte for byte, because
+re-encoding the pixels would break the signature (the credentials hash the file). DONE
+is kept as a ``RenderDone`` (subject, consent, provenance).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from ..shared.errors import InputError
 from ..shared.protocol import Event, MsgType
+from ..shared.render_result import RenderDone, RenderedFrame
 from .frame_writer import write_frame
 from .job_events import apply_lifecycle
 
@@ -102,11 +104,14 @@ class RenderTask:
     requested: list[int] = field(default_factory=list)  # scene frame of each request row
     new_frames: int = 0
     write_failed: bool = False
-    done_body: dict = field(default_factory=dict)  # the backend's final reply
+    done_body: dict = field(default_factory=dict)  # the backend's final reply, as sent
+    done: RenderDone | None = None  # ... and as read
 
-    def frame_number(self, body: dict) -> int:
-        """Scene frame of a FRAME: row ``index`` of the request."""
-        index = int(body.get("index", 0))
+    def frame_number(self, index: int) -> int:
+        """Scene frame of row ``index`` of the request."""
+        if index >= (len(self.requested) or self.n_frames):
+            raise InputError(f"The backend sent row {index} of a {self.n_frames}-frame render",
+                             "update the backend and the add-on to the same Facecast version")
         if self.requested:
             return self.requested[index]
         return self.first_frame + index
@@ -118,18 +123,16 @@ class RenderTask:
             self._write(event)
         elif event.kind == MsgType.DONE:
             self.done_body = dict(event.body)
+            self.done = RenderDone.from_wire(event.body)
             self.state, self.progress, self.message = "done", 1.0, "done"
 
     def _write(self, event: Event) -> None:
-        if self.write_failed or not event.arrays:
+        if self.write_failed:
             return
-        frame = self.frame_number(event.body)
-        arrays = event.arrays
-        depth = arrays[1] if len(arrays) > 1 and np.asarray(arrays[1]).ndim == 2 else None
         try:
-            signed = arrays[2] if len(arrays) > 2 and np.asarray(arrays[2]).ndim == 1 else None
-            write_frame(self.folder, frame, arrays[0], depth, event.body.get("depth_units"),
-                        None if signed is None else np.asarray(signed, np.uint8).tobytes())
+            got = RenderedFrame.from_wire(event.body, event.arrays)
+            frame = self.frame_number(got.index)
+            write_frame(self.folder, frame, got.rgba, got.depth, got.depth_units, got.png)
         except OSError as exc:
             self.write_failed = True
             self.state = "error"

@@ -742,7 +742,7 @@ def scenario_render_real(pkg):
 
     def record(event):  # the test listens in on what the backend sent
         if event.kind == "frame" and len(event.arrays) > 1:
-            received[task.frame_number(event.body)] = np.array(event.arrays[1]).tolist()
+            received[task.frame_number(event.body["index"])] = np.array(event.arrays[1]).tolist()
             result["depth_dtype"] = str(np.asarray(event.arrays[1]).dtype)
         handle(event)
 
