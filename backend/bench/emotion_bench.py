@@ -29,8 +29,7 @@ REAL_CLIPS = ("d6", "d11", "d12", "d14")
 SHOWN = 0.1  # mean intensity x weight at which an emotion counts as shown on the face
 WINDOW_S = 2.0
 WINDOW_HOP_S = 1.0
-SHORT = {"neutral": "neu", "happy": "hap", "sad": "sad", "angry": "ang", "fearful": "fea",
-         "surprised": "sur", "disgusted": "dis"}
+SHORT = {name: name[:3] for name in ACTED_EMOTIONS}  # neu hap sad ang fea sur dis
 
 
 AUTO_WINDOW_S = 2.0

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.audio import SAMPLE_RATE
+from shared.emotion_profiles import EMOTION_PROFILES
 
 #: The emotions generated (contempt: no literature rule), in classifier order.
 ACTED_EMOTIONS = ("neutral", "happy", "sad", "angry", "fearful", "surprised", "disgusted")
@@ -50,27 +51,9 @@ class ProsodyRule:
     pause_ms: float = 0.0  # a pause at the phrase boundary
 
 
-# Murray & Arnott 1993 Table 1 (directions, words in quotes); surprise after Schröder 2001.
-RULES: dict[str, ProsodyRule] = {
-    "neutral": ProsodyRule(0, 0, 0, 0),
-    # faster or slower; pitch "much higher", range "much wider", intensity higher;
-    # "smooth, upward inflections"
-    "happy": ProsodyRule(pitch=30, range=80, rate=10, volume=30, final=25),
-    # "slightly slower", "slightly lower", "slightly narrower", intensity lower;
-    # "downward inflections", slurred
-    "sad": ProsodyRule(pitch=-12, range=-50, rate=-25, volume=-40, final=-15, pause_ms=250),
-    # "slightly faster", "very much higher", "much wider", higher; "abrupt on stressed
-    # syllables", tense
-    "angry": ProsodyRule(pitch=25, range=60, rate=12, volume=70, final=-20, emphasis=True),
-    # "much faster", "very much higher", "much wider", intensity normal; irregular voicing
-    "fearful": ProsodyRule(pitch=55, range=20, rate=35, volume=0, jitter=12),
-    # Schröder 2001: high pitch, wide range, rising contour
-    "surprised": ProsodyRule(pitch=40, range=100, rate=5, volume=25, final=45),
-    # "very much slower", "very much lower", "slightly wider", lower; "wide, downward
-    # terminal inflections"
-    "disgusted": ProsodyRule(pitch=-25, range=20, rate=-30, volume=-20, final=-30,
-                             pause_ms=150),
-}
+#: Each acted emotion's prosody rule, from its row of ``shared.emotion_profiles``.
+RULES: dict[str, ProsodyRule] = {p.name: ProsodyRule(**p.acted_prosody)
+                                 for p in EMOTION_PROFILES if p.acted_prosody is not None}
 
 #: Voices heard in training and the held-out ones: accents and variants both differ.
 TRAIN_VOICES = ("en-us+m1", "en-us+f1", "en+m2", "en+f2", "en-gb-x-rp+m3",
