@@ -10,7 +10,7 @@ no torchaudio) carries ``data/silero_vad.jit`` (TorchScript). We read that file'
 into our own torch module of the same architecture (``torch.jit.load`` runs no Python of
 the package) and never import the package: its ``model`` module calls
 ``torch.set_num_threads(1)`` at import, which would slow the whole backend.
-Nothing is downloaded. ``tests/test_audio_vad.py`` checks our module against the wheel's
+Nothing is downloaded. ``tests/audio/test_audio_vad.py`` checks our module against the wheel's
 own TorchScript model, chunk by chunk.
 
 Speed: the network is a per-chunk convolutional encoder (an STFT as a convolution, four

@@ -6,7 +6,7 @@ returning either. So we compute the same front-end, vectorised over the whole re
 pre-emphasis 0.97, a 410-sample (25.625 ms) Hamming window zero-padded to a 512-point FFT,
 25 triangular mel filters of unit area between 130 and 6800 Hz with edges rounded to FFT
 bins, the natural log (+1e-4), an orthonormal DCT-II to 13 cepstra and a sine lifter of
-22 (the model's ``feat.params``). ``tests/test_speech_acoustic.py`` checks it equals
+22 (the model's ``feat.params``). ``tests/speech/test_speech_acoustic.py`` checks it equals
 pocketsphinx's own front-end (its ``fe_process_utt``, called through ctypes there) to
 float precision.
 

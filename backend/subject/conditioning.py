@@ -38,7 +38,7 @@ from .retarget import retarget, subject_neutral
 #: Measured on the example clips against d6's training neutral: d6's own 100-frame
 #: windows 0.6-1.8 mm (held-out tail 1.2); other people d11 2.4, d3 2.5, d9 2.8, d14 2.9,
 #: the motion model's canonical face 2.4 - but d12 (a man) only 1.5 mm: a proportions
-#: check catches most other faces, not every one (``tests/test_render_contract.py``).
+#: check catches most other faces, not every one (``tests/render/test_render_contract.py``).
 IDENTITY_TOLERANCE_M = 0.0022
 
 
