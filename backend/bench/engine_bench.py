@@ -38,7 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from shared.camera import camera_views
 
-from ..nerf.components import gather
+from ..nerf.components import gather, native
 from ..nerf.engine import CHUNK_ENV, ENGINE_ENV
 from ..nerf.pipeline import HEAD_DEFAULT, render_sequence
 from ..subject.conditioning import render_conditioning
@@ -107,10 +107,14 @@ def _env(name: str, value: str) -> Iterator[None]:
 @contextlib.contextmanager
 def engine(name: str) -> Iterator[None]:
     """Render with engine ``name`` inside the block: ``eager``, ``fused``, ``compiled``
-    (``nerf.engine.engine_choice``) or ``fused-whole`` (fused, the field in one call per
-    frame: the CUDA layout, measured on CPU for its op count)."""
-    if name == "fused-whole":
-        with _env(ENGINE_ENV, "fused"), _env(CHUNK_ENV, "0"):
+    (``nerf.engine.engine_choice``; on CPU ``fused`` uses the CPU kernels when they
+    build), ``fused-tensor`` (fused without the CPU kernels: PyTorch ops only) or
+    ``fused-whole`` (fused-tensor with the field in one call per frame: the CUDA layout,
+    measured on CPU for its op count)."""
+    if name in ("fused-whole", "fused-tensor"):
+        with (_env(ENGINE_ENV, "fused"), _env(native.KERNELS_ENV, "0"),
+              _env(CHUNK_ENV, "0" if name == "fused-whole" else
+                   os.environ.get(CHUNK_ENV, ""))):
             yield
     else:
         with _env(ENGINE_ENV, name):
@@ -237,7 +241,8 @@ def run_engine_bench(subject_ref: str = "default", sizes: tuple[int, ...] = (256
                      compile: bool = False, train_steps: int = 3) -> dict:
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.set_num_threads(threads)
-    engines = (["eager", "fused"] + (["fused-whole"] if dev.type == "cpu" else [])
+    engines = (["eager", "fused"] + (["fused-tensor", "fused-whole"] if dev.type == "cpu"
+                                     else [])
                + (["compiled"] if compile else []))
     rows: list[tuple[str, str]] = []
 
@@ -247,8 +252,11 @@ def run_engine_bench(subject_ref: str = "default", sizes: tuple[int, ...] = (256
 
     print(f"engine bench: subject {subject_ref} on {dev}, {threads} CPU threads, "
           f"load average {_load()} (1/5/15 min) on {os.cpu_count()} CPUs", flush=True)
+    lib = native.library()
+    row("CPU kernels (fused on CPU)", f"built with {native.compiler()}" if lib is not None
+        else "unavailable (see the log line above): fused = fused-tensor")
     cpu_subject = load_subject(subject_ref, "cpu")
-    for name in ("eager", "fused", "fused-whole"):
+    for name in ("eager", "fused", "fused-tensor", "fused-whole"):
         with engine(name):
             top, aten = ops_per_frame(cpu_subject)
         row(f"CPU ops per 256^2 frame, {name}", f"{top:,} top-level ({aten:,} aten)")

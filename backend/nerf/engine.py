@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .components import native
 from .components.gather import weighted_gather
 from .components.lattice import ATTN_HI, ATTN_LO
 from .components.occupancy import OccupancyGrid
@@ -71,6 +72,9 @@ CHUNK_ENV = "FACECAST_FIELD_CHUNK"
 #: [planes, S, 4] index/weight temporaries of tens of MB and was ~20 % slower than
 #: chunks of 32768 (8192 and 65536 were no faster). On CUDA: one call.
 CPU_CHUNK = 32768  # compiled shapes are padded to a multiple of this (few graphs)
+#: Samples per native field chunk (CPU kernels): the first layer's inputs and
+#: activations of one chunk stay within a core's L2 cache.
+NATIVE_CHUNK = 16384
 PAIRS = ((0, 1), (0, 2), (1, 2))  # as ``TriPlane.PAIRS``: (column, row) axes per plane
 
 
@@ -521,6 +525,112 @@ def layer_over(layers: torch.Tensor) -> torch.Tensor:
     return out
 
 
+# --- the CPU kernels' layout (``components.native``) ------------------------------------
+
+@dataclass
+class NativeMarch:
+    """A joint march's per-layer constants for ``fc_march`` ([L, 3] / [L] rows)."""
+
+    lo: torch.Tensor
+    scale: torch.Tensor
+    res: torch.Tensor  # int32
+    base: torch.Tensor  # int64 first cell of each grid in ``occ``
+    blo: torch.Tensor
+    bhi: torch.Tensor
+    occ: torch.Tensor  # uint8, all grids' cells
+
+    @classmethod
+    def of(cls, grids: list[OccupancyGrid]) -> NativeMarch:
+        rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("lo", "scale", "blo", "bhi")}
+        for g in grids:
+            blo, bhi = g.bounds()
+            for k, v in (("lo", g.lo), ("scale", g.res / (g.hi - g.lo)), ("blo", blo),
+                         ("bhi", bhi)):
+                rows[k].append(v.float().reshape(3))
+        res = [g.res for g in grids]
+        base = np.cumsum([0] + [r ** 3 for r in res[:-1]]).tolist()
+        st = {k: torch.stack(v).contiguous() for k, v in rows.items()}
+        return cls(st["lo"], st["scale"], torch.tensor(res, dtype=torch.int32),
+                   torch.tensor(base, dtype=torch.int64), st["blo"], st["bhi"],
+                   torch.cat([g.occ.reshape(-1) for g in grids]).to(torch.uint8).contiguous())
+
+
+@dataclass
+class NativeField:
+    """A field laid out for ``fc_features`` (its lookups, one row of the first layer's
+    input per sample) and the PyTorch GEMMs after it."""
+
+    tables: list[torch.Tensor]  # kept alive: ``ptrs`` point into them
+    ptrs: torch.Tensor  # int64 per plane: its table's data pointer
+    chans: torch.Tensor  # int32 per plane
+    res: torch.Tensor  # int32
+    row0: torch.Tensor  # int64 first table row
+    u: torch.Tensor  # int32 column axis
+    v: torch.Tensor  # int32 row axis
+    col: torch.Tensor  # int32 first output column
+    width: int  # columns of the first layer's input
+    w0: torch.Tensor  # [width, H] the first layer's W^T (inputs in ``TriPlane`` order)
+    b0: torch.Tensor
+    hidden: list[tuple[torch.Tensor, torch.Tensor]]
+    box_lo: torch.Tensor
+    box_span: torch.Tensor
+    lattice: Lattice | None = None  # the head's attention lattice
+    lat_consts: tuple[torch.Tensor, ...] = ()
+    app_col: int = 0  # the lattice's appearance channels' first column
+
+    @classmethod
+    def of(cls, planes: PlaneSet, w_feat: list[torch.Tensor], rest: torch.Tensor | None,
+           b0: torch.Tensor, hidden: list[tuple[torch.Tensor, torch.Tensor]],
+           box_lo: torch.Tensor, box_span: torch.Tensor,
+           lattice: Lattice | None = None) -> NativeField:
+        tables = [t.contiguous() for t in planes.tables]
+        ptrs, chans, col = [], [], []
+        c0 = 0
+        for t, p in zip(tables, planes.counts, strict=True):
+            for q in range(p):
+                ptrs.append(t.data_ptr())
+                chans.append(t.shape[1])
+                col.append(c0 + q * t.shape[1])
+            c0 += p * t.shape[1]
+        uv = planes.cols.view(-1, 2)
+        w0 = torch.cat(w_feat + ([rest] if rest is not None else [])).contiguous()
+        consts: tuple[torch.Tensor, ...] = ()
+        if lattice is not None:
+            consts = tuple(v.reshape(-1).contiguous() for v in (
+                lattice.scale, lattice.shift, lattice.top, lattice.top1, lattice.stride,
+                lattice.corner))
+        i32 = torch.int32
+        return cls(tables, torch.tensor(ptrs, dtype=torch.int64), torch.tensor(chans, dtype=i32),
+                   planes.rowcol[:, 1, 0].to(i32).contiguous(),
+                   planes.corner[:, 0, 0].to(torch.int64).contiguous(),
+                   uv[:, 0].to(i32).contiguous(), uv[:, 1].to(i32).contiguous(),
+                   torch.tensor(col, dtype=i32), w0.shape[0], w0, b0, hidden,
+                   box_lo.float().contiguous(), box_span.float().contiguous(), lattice,
+                   consts, c0)
+
+
+def native_features(lib, nf: NativeField, x: torch.Tensor, out: torch.Tensor,
+                    lat: torch.Tensor | None = None) -> torch.Tensor:
+    """``fc_features``: the first layer's inputs [S, width] at points x [S, 3] (the head
+    reads its frame's padded attention table ``lat``)."""
+    nt = torch.get_num_threads()
+    p = native.ptr
+    lc = nf.lat_consts
+    if lat is not None:
+        lat = lat.contiguous()
+        lib.fc_features(len(x), p(x), p(lat), lat.shape[1], p(lc[0]), p(lc[1]), p(lc[2]),
+                        p(lc[3]), p(lc[4]), p(lc[5]), lat.shape[1] - 3, nf.app_col,
+                        p(nf.box_lo), p(nf.box_span), len(nf.ptrs), p(nf.ptrs), p(nf.chans),
+                        p(nf.res), p(nf.row0), p(nf.u), p(nf.v), p(nf.col), p(out),
+                        out.shape[1], nt)
+    else:
+        lib.fc_features(len(x), p(x), None, 0, None, None, None, None, None, None, 0, 0,
+                        p(nf.box_lo), p(nf.box_span), len(nf.ptrs), p(nf.ptrs), p(nf.chans),
+                        p(nf.res), p(nf.row0), p(nf.u), p(nf.v), p(nf.col), p(out),
+                        out.shape[1], nt)
+    return out
+
+
 # --- the engine --------------------------------------------------------------------------
 
 @dataclass
@@ -591,7 +701,28 @@ class Engine:
                 self.head = HeadField.of(self.model)
                 self.torso = (TorsoFieldW.of(self.model.torso)
                               if self.model.torso is not None else None)
+                self._native_fields()
             self._key = key
+
+    def _native_fields(self) -> None:
+        self.native_head = self.native_torso = None
+        hf, tf = self.head, self.torso
+        if hf.w_app.device.type != "cpu" or hf.w_app.dtype != torch.float32:
+            return
+        self.native_head = NativeField.of(hf.planes, hf.w_feat, hf.w_app, hf.b0, hf.hidden,
+                                          hf.box_lo, hf.box_span, hf.lattice)
+        if tf is not None:
+            self.native_torso = NativeField.of(tf.planes, tf.w_feat, None, tf.b0, tf.hidden,
+                                               tf.box_lo, tf.box_span)
+
+    def native(self, o: torch.Tensor, opts: SampleOptions):
+        """The CPU kernels when this frame can use them (CPU float32 rays, eager, a band
+        of at most 64 steps, an attention lattice of at most 64 channels), else None."""
+        if (self.compiled or o.device.type != "cpu" or o.dtype != torch.float32
+                or opts.band > 64 or getattr(self, "native_head", None) is None
+                or torch.is_grad_enabled() or torch.is_autocast_enabled("cpu")):
+            return None
+        return native.library()
 
     def render(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
                volume: FrameCondition, opts: SampleOptions,
@@ -599,6 +730,9 @@ class Engine:
         """All rays of ONE frame: head (and torso, along ``body`` rays) -> [N, 5]
         premultiplied rgb, alpha, planar depth (metres, 0 where empty)."""
         self._weights()
+        lib = self.native(o, opts)
+        if lib is not None and volume.attn.shape[-1] <= 64:
+            return self._render_native(lib, grid, o, d, volume, opts, body)
         try:
             return self._render(grid, o, d, volume, opts, body)
         except Exception as exc:
@@ -645,6 +779,68 @@ class Engine:
         layers = o.new_zeros(len(plan.lo), 5).index_copy(
             0, rays, composite(plan, dense.view(r, band, 4), t, delta))
         return layer_over(layers.view(2, n, 5)) if torso else layers
+
+    def _render_native(self, lib, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
+                       volume: FrameCondition, opts: SampleOptions,
+                       body: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """``_render`` through the CPU kernels: the march, the samples' points and the
+        compositing in C; per chunk of samples the lookups in C, the MLP in PyTorch."""
+        n = o.shape[0]
+        tgrid = self.model.torso_grid
+        torso = self.native_torso is not None and tgrid is not None and body is not None
+        if torso:
+            o, d = torch.cat([o, body[0]]), torch.cat([d, body[1]])
+        o, d = o.contiguous(), d.contiguous()
+        grids = [grid, tgrid] if torso else [grid]
+        key = tuple(g.occ for g in grids)
+        hit = self.__dict__.get("_native_plan")
+        if hit is None or len(hit[0]) != len(key) or any(
+                a is not b for a, b in zip(hit[0], key, strict=True)):
+            hit = (key, NativeMarch.of(grids))
+            self.__dict__["_native_plan"] = hit
+        nm: NativeMarch = hit[1]
+        nr, nt, p = len(o), torch.get_num_threads(), native.ptr
+        first = torch.empty(nr, dtype=torch.int32)
+        near, span, delta = (torch.empty(nr) for _ in range(3))
+        mask = torch.empty(nr, dtype=torch.int64)
+        offsets = torch.empty(nr + 1, dtype=torch.int64)
+        s = lib.fc_march(nr, n, p(o), p(d), p(nm.lo), p(nm.scale), p(nm.res), p(nm.base),
+                         p(nm.blo), p(nm.bhi), p(nm.occ), opts.n_steps, opts.band, p(first),
+                         p(near), p(span), p(delta), p(mask), p(offsets), nt)
+        x = torch.empty(s, 3)
+        lib.fc_samples(nr, p(o), p(d), p(first), p(near), p(span), p(mask), p(offsets),
+                       opts.n_steps, p(x), nt)
+        split = int(offsets[n])
+        raw = torch.empty(s, 4)
+        attn = pad_lattice(self.head.lattice, volume.attn[0]).contiguous()
+        self._native_field(lib, self.native_head, x[:split], raw[:split], attn,
+                           self.native_head.b0)
+        if torso and split < s:
+            b = torch.addmm(self.torso.b0[None], volume.torso_code[:1].to(torch.float32),
+                            self.torso.w_code)[0]
+            self._native_field(lib, self.native_torso, x[split:], raw[split:], None, b)
+        layers = torch.empty(nr, 5)
+        block = max(1, min(opts.step_block, opts.band))
+        lib.fc_composite(nr, p(first), p(near), p(span), p(delta), p(mask), p(offsets),
+                         p(raw), p(x), n, float(self.head.box_lo[1]), float(self.head.fade),
+                         opts.n_steps, opts.band, block, float(opts.early_stop), p(layers),
+                         nt)
+        return layer_over(layers.view(2, n, 5)) if torso else layers
+
+    @staticmethod
+    def _native_field(lib, nf: NativeField, x: torch.Tensor, raw: torch.Tensor,
+                      lat: torch.Tensor | None, bias: torch.Tensor) -> None:
+        """The field's raw outputs [S, 4] at x into ``raw``, in chunks: lookups in C,
+        the MLP as GEMMs (activations are applied while compositing)."""
+        chunk = NATIVE_CHUNK
+        feat = x.new_empty(min(chunk, len(x)), nf.width)
+        *hidden, (w_out, b_out) = [(nf.w0, bias), *nf.hidden]
+        for i in range(0, len(x), chunk):
+            xs = x[i:i + chunk]
+            h = native_features(lib, nf, xs, feat[:len(xs)], lat)
+            for k, (w, b) in enumerate(hidden):
+                h = torch.addmm(b, h if k == 0 else F.silu(h), w)
+            torch.addmm(b_out, F.silu(h), w_out, out=raw[i:i + len(xs)])
 
     def train_march(self, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
                     frame: torch.Tensor, opts: SampleOptions,

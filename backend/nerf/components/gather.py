@@ -6,7 +6,8 @@ builds a zero table per call: in a training step that sort was the largest singl
 ``weighted_gather`` keeps ``embedding_bag``'s forward and computes the gradients
 directly: the table's as one ``index_add_`` (a scatter-add: atomics on CUDA; on CPU
 with int64 indices, as int32 ones take a slower path), the weights' as a batched
-dot product of each gathered row with the output gradient.
+dot product of each gathered row with the output gradient. On CPU, when the CPU kernels
+build (``native``), both are one loop in C that makes no [N, K, C] temporaries.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+
+from . import native
 
 _SORT_FREE = [True]
 
@@ -42,6 +45,9 @@ class _WeightedGather(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         table, idx, w = ctx.saved_tensors
+        lib = native.library() if _native_ok(table, w, grad) else None
+        if lib is not None:
+            return _native_backward(lib, ctx, table, idx, w, grad)
         # int64: CPU index_add_ with int32 indices takes a ~4x slower path.
         flat = idx.reshape(-1).long()
         g_table = g_w = None
@@ -52,6 +58,26 @@ class _WeightedGather(torch.autograd.Function):
             rows = table.index_select(0, flat).view(*idx.shape, -1)  # [N, K, C]
             g_w = torch.bmm(rows, grad[..., None].to(rows.dtype))[..., 0].to(w.dtype)
         return g_table, None, g_w
+
+
+def _native_ok(table: torch.Tensor, w: torch.Tensor, grad: torch.Tensor) -> bool:
+    return (table.device.type == "cpu" and table.dtype == w.dtype == grad.dtype
+            == torch.float32 and table.shape[0] < 2**31)
+
+
+def _native_backward(lib, ctx, table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor,
+                     grad: torch.Tensor) -> tuple:
+    """The same two gradients in one CPU kernel (``fc_gather_backward``): no [N, K, C]
+    temporaries, and the table's scatter-add sums each row in a fixed order."""
+    idx32 = idx.to(torch.int32).contiguous()
+    table, w, grad = table.contiguous(), w.contiguous(), grad.contiguous()
+    g_table = torch.empty_like(table) if ctx.needs_input_grad[0] else None
+    g_w = torch.empty_like(w) if ctx.needs_input_grad[2] else None
+    p = native.ptr
+    lib.fc_gather_backward(idx32.shape[0], idx32.shape[1], table.shape[0], table.shape[1],
+                           p(table), p(idx32), p(w), p(grad), p(g_table), p(g_w),
+                           torch.get_num_threads())
+    return g_table, None, g_w
 
 
 def weighted_gather(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
