@@ -178,9 +178,10 @@ def cuda_kernels(subject, size: int = 512) -> tuple[int, float]:
 
 
 #: The training rows: (label, march, sort-free gather).
-TRAININGS = (("reference, embedding_bag backward", "eager", False),
-             ("reference, sort-free gather", "eager", True),
-             ("fused march", "fused", True))
+TRAININGS = (("reference, embedding_bag backward", "eager", False, "0"),
+             ("reference, sort-free gather (torch)", "eager", True, "0"),
+             ("fused march, tensor ops", "fused", True, "0"),
+             ("fused march + CPU kernels", "fused", True, "1"))
 
 
 def training(subject, steps: int, device: torch.device
@@ -194,12 +195,12 @@ def training(subject, steps: int, device: torch.device
     cfg = TrainConfig(steps=steps)
     cuda = device.type == "cuda"
     trainers, kernels = [], []
-    for _, march, sort_free in TRAININGS:
+    for _, march, sort_free, cpu_kernels in TRAININGS:
         with engine(march):
             trainer = Trainer(copy.deepcopy(subject.model).train(), subject.grid, data, cfg,
                               device)
         trainers.append(trainer)
-        with gather.sort_free(sort_free):
+        with gather.sort_free(sort_free), _env(native.KERNELS_ENV, cpu_kernels):
             trainer.train_step(0.0)  # warm-up
             if cuda:
                 from torch.profiler import ProfilerActivity, profile
@@ -214,9 +215,9 @@ def training(subject, steps: int, device: torch.device
                 kernels.append(None)
     wall, cpu = [0.0] * len(TRAININGS), [0.0] * len(TRAININGS)
     for _ in range(steps):
-        for i, (trainer, (_, _, sort_free)) in enumerate(zip(trainers, TRAININGS,
-                                                             strict=True)):
-            with gather.sort_free(sort_free):
+        for i, (trainer, (_, _, sort_free, cpu_kernels)) in enumerate(
+                zip(trainers, TRAININGS, strict=True)):
+            with gather.sort_free(sort_free), _env(native.KERNELS_ENV, cpu_kernels):
                 t, c = time.perf_counter(), time.process_time()
                 trainer.train_step(0.1)
                 if cuda:
@@ -225,7 +226,7 @@ def training(subject, steps: int, device: torch.device
                 cpu[i] += time.process_time() - c
     rays = cfg.frames_per_step * (cfg.rays_per_frame + cfg.depth_rays)
     return {label: (steps / wall[i], rays, kernels[i], cpu[i] / steps)
-            for i, (label, _, _) in enumerate(TRAININGS)}
+            for i, (label, _, _, _) in enumerate(TRAININGS)}
 
 
 def _load() -> str:

@@ -47,6 +47,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -72,9 +73,10 @@ CHUNK_ENV = "FACECAST_FIELD_CHUNK"
 #: [planes, S, 4] index/weight temporaries of tens of MB and was ~20 % slower than
 #: chunks of 32768 (8192 and 65536 were no faster). On CUDA: one call.
 CPU_CHUNK = 32768  # compiled shapes are padded to a multiple of this (few graphs)
-#: Samples per native field chunk (CPU kernels): the first layer's inputs and
-#: activations of one chunk stay within a core's L2 cache.
-NATIVE_CHUNK = 16384
+#: Samples per native field chunk (CPU kernels; in training too): the first layer's
+#: inputs of one chunk stay in cache, and every tensor of a chunk stays under glibc's
+#: 32 MB mmap limit (larger ones are mapped afresh, page fault by page fault, each time).
+NATIVE_CHUNK = 32768
 PAIRS = ((0, 1), (0, 2), (1, 2))  # as ``TriPlane.PAIRS``: (column, row) axes per plane
 
 
@@ -561,6 +563,7 @@ class NativeField:
     input per sample) and the PyTorch GEMMs after it."""
 
     tables: list[torch.Tensor]  # kept alive: ``ptrs`` point into them
+    counts: list[int]  # planes per table
     ptrs: torch.Tensor  # int64 per plane: its table's data pointer
     chans: torch.Tensor  # int32 per plane
     res: torch.Tensor  # int32
@@ -600,7 +603,8 @@ class NativeField:
                 lattice.scale, lattice.shift, lattice.top, lattice.top1, lattice.stride,
                 lattice.corner))
         i32 = torch.int32
-        return cls(tables, torch.tensor(ptrs, dtype=torch.int64), torch.tensor(chans, dtype=i32),
+        return cls(tables, list(planes.counts), torch.tensor(ptrs, dtype=torch.int64),
+                   torch.tensor(chans, dtype=i32),
                    planes.rowcol[:, 1, 0].to(i32).contiguous(),
                    planes.corner[:, 0, 0].to(torch.int64).contiguous(),
                    uv[:, 0].to(i32).contiguous(), uv[:, 1].to(i32).contiguous(),
@@ -610,25 +614,101 @@ class NativeField:
 
 
 def native_features(lib, nf: NativeField, x: torch.Tensor, out: torch.Tensor,
-                    lat: torch.Tensor | None = None) -> torch.Tensor:
-    """``fc_features``: the first layer's inputs [S, width] at points x [S, 3] (the head
-    reads its frame's padded attention table ``lat``)."""
-    nt = torch.get_num_threads()
+                    lat: torch.Tensor | None = None, row: torch.Tensor | None = None,
+                    off: torch.Tensor | None = None) -> torch.Tensor:
+    """``fc_features``: the first layer's inputs [S, width] at points x [S, 3] into
+    ``out`` (the head reads the padded attention table ``lat``: sample s from row
+    ``row[s]`` on (int32, several frames) or from 0; ``off`` [S, 3] receives the
+    lattice offsets)."""
     p = native.ptr
-    lc = nf.lat_consts
-    if lat is not None:
-        lat = lat.contiguous()
-        lib.fc_features(len(x), p(x), p(lat), lat.shape[1], p(lc[0]), p(lc[1]), p(lc[2]),
-                        p(lc[3]), p(lc[4]), p(lc[5]), lat.shape[1] - 3, nf.app_col,
-                        p(nf.box_lo), p(nf.box_span), len(nf.ptrs), p(nf.ptrs), p(nf.chans),
-                        p(nf.res), p(nf.row0), p(nf.u), p(nf.v), p(nf.col), p(out),
-                        out.shape[1], nt)
-    else:
-        lib.fc_features(len(x), p(x), None, 0, None, None, None, None, None, None, 0, 0,
-                        p(nf.box_lo), p(nf.box_span), len(nf.ptrs), p(nf.ptrs), p(nf.chans),
-                        p(nf.res), p(nf.row0), p(nf.u), p(nf.v), p(nf.col), p(out),
-                        out.shape[1], nt)
+    lc = nf.lat_consts if lat is not None else (None,) * 6
+    lib.fc_features(len(x), p(x), p(row), p(lat), 0 if lat is None else lat.shape[1],
+                    *(p(c) for c in lc), 0 if lat is None else lat.shape[1] - 3, nf.app_col,
+                    p(nf.box_lo), p(nf.box_span), len(nf.ptrs), p(nf.ptrs), p(nf.chans),
+                    p(nf.res), p(nf.row0), p(nf.u), p(nf.v), p(nf.col), p(out), out.shape[1],
+                    p(off), torch.get_num_threads())
     return out
+
+
+class NativeInputs(torch.autograd.Function):
+    """``native_features`` with its gradients (``fc_features_backward``): into the
+    tri-plane tables and the attention lattice table, not into the points (callers use
+    it only when the points need none) -> (inputs [S, width], lattice offsets [S, 3])."""
+
+    @staticmethod
+    def forward(ctx, lib, nf: NativeField, x: torch.Tensor, lat: torch.Tensor | None,
+                row: torch.Tensor | None, *tables: torch.Tensor):
+        out = x.new_empty(len(x), nf.width)
+        off = x.new_zeros(len(x), 3)
+        native_features(lib, nf, x, out, lat, row, off if lat is not None else None)
+        ctx.lib, ctx.nf = lib, nf
+        ctx.save_for_backward(x, lat, row)
+        if lat is None:
+            ctx.mark_non_differentiable(off)
+        return out, off
+
+    @staticmethod
+    def backward(ctx, g_feat: torch.Tensor, g_off: torch.Tensor | None):
+        x, lat, row = ctx.saved_tensors
+        nf: NativeField = ctx.nf
+        g_feat = g_feat.contiguous()
+        g_off = g_off.contiguous() if g_off is not None and lat is not None else None
+        g_tab = [torch.empty_like(t) for t in nf.tables]
+        per_plane, rows = [], []
+        for t, g, n in zip(nf.tables, g_tab, nf.counts, strict=True):
+            per_plane += [g.data_ptr()] * n
+            rows += [t.shape[0]] * n
+        g_lat = torch.empty_like(lat) if lat is not None else None
+        lat_c = 0 if lat is None else lat.shape[1]
+        s, n_pl = len(x), len(nf.ptrs)
+        pl_row, pl_w = torch.empty(s, n_pl, dtype=torch.int64), x.new_empty(s, n_pl, 4)
+        lat_lin = torch.empty(s if lat is not None else 0, dtype=torch.int64)
+        lat_w, g_c = x.new_empty(len(lat_lin), 8), x.new_empty(len(lat_lin), lat_c)
+        rows_t = torch.tensor(rows, dtype=torch.int64)  # alive across the call
+        g_ptrs = torch.tensor(per_plane, dtype=torch.int64)
+        p = native.ptr
+        lc = nf.lat_consts if lat is not None else (None,) * 6
+        ctx.lib.fc_features_backward(
+            len(x), p(x), p(row), p(lat), lat_c, 0 if lat is None else lat.shape[0], *(
+                p(c) for c in lc), 0 if lat is None else lat_c - 3, nf.app_col, p(nf.box_lo),
+            p(nf.box_span), len(nf.ptrs), p(nf.ptrs), p(nf.chans), p(nf.res), p(nf.row0),
+            p(nf.u), p(nf.v), p(nf.col), p(rows_t), p(g_feat), g_feat.shape[1], p(g_off),
+            p(g_ptrs), p(g_lat), p(pl_row), p(pl_w), p(lat_lin), p(lat_w), p(g_c),
+            torch.get_num_threads())
+        return (None, None, None, g_lat, None, *g_tab)
+
+
+def head_field_native(lib, hf: HeadField, attn: torch.Tensor, x: torch.Tensor,
+                      row: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``head_field_offsets`` with the lookups in the CPU kernels (differentiable in the
+    weights and the lattice, not in x)."""
+    nf = NativeField.of(hf.planes, hf.w_feat, hf.w_app, hf.b0, hf.hidden, hf.box_lo,
+                        hf.box_span, hf.lattice)
+    x, attn, row = x.contiguous(), attn.contiguous(), row.to(torch.int32).contiguous()
+    raws, offs = [], []
+    for i in range(0, max(len(x), 1), NATIVE_CHUNK):
+        feat, off = NativeInputs.apply(lib, nf, x[i:i + NATIVE_CHUNK], attn,
+                                       row[i:i + NATIVE_CHUNK], *nf.tables)
+        raws.append(mlp_out(torch.addmm(hf.b0, feat, nf.w0), hf.hidden))
+        offs.append(off)
+    raw = (raws[0] if len(raws) == 1 else torch.cat(raws)).float()
+    fade = ((x[:, 1:2] - hf.box_lo[1]) / hf.fade).clamp(0.0, 1.0)
+    return (torch.cat([F.softplus(raw[:, :1] - 1.0) * fade, torch.sigmoid(raw[:, 1:])], 1),
+            offs[0] if len(offs) == 1 else torch.cat(offs))
+
+
+def torso_field_native(lib, tf: TorsoFieldW, code: torch.Tensor, x: torch.Tensor,
+                       frame: torch.Tensor) -> torch.Tensor:
+    """``torso_field`` (several frames) with the lookups in the CPU kernels."""
+    nf = NativeField.of(tf.planes, tf.w_feat, None, tf.b0, tf.hidden, tf.box_lo, tf.box_span)
+    x = x.contiguous()
+    b = torch.addmm(tf.b0[None], code.to(tf.w_code.dtype), tf.w_code).index_select(0, frame)
+    raws = []
+    for i in range(0, max(len(x), 1), NATIVE_CHUNK):
+        feat, _ = NativeInputs.apply(lib, nf, x[i:i + NATIVE_CHUNK], None, None, *nf.tables)
+        raws.append(mlp_out(torch.addmm(b[i:i + NATIVE_CHUNK], feat, nf.w0), tf.hidden))
+    raw = (raws[0] if len(raws) == 1 else torch.cat(raws)).float()
+    return torch.cat([F.softplus(raw[:, :1] - 1.0), torch.sigmoid(raw[:, 1:])], 1)
 
 
 # --- the engine --------------------------------------------------------------------------
@@ -780,6 +860,15 @@ class Engine:
             0, rays, composite(plan, dense.view(r, band, 4), t, delta))
         return layer_over(layers.view(2, n, 5)) if torso else layers
 
+    def native_train(self, x: torch.Tensor, attn: torch.Tensor):
+        """The CPU kernels for a training step's field (CPU float32 points that need no
+        gradient: no camera refinement), else None."""
+        if (x.device.type != "cpu" or x.dtype != torch.float32 or x.requires_grad
+                or attn.dtype != torch.float32 or attn.shape[-1] > 64
+                or torch.is_autocast_enabled("cpu")):
+            return None
+        return native.library()
+
     def _render_native(self, lib, grid: OccupancyGrid, o: torch.Tensor, d: torch.Tensor,
                        volume: FrameCondition, opts: SampleOptions,
                        body: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
@@ -888,12 +977,15 @@ class Engine:
         model, plan = self.model, s.plan
         head = HeadField.of(model)
         attn = pad_lattice(head.lattice, volume.attn)
-        vals, off = head_field_offsets(head, attn, s.x[:s.split],
-                                       s.frame[:s.split] * padded_size(head.lattice))
+        lib = self.native_train(s.x, attn)
+        head_fn = head_field_offsets if lib is None else partial(head_field_native, lib)
+        torso_fn = torso_field if lib is None else partial(torso_field_native, lib)
+        vals, off = head_fn(head, attn, s.x[:s.split],
+                            s.frame[:s.split] * padded_size(head.lattice))
         if s.torso:
             tf = TorsoFieldW.of(model.torso)
-            vals = torch.cat([vals, torso_field(tf, volume.torso_code, s.x[s.split:],
-                                                s.frame[s.split:])])
+            vals = torch.cat([vals, torso_fn(tf, volume.torso_code, s.x[s.split:],
+                                             s.frame[s.split:])])
         r, band = len(s.rays), plan.band
         dense = s.x.new_zeros(r * band, 4).index_copy(0, s.sel, vals.to(s.x.dtype))
         dense = dense.view(r, band, 4)

@@ -183,15 +183,27 @@ def test_fused_frame_makes_far_fewer_torch_calls(subject) -> None:
     assert 0 < fused * 4 < eager and aten >= fused, (fused, eager)
 
 
-def test_fused_training_step_has_the_reference_gradients(subject, monkeypatch) -> None:
+@pytest.mark.parametrize("kernels", ["0", "1"])  # the field's lookups in torch / in C
+def test_fused_training_step_has_the_reference_gradients(subject, kernels,
+                                                          monkeypatch) -> None:
     """A training step through the fused engine (one march, one compaction, one field
     call per layer) gives the reference march's loss and gradients on the same weights,
     rays and jitter: every parameter's gradient within 1e-3 of its norm (measured
-    ~3e-5: summation order)."""
+    ~3e-5: summation order). With the CPU kernels the field's lookups and their
+    gradients are computed in C (``NativeInputs``)."""
     import copy
     import dataclasses
 
+    from backend.nerf.components import native
     from backend.subject.train import TrainConfig, Trainer
+
+    if kernels == "1" and native.compiler() is None:
+        pytest.skip("no C compiler on this machine: the kernels cannot build")
+    monkeypatch.setenv(native.KERNELS_ENV, kernels)
+    calls = []
+    backward = eng.NativeInputs.backward
+    monkeypatch.setattr(eng.NativeInputs, "backward",
+                        staticmethod(lambda ctx, *g: calls.append(1) or backward(ctx, *g)))
 
     data = SubjectData.load(subject.folder / "training.npz")
     data = dataclasses.replace(data, n_train=len(data.frames))
@@ -205,6 +217,7 @@ def test_fused_training_step_has_the_reference_gradients(subject, monkeypatch) -
         trainer.base_lrs = [0.0] * len(trainer.base_lrs)  # the step leaves weights as are
         losses[name] = trainer.train_step(0.0)
         grads[name] = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+    assert len(calls) == (2 if kernels == "1" else 0)  # head and torso, or none
     assert losses["fused"] == pytest.approx(losses["eager"], rel=1e-4)
     assert grads["fused"].keys() == grads["eager"].keys()
     assert any(k.startswith("torso.") for k in grads["eager"])  # both layers learn

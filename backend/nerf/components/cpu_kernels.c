@@ -19,7 +19,7 @@
 #include <omp.h>
 #endif
 
-#define FC_VERSION 3
+#define FC_VERSION 5
 
 int fc_version(void) { return FC_VERSION; }
 
@@ -127,12 +127,14 @@ void fc_samples(int64_t n_rays, const float *o, const float *d, const int32_t *f
  * the point, then every tri-plane's bilinear lookup, written as one row of the first
  * layer's input: ``out`` [S, out_stride].
  *
- * Lattice (``engine.Lattice``, zero-padded table [rows, lat_c]): per axis scale, shift,
+ * Lattice (``engine.Lattice``, zero-padded table [rows, lat_c], several frames' tables
+ * stacked: ``lat_row`` [S] is each sample's frame's first row, or NULL): per axis scale, shift,
  * top (last padded index) and top1 (last lower corner); strides (x, y, z) and the 8
  * corners' row offsets (z, y, x major to minor). Its channels [0, 3) offset the point;
  * channels [3, 3 + app_n) are copied to out columns [app_col, app_col + app_n).
  * Planes (``engine.PlaneSet``): per plane its channels-last table, channel count, size
- * R, first row, column and row axes, and first output column.
+ * R, first row, column and row axes, and first output column. ``off_out`` [S, 3] (or
+ * NULL) receives the lattice offsets.
  */
 static inline void plane_lookup(const float *restrict table, int32_t c, int32_t r,
                                 int64_t row0, float u, float v, float *restrict dst)
@@ -160,7 +162,7 @@ static inline void plane_lookup(const float *restrict table, int32_t c, int32_t 
     }
 }
 
-void fc_features(int64_t n, const float *x,
+void fc_features(int64_t n, const float *x, const int32_t *lat_row,
                  const float *lat, int32_t lat_c, const float *lat_scale,
                  const float *lat_shift, const float *lat_top, const float *lat_top1,
                  const int32_t *lat_stride, const int32_t *lat_corner,
@@ -169,7 +171,7 @@ void fc_features(int64_t n, const float *x,
                  int32_t n_planes, const int64_t *tables, const int32_t *plane_c,
                  const int32_t *plane_r, const int64_t *plane_row0,
                  const int32_t *plane_u, const int32_t *plane_v, const int32_t *plane_col,
-                 float *out, int64_t out_stride, int32_t n_threads)
+                 float *out, int64_t out_stride, float *off_out, int32_t n_threads)
 {
 #pragma omp parallel for schedule(static) num_threads(n_threads)
     for (int64_t s = 0; s < n; s++) {
@@ -178,7 +180,7 @@ void fc_features(int64_t n, const float *x,
         float p[3] = {xs[0], xs[1], xs[2]};
         if (lat) {
             float w[3], side[3][2];
-            int64_t lin = 0;
+            int64_t lin = lat_row ? lat_row[s] : 0;
             for (int a = 0; a < 3; a++) {
                 float g = fmaf(xs[a], lat_scale[a], lat_shift[a]);
                 g = g < 0.0f ? 0.0f : (g > lat_top[a] ? lat_top[a] : g);
@@ -197,6 +199,8 @@ void fc_features(int64_t n, const float *x,
                 for (int k = 0; k < lat_c; k++) acc[k] += wc * row[k];
             }
             for (int a = 0; a < 3; a++) p[a] = xs[a] + acc[a];
+            if (off_out)
+                for (int a = 0; a < 3; a++) off_out[3 * s + a] = acc[a];
             for (int k = 0; k < app_n; k++) dst[app_col + k] = acc[3 + k];
         }
         float xn[3];
@@ -272,6 +276,18 @@ void fc_composite(int64_t n_rays, const int32_t *first, const float *near_in,
     }
 }
 
+/* The range [lo, hi) of ``rows`` this OpenMP thread owns (all of them without OpenMP). */
+static inline void owned_rows(int64_t rows, int64_t *lo, int64_t *hi)
+{
+    int nt = 1, me = 0;
+#ifdef _OPENMP
+    nt = omp_get_num_threads();
+    me = omp_get_thread_num();
+#endif
+    *lo = rows * me / nt;
+    *hi = rows * (me + 1) / nt;
+}
+
 /* ---- the weighted gather's gradients (training) -------------------------------------
  * out[n] = sum_k w[n, k] table[idx[n, k]] (table [T, C], idx / w [N, K]); given the
  * output's gradient ``grad`` [N, C]:
@@ -301,12 +317,8 @@ void fc_gather_backward(int64_t n, int32_t k, int64_t t_rows, int32_t c,
     if (!g_table) return;
 #pragma omp parallel num_threads(n_threads)
     {
-        int nt = 1, me = 0;
-#ifdef _OPENMP
-        nt = omp_get_num_threads();
-        me = omp_get_thread_num();
-#endif
-        const int64_t lo = t_rows * me / nt, hi = t_rows * (me + 1) / nt;
+        int64_t lo, hi;
+        owned_rows(t_rows, &lo, &hi);
         memset(g_table + lo * c, 0, (size_t)(hi - lo) * c * sizeof(float));
         for (int64_t i = 0; i < n; i++) {
             const float *g = grad + i * c;
@@ -316,6 +328,144 @@ void fc_gather_backward(int64_t n, int32_t k, int64_t t_rows, int32_t c,
                 const float wv = w[i * k + j];
                 float *dst = g_table + r * c;
                 for (int32_t ch = 0; ch < c; ch++) dst[ch] += wv * g[ch];
+            }
+        }
+    }
+}
+
+/* ---- the field lookups' gradients (training) ----------------------------------------
+ * ``fc_features``' backward, given the gradients of its output ``g_feat`` [S, out_stride]
+ * and of the lattice offsets it applied ``g_off`` [S, 3] (or NULL):
+ *   g_tables[q]: each plane's table (planes of one table share it: same pointer), and
+ *   g_lat: the lattice table; both overwritten (zeroed first);
+ *   the offsets' share flows through the planes' bilinear weights (the derivative
+ *   ``torch`` takes: through clamp where inside its bounds, not through floor).
+ * Pass 1 (parallel over samples) recomputes the lookups, keeps every corner's row and
+ * weight (``pl_row`` [S, P] int64, ``pl_w`` [S, P, 4]; ``lat_lin`` [S], ``lat_w`` [S, 8],
+ * ``g_c`` [S, lat_c] the gradient of each sample's lattice value); pass 2 scatter-adds:
+ * threads own ranges of rows and walk the samples in order (a fixed summation order per
+ * row: the same result at any thread count). The points x themselves get no gradient
+ * (the caller uses this only when they need none).
+ */
+void fc_features_backward(int64_t n, const float *x, const int32_t *lat_row,
+                          const float *lat, int32_t lat_c, int64_t lat_rows,
+                          const float *lat_scale, const float *lat_shift, const float *lat_top,
+                          const float *lat_top1, const int32_t *lat_stride,
+                          const int32_t *lat_corner, int32_t app_n, int32_t app_col,
+                          const float *box_lo, const float *box_span,
+                          int32_t n_planes, const int64_t *tables, const int32_t *plane_c,
+                          const int32_t *plane_r, const int64_t *plane_row0,
+                          const int32_t *plane_u, const int32_t *plane_v,
+                          const int32_t *plane_col, const int64_t *table_rows,
+                          const float *g_feat, int64_t out_stride, const float *g_off,
+                          const int64_t *g_tables, float *g_lat, int64_t *pl_row, float *pl_w,
+                          int64_t *lat_lin, float *lat_w, float *g_c, int32_t n_threads)
+{
+    const int32_t np = n_planes;
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+    for (int64_t s = 0; s < n; s++) {
+        const float *xs = x + 3 * s;
+        const float *gf = g_feat + s * out_stride;
+        float p[3] = {xs[0], xs[1], xs[2]};
+        if (lat) {
+            int64_t lin = lat_row ? lat_row[s] : 0;
+            float side[3][2];
+            for (int a = 0; a < 3; a++) {
+                float g = fmaf(xs[a], lat_scale[a], lat_shift[a]);
+                g = g < 0.0f ? 0.0f : (g > lat_top[a] ? lat_top[a] : g);
+                float i0 = fminf(floorf(g), lat_top1[a]);
+                side[a][0] = 1.0f - (g - i0);
+                side[a][1] = g - i0;
+                lin += (int64_t)i0 * lat_stride[a];
+            }
+            lat_lin[s] = lin;
+            float acc[3] = {0.0f, 0.0f, 0.0f};
+            for (int c = 0; c < 8; c++) {
+                int dz = c >> 2, dy = (c >> 1) & 1, dx = c & 1;
+                float wc = (side[0][dx] * side[1][dy]) * side[2][dz];
+                lat_w[8 * s + c] = wc;
+                const float *row = lat + (lin + lat_corner[c]) * lat_c;
+                for (int k = 0; k < 3; k++) acc[k] += wc * row[k];
+            }
+            for (int a = 0; a < 3; a++) p[a] = xs[a] + acc[a];
+        }
+        float xn[3], g_xn[3] = {0.0f, 0.0f, 0.0f};
+        for (int a = 0; a < 3; a++) xn[a] = (p[a] - box_lo[a]) / box_span[a] * 2.0f - 1.0f;
+        for (int q = 0; q < np; q++) {
+            const int32_t c = plane_c[q], r = plane_r[q];
+            const float half = (float)r * 0.5f, off = ((float)r - 1.0f) * 0.5f;
+            float pu = fmaf(xn[plane_u[q]], half, off), pv = fmaf(xn[plane_v[q]], half, off);
+            int in_u = pu >= 0.0f && pu <= (float)(r - 1);
+            int in_v = pv >= 0.0f && pv <= (float)(r - 1);
+            pu = pu < 0.0f ? 0.0f : (pu > (float)(r - 1) ? (float)(r - 1) : pu);
+            pv = pv < 0.0f ? 0.0f : (pv > (float)(r - 1) ? (float)(r - 1) : pv);
+            float iu = fminf(floorf(pu), (float)(r - 2)), iv = fminf(floorf(pv), (float)(r - 2));
+            float wu = pu - iu, wv = pv - iv;
+            int64_t l0 = plane_row0[q] + (int64_t)iu + (int64_t)iv * r;
+            pl_row[s * np + q] = l0;
+            float *w4 = pl_w + 4 * (s * np + q);
+            w4[0] = (1.0f - wv) * (1.0f - wu);
+            w4[1] = (1.0f - wv) * wu;
+            w4[2] = wv * (1.0f - wu);
+            w4[3] = wv * wu;
+            if (!lat) continue;
+            const float *table = (const float *)(intptr_t)tables[q];
+            const float *t00 = table + l0 * c, *t01 = t00 + c;
+            const float *t10 = table + (l0 + r) * c, *t11 = t10 + c;
+            const float *g = gf + plane_col[q];
+            float du = 0.0f, dv = 0.0f;
+            for (int k = 0; k < c; k++) {
+                du += g[k] * ((1.0f - wv) * (t01[k] - t00[k]) + wv * (t11[k] - t10[k]));
+                dv += g[k] * ((1.0f - wu) * (t10[k] - t00[k]) + wu * (t11[k] - t01[k]));
+            }
+            if (in_u) g_xn[plane_u[q]] += du * half;
+            if (in_v) g_xn[plane_v[q]] += dv * half;
+        }
+        if (lat) {
+            float *gs = g_c + s * lat_c;
+            for (int a = 0; a < 3; a++)
+                gs[a] = g_xn[a] / box_span[a] * 2.0f + (g_off ? g_off[3 * s + a] : 0.0f);
+            for (int k = 0; k < app_n; k++) gs[3 + k] = gf[app_col + k];
+            for (int k = 3 + app_n; k < lat_c; k++) gs[k] = 0.0f;
+        }
+    }
+#pragma omp parallel num_threads(n_threads)
+    {
+        int64_t lo, hi;
+        for (int q = 0; q < np; q++) {
+            const int32_t c = plane_c[q], r = plane_r[q];
+            owned_rows(table_rows[q], &lo, &hi);
+            float *gt = (float *)(intptr_t)g_tables[q];
+            int first_of_table = 1;
+            for (int e = 0; e < q; e++)
+                if (g_tables[e] == g_tables[q]) first_of_table = 0;
+            if (first_of_table) memset(gt + lo * c, 0, (size_t)(hi - lo) * c * sizeof(float));
+            for (int64_t s = 0; s < n; s++) {
+                const int64_t l0 = pl_row[s * np + q];
+                if (l0 + r + 1 < lo || l0 >= hi) continue;
+                const int64_t rows[4] = {l0, l0 + 1, l0 + r, l0 + r + 1};
+                const float *w4 = pl_w + 4 * (s * np + q);
+                const float *g = g_feat + s * out_stride + plane_col[q];
+                for (int k4 = 0; k4 < 4; k4++) {
+                    if (rows[k4] < lo || rows[k4] >= hi) continue;
+                    float *dst = gt + rows[k4] * c;
+                    const float wk = w4[k4];
+                    for (int k = 0; k < c; k++) dst[k] += wk * g[k];
+                }
+            }
+        }
+        if (lat) {
+            owned_rows(lat_rows, &lo, &hi);
+            memset(g_lat + lo * lat_c, 0, (size_t)(hi - lo) * lat_c * sizeof(float));
+            for (int64_t s = 0; s < n; s++) {
+                const float *gs = g_c + s * lat_c;
+                for (int c = 0; c < 8; c++) {
+                    const int64_t rr = lat_lin[s] + lat_corner[c];
+                    if (rr < lo || rr >= hi) continue;
+                    float *dst = g_lat + rr * lat_c;
+                    const float wc = lat_w[8 * s + c];
+                    for (int k = 0; k < lat_c; k++) dst[k] += wc * gs[k];
+                }
             }
         }
     }

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
 KERNELS_ENV = "FACECAST_CPU_KERNELS"
-VERSION = 3  # ``fc_version()`` of the source this module's signatures describe
+VERSION = 5  # ``fc_version()`` of the source this module's signatures describe
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"]
 
 _P = ctypes.c_void_p
@@ -42,10 +42,13 @@ _SIGNATURES = {
     "fc_march": ([_I64, _I64, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I32, _I32, _P, _P, _P, _P,
                   _P, _P, _I32], _I64),
     "fc_samples": ([_I64, _P, _P, _P, _P, _P, _P, _P, _I32, _P, _I32], None),
-    "fc_features": ([_I64, _P, _P, _I32, _P, _P, _P, _P, _P, _P, _I32, _I32, _P, _P, _I32,
-                     _P, _P, _P, _P, _P, _P, _P, _P, _I64, _I32], None),
+    "fc_features": ([_I64, _P, _P, _P, _I32, _P, _P, _P, _P, _P, _P, _I32, _I32, _P, _P,
+                     _I32, _P, _P, _P, _P, _P, _P, _P, _P, _I64, _P, _I32], None),
     "fc_composite": ([_I64, _P, _P, _P, _P, _P, _P, _P, _P, _I64, _F, _F, _I32, _I32, _I32, _F,
                       _P, _I32], None),
+    "fc_features_backward": ([_I64, _P, _P, _P, _I32, _I64, _P, _P, _P, _P, _P, _P, _I32,
+                              _I32, _P, _P, _I32, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I64,
+                              _P, _P, _P, _P, _P, _P, _P, _P, _I32], None),
     "fc_gather_backward": ([_I64, _I32, _I64, _I32, _P, _P, _P, _P, _P, _P, _I32], None),
 }
 _STATE: dict[str, object] = {}
