@@ -132,6 +132,31 @@ def test_threads_option(monkeypatch: pytest.MonkeyPatch) -> None:
         torch.set_num_threads(before)
 
 
+def test_default_threads_leave_out_cpus_other_processes_keep_busy(monkeypatch) -> None:
+    """A torch op waits for all its threads, so a thread on a core another process holds
+    slows every op: the default counts only the CPUs no other process keeps busy."""
+    import subprocess
+    import sys
+
+    from backend.threads import available_cpus, busy_cpus
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cpus = available_cpus()
+    if cpus < 2:
+        pytest.skip("one CPU: nothing to leave out")
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        busy = busy_cpus(0.3)
+        assert busy >= 0.7, busy  # the spinning neighbour is seen
+        assert default_threads() <= cpus - 1
+    finally:
+        spin.kill()
+        spin.wait()
+
+
 def test_canonical_face_is_where_the_warp_starts() -> None:
     """Guard against a silently zero canonical face (a warp that maps everything onto
     the origin would still 'train')."""
