@@ -188,12 +188,14 @@ def test_cli_transcribes_unless_told_not_to_and_bad_input_reports(tmp_path, caps
     # a report line each
     music = next(iter(tone_sounds(np.random.default_rng(5), 2.0).values()))
     _, french = spoken("Le chien court vite dans le champ vert tous les matins.", "fr")
-    cases = {"music": (music, "heard no words"),
-             "short": (x[:1600], "automatic transcript"),
-             "french": (french, "not read as English")}
+    # French: not read as English, or (some espeak renditions score like English) read
+    # but fitting the sound nowhere -- either way no word shapes the lips
+    cases = {"music": (music, ("heard no words",)),
+             "short": (x[:1600], ("automatic transcript",)),
+             "french": (french, ("not read as English", " 0 words shape the lips"))}
     for name, (pcm, said) in cases.items():
         sf.write(tmp_path / f"{name}.wav", pcm, 16000)
         assert main(["animate", str(tmp_path / f"{name}.wav"), "-o",
                      str(tmp_path / f"{name}.npz")]) == 0, name
         err = capsys.readouterr().err
-        assert said in err, (name, err)
+        assert any(s in err for s in said), (name, err)
