@@ -89,7 +89,8 @@ class Transcript:
     recogniser: str = RECOGNISER
     unavailable: str = ""  # why no recogniser ran ("" when one did)
     disagree: int = 0  # sure words left out: their stretch does not fit the sound
-    unsure_used: int = 0  # unsure words used all the same: their own phones fit the sound
+    unsure_used: int | None = None  # unsure words used all the same (their own phones fit
+    # the sound); None until the words are placed on the sound
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -114,10 +115,12 @@ class Transcript:
         unsure = sum(not w.sure for w in words)
         line = f"automatic transcript ({self.recogniser}): {len(words)} words"
         if unsure:
-            line += (f", {unsure} unsure ({self.unsure_used} used where their phones fit "
-                     "the sound, acoustic phones for the rest)")
+            line += f", {unsure} unsure"
+            if self.unsure_used is not None:
+                line += (f" ({self.unsure_used} used where their phones fit the sound, "
+                         "acoustic phones for the rest)")
         if self.disagree:
-            shaping = len(words) - unsure + self.unsure_used - self.disagree
+            shaping = len(words) - unsure + (self.unsure_used or 0) - self.disagree
             line += (f", {self.disagree} in stretches that do not fit the sound (misheard: "
                      f"acoustic phones there; {shaping} words shape the lips)")
         if unread:

@@ -99,6 +99,21 @@ def test_unsure_words_that_fit_the_sound_shape_the_lips_and_misheard_ones_do_not
     assert len(kept["right"]) >= 12 and right >= 0.8 and misheard <= 0.4, kept
 
 
+def test_report_says_how_many_unsure_words_shape_the_lips() -> None:
+    """The report counts the unsure words used once the words are placed on the sound
+    (``transcript_evidence`` fills it in), and says nothing of them before."""
+    from dataclasses import replace
+
+    words = (Word("Pam", 0.0, 0.4, 0.1), Word("will", 0.4, 0.6, 0.2), Word("move", 0.6, 1.0, 0.9))
+    heard = Transcript((Stretch(0.0, 1.0, -0.5, 0.0, words),), 1.0)
+    assert heard.report().endswith("3 words, 2 unsure")
+    placed = replace(heard, unsure_used=1, disagree=0)
+    assert "2 unsure (1 used where their phones fit the sound" in placed.report()
+    _, x = spoken()
+    _, reported = transcript_evidence(x, transcribe(x))
+    assert reported.unsure_used is not None
+
+
 def test_unreadable_stretches_keep_the_acoustic_phones() -> None:
     _, x = spoken()
     tr = transcribe(x)
