@@ -257,9 +257,9 @@ def transcript_phones(samples: np.ndarray, transcript: Transcript, base: Phones,
         text += [(ph, ia / GRID_HZ + t) for ph, t in path_phones(path, expected)]
         use_text[ia:ib] = True
         for k, w in enumerate(s.words):
-            word_frames = np.isin(path, np.flatnonzero(owner == k))
             if w.sure:
                 continue
+            word_frames = np.isin(path, np.flatnonzero(owner == k))
             if mean_deficit(placed, word_frames) / yardstick <= UNSURE_FIT_RATIO:
                 unsure_used += 1  # unsure, but its phones fit the sound: used
                 continue
