@@ -1,11 +1,11 @@
 """Phone evidence from an automatic transcript (no dialogue text given).
 
 The recogniser's words are aligned stretch by stretch like a typed line
-(``backend.speech.transcript_phones``); where they are not used (unsure words, words whose
-placed phones do not fit the sound, stretches it could not read, gaps) the evidence is
-exactly the no-text road's (``phones.heard_evidence``: the acoustic 1-best phones and the bilabial /
-labiodental class rule), so a recording the recogniser cannot read animates as it did
-without it.
+(``backend.speech.transcript_phones``); where they are not used (unsure words whose own
+phones do not fit the sound, stretches whose phones do not fit it, stretches it could not
+read, gaps) the evidence is exactly the no-text road's (``phones.heard_evidence``: the
+acoustic 1-best phones and the bilabial / labiodental class rule), so a recording the
+recogniser cannot read animates as it did without it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def transcript_evidence(samples: np.ndarray, transcript: Transcript
                         ) -> tuple[PhoneEvidence, Transcript]:
     """Evidence for 16 kHz mono ``samples`` from ``transcript``'s words (source
     "transcript" where any stretch of them was used, else the acoustic model's), and the
-    transcript with the count of sure words whose phones did not fit the sound (its
-    report says so)."""
+    transcript with the count of sure words whose phones did not fit the sound and of
+    unsure words used all the same (its report says so)."""
     from backend.speech.acoustic import phone_scores
     from backend.speech.transcript_phones import transcript_phones
 
@@ -32,9 +32,9 @@ def transcript_evidence(samples: np.ndarray, transcript: Transcript
     base = heard_evidence(samples, scores)
     if not transcript.words:
         return base, transcript
-    phones, use_text, disagree = transcript_phones(samples, transcript, list(base.phones),
-                                                   scores)
-    transcript = replace(transcript, disagree=disagree)
+    phones, use_text, disagree, unsure_used = transcript_phones(
+        samples, transcript, list(base.phones), scores)
+    transcript = replace(transcript, disagree=disagree, unsure_used=unsure_used)
     if not use_text.any():
         return base, transcript
     ev = evidence_from_phones(phones, len(samples) / 16000, "transcript")

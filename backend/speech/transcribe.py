@@ -12,7 +12,8 @@ The words then go through the dialogue-text alignment like a typed line
 (``backend.speech.transcript_phones``); this module only listens.
 
 What it reports, per recording (``Transcript.report``): the words it read, how many it
-was unsure of (``UNSURE_BELOW``: their stretch keeps the acoustic phones), how many sit
+was unsure of (``UNSURE_BELOW``: used only where their phones fit the sound, else the
+acoustic phones there) and how many of those were used, how many sit
 in stretches whose words do not fit the sound (``disagree``, filled in by
 ``backend.motion.transcript_evidence``: misheard, acoustic phones there), and which
 stretches it could not read at all. ``tiny.en`` knows English only, so other languages,
@@ -40,7 +41,7 @@ SAMPLE_RATE = 16000
 RECOGNISER = "Whisper tiny.en (faster-whisper, int8)"
 WINDOW_S = 120.0  # longest stretch handed to the recogniser at once
 CUT_SEARCH_S = 10.0  # a window ends at the quietest hop in its last 10 s
-UNSURE_BELOW = 0.25  # a word whose probability is below this keeps the acoustic phones
+UNSURE_BELOW = 0.25  # a word below this is used only where its phones fit the sound
 MIN_LOGPROB = -1.2  # a window scoring below this (per token) is not English speech
 DOUBT_LOGPROB = -1.0  # down to MIN_LOGPROB: accented English or not English; its words
 # must fit the sound like a typed line (``transcript_phones``)
@@ -88,6 +89,8 @@ class Transcript:
     recogniser: str = RECOGNISER
     unavailable: str = ""  # why no recogniser ran ("" when one did)
     disagree: int = 0  # sure words left out: their stretch does not fit the sound
+    unsure_used: int | None = None  # unsure words used all the same (their own phones fit
+    # the sound); None until the words are placed on the sound
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -112,11 +115,14 @@ class Transcript:
         unsure = sum(not w.sure for w in words)
         line = f"automatic transcript ({self.recogniser}): {len(words)} words"
         if unsure:
-            line += f", {unsure} unsure (their stretch follows the acoustic phones)"
+            line += f", {unsure} unsure"
+            if self.unsure_used is not None:
+                line += (f" ({self.unsure_used} used where their phones fit the sound, "
+                         "acoustic phones for the rest)")
         if self.disagree:
+            shaping = len(words) - unsure + (self.unsure_used or 0) - self.disagree
             line += (f", {self.disagree} in stretches that do not fit the sound (misheard: "
-                     f"acoustic phones there; {len(words) - unsure - self.disagree} words "
-                     "shape the lips)")
+                     f"acoustic phones there; {shaping} words shape the lips)")
         if unread:
             secs = sum(s.end - s.start for s in unread)
             line += (f"; {secs:.1f} s not read as English (another language, singing or "

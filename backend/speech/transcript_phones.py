@@ -22,10 +22,12 @@ used only when its words fit the frame scores far better than the same phones sh
 (``shuffle_ratio`` ≤ ``MAX_STRETCH_RATIO``): a recogniser that misheard a child or a
 song writes confident words that fit the sound no better than noise. A stretch it scored
 as doubtful (``transcribe.Stretch.doubtful``: accented English, or another language read
-as English words) must fit as closely as a typed line (``MAX_SHUFFLE_RATIO``). Where the words are
-not to be trusted — such a stretch, a word it was unsure of, a stretch it could not read
-(another language), everything between stretches — the phones are the caller's
-acoustic ones (``base``).
+as English words) must fit as closely as a typed line (``MAX_SHUFFLE_RATIO``). A word the
+recogniser was unsure of is used when its own placed phones fit the sound better than
+the shuffled phones do (``UNSURE_FIT_RATIO``). Where the words are not to be trusted —
+such a stretch, an unsure word that does not fit, a stretch it could not read (another
+language), everything between stretches — the phones are the caller's acoustic ones
+(``base``).
 
 ``fits_sound``: the same shuffle test for a typed dialogue text, a second chance after
 the phone-loop test (``phones.loop_evidence``), which judges on the loop's misheard
@@ -35,6 +37,7 @@ labels and refuses many right lines.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,6 +53,9 @@ WORD_TOL_S = 0.2  # a word's phones stay within this of the recogniser's own wor
 MAX_SHUFFLE_RATIO = 0.6  # a typed text fits when it scores at most this of its shuffled
 # phones (the phone-loop test came first and refused it)
 MAX_STRETCH_RATIO = 0.7  # a recogniser's stretch above this is misheard: acoustic phones
+UNSURE_FIT_RATIO = 1.0  # an unsure word is used when its own placed phones fit the sound
+# better than the stretch's phones shuffled (the shuffle test's yardstick), else acoustic
+# phones there
 SHUFFLES = 2
 OUTSIDE_PENALTY = 5.0  # per 10 ms of a phone placed outside its word's band (finite:
 # the path always exists, it just leaves the band only where nothing else fits)
@@ -132,21 +138,30 @@ def posterior_alignment(samples: np.ndarray, expected: list[str],
     return None if placed is None else path_phones(placed[0], expected)
 
 
+def mean_deficit(placed: tuple[np.ndarray, np.ndarray], mask: np.ndarray | None = None
+                 ) -> float:
+    """Mean deficit of a ``placement``'s phone frames (``mask``: only those frames)."""
+    on = placed[0] >= 0 if mask is None else (placed[0] >= 0) & mask
+    return float(placed[1][on].mean()) if on.any() else np.inf
+
+
+def shuffled_deficit(samples: np.ndarray, expected: list[str], scores: PhoneScores
+                     ) -> float:
+    """The mean deficit of ``expected`` in random order placed on the sound: what a
+    text that is not about this sound scores (the shuffle test's yardstick)."""
+    rng = np.random.default_rng(0)
+    shuffled = [placement(samples, list(rng.permutation(expected)), scores)
+                for _ in range(SHUFFLES)]
+    return max(float(np.mean([mean_deficit(p) for p in shuffled if p])), 1e-6)
+
+
 def shuffle_ratio(samples: np.ndarray, expected: list[str], scores: PhoneScores,
                   placed: tuple[np.ndarray, np.ndarray]) -> float:
     """How far ``placed`` (a ``placement`` of ``expected``) sits below each frame's best
     phone, as a share of the same phones in random order placed the same way: a text
     about this sound scores far under 1, another line or a misheard one about 1
     (measured: docs/SPEECH.md)."""
-    rng = np.random.default_rng(0)
-    shuffled = [placement(samples, list(rng.permutation(expected)), scores)
-                for _ in range(SHUFFLES)]
-
-    def mean_deficit(p: tuple[np.ndarray, np.ndarray]) -> float:
-        return float(p[1][p[0] >= 0].mean()) if (p[0] >= 0).any() else np.inf
-
-    return mean_deficit(placed) / max(np.mean([mean_deficit(p) for p in shuffled if p]),
-                                      1e-6)
+    return mean_deficit(placed) / shuffled_deficit(samples, expected, scores)
 
 
 def fits_sound(samples: np.ndarray, expected: list[str], scores: PhoneScores | None = None
@@ -171,20 +186,21 @@ def word_phones(word: str) -> tuple[str, ...]:
     return tuple(text_phones(word))
 
 
-def stretch_phones(words, start: float) -> tuple[list[str], np.ndarray]:
-    """The phones of ``words`` (``transcribe.Word``) and per phone the frames [first,
+def stretch_phones(words, start: float) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The phones of ``words`` (``transcribe.Word``), per phone the frames [first,
     last] after ``start`` its word may sound in (the recogniser's word times widened by
-    ``WORD_TOL_S``). The recogniser's word times are an estimate
-    independent of the acoustic model: where the acoustic path would drift from them (a
-    misheard word pulling its neighbours along), the band holds."""
+    ``WORD_TOL_S``), and per phone its word's index. The recogniser's word times are an
+    estimate independent of the acoustic model: where the acoustic path would drift from
+    them (a misheard word pulling its neighbours along), the band holds."""
     expected: list[str] = []
-    bands = []
-    for w in words:
+    bands, owner = [], []
+    for k, w in enumerate(words):
         ph = word_phones(w.text.strip(".,!?;:\"'").lower() or w.text)
         expected += ph
+        owner += [k] * len(ph)
         bands += [(round((w.start - WORD_TOL_S - start) * GRID_HZ),
                    round((w.end + WORD_TOL_S - start) * GRID_HZ))] * len(ph)
-    return expected, np.array(bands, np.int64).reshape(-1, 2)
+    return expected, np.array(bands, np.int64).reshape(-1, 2), np.array(owner, np.int64)
 
 
 def phones_between(phones: Phones, a: float, b: float) -> Phones:
@@ -197,45 +213,62 @@ def phones_between(phones: Phones, a: float, b: float) -> Phones:
     return out
 
 
+class PlacedTranscript(NamedTuple):
+    """A transcript's phones merged with the acoustic ones (``transcript_phones``)."""
+
+    phones: Phones  # timed phones of the whole recording
+    used: np.ndarray  # bool per ``GRID_HZ`` step: the transcript's phones sound there
+    disagree: int  # sure words left out: their stretch does not fit the sound
+    unsure_used: int  # unsure words used all the same: their own phones fit the sound
+
+
 def transcript_phones(samples: np.ndarray, transcript: Transcript, base: Phones,
-                      scores: PhoneScores) -> tuple[Phones, np.ndarray, int]:
-    """(timed phones, bool per ``GRID_HZ`` step: the transcript's phones are used there,
-    how many sure words were left out because their stretch does not fit the sound).
-    ``base``: the acoustic phones used everywhere else; ``scores``: the acoustic model's
-    ``phone_scores`` of the whole of ``samples``."""
+                      scores: PhoneScores) -> PlacedTranscript:
+    """The transcript's phones where its words are to be trusted, ``base`` (the acoustic
+    phones) everywhere else; ``scores``: the acoustic model's ``phone_scores`` of the
+    whole of ``samples``. A word the recogniser was unsure of is used where its own
+    placed phones fit the sound better than the stretch's phones shuffled
+    (``UNSURE_FIT_RATIO``): the recogniser's probability is low on many right words
+    (names, the last word of a line) and on near misses that keep the right lips ("pan"
+    for "Pam"), and the alternative, the acoustic 1-best, hears few bilabials."""
     duration = len(samples) / SAMPLE_RATE
     n = int(np.ceil(duration * GRID_HZ)) + 1
     use_text = np.zeros(n, bool)
     stretches = [s for s in transcript.stretches if s.readable]
     spans = [(s.words[0].start - PAD_S, s.words[-1].end + PAD_S) for s in stretches]
     text: Phones = []
-    disagree = 0
+    disagree = unsure_used = 0
     for i, s in enumerate(stretches):
         a = max(0.0, spans[i][0], (spans[i - 1][1] + spans[i][0]) / 2 if i else 0.0)
         b = min(duration, spans[i][1],
                 (spans[i][1] + spans[i + 1][0]) / 2 if i + 1 < len(spans) else duration)
         ia, ib = round(a * GRID_HZ), min(round(b * GRID_HZ), len(scores.loglik))
         piece = PhoneScores(scores.names, scores.loglik[ia:ib])
-        expected, bands = stretch_phones(s.words, ia / GRID_HZ)
+        expected, bands, owner = stretch_phones(s.words, ia / GRID_HZ)
         placed = placement(samples[ia * 160:ib * 160], expected, piece, bands)
         if placed is None:
             continue
         path, _ = placed
         bar = MAX_SHUFFLE_RATIO if s.doubtful else MAX_STRETCH_RATIO
-        if shuffle_ratio(samples[ia * 160:ib * 160], expected, piece,
-                         placed) > bar:  # not about this sound: misheard
+        yardstick = shuffled_deficit(samples[ia * 160:ib * 160], expected, piece)
+        if mean_deficit(placed) / yardstick > bar:  # not about this sound: misheard
             disagree += sum(w.sure for w in s.words)
             continue
         text += [(ph, ia / GRID_HZ + t) for ph, t in path_phones(path, expected)]
         use_text[ia:ib] = True
-        for w in s.words:
-            if not w.sure:
-                use_text[round(w.start * GRID_HZ):round(w.end * GRID_HZ) + 1] = False
+        for k, w in enumerate(s.words):
+            if w.sure:
+                continue
+            word_frames = np.isin(path, np.flatnonzero(owner == k))
+            if mean_deficit(placed, word_frames) / yardstick <= UNSURE_FIT_RATIO:
+                unsure_used += 1  # unsure, but its phones fit the sound: used
+                continue
+            use_text[round(w.start * GRID_HZ):round(w.end * GRID_HZ) + 1] = False
     if not use_text.any():
-        return list(base), use_text, disagree
+        return PlacedTranscript(list(base), use_text, disagree, 0)
     merged: Phones = []
     edges = np.flatnonzero(np.diff(use_text.astype(np.int8))) + 1
     for a_i, b_i in zip(np.r_[0, edges], np.r_[edges, n], strict=True):
         merged += phones_between(text if use_text[a_i] else base, a_i / GRID_HZ,
                                  b_i / GRID_HZ)
-    return merged or [(PAUSE, 0.0)], use_text, disagree
+    return PlacedTranscript(merged or [(PAUSE, 0.0)], use_text, disagree, unsure_used)

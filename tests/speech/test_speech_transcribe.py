@@ -1,6 +1,7 @@
 """The automatic transcript: real Whisper tiny.en (from its wheel) on espeak-ng speech,
-its words aligned on the acoustic model's frame scores, unsure or unreadable stretches
-falling back to the acoustic phones, and the CLI's --transcribe / --no-transcribe."""
+its words aligned on the acoustic model's frame scores, unsure words used where they fit
+the sound, misheard or unreadable stretches falling back to the acoustic phones, and the
+CLI's --transcribe / --no-transcribe."""
 
 from __future__ import annotations
 
@@ -60,26 +61,65 @@ def test_transcript_places_phones_on_the_sound() -> None:
         boundary_errors(exact, acoustic.phones))
 
 
-def test_unsure_words_and_unreadable_stretches_keep_the_acoustic_phones() -> None:
+def test_unsure_words_that_fit_the_sound_shape_the_lips_and_misheard_ones_do_not() -> None:
+    """A word the recogniser was unsure of is used where its own placed phones fit the
+    sound (Whisper is unsure of many right words: names, a line's last word); an unsure
+    word that is wrong keeps the acoustic phones there. Pooled over every word of three
+    voices' renditions (espeak's output moves from call to call): each word in turn made
+    unsure, once as the recogniser wrote it and once replaced by an unrelated word."""
     from backend.speech.acoustic import phone_scores
 
+    wrong = ("seventeen", "thirteen", "fourteen", "tennessee", "saturday", "eleven", "sixty")
+    kept = {"right": [], "wrong": []}
+    for voice in ("en-us", "en-us+m2", "en-gb-x-rp+f2"):
+        _, x = spoken(LINE, voice)
+        tr = transcribe(x)
+        scores = phone_scores(x)
+        base = list(heard_evidence(x, scores).phones)
+        for s in tr.stretches:
+            for k, w in enumerate(s.words):
+                if not set(words_of(w.text)) <= set(words_of(LINE)):
+                    continue  # misheard already: neither right nor made wrong
+                for label in kept:
+                    words = tuple(Word(wrong[k % len(wrong)] if j == k and label == "wrong"
+                                       else v.text, v.start, v.end, 0.05 if j == k else 0.99)
+                                  for j, v in enumerate(s.words))
+                    said = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),),
+                                      tr.duration)
+                    placed = transcript_phones(x, said, base, scores)
+                    a, b = round(w.start * 100), round(w.end * 100)
+                    used = bool(placed.used[a:b + 1].mean() >= 0.5)
+                    kept[label].append(used)
+                    if label == "wrong" and not placed.used[a:b + 1].any():
+                        mid = (w.start + w.end) / 2  # the acoustic phone sounds there
+                        assert [p for p, t in placed.phones if t <= mid][-1] == \
+                            [p for p, t in base if t <= mid][-1]
+    right, misheard = np.mean(kept["right"]), np.mean(kept["wrong"])
+    # measured: right 100 %, wrong 10-24 % (3 runs); the old rule used no unsure word
+    assert len(kept["right"]) >= 12 and right >= 0.8 and misheard <= 0.4, kept
+
+
+def test_report_says_how_many_unsure_words_shape_the_lips() -> None:
+    """The report counts the unsure words used once the words are placed on the sound
+    (``transcript_evidence`` fills it in), and says nothing of them before."""
+    from dataclasses import replace
+
+    words = (Word("Pam", 0.0, 0.4, 0.1), Word("will", 0.4, 0.6, 0.2), Word("move", 0.6, 1.0, 0.9))
+    heard = Transcript((Stretch(0.0, 1.0, -0.5, 0.0, words),), 1.0)
+    assert heard.report().endswith("3 words, 2 unsure")
+    placed = replace(heard, unsure_used=1, disagree=0)
+    assert "2 unsure (1 used where their phones fit the sound" in placed.report()
+    _, x = spoken()
+    _, reported = transcript_evidence(x, transcribe(x))
+    assert reported.unsure_used is not None
+
+
+def test_unreadable_stretches_keep_the_acoustic_phones() -> None:
     _, x = spoken()
     tr = transcribe(x)
-    scores = phone_scores(x)
-    base = list(heard_evidence(x, scores).phones)
     s = tr.stretches[0]
-    doubtful = s.words[1]  # "Pam": made unsure
-    words = tuple(Word(w.text, w.start, w.end, 0.05 if w is doubtful else 0.99)
-                  for w in s.words)
-    unsure = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),), tr.duration)
-    phones, used, _ = transcript_phones(x, unsure, base, scores)
-    a, b = round(doubtful.start * 100), round(doubtful.end * 100)
-    assert used.any() and not used[a:b + 1].any()
-    mid = (doubtful.start + doubtful.end) / 2
-    sounding = [p for p, t in phones if t <= mid][-1]
-    assert sounding == [p for p, t in base if t <= mid][-1]  # the acoustic phone there
     # a stretch the recogniser could not read (e.g. another language): nothing changes
-    foreign = Transcript((Stretch(s.start, s.end, -2.0, 0.0, words),), tr.duration)
+    foreign = Transcript((Stretch(s.start, s.end, -2.0, 0.0, s.words),), tr.duration)
     ev, _ = transcript_evidence(x, foreign)
     plain = heard_evidence(x)
     assert ev.source == "acoustic model" and ev.phones == plain.phones
@@ -105,7 +145,7 @@ def test_words_that_do_not_fit_the_sound_are_left_out() -> None:
         words = tuple(Word(t, w.start, w.end, 0.99)
                       for t, w in zip(texts, s.words, strict=False))
         said = Transcript((Stretch(s.start, s.end, s.avg_logprob, 0.0, words),), tr.duration)
-        _, used, disagree = transcript_phones(x, said, base, scores)
+        _, used, disagree, _ = transcript_phones(x, said, base, scores)
         a, b = round(words[0].start * 100), round(words[-1].end * 100)
         used_share[label] = (float(used[a:b].mean()), disagree, len(words))
         if label == "wrong":
@@ -163,12 +203,14 @@ def test_cli_transcribes_unless_told_not_to_and_bad_input_reports(tmp_path, caps
     # a report line each
     music = next(iter(tone_sounds(np.random.default_rng(5), 2.0).values()))
     _, french = spoken("Le chien court vite dans le champ vert tous les matins.", "fr")
-    cases = {"music": (music, "heard no words"),
-             "short": (x[:1600], "automatic transcript"),
-             "french": (french, "not read as English")}
+    # French: not read as English, or (some espeak renditions score like English) read
+    # but fitting the sound nowhere -- either way no word shapes the lips
+    cases = {"music": (music, ("heard no words",)),
+             "short": (x[:1600], ("automatic transcript",)),
+             "french": (french, ("not read as English", " 0 words shape the lips"))}
     for name, (pcm, said) in cases.items():
         sf.write(tmp_path / f"{name}.wav", pcm, 16000)
         assert main(["animate", str(tmp_path / f"{name}.wav"), "-o",
                      str(tmp_path / f"{name}.npz")]) == 0, name
         err = capsys.readouterr().err
-        assert said in err, (name, err)
+        assert any(s in err for s in said), (name, err)
