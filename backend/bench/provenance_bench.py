@@ -164,12 +164,11 @@ def _rate(hits) -> str:
 
 
 def _previous_found(image: np.ndarray) -> bool:
-    """The previous round's reading: the payload, or the presence mark read against the
-    full tile at every hypothesis (no band-limited tile for shrunk pictures)."""
-    if detect(image).found:
+    """The previous round's reading: the payload, the grid mark, or the presence mark
+    read with the plain fold only (no matched filter for shrunk pictures)."""
+    if detect(image).found or grid.detect(image).found:
         return True
-    views = presence.folded_views(image)
-    return presence.judge({(a, s, c, 1.0): v for (a, s, c, _), v in views.items()}).found
+    return presence.judge(presence.folded_views(image, matched=False)).found
 
 
 class _Schemes:
@@ -182,8 +181,9 @@ class _Schemes:
         return mark_frame(frame, self.payload, with_presence=False)
 
     def previous(self, frame: np.ndarray) -> np.ndarray:
-        """Presence + payload marks, no grid mark (the scheme before this one)."""
-        return mark_frame(frame, self.payload, with_grid=False)
+        """The scheme before this one: the presence mark at its previous amplitude (3.5
+        levels RMS before resizing to the frame, whatever the frame's size)."""
+        return mark_frame(frame, self.payload, previous=True)
 
     def new(self, frame: np.ndarray) -> np.ndarray:
         return mark_frame(frame, self.payload)
@@ -314,7 +314,8 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
           f"'default', payload subject {payload.subject_hex} render {payload.render_hex}")
     print("\n## Stills (found with the right payload; baseline: the same frames unmarked, "
           "read as verify reads them)\n")
-    print("| frames | n | old scheme (payload alone) | previous round (presence + payload) | "
+    print("| frames | n | old scheme (payload alone) | "
+          "previous round (presence + payload + grid) | "
           "**new: found** | new: payload read | new: weakest presence score (≥ 5.5) | "
           "new: weakest grid score (≥ 16; under 160 px) | unmarked baseline (new) |")
     print("|---|---|---|---|---|---|---|---|---|")
