@@ -3,8 +3,8 @@ what does it cost, does it ever fire on real footage, and what do the C2PA crede
 cost? Every row is measured for the current scheme (payload mark + presence mark, and the
 grid mark in frames under 160 px, read as ``facecast verify`` reads it) beside the old
 one (the payload mark alone, its own detector) and, for stills, the previous round's
-(payload + presence marks, the presence mark read against the full tile only) from the
-same frames of the same run.
+(payload + presence + grid marks, the presence mark at its previous amplitude and read
+without the matched filter) from the same frames of the same run.
 
 Frames: the default subject rendered with the conditioning of its held-out pack (the
 first ``--frames`` frames of d6's last 10 %, each ~4 source frames apart) through the
@@ -16,12 +16,13 @@ for video the landmarks interpolated 4x (smooth motion, as an animation has) at 
 frames through the same steps (a detector that fires on them is broken).
 
 Stills are composited over a real plate (frames of d9, a room), then: JPEG q50; a 50 %
-and a 25 % resize (bicubic); a 2 degree rotation (bicubic, same size); a 10 % crop (the
-centre 80 %); +20 % brightness. Videos are the demo's MP4 as the demo writes it (the
-render over its flat background beside the landmark preview, H.264 CRF 20 veryfast),
-then that MP4 re-encoded by a user (x264 CRF 23 and CRF 28, preset medium). "With
-neighbours" counts a frame as found when it, or the sum of the 25 frames around it (1 s),
-is found: the marks are the same in every frame of a render.
+and a 25 % resize (bicubic; the 25 % one also with PIL's box, Lanczos and bilinear
+filters and OpenCV's area, bicubic and Lanczos); a 2 degree rotation (bicubic, same
+size); a 10 % crop (the centre 80 %); +20 % brightness. Videos are the demo's MP4 as
+the demo writes it (the render over its flat background beside the landmark preview,
+H.264 CRF 20 veryfast), then that MP4 re-encoded by a user (x264 CRF 23 and CRF 28,
+preset medium). "With neighbours" counts a frame as found when it, or the sum of the
+25 frames around it (1 s), is found: the marks are the same in every frame of a render.
 
 False positives: every frame of every real clip in ../shared/data/clips at its own size,
 and brought to 128 px (then JPEG q50: the grid mark's ground) and to 64 px, read as
@@ -89,6 +90,26 @@ def _resize(img: np.ndarray, factor: float, resample: str = "BICUBIC") -> np.nda
     h, w = img.shape[:2]
     return np.asarray(Image.fromarray(img).resize((round(w * factor), round(h * factor)),
                                                   Image.Resampling[resample]))
+
+
+def _cv_resize(interpolation: str):
+    def resize(img: np.ndarray, factor: float) -> np.ndarray:
+        import cv2
+
+        h, w = img.shape[:2]
+        return cv2.resize(img, (round(w * factor), round(h * factor)),
+                          interpolation=getattr(cv2, interpolation))
+    return resize
+
+
+# The other resamplers users shrink pictures with (PIL's bicubic and box have their rows).
+_QUARTER = {
+    "PIL Lanczos": lambda img, f: _resize(img, f, "LANCZOS"),
+    "PIL bilinear": lambda img, f: _resize(img, f, "BILINEAR"),
+    "OpenCV area": _cv_resize("INTER_AREA"),
+    "OpenCV bicubic": _cv_resize("INTER_CUBIC"),
+    "OpenCV Lanczos": _cv_resize("INTER_LANCZOS4"),
+}
 
 
 def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
@@ -338,6 +359,8 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
               plated(lambda x: _resize(x, 0.25))),
              ("256² over a plate, resized 25 %, box filter", stills[256],
               plated(lambda x: _resize(x, 0.25, "BOX"))),
+             *((f"256² over a plate, resized 25 %, {name}", stills[256],
+                plated(lambda x, fn=fn: fn(x, 0.25))) for name, fn in _QUARTER.items()),
              ("512² over a plate, resized 25 % (128²)", stills[512],
               plated(lambda x: _resize(x, 0.25))),
              ("96² over a plate, JPEG q50", stills[96], plated(_jpeg)),
