@@ -14,8 +14,9 @@ fixed for every frame) repeats over a *canvas* whose short side is ``CANVAS`` ce
 canvas is resized (bicubic) to the frame, so one cell is ``short side / CANVAS`` pixels
 (1.5 px at 96^2, 8 px at 512^2) and the mark scales with the picture: a frame resized as
 a whole reads exactly. It is added to luminance (the same offset on R, G and B) of the
-subject's visible pixels only, ``AMPLITUDE`` levels RMS on the frame at every size (the
-render's PSNR cost is set by that energy, whatever the frame's size).
+subject's visible pixels only, ``AMPLITUDE`` levels RMS on the frame whatever its size
+(the render's PSNR cost is set by that energy), ``SMALL_AMPLITUDE`` in frames under
+160 px, which carry no payload mark.
 
 Finding it: the frame's luminance is resampled to its canvas (area average), whitened
 (minus a local mean, divided by the local energy, times alpha when there is one), the
@@ -45,7 +46,10 @@ from scipy import ndimage
 
 CANVAS = 128  # cells on the frame's short side (fewer in frames smaller than this)
 TILE = 32  # the pattern repeats every TILE cells
-AMPLITUDE = 2.8  # luminance levels, the mark's RMS on the frame (any size)
+AMPLITUDE = 2.8  # luminance levels, the mark's RMS on a frame that carries the payload too
+# ... and on a frame under 160 px, which carries the grid mark instead of the payload
+# (unreadable there): the payload's share of the 0.1 dB budget goes to this mark.
+SMALL_AMPLITUDE = 3.1
 # The previous scheme's amplitude: the tile's RMS before resizing to the frame (a 128 px
 # frame carried 3.5 levels, a 256 px one 2.84 after bicubic upsampling smoothed it);
 # ``pattern(..., previous=True)`` reproduces it for benches.
@@ -86,9 +90,9 @@ def canvas_size(height: int, width: int, cells: int | None = None) -> tuple[int,
 
 
 @lru_cache(maxsize=8)
-def pattern(height: int, width: int, previous: bool = False) -> np.ndarray:
+def pattern(height: int, width: int, rms: float | None = AMPLITUDE) -> np.ndarray:
     """The mark over a whole ``height`` x ``width`` frame, in luminance levels (float32),
-    ``AMPLITUDE`` RMS (``previous``: the previous scheme's, for benches)."""
+    ``rms`` levels RMS (None: the previous scheme's amplitude, for benches)."""
     from PIL import Image
 
     hc, wc = canvas_size(height, width)
@@ -96,9 +100,9 @@ def pattern(height: int, width: int, previous: bool = False) -> np.ndarray:
     canvas = np.tile(tile(), reps)[:hc, :wc] * PREVIOUS_AMPLITUDE
     out = np.asarray(Image.fromarray(np.ascontiguousarray(canvas), mode="F").resize(
         (width, height), Image.Resampling.BICUBIC), np.float32)
-    if previous:
+    if rms is None:
         return out
-    return (out * (AMPLITUDE / max(float(out.std()), 1e-6))).astype(np.float32)
+    return (out * (rms / max(float(out.std()), 1e-6))).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------

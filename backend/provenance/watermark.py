@@ -2,11 +2,12 @@
 the payload (:func:`detect`, :func:`detect_video`).
 
 Every frame carries two marks, added together by :func:`mark_frame`: this module's
-*payload* mark (whose face, which render; needs a frame of about 128 px or more and
+*payload* mark (whose face, which render; needs a frame of about 192 px or more and
 light compression to read) and the *presence* mark of :mod:`.presence` (one bit: "a
-Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations)
-and, in frames under 160 px, the *grid* mark of :mod:`.grid` (one bit on JPEG's 8 x 8
-grid, informed by the frame: it survives JPEG q50 at 128 px).
+Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations).
+Frames under 160 px carry the *grid* mark of :mod:`.grid` (one bit on JPEG's 8 x 8
+grid, informed by the frame: it survives JPEG q50 at 128 px) instead of the payload,
+which is not readable there; its share of the PSNR budget goes to the presence mark.
 The payload mark is the scheme frames carried before the presence mark existed; its
 detector is unchanged, so older renders still verify. What follows is the payload mark.
 
@@ -124,7 +125,12 @@ def _pattern(payload: Payload, height: int, width: int, with_presence: bool = Tr
     ``CANVAS``) and resized to the frame, so the mark scales with the picture (a 128^2
     render carries the same mark as a 256^2 one, halved), plus the presence mark
     (:mod:`.presence`) unless ``with_presence`` is false (the old scheme, for benches; and
-    at the previous scheme's amplitude when ``previous``)."""
+    at the previous scheme's amplitude when ``previous``). Frames that carry the grid
+    mark (under 160 px) carry no payload: it is not readable there, and its energy is
+    spent on a stronger presence mark."""
+    if with_presence and not previous and grid.carries(height, width):
+        full = presence.pattern(height, width, presence.SMALL_AMPLITUDE)
+        return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
     hc, wc = canvas_size(height, width)
     reps = (-(-hc // PERIOD), -(-wc // PERIOD))
     full = np.tile(_tile(payload, AMPLITUDE if with_presence else OLD_AMPLITUDE),
@@ -135,7 +141,7 @@ def _pattern(payload: Payload, height: int, width: int, with_presence: bool = Tr
         full = np.asarray(Image.fromarray(full, mode="F").resize(
             (width, height), Image.Resampling.BICUBIC))
     if with_presence:
-        full = full + presence.pattern(height, width, previous)
+        full = full + presence.pattern(height, width, None if previous else presence.AMPLITUDE)
     return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
 
 
