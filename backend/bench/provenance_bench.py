@@ -337,7 +337,7 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
           "read as verify reads them)\n")
     print("| frames | n | old scheme (payload alone) | "
           "previous round (presence + payload + grid) | "
-          "**new: found** | new: payload read | new: weakest presence score (≥ 5.5) | "
+          "**new: found** | new: payload read | new: weakest presence score (≥ 5.5; 6.7 matched, shrunk) | "
           "new: weakest grid score (≥ 16; under 160 px) | unmarked baseline (new) |")
     print("|---|---|---|---|---|---|---|---|---|")
     stills, render_s = {}, {}

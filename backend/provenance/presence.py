@@ -21,10 +21,11 @@ subject's visible pixels only, ``AMPLITUDE`` levels RMS on the frame whatever it
 Finding it: the frame's luminance is resampled to its canvas (area average), whitened
 (minus a local mean, divided by the local energy, times alpha when there is one), the
 tiles are summed onto one, and one FFT correlates that with the tile at every cyclic
-shift. A picture shrunk below its canvas (a 256^2 frame resized to 64^2 keeps a
-quarter of the tile's band) is also read with a generalised matched filter: each
-frequency weighted by the inverse of the picture's own power there, measured over its
-tiles, so the few frequencies the resampler left count by how clean they are. The
+shift. The upright picture, and a picture shrunk below its canvas (a 256^2 frame
+resized to 64^2 keeps a quarter of the tile's band), are also read with a generalised
+matched filter: each frequency weighted by the inverse of the picture's own power there,
+measured over its tiles, so the frequencies a resampler or codec left count by how
+clean they are. The
 score is the correlation at a shift in robust standard deviations of the correlations
 at all the other shifts (an empirical null from the image itself). The
 frame as rendered is read at shift (0, 0); a crop or a frame placed in a bigger one at
@@ -46,7 +47,7 @@ from scipy import ndimage
 
 CANVAS = 128  # cells on the frame's short side (fewer in frames smaller than this)
 TILE = 32  # the pattern repeats every TILE cells
-AMPLITUDE = 2.8  # luminance levels, the mark's RMS on a frame that carries the payload too
+AMPLITUDE = 2.84  # luminance levels, the mark's RMS on a frame that carries the payload too
 # ... and on a frame under 160 px, which carries the grid mark instead of the payload
 # (unreadable there): the payload's share of the 0.1 dB budget goes to this mark.
 SMALL_AMPLITUDE = 3.1
@@ -54,10 +55,12 @@ SMALL_AMPLITUDE = 3.1
 # frame carried 3.5 levels, a 256 px one 2.84 after bicubic upsampling smoothed it);
 # ``pattern(..., previous=True)`` reproduces it for benches.
 PREVIOUS_AMPLITUDE = 3.5
-# The matched reading of a shrunk picture: every frequency's own power plus this share
-# of the mean power weighs it; its aligned score's spread over real pictures shrunk to
-# 64 px is 1.22 times the plain reading's (1.96 against 1.61 over 178 of them), so its
-# threshold is ``ALIGNED_Z`` times that: the same false-positive tail.
+# The matched reading: every frequency's own power plus this share of the mean power
+# weighs it. In a picture shrunk below its canvas its aligned score spreads 1.22 times
+# wider over real pictures than the plain reading's (1.96 against 1.61 over 178 frames
+# shrunk to 64 px), so its threshold there is ``ALIGNED_Z`` times that: the same
+# false-positive tail. At a picture's own size it spreads no wider (1.14 against 1.21
+# over 178 frames at 128 px and 512 px): ``ALIGNED_Z``.
 NOISE_FLOOR = 1.0
 MATCHED_Z = 6.7
 MIN_SIDE = 64  # smallest short side that carries a readable mark
@@ -224,8 +227,9 @@ def folded_views(image: np.ndarray, angles: tuple[float, ...] = ANGLES,
                  scales: tuple[float, ...] = CROP_SCALES, matched: bool = True
                  ) -> dict[View, np.ndarray]:
     """Each hypothesis -> the picture's whitened, folded canvas under it ``[TILE, TILE]``;
-    a picture shrunk below its canvas gets its :func:`matched_fold` too
-    (``[2, TILE, TILE]``: plain, matched) unless ``matched`` is false (the previous
+    the upright, uncropped view and every view of a picture shrunk below its canvas get
+    its :func:`matched_fold` too (``[2, TILE, TILE]``: plain, matched) unless ``matched``
+    is false (the previous
     scheme's reading, for benches). A frame smaller than ``CANVAS`` was rendered at its
     size (canvas = its short side) or shrunk from a bigger render (canvas = ``CANVAS``):
     both are read."""
@@ -242,15 +246,16 @@ def folded_views(image: np.ndarray, angles: tuple[float, ...] = ANGLES,
             for angle in angles if scale == 1.0 else (0.0,):  # crops: upright
                 band = round(cells / m, 2) if cells > m else 1.0
                 r = _whiten(_rotate(yc, angle), _rotate(wc, angle))
+                both = matched and (band > 1.0 or (angle, scale) == (0.0, 1.0))
                 out[(angle, scale, cells, band)] = (np.stack([fold(r), matched_fold(r)])
-                                                    if matched and band > 1.0 else fold(r))
+                                                    if both else fold(r))
     return out
 
 
 def judge(views: dict[View, np.ndarray]) -> Presence:
     """The verdict over hypotheses: found when the aligned shift of any view reaches
-    ``ALIGNED_Z`` (``MATCHED_Z`` read with the matched filter) or any shift reaches
-    ``SEARCHED_Z``; else the best aligned score."""
+    ``ALIGNED_Z`` (also read with the matched filter; ``MATCHED_Z`` so read in a shrunk
+    picture) or any shift reaches ``SEARCHED_Z``; else the best aligned score."""
     best = Presence(-np.inf, False)
     for (angle, scale, _, band), folded in views.items():
         z = scores(folded[0] if folded.ndim == 3 else folded, band)
@@ -259,7 +264,7 @@ def judge(views: dict[View, np.ndarray]) -> Presence:
             return Presence(aligned, True, angle, scale)
         if folded.ndim == 3:
             matched = float(scores(folded[1], band)[0, 0])
-            if matched >= MATCHED_Z:
+            if matched >= (MATCHED_Z if band > 1.0 else ALIGNED_Z):
                 return Presence(matched, True, angle, scale)
         dy, dx = np.unravel_index(int(np.argmax(z)), z.shape)
         if float(z[dy, dx]) >= SEARCHED_Z:
