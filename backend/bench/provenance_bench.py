@@ -192,6 +192,20 @@ def _previous_found(image: np.ndarray) -> bool:
     return presence.judge(presence.folded_views(image, matched=False)).found
 
 
+def _previous_video(frames: list[np.ndarray]) -> tuple[list[bool], list[bool]]:
+    """The previous round's reading of a video, per frame alone and with 1 s of
+    neighbours: the payload, the grid mark, or the presence mark without the matched
+    filter."""
+    scan = detect_video(frames)
+    p_alone, p_windowed = presence.detect_frames(frames, matched=False)
+    g_alone, g_windowed = grid.detect_frames(frames)
+    alone = [s.found or p.found or g.found
+             for s, p, g in zip(scan.frames, p_alone, g_alone, strict=True)]
+    windowed = [w or p.found or g.found
+                for w, p, g in zip(scan.window_found, p_windowed, g_windowed, strict=True)]
+    return alone, windowed
+
+
 class _Schemes:
     """The old, previous and new scheme's marks and verdicts on the same frames."""
 
@@ -226,9 +240,10 @@ class _Schemes:
                 f"{min(r.grid_llr for r in r_new):.0f} | "
                 f"{_rate(r.found for r in r_base)} |")
 
-    def video_rows(self, label: str, old: list[np.ndarray], new: list[np.ndarray],
-                   base: list[np.ndarray]) -> str:
+    def video_rows(self, label: str, old: list[np.ndarray], prev: list[np.ndarray],
+                   new: list[np.ndarray], base: list[np.ndarray]) -> str:
         s_old = detect_video(old)
+        p_alone, p_windowed = _previous_video(prev)
         ok_old = s_old.combined is not None and s_old.combined.payload == self.payload
         old_alone = [s.found and s.detection.payload == self.payload for s in s_old.frames]
         r_new = read_video_marks(new)
@@ -236,6 +251,7 @@ class _Schemes:
         n = len(new)
         return (f"| {label} | {n} | {_rate(old_alone)} / "
                 f"{_rate(s_old.window_found) if ok_old else '0 %'} | "
+                f"{_rate(p_alone)} / {_rate(p_windowed)} | "
                 f"**{100 * r_new.frames_found / n:.0f} % / "
                 f"{100 * r_new.frames_windowed / n:.0f} %** | "
                 f"{'yes' if r_new.payload == self.payload else 'no'} | "
@@ -337,7 +353,8 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
           "read as verify reads them)\n")
     print("| frames | n | old scheme (payload alone) | "
           "previous round (presence + payload + grid) | "
-          "**new: found** | new: payload read | new: weakest presence score (≥ 5.5; 6.7 matched, shrunk) | "
+          "**new: found** | new: payload read | "
+          "new: weakest presence score (≥ 5.5; 6.7 matched, shrunk) | "
           "new: weakest grid score (≥ 16; under 160 px) | unmarked baseline (new) |")
     print("|---|---|---|---|---|---|---|---|---|")
     stills, render_s = {}, {}
@@ -390,19 +407,20 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
               f"{100 * base.frames_windowed / n:.0f} % |", flush=True)
 
     print("\n## The demo MP4 (per frame alone / with 1 s of neighbours)\n")
-    print("| video | frames | old scheme | **new: found** | new: payload (all frames) | "
-          "unmarked baseline (new) |")
-    print("|---|---|---|---|---|---|")
+    print("| video | frames | old scheme | previous round | **new: found** | "
+          "new: payload (all frames) | unmarked baseline (new) |")
+    print("|---|---|---|---|---|---|---|")
     for size, name in ((256, "demo"), (128, "demo --quick")):
         rgba, lm, _ = _render(subject, pack, "demo", size, smooth=True)
         old = _demo_mp4(_demo_layout([schemes.old(u) for u in rgba], lm))
+        prev = _demo_mp4(_demo_layout([schemes.previous(u) for u in rgba], lm))
         new = _demo_mp4(_demo_layout([schemes.new(u) for u in rgba], lm))
         base = _demo_mp4(_demo_layout(rgba, lm))
-        print(schemes.video_rows(f"{name} MP4 ({size}²) as written", old, new, base))
+        print(schemes.video_rows(f"{name} MP4 ({size}²) as written", old, prev, new, base))
         for crf in (23, 28):
             print(schemes.video_rows(f"{name} MP4 re-encoded, x264 CRF {crf}",
-                                     _h264(old, crf), _h264(new, crf), _h264(base, crf)),
-                  flush=True)
+                                     _h264(old, crf), _h264(prev, crf), _h264(new, crf),
+                                     _h264(base, crf)), flush=True)
 
     _cost(subject, pack, stills, render_s, schemes)
     _c2pa(stamp, [schemes.new(u) for u in stills[256]], plates[0])

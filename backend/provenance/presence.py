@@ -279,12 +279,14 @@ def detect(image: np.ndarray) -> Presence:
     return judge(folded_views(image))
 
 
-def detect_frames(frames, window: int = 25) -> tuple[list[Presence], list[Presence]]:
+def detect_frames(frames, window: int = 25, matched: bool = True
+                  ) -> tuple[list[Presence], list[Presence]]:
     """Per frame: the frame alone, and the frame summed with its ``window`` neighbours
-    (upright, at the frame's own scale: a video is re-encoded, not rotated)."""
+    (upright, at the frame's own scale: a video is re-encoded, not rotated;
+    ``matched=False``: the previous scheme's reading, for benches)."""
     alone, folded = [], []
     for f in frames:
-        views = folded_views(f, angles=(0.0,), scales=(1.0,))
+        views = folded_views(f, angles=(0.0,), scales=(1.0,), matched=matched)
         alone.append(judge(views))
         folded.append(views)
     windowed = []
