@@ -16,7 +16,8 @@ canvas is resized (bicubic) to the frame, so one cell is ``short side / CANVAS``
 a whole reads exactly. It is added to luminance (the same offset on R, G and B) of the
 subject's visible pixels only, ``AMPLITUDE`` levels RMS on the frame whatever its size
 (the render's PSNR cost is set by that energy), ``SMALL_AMPLITUDE`` in frames under
-160 px, which carry no payload mark.
+160 px, which carry no payload mark, with the band that survives H.264 there emphasised
+(``SMALL_BAND``).
 
 Finding it: the frame's luminance is resampled to its canvas (area average), whitened
 (minus a local mean, divided by the local energy, times alpha when there is one), the
@@ -51,6 +52,12 @@ AMPLITUDE = 2.84  # luminance levels, the mark's RMS on a frame that carries the
 # ... and on a frame under 160 px, which carries the grid mark instead of the payload
 # (unreadable there): the payload's share of the 0.1 dB budget goes to this mark.
 SMALL_AMPLITUDE = 3.1
+# In those small frames a cell is a pixel, and H.264 drops most of the finest detail and
+# JPEG's quantisation the smoothest: the mark's energy at frequencies between these
+# (cycles per pixel, the larger of the two axes) is weighted ``SMALL_GAIN`` times before
+# the mark is brought back to ``SMALL_AMPLITUDE``.
+SMALL_BAND = (0.25, 0.45)
+SMALL_GAIN = 3.0
 # The previous scheme's amplitude: the tile's RMS before resizing to the frame (a 128 px
 # frame carried 3.5 levels, a 256 px one 2.84 after bicubic upsampling smoothed it);
 # ``pattern(..., previous=True)`` reproduces it for benches.
@@ -93,9 +100,11 @@ def canvas_size(height: int, width: int, cells: int | None = None) -> tuple[int,
 
 
 @lru_cache(maxsize=8)
-def pattern(height: int, width: int, rms: float | None = AMPLITUDE) -> np.ndarray:
+def pattern(height: int, width: int, rms: float | None = AMPLITUDE, small: bool = False
+            ) -> np.ndarray:
     """The mark over a whole ``height`` x ``width`` frame, in luminance levels (float32),
-    ``rms`` levels RMS (None: the previous scheme's amplitude, for benches)."""
+    ``rms`` levels RMS (None: the previous scheme's amplitude, for benches); ``small``:
+    its ``SMALL_BAND`` emphasised (frames under 160 px)."""
     from PIL import Image
 
     hc, wc = canvas_size(height, width)
@@ -105,6 +114,12 @@ def pattern(height: int, width: int, rms: float | None = AMPLITUDE) -> np.ndarra
         (width, height), Image.Resampling.BICUBIC), np.float32)
     if rms is None:
         return out
+    if small:
+        fy = np.abs(np.fft.fftfreq(height))[:, None]
+        fx = np.abs(np.fft.fftfreq(width))[None, :]
+        f = np.maximum(fy, fx)
+        gain = np.where((f >= SMALL_BAND[0]) & (f <= SMALL_BAND[1]), SMALL_GAIN, 1.0)
+        out = np.real(np.fft.ifft2(np.fft.fft2(out) * gain))
     return (out * (rms / max(float(out.std()), 1e-6))).astype(np.float32)
 
 

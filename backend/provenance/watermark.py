@@ -129,7 +129,7 @@ def _pattern(payload: Payload, height: int, width: int, with_presence: bool = Tr
     mark (under 160 px) carry no payload: it is not readable there, and its energy is
     spent on a stronger presence mark."""
     if with_presence and not previous and grid.carries(height, width):
-        full = presence.pattern(height, width, presence.SMALL_AMPLITUDE)
+        full = presence.pattern(height, width, presence.SMALL_AMPLITUDE, small=True)
         return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
     hc, wc = canvas_size(height, width)
     reps = (-(-hc // PERIOD), -(-wc // PERIOD))

@@ -311,3 +311,24 @@ def test_the_mark_costs_the_same_energy_at_every_size() -> None:
 
     small, big = mark_rms(128), mark_rms(256)
     assert abs(small - presence.SMALL_AMPLITUDE) < 0.1 and small <= big + 0.05, (small, big)
+
+
+def test_small_frames_carry_the_mark_where_h264_keeps_it() -> None:
+    """Under 160 px (one-pixel cells) the presence mark's energy sits mostly in the band
+    H.264 and JPEG both keep (``SMALL_BAND``), not spread evenly up to the finest detail
+    as a 256² frame's is; its RMS stays ``SMALL_AMPLITUDE``."""
+    def band_share(p: np.ndarray) -> float:
+        power = np.abs(np.fft.fft2(p)) ** 2
+        f = np.maximum(np.abs(np.fft.fftfreq(p.shape[0]))[:, None],
+                       np.abs(np.fft.fftfreq(p.shape[1]))[None, :])
+        lo, hi = presence.SMALL_BAND
+        return float(power[(f >= lo) & (f <= hi)].sum() / power.sum())
+
+    small = presence.pattern(128, 128, presence.SMALL_AMPLITUDE, small=True)
+    plain = presence.pattern(128, 128, presence.SMALL_AMPLITUDE)
+    assert abs(float(small.std()) - presence.SMALL_AMPLITUDE) < 0.01
+    assert band_share(small) > 0.85 > 0.7 > band_share(plain), (band_share(small),
+                                                               band_share(plain))
+    u = np.full((128, 128, 4), 128, np.uint8)
+    marked = mark_frame(u, PAYLOAD, with_grid=False)[..., 0].astype(np.float64) - 128
+    assert band_share(marked) > 0.85
