@@ -3,8 +3,8 @@ what does it cost, does it ever fire on real footage, and what do the C2PA crede
 cost? Every row is measured for the current scheme (payload mark + presence mark, and the
 grid mark in frames under 160 px, read as ``facecast verify`` reads it) beside the old
 one (the payload mark alone, its own detector) and, for stills, the previous round's
-(payload + presence marks, the presence mark read against the full tile only) from the
-same frames of the same run.
+(payload + presence + grid marks, the presence mark at its previous amplitude and read
+without the matched filter) from the same frames of the same run.
 
 Frames: the default subject rendered with the conditioning of its held-out pack (the
 first ``--frames`` frames of d6's last 10 %, each ~4 source frames apart) through the
@@ -16,12 +16,13 @@ for video the landmarks interpolated 4x (smooth motion, as an animation has) at 
 frames through the same steps (a detector that fires on them is broken).
 
 Stills are composited over a real plate (frames of d9, a room), then: JPEG q50; a 50 %
-and a 25 % resize (bicubic); a 2 degree rotation (bicubic, same size); a 10 % crop (the
-centre 80 %); +20 % brightness. Videos are the demo's MP4 as the demo writes it (the
-render over its flat background beside the landmark preview, H.264 CRF 20 veryfast),
-then that MP4 re-encoded by a user (x264 CRF 23 and CRF 28, preset medium). "With
-neighbours" counts a frame as found when it, or the sum of the 25 frames around it (1 s),
-is found: the marks are the same in every frame of a render.
+and a 25 % resize (bicubic; the 25 % one also with PIL's box, Lanczos and bilinear
+filters and OpenCV's area, bicubic and Lanczos); a 2 degree rotation (bicubic, same
+size); a 10 % crop (the centre 80 %); +20 % brightness. Videos are the demo's MP4 as
+the demo writes it (the render over its flat background beside the landmark preview,
+H.264 CRF 20 veryfast), then that MP4 re-encoded by a user (x264 CRF 23 and CRF 28,
+preset medium). "With neighbours" counts a frame as found when it, or the sum of the
+25 frames around it (1 s), is found: the marks are the same in every frame of a render.
 
 False positives: every frame of every real clip in ../shared/data/clips at its own size,
 and brought to 128 px (then JPEG q50: the grid mark's ground) and to 64 px, read as
@@ -89,6 +90,26 @@ def _resize(img: np.ndarray, factor: float, resample: str = "BICUBIC") -> np.nda
     h, w = img.shape[:2]
     return np.asarray(Image.fromarray(img).resize((round(w * factor), round(h * factor)),
                                                   Image.Resampling[resample]))
+
+
+def _cv_resize(interpolation: str):
+    def resize(img: np.ndarray, factor: float) -> np.ndarray:
+        import cv2
+
+        h, w = img.shape[:2]
+        return cv2.resize(img, (round(w * factor), round(h * factor)),
+                          interpolation=getattr(cv2, interpolation))
+    return resize
+
+
+# The other resamplers users shrink pictures with (PIL's bicubic and box have their rows).
+_QUARTER = {
+    "PIL Lanczos": lambda img, f: _resize(img, f, "LANCZOS"),
+    "PIL bilinear": lambda img, f: _resize(img, f, "BILINEAR"),
+    "OpenCV area": _cv_resize("INTER_AREA"),
+    "OpenCV bicubic": _cv_resize("INTER_CUBIC"),
+    "OpenCV Lanczos": _cv_resize("INTER_LANCZOS4"),
+}
 
 
 def _rotate(img: np.ndarray, degrees: float) -> np.ndarray:
@@ -164,12 +185,25 @@ def _rate(hits) -> str:
 
 
 def _previous_found(image: np.ndarray) -> bool:
-    """The previous round's reading: the payload, or the presence mark read against the
-    full tile at every hypothesis (no band-limited tile for shrunk pictures)."""
-    if detect(image).found:
+    """The previous round's reading: the payload, the grid mark, or the presence mark
+    read with the plain fold only (no matched filter for shrunk pictures)."""
+    if detect(image).found or grid.detect(image).found:
         return True
-    views = presence.folded_views(image)
-    return presence.judge({(a, s, c, 1.0): v for (a, s, c, _), v in views.items()}).found
+    return presence.judge(presence.folded_views(image, matched=False)).found
+
+
+def _previous_video(frames: list[np.ndarray]) -> tuple[list[bool], list[bool]]:
+    """The previous round's reading of a video, per frame alone and with 1 s of
+    neighbours: the payload, the grid mark, or the presence mark without the matched
+    filter."""
+    scan = detect_video(frames)
+    p_alone, p_windowed = presence.detect_frames(frames, matched=False)
+    g_alone, g_windowed = grid.detect_frames(frames)
+    alone = [s.found or p.found or g.found
+             for s, p, g in zip(scan.frames, p_alone, g_alone, strict=True)]
+    windowed = [w or p.found or g.found
+                for w, p, g in zip(scan.window_found, p_windowed, g_windowed, strict=True)]
+    return alone, windowed
 
 
 class _Schemes:
@@ -182,8 +216,9 @@ class _Schemes:
         return mark_frame(frame, self.payload, with_presence=False)
 
     def previous(self, frame: np.ndarray) -> np.ndarray:
-        """Presence + payload marks, no grid mark (the scheme before this one)."""
-        return mark_frame(frame, self.payload, with_grid=False)
+        """The scheme before this one: the presence mark at its previous amplitude (3.5
+        levels RMS before resizing to the frame, whatever the frame's size)."""
+        return mark_frame(frame, self.payload, previous=True)
 
     def new(self, frame: np.ndarray) -> np.ndarray:
         return mark_frame(frame, self.payload)
@@ -205,9 +240,10 @@ class _Schemes:
                 f"{min(r.grid_llr for r in r_new):.0f} | "
                 f"{_rate(r.found for r in r_base)} |")
 
-    def video_rows(self, label: str, old: list[np.ndarray], new: list[np.ndarray],
-                   base: list[np.ndarray]) -> str:
+    def video_rows(self, label: str, old: list[np.ndarray], prev: list[np.ndarray],
+                   new: list[np.ndarray], base: list[np.ndarray]) -> str:
         s_old = detect_video(old)
+        p_alone, p_windowed = _previous_video(prev)
         ok_old = s_old.combined is not None and s_old.combined.payload == self.payload
         old_alone = [s.found and s.detection.payload == self.payload for s in s_old.frames]
         r_new = read_video_marks(new)
@@ -215,6 +251,7 @@ class _Schemes:
         n = len(new)
         return (f"| {label} | {n} | {_rate(old_alone)} / "
                 f"{_rate(s_old.window_found) if ok_old else '0 %'} | "
+                f"{_rate(p_alone)} / {_rate(p_windowed)} | "
                 f"**{100 * r_new.frames_found / n:.0f} % / "
                 f"{100 * r_new.frames_windowed / n:.0f} %** | "
                 f"{'yes' if r_new.payload == self.payload else 'no'} | "
@@ -314,8 +351,10 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
           f"'default', payload subject {payload.subject_hex} render {payload.render_hex}")
     print("\n## Stills (found with the right payload; baseline: the same frames unmarked, "
           "read as verify reads them)\n")
-    print("| frames | n | old scheme (payload alone) | previous round (presence + payload) | "
-          "**new: found** | new: payload read | new: weakest presence score (≥ 5.5) | "
+    print("| frames | n | old scheme (payload alone) | "
+          "previous round (presence + payload + grid) | "
+          "**new: found** | new: payload read | "
+          "new: weakest presence score (≥ 5.5; 6.7 matched, shrunk) | "
           "new: weakest grid score (≥ 16; under 160 px) | unmarked baseline (new) |")
     print("|---|---|---|---|---|---|---|---|---|")
     stills, render_s = {}, {}
@@ -337,6 +376,8 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
               plated(lambda x: _resize(x, 0.25))),
              ("256² over a plate, resized 25 %, box filter", stills[256],
               plated(lambda x: _resize(x, 0.25, "BOX"))),
+             *((f"256² over a plate, resized 25 %, {name}", stills[256],
+                plated(lambda x, fn=fn: fn(x, 0.25))) for name, fn in _QUARTER.items()),
              ("512² over a plate, resized 25 % (128²)", stills[512],
               plated(lambda x: _resize(x, 0.25))),
              ("96² over a plate, JPEG q50", stills[96], plated(_jpeg)),
@@ -366,19 +407,20 @@ def run_provenance_bench(frames: int = 12, fp_frames: int | None = 400,
               f"{100 * base.frames_windowed / n:.0f} % |", flush=True)
 
     print("\n## The demo MP4 (per frame alone / with 1 s of neighbours)\n")
-    print("| video | frames | old scheme | **new: found** | new: payload (all frames) | "
-          "unmarked baseline (new) |")
-    print("|---|---|---|---|---|---|")
+    print("| video | frames | old scheme | previous round | **new: found** | "
+          "new: payload (all frames) | unmarked baseline (new) |")
+    print("|---|---|---|---|---|---|---|")
     for size, name in ((256, "demo"), (128, "demo --quick")):
         rgba, lm, _ = _render(subject, pack, "demo", size, smooth=True)
         old = _demo_mp4(_demo_layout([schemes.old(u) for u in rgba], lm))
+        prev = _demo_mp4(_demo_layout([schemes.previous(u) for u in rgba], lm))
         new = _demo_mp4(_demo_layout([schemes.new(u) for u in rgba], lm))
         base = _demo_mp4(_demo_layout(rgba, lm))
-        print(schemes.video_rows(f"{name} MP4 ({size}²) as written", old, new, base))
+        print(schemes.video_rows(f"{name} MP4 ({size}²) as written", old, prev, new, base))
         for crf in (23, 28):
             print(schemes.video_rows(f"{name} MP4 re-encoded, x264 CRF {crf}",
-                                     _h264(old, crf), _h264(new, crf), _h264(base, crf)),
-                  flush=True)
+                                     _h264(old, crf), _h264(prev, crf), _h264(new, crf),
+                                     _h264(base, crf)), flush=True)
 
     _cost(subject, pack, stills, render_s, schemes)
     _c2pa(stamp, [schemes.new(u) for u in stills[256]], plates[0])

@@ -43,7 +43,7 @@ class WatermarkResult:
     frames: int = 1  # frames checked (1 for an image)
     frames_found: int = 0  # frames where it was found alone
     frames_windowed: int = 0  # frames where it was found with its neighbours (video)
-    presence_score: float = 0.0  # the presence mark's score (robust z; >= 5.5 found)
+    presence_score: float = 0.0  # presence mark score (robust z; found at >= 5.5, >= 6.7 matched)
     grid_llr: float = 0.0  # the grid mark's log likelihood ratio (>= 16 found; small frames)
 
     def describe(self) -> str:

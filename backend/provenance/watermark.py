@@ -2,11 +2,12 @@
 the payload (:func:`detect`, :func:`detect_video`).
 
 Every frame carries two marks, added together by :func:`mark_frame`: this module's
-*payload* mark (whose face, which render; needs a frame of about 128 px or more and
+*payload* mark (whose face, which render; needs a frame of about 192 px or more and
 light compression to read) and the *presence* mark of :mod:`.presence` (one bit: "a
-Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations)
-and, in frames under 160 px, the *grid* mark of :mod:`.grid` (one bit on JPEG's 8 x 8
-grid, informed by the frame: it survives JPEG q50 at 128 px).
+Facecast render", readable at 64 px, after JPEG q50, H.264 re-encodes, small rotations).
+Frames under 160 px carry the *grid* mark of :mod:`.grid` (one bit on JPEG's 8 x 8
+grid, informed by the frame: it survives JPEG q50 at 128 px) instead of the payload,
+which is not readable there; its share of the PSNR budget goes to the presence mark.
 The payload mark is the scheme frames carried before the presence mark existed; its
 detector is unchanged, so older renders still verify. What follows is the payload mark.
 
@@ -116,14 +117,20 @@ def canvas_size(height: int, width: int) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _pattern(payload: Payload, height: int, width: int, with_presence: bool = True
-             ) -> np.ndarray:
+def _pattern(payload: Payload, height: int, width: int, with_presence: bool = True,
+             previous: bool = False) -> np.ndarray:
     """The marks over a whole frame, rounded to integer levels (int16 [H, W, 1]; adding
     it to integer pixels is exactly what rounding after a float add would give, at a
     fraction of the cost): the payload's tiles laid on the frame's canvas (short side
     ``CANVAS``) and resized to the frame, so the mark scales with the picture (a 128^2
     render carries the same mark as a 256^2 one, halved), plus the presence mark
-    (:mod:`.presence`) unless ``with_presence`` is false (the old scheme, for benches)."""
+    (:mod:`.presence`) unless ``with_presence`` is false (the old scheme, for benches; and
+    at the previous scheme's amplitude when ``previous``). Frames that carry the grid
+    mark (under 160 px) carry no payload: it is not readable there, and its energy is
+    spent on a stronger presence mark."""
+    if with_presence and not previous and grid.carries(height, width):
+        full = presence.pattern(height, width, presence.SMALL_AMPLITUDE, small=True)
+        return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
     hc, wc = canvas_size(height, width)
     reps = (-(-hc // PERIOD), -(-wc // PERIOD))
     full = np.tile(_tile(payload, AMPLITUDE if with_presence else OLD_AMPLITUDE),
@@ -134,17 +141,18 @@ def _pattern(payload: Payload, height: int, width: int, with_presence: bool = Tr
         full = np.asarray(Image.fromarray(full, mode="F").resize(
             (width, height), Image.Resampling.BICUBIC))
     if with_presence:
-        full = full + presence.pattern(height, width)
+        full = full + presence.pattern(height, width, None if previous else presence.AMPLITUDE)
     return np.ascontiguousarray(np.round(full[..., None]).astype(np.int16))
 
 
 def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = True,
-               with_grid: bool = True) -> np.ndarray:
+               with_grid: bool = True, previous: bool = False) -> np.ndarray:
     """A marked copy of a uint8 RGBA (straight alpha) or RGB frame ``[H, W, 3|4]``: the
     payload mark and the presence mark, then in small frames the grid mark, placed on
     the frame as marked so far (``with_presence=False``: the payload mark alone, the
     scheme frames carried before the presence mark, kept for benches; ``with_grid=False``:
-    without the grid mark, as frames were marked before it, kept for benches).
+    without the grid mark, as frames were marked before it, kept for benches;
+    ``previous=True``: the presence mark at the previous scheme's amplitude, for benches).
 
     Only pixels with alpha > 0 change (all of an RGB frame), and only in luminance: the
     same offset is added to R, G and B.
@@ -153,7 +161,7 @@ def mark_frame(image: np.ndarray, payload: Payload, *, with_presence: bool = Tru
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
         raise ValueError(f"mark_frame needs uint8 [H, W, 3|4], got {img.dtype} {img.shape}")
     h, w = img.shape[:2]
-    delta = _pattern(payload, h, w, with_presence)
+    delta = _pattern(payload, h, w, with_presence, previous)
     visible = img[..., 3:] > 0 if img.shape[2] == 4 else None
     if visible is not None:
         delta = delta * visible
