@@ -5,10 +5,10 @@ Default: the CPUs this process may run on (its affinity mask, so a container's o
 most ``MAX_DEFAULT`` (the renderer's ops are small: beyond ~8 threads the
 synchronisation costs more than it gains). Why the busy ones are left out: every torch
 op waits for all its threads, and a thread whose core another process holds runs only
-when the scheduler gives it a slice, so one busy neighbour on 2 CPUs made a 256^2 frame
-4.6x slower with 2 threads than with 1 (1.45 vs 6.66 fps). "Busy" is measured from
-``/proc/stat`` over a tenth of a second; a later change of load is not followed (pass
-``--threads``).
+when the scheduler gives it a slice, so beside one busy neighbour on 2 CPUs a frame
+renders several times slower with 2 threads than with 1 (docs/ENGINE.md). "Busy" is
+measured from ``/proc/stat`` over a tenth of a second; a later change of load is not
+followed (pass ``--threads``).
 """
 
 from __future__ import annotations
