@@ -178,6 +178,7 @@ def cuda_kernels(subject, size: int = 512) -> tuple[int, float]:
 
 
 #: The training rows: (label, march, sort-free gather).
+BLOCK = 5  # training steps per row per turn
 TRAININGS = (("reference, embedding_bag backward", "eager", False, "0"),
              ("reference, sort-free gather (torch)", "eager", True, "0"),
              ("fused march, tensor ops", "fused", True, "0"),
@@ -188,8 +189,10 @@ def training(subject, steps: int, device: torch.device
              ) -> dict[str, tuple[float, int, int | None, float]]:
     """Per ``TRAININGS`` row: (steps/s, rays per step, CUDA kernels per step or None,
     process CPU seconds per step: all threads) of the trainer's step on the subject's
-    training pack (a copy of the weights each). The rows' steps are interleaved (one
-    step of each in turn), so a change of the machine's load hits them alike."""
+    training pack (a copy of the weights each). The rows take turns in blocks of
+    ``BLOCK`` steps, so a change of the machine's load hits them alike while each block
+    runs back to back as a build does (one step per turn let the four models evict each
+    other's tables from the caches: docs/ENGINE.md)."""
     data = SubjectData.load(subject.folder / "training.npz")
     data = dataclasses.replace(data, n_train=len(data.frames))
     cfg = TrainConfig(steps=steps)
@@ -214,16 +217,20 @@ def training(subject, steps: int, device: torch.device
             else:
                 kernels.append(None)
     wall, cpu = [0.0] * len(TRAININGS), [0.0] * len(TRAININGS)
-    for _ in range(steps):
+    done = 0
+    while done < steps:
+        block = min(BLOCK, steps - done)
         for i, (trainer, (_, _, sort_free, cpu_kernels)) in enumerate(
                 zip(trainers, TRAININGS, strict=True)):
             with gather.sort_free(sort_free), _env(native.KERNELS_ENV, cpu_kernels):
                 t, c = time.perf_counter(), time.process_time()
-                trainer.train_step(0.1)
+                for _ in range(block):
+                    trainer.train_step(0.1)
                 if cuda:
                     torch.cuda.synchronize()
                 wall[i] += time.perf_counter() - t
                 cpu[i] += time.process_time() - c
+        done += block
     rays = cfg.frames_per_step * (cfg.rays_per_frame + cfg.depth_rays)
     return {label: (steps / wall[i], rays, kernels[i], cpu[i] / steps)
             for i, (label, _, _, _) in enumerate(TRAININGS)}

@@ -333,6 +333,42 @@ void fc_gather_backward(int64_t n, int32_t k, int64_t t_rows, int32_t c,
     }
 }
 
+/* dot(g, (1 - wv)(t01 - t00) + wv (t11 - t10)) and the same along v, over c channels
+ * (c = 8 and 16 unrolled for the vectoriser). */
+#define FC_DUV(C)                                                                       \
+    for (int k = 0; k < (C); k++) {                                                     \
+        du += g[k] * ((1.0f - wv) * (t01[k] - t00[k]) + wv * (t11[k] - t10[k]));       \
+        dv += g[k] * ((1.0f - wu) * (t10[k] - t00[k]) + wu * (t11[k] - t01[k]));       \
+    }
+static inline void bilinear_duv(const float *restrict t00, const float *restrict t01,
+                                const float *restrict t10, const float *restrict t11,
+                                const float *restrict g, int32_t c, float wu, float wv,
+                                float *du_out, float *dv_out)
+{
+    float du = 0.0f, dv = 0.0f;
+    if (c == 8) {
+        FC_DUV(8)
+    } else if (c == 16) {
+        FC_DUV(16)
+    } else {
+        FC_DUV(c)
+    }
+    *du_out = du;
+    *dv_out = dv;
+}
+
+/* dst[k] += w g[k] over c channels (8 and 16 unrolled). */
+static inline void axpy(float *restrict dst, const float *restrict g, float w, int32_t c)
+{
+    if (c == 8) {
+        for (int k = 0; k < 8; k++) dst[k] += w * g[k];
+    } else if (c == 16) {
+        for (int k = 0; k < 16; k++) dst[k] += w * g[k];
+    } else {
+        for (int k = 0; k < c; k++) dst[k] += w * g[k];
+    }
+}
+
 /* ---- the field lookups' gradients (training) ----------------------------------------
  * ``fc_features``' backward, given the gradients of its output ``g_feat`` [S, out_stride]
  * and of the lattice offsets it applied ``g_off`` [S, 3] (or NULL):
@@ -412,12 +448,8 @@ void fc_features_backward(int64_t n, const float *x, const int32_t *lat_row,
             const float *table = (const float *)(intptr_t)tables[q];
             const float *t00 = table + l0 * c, *t01 = t00 + c;
             const float *t10 = table + (l0 + r) * c, *t11 = t10 + c;
-            const float *g = gf + plane_col[q];
-            float du = 0.0f, dv = 0.0f;
-            for (int k = 0; k < c; k++) {
-                du += g[k] * ((1.0f - wv) * (t01[k] - t00[k]) + wv * (t11[k] - t10[k]));
-                dv += g[k] * ((1.0f - wu) * (t10[k] - t00[k]) + wu * (t11[k] - t01[k]));
-            }
+            float du, dv;
+            bilinear_duv(t00, t01, t10, t11, gf + plane_col[q], c, wu, wv, &du, &dv);
             if (in_u) g_xn[plane_u[q]] += du * half;
             if (in_v) g_xn[plane_v[q]] += dv * half;
         }
@@ -446,12 +478,8 @@ void fc_features_backward(int64_t n, const float *x, const int32_t *lat_row,
                 const int64_t rows[4] = {l0, l0 + 1, l0 + r, l0 + r + 1};
                 const float *w4 = pl_w + 4 * (s * np + q);
                 const float *g = g_feat + s * out_stride + plane_col[q];
-                for (int k4 = 0; k4 < 4; k4++) {
-                    if (rows[k4] < lo || rows[k4] >= hi) continue;
-                    float *dst = gt + rows[k4] * c;
-                    const float wk = w4[k4];
-                    for (int k = 0; k < c; k++) dst[k] += wk * g[k];
-                }
+                for (int k4 = 0; k4 < 4; k4++)
+                    if (rows[k4] >= lo && rows[k4] < hi) axpy(gt + rows[k4] * c, g, w4[k4], c);
             }
         }
         if (lat) {
