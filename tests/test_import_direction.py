@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES: dict[str, float] = {
     # 0: what everything may use: the wire (shared/) and the backend's own small helpers
     "shared": 0, "backend.atomic_file": 0, "backend.progress": 0,
-    "backend.threads": 0,
+    "backend.threads": 0, "backend.cache_root": 0,
     # 1: inputs - sound, speech (phones, viseme classes), media files (video and audio
     # tracks read, MP4 and frame files written), faces in video
     "backend.audio": 1, "backend.speech": 1, "backend.media": 1, "backend.tracking": 1,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,19 +21,17 @@ import numpy as np
 from shared.errors import InputError
 
 from ..atomic_file import write_atomic
+from ..cache_root import cache_root
 from ..media.decode import iter_frames, probe_video
 from .face_tracker import Tracks, track_faces, tracker_version
 from .head_pose import HeadPoses, estimate_intrinsics, fit_head_pose
 
-CACHE_ENV = "FACECAST_CACHE"
 _FORMAT = 1  # bump when the .npz layout changes
 
 
 def default_cache_dir() -> Path:
     """``$FACECAST_CACHE/tracks`` when set, else ``~/.cache/facecast/tracks``."""
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "facecast"
-    return base / "tracks"
+    return cache_root() / "tracks"
 
 
 @dataclass

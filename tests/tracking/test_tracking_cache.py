@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.cache_root import CACHE_ENV
 from backend.tracking import cache
 from shared.errors import InputError
 from tests.conftest import data_path
@@ -17,7 +18,7 @@ from tests.conftest import data_path
 
 @pytest.fixture
 def cache_root(tmp_path: Path, monkeypatch) -> Path:
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache" / "tracks"
 
 

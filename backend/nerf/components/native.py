@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from ...cache_root import cache_root
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
@@ -68,9 +70,7 @@ def compiler() -> str | None:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("FACECAST_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "facecast"
-    return base / "kernels"
+    return cache_root() / "kernels"
 
 
 def _cpu_id() -> str:
