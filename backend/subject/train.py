@@ -99,12 +99,22 @@ def carve_grid(grid: OccupancyGrid, data: SubjectData, max_views: int = 40,
     ``poses`` (default: the head poses; the torso's grid uses the body poses)."""
     from scipy.ndimage import binary_dilation
 
+    head = poses is None
     poses = data.poses if poses is None else poses
     idx = np.linspace(0, data.n_train - 1, min(max_views, data.n_train)).round().astype(int)
     masks = [binary_dilation(data.mattes[i] > 64, iterations=4) for i in idx]
     h, w = data.frames.shape[1:3]
     fronts = [front_depth(data.landmarks[i], data.poses[i], data.k, w, h) for i in idx]
     grid.carve(masks, [data.k] * len(idx), [poses[i] for i in idx], fronts, FREE_MARGIN)
+    if head:
+        # Nothing of a head stands further forward than FREE_MARGIN before the most
+        # forward point of its tracked face (the nose tip). ``fronts`` carve only where
+        # the mesh covers a pixel, so cells in front of the chin and the jaw line survived
+        # them: the field grew floaters there that fit the footage's own camera, and from
+        # a level camera a ray's sample band started on them and ended before the chin
+        # (a transparent notch under the lip).
+        grid.clear_in_front_of(float(np.nanmax(data.landmarks[:data.n_train, :, 2]))
+                               + FREE_MARGIN)
 
 
 class Trainer:

@@ -192,3 +192,30 @@ def test_face_mesh_depth_carves_the_free_space_in_front_of_it() -> None:
     assert not occupied([tip[0], tip[1], tip[2] + 0.05])  # 5 cm in front of the nose
     assert occupied([tip[0], tip[1], tip[2] - 0.01])  # inside the head
     assert occupied([0.11, 0.11, 0.15])  # off the face (no mesh there): the hull decides
+
+
+def test_nothing_stays_in_front_of_the_face_where_the_mesh_does_not_reach() -> None:
+    """Cells further forward than the face's front limit are emptied off the mesh too
+    (in front of the chin, beside the jaw), and a refresh that finds density there does
+    not bring them back: the hull is cleared with the grid."""
+    from backend.nerf.components.occupancy import OccupancyGrid
+    from backend.subject.face_depth import FREE_MARGIN
+
+    grid = OccupancyGrid(torch.tensor([-0.12, -0.12, -0.12]), torch.tensor([0.12, 0.12, 0.16]),
+                         48)
+    k = np.array([[400.0, 0, 128], [0, 400.0, 128], [0, 0, 1]])
+    pose = np.eye(4)
+    pose[2, 3] = -0.5
+    grid.carve([np.ones((256, 256), bool)], [k], [pose])  # no mesh: the hull keeps all
+    front = 0.08 + FREE_MARGIN  # a nose tip 8 cm forward
+
+    def occupied(p: list[float]) -> bool:
+        return bool(grid.lookup(torch.tensor([p], dtype=torch.float32))[0])
+
+    assert occupied([0.0, -0.09, 0.13])  # in front of a chin, before the rule
+    grid.clear_in_front_of(front)
+    assert not occupied([0.0, -0.09, 0.13])
+    assert occupied([0.0, -0.09, front - 0.01])  # behind the limit: kept
+    grid.refresh(lambda pts: torch.ones(len(pts)), threshold=0.5)  # density everywhere
+    assert not occupied([0.0, -0.09, 0.13])
+    assert occupied([0.0, -0.09, 0.05])

@@ -183,6 +183,14 @@ class OccupancyGrid:
         self.occ = (F.max_pool3d(occ, 3, stride=1, padding=1)[0, 0] > 0).to(self.lo.device)
         self.hull = self.occ.clone()
 
+    def clear_in_front_of(self, z: float) -> None:
+        """Empty every cell whose centre lies further forward than ``z`` (the box's +Z,
+        metres), in the grid and in its hull, so later refreshes keep them empty."""
+        keep = (self.centres()[:, 2] <= z).view((self.res,) * 3).to(self.occ.device)
+        self.occ = self.occ & keep
+        if self.hull is not None:
+            self.hull = self.hull & keep.to(self.hull.device)
+
     def state(self) -> dict:
         # Torch tensors, not numpy: weights-only torch.load accepts them (safe to load).
         def pack(v: torch.Tensor) -> torch.Tensor:
