@@ -96,7 +96,8 @@ def carve_grid(grid: OccupancyGrid, data: SubjectData, max_views: int = 40,
                poses: np.ndarray | None = None) -> None:
     """Initial occupancy from the mattes (dilated, so hair edges are never carved) and
     the free space in front of the tracked face mesh (``face_depth``), seen through
-    ``poses`` (default: the head poses; the torso's grid uses the body poses)."""
+    ``poses`` (default: the head poses; the torso's grid uses the body poses). The head's
+    grid is also emptied in front of the face's most forward landmark + ``FREE_MARGIN``."""
     from scipy.ndimage import binary_dilation
 
     head = poses is None

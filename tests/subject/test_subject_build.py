@@ -204,3 +204,20 @@ def test_unreadable_video(tmp_path: Path) -> None:
         prepare(clip, res=64)
     with pytest.raises(InputError, match="not found"):
         prepare(tmp_path / "missing.mp4", res=64)
+
+
+@pytest.mark.slow
+def test_nothing_is_occupied_in_front_of_the_face(tiny) -> None:
+    """The build's head grid (carved, then refreshed from density during training) holds
+    no cell further forward than ``FREE_MARGIN`` before the most forward tracked
+    landmark: floaters there start a level camera's sample band before the chin."""
+    from backend.subject.face_depth import FREE_MARGIN
+    from backend.subject.store import load_subject
+
+    out, _ = tiny
+    subject = load_subject(out)
+    data = SubjectData.load(out / "cache" / "data.npz")
+    limit = float(np.nanmax(data.landmarks[:data.n_train, :, 2])) + FREE_MARGIN
+    z = subject.grid.centres()[:, 2].view((subject.grid.res,) * 3)
+    assert subject.grid.occ.any()
+    assert float(z[subject.grid.occ].max()) <= limit, (float(z[subject.grid.occ].max()), limit)
